@@ -1,0 +1,122 @@
+//! Where the Vault token comes from, and which variables are credentials the child must
+//! never see.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use crate::environment::Environment;
+use crate::secret::SecretString;
+
+/// Set in the child's environment to the run's correlation ID.
+pub const RUN_VARIABLE: &str = "KEYWRAP_RUN";
+
+/// Variables holding Vault credentials or login material: removed from the child's
+/// environment whether or not keywrap used them, so the child gets its API key and not the
+/// power to read the rest of Vault.
+pub const CREDENTIAL_VARIABLES: &[&str] = &[
+    "VAULT_TOKEN",
+    "BAO_TOKEN",
+    "VAULT_ROLE_ID",
+    "VAULT_SECRET_ID",
+    "BAO_ROLE_ID",
+    "BAO_SECRET_ID",
+    "VAULT_CLIENT_KEY",
+    "BAO_CLIENT_KEY",
+    "VAULT_WRAPPED_SECRET_ID",
+    "VAULT_JWT",
+    "BAO_JWT",
+];
+
+/// A token the user supplied (never revoked by keywrap).
+pub struct SuppliedToken {
+    pub token: SecretString,
+    /// Where it came from, e.g. `VAULT_TOKEN` or `/home/me/.vault-token`.
+    pub origin: String,
+}
+
+impl std::fmt::Debug for SuppliedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SuppliedToken(<redacted> from {})", self.origin)
+    }
+}
+
+/// The token file `vault login` and `bao login` leave behind.
+pub fn token_file(env: &Environment) -> Option<PathBuf> {
+    env.get("HOME").map(|home| PathBuf::from(home).join(".vault-token"))
+}
+
+/// `VAULT_TOKEN`, then `BAO_TOKEN`, then `~/.vault-token`.
+pub fn find_token(env: &Environment) -> Result<Option<SuppliedToken>> {
+    if let Some((name, value)) = env.vault_var("TOKEN") {
+        return Ok(Some(SuppliedToken {
+            token: SecretString::from(value.trim().to_string()),
+            origin: name,
+        }));
+    }
+    let Some(path) = token_file(env) else {
+        return Ok(None);
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let token = text.trim();
+            if token.is_empty() {
+                bail!("the token file {} is empty; run `vault login` again or set VAULT_TOKEN", path.display());
+            }
+            Ok(Some(SuppliedToken {
+                token: SecretString::from(token.to_string()),
+                origin: path.display().to_string(),
+            }))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("cannot read the token file {}", path.display())),
+    }
+}
+
+/// The error for "no credentials", which explains the nested-run case exactly.
+pub fn no_credentials_error(env: &Environment) -> anyhow::Error {
+    match env.get(RUN_VARIABLE) {
+        Some(run) => anyhow::anyhow!(
+            "no Vault credentials: this keywrap runs inside another `keywrap exec` (run {run}), \
+             which removes Vault credentials from its child by design; resolve all references \
+             in the outer keywrap exec (add them to its keywrap.toml or --secret flags)"
+        ),
+        None => anyhow::anyhow!(
+            "no Vault token: set VAULT_TOKEN (or BAO_TOKEN), or run `vault login` / `bao login` \
+             to create ~/.vault-token"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::ExposeSecret;
+
+    #[test]
+    fn environment_token_comes_first() {
+        let env = Environment::from_pairs([("BAO_TOKEN", "b"), ("VAULT_TOKEN", "v")]);
+        let token = find_token(&env).unwrap().unwrap();
+        assert_eq!(token.token.expose_secret(), "v");
+        assert_eq!(token.origin, "VAULT_TOKEN");
+    }
+
+    #[test]
+    fn token_file_is_read_and_trimmed() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join(".vault-token"), "s.fake-token\n").unwrap();
+        let env = Environment::from_pairs([("HOME", home.path())]);
+        let token = find_token(&env).unwrap().unwrap();
+        assert_eq!(token.token.expose_secret(), "s.fake-token");
+        assert!(!format!("{token:?}").contains("fake"));
+    }
+
+    #[test]
+    fn nested_runs_are_explained() {
+        let env = Environment::from_pairs([(RUN_VARIABLE, "abc")]);
+        assert!(no_credentials_error(&env).to_string().contains("inside another"));
+        assert!(no_credentials_error(&Environment::default())
+            .to_string()
+            .contains("no Vault token"));
+    }
+}

@@ -1,0 +1,149 @@
+//! Which variable gets which reference, and from where: `--secret` flags override
+//! keywrap.toml `[env]` by name.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+
+use crate::config::LoadedConfig;
+use crate::reference::{validate_env_name, Reference};
+
+/// Where a binding was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Flag,
+    ConfigFile { path: PathBuf, line: usize },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag => f.write_str("--secret"),
+            Origin::ConfigFile { path, line } => write!(f, "{}:{line}", path.display()),
+        }
+    }
+}
+
+/// One environment variable to fill from one reference.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub name: String,
+    pub reference: Reference,
+    pub origin: Origin,
+}
+
+/// A `--secret NAME=REF` flag, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct SecretFlag {
+    pub name: String,
+    pub reference: Reference,
+}
+
+impl std::str::FromStr for SecretFlag {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let Some((name, reference)) = text.split_once('=') else {
+            return Err(format!(
+                "expected NAME=REF, e.g. OPENAI_API_KEY=secret/openai#api_key (got {text:?})"
+            ));
+        };
+        validate_env_name(name)?;
+        let reference = reference.parse::<Reference>().map_err(|e| e.to_string())?;
+        Ok(SecretFlag {
+            name: name.to_string(),
+            reference,
+        })
+    }
+}
+
+/// Bindings from the config file, then flags (which win by name), sorted by name.
+pub fn collect(config: Option<&LoadedConfig>, flags: &[SecretFlag]) -> Result<Vec<Binding>> {
+    let mut bindings: BTreeMap<String, Binding> = BTreeMap::new();
+    if let Some(config) = config {
+        for (name, entry) in &config.file.env {
+            let (line, column) = config.position(name.span().start);
+            if let Err(problem) = validate_env_name(name.get_ref()) {
+                bail!("{}:{line}:{column}: {problem}", config.path.display());
+            }
+            let text = entry.get_ref().reference();
+            let reference = text.parse::<Reference>().map_err(|err| {
+                let (line, column) = config.position(entry.span().start);
+                // The entry's span starts at its opening quote (or brace).
+                anyhow::anyhow!(
+                    "{}:{line}:{}: {err}",
+                    config.path.display(),
+                    column + err.column
+                )
+            })?;
+            bindings.insert(
+                name.get_ref().clone(),
+                Binding {
+                    name: name.get_ref().clone(),
+                    reference,
+                    origin: Origin::ConfigFile {
+                        path: config.path.clone(),
+                        line,
+                    },
+                },
+            );
+        }
+    }
+    for flag in flags {
+        bindings.insert(
+            flag.name.clone(),
+            Binding {
+                name: flag.name.clone(),
+                reference: flag.reference.clone(),
+                origin: Origin::Flag,
+            },
+        );
+    }
+    Ok(bindings.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(text: &str) -> LoadedConfig {
+        LoadedConfig::parse(Path::new("keywrap.toml"), text.into()).unwrap()
+    }
+
+    #[test]
+    fn flags_override_the_file_by_name() {
+        let file = config("[env]\nA = \"secret/a#x\"\nB = \"secret/b#x\"\n");
+        let flags = vec!["B=secret/flag#y".parse().unwrap(), "C=kv/c#z".parse().unwrap()];
+        let bindings = collect(Some(&file), &flags).unwrap();
+        let summary: Vec<_> = bindings
+            .iter()
+            .map(|b| (b.name.as_str(), b.reference.to_string(), b.origin.to_string()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("A", "secret/a#x".into(), "keywrap.toml:2".into()),
+                ("B", "secret/flag#y".into(), "--secret".into()),
+                ("C", "kv/c#z".into(), "--secret".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_entries_point_at_line_and_column() {
+        let err = collect(Some(&config("[env]\nA = \"secret/a\"\n")), &[]).unwrap_err();
+        assert!(err.to_string().starts_with("keywrap.toml:2:14: invalid reference"), "{err}");
+        let err = collect(Some(&config("[env]\n\"1A\" = \"secret/a#b\"\n")), &[]).unwrap_err();
+        assert!(err.to_string().starts_with("keywrap.toml:2:1:"), "{err}");
+    }
+
+    #[test]
+    fn flags_are_checked() {
+        assert!("NOEQUALS".parse::<SecretFlag>().is_err());
+        assert!("1BAD=secret/a#b".parse::<SecretFlag>().unwrap_err().contains("invalid variable name"));
+        assert!("A=secret/a".parse::<SecretFlag>().unwrap_err().contains("missing #FIELD"));
+    }
+}

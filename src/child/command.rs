@@ -1,0 +1,126 @@
+//! Finding the command before anything else happens: a typo costs no secret read.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::CommandError;
+
+/// A command found on disk, ready to execute.
+#[derive(Debug, Clone)]
+pub struct ResolvedCommand {
+    /// The file that will be executed.
+    pub program: PathBuf,
+    /// The name as the user typed it, passed as argv[0].
+    pub name: OsString,
+    pub args: Vec<OsString>,
+}
+
+impl ResolvedCommand {
+    /// The program's name without its directory, for messages and the audit header.
+    pub fn display_name(&self) -> String {
+        Path::new(&self.name)
+            .file_name()
+            .unwrap_or(&self.name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// Finds `name` the way a shell does: as a path when it holds a `/`, else on `PATH`.
+pub fn resolve(
+    name: &OsStr,
+    args: &[OsString],
+    path_var: Option<&OsStr>,
+    cwd: &Path,
+) -> Result<ResolvedCommand, CommandError> {
+    let display = name.to_string_lossy().into_owned();
+    let program = if name.as_bytes().contains(&b'/') {
+        let path = cwd.join(name);
+        check_executable(&path, &display)?;
+        path
+    } else if name.is_empty() {
+        return Err(CommandError::NotFound { name: display });
+    } else {
+        match which::which_in(name, path_var, cwd) {
+            Ok(path) => path,
+            Err(_) => {
+                // A file of that name that cannot be executed is 126, as in a shell.
+                if let Some(found) = path_var
+                    .into_iter()
+                    .flat_map(std::env::split_paths)
+                    .map(|dir| dir.join(name))
+                    .find(|candidate| candidate.is_file())
+                {
+                    return Err(CommandError::CannotExecute {
+                        path: found,
+                        reason: "permission denied (not executable)".into(),
+                    });
+                }
+                return Err(CommandError::NotFound { name: display });
+            }
+        }
+    };
+    Ok(ResolvedCommand {
+        program,
+        name: name.to_os_string(),
+        args: args.to_vec(),
+    })
+}
+
+fn check_executable(path: &Path, display: &str) -> Result<(), CommandError> {
+    let metadata = std::fs::metadata(path).map_err(|_| CommandError::NotFound {
+        name: display.to_string(),
+    })?;
+    if metadata.is_dir() {
+        return Err(CommandError::CannotExecute {
+            path: path.to_path_buf(),
+            reason: "it is a directory".into(),
+        });
+    }
+    if nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_err() {
+        return Err(CommandError::CannotExecute {
+            path: path.to_path_buf(),
+            reason: "permission denied (not executable)".into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn finds_commands_and_classifies_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("tool");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let path = Some(dir.path().as_os_str());
+
+        let found = resolve(OsStr::new("tool"), &[], path, dir.path()).unwrap();
+        assert_eq!(found.program, exe);
+        assert!(matches!(
+            resolve(OsStr::new("nope"), &[], path, dir.path()),
+            Err(CommandError::NotFound { .. })
+        ));
+        assert!(matches!(
+            resolve(OsStr::new("plain"), &[], path, dir.path()),
+            Err(CommandError::CannotExecute { .. })
+        ));
+        assert!(matches!(
+            resolve(OsStr::new("./plain"), &[], path, dir.path()),
+            Err(CommandError::CannotExecute { .. })
+        ));
+        assert!(matches!(
+            resolve(OsStr::new("./missing"), &[], path, dir.path()),
+            Err(CommandError::NotFound { .. })
+        ));
+        assert!(resolve(OsStr::new("./tool"), &[], path, dir.path()).is_ok());
+    }
+}

@@ -1,0 +1,198 @@
+//! `keywrap.toml`: the committed project file of references and connection settings.
+//!
+//! It never holds a secret value. It is found from the current directory upwards, the way
+//! git finds `.git`, unless `--config` names one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The file name keywrap looks for.
+pub const FILE_NAME: &str = "keywrap.toml";
+
+/// The parsed contents of a keywrap.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub vault: VaultSection,
+    /// Environment variable name → reference.
+    #[serde(default)]
+    pub env: BTreeMap<Spanned<String>, Spanned<EnvEntry>>,
+}
+
+/// `[vault]`: connection settings, lowest in precedence (flags > environment > file).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultSection {
+    pub address: Option<String>,
+    pub namespace: Option<String>,
+    pub ca_cert: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub skip_verify: Option<bool>,
+}
+
+/// One `[env]` entry: a reference string, or a table with `ref` and options.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum EnvEntry {
+    Reference(String),
+    Table(EnvTable),
+}
+
+/// The table form of an `[env]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvTable {
+    #[serde(rename = "ref")]
+    pub reference: String,
+}
+
+impl EnvEntry {
+    pub fn reference(&self) -> &str {
+        match self {
+            EnvEntry::Reference(text) => text,
+            EnvEntry::Table(table) => &table.reference,
+        }
+    }
+}
+
+/// A keywrap.toml that was found and parsed, with what is needed to point at its lines.
+#[derive(Debug)]
+pub struct LoadedConfig {
+    pub path: PathBuf,
+    pub file: ConfigFile,
+    text: String,
+}
+
+impl LoadedConfig {
+    /// Reads and parses `path`; errors name the file, line and column.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Self::parse(path, text)
+    }
+
+    pub fn parse(path: &Path, text: String) -> Result<Self> {
+        let file: ConfigFile = toml::from_str(&text).map_err(|err| {
+            let (line, column) = err
+                .span()
+                .map(|span| line_and_column(&text, span.start))
+                .unwrap_or((1, 1));
+            anyhow::anyhow!(
+                "{}:{line}:{column}: {}",
+                path.display(),
+                err.message().trim_end()
+            )
+        })?;
+        Ok(LoadedConfig {
+            path: path.to_path_buf(),
+            file,
+            text,
+        })
+    }
+
+    /// The directory relative paths in the file are resolved against.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// 1-based line and column of a byte offset in the file.
+    pub fn position(&self, offset: usize) -> (usize, usize) {
+        line_and_column(&self.text, offset)
+    }
+
+    /// A path from the file, made absolute against the file's directory.
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.dir().join(path)
+        }
+    }
+}
+
+/// Looks for keywrap.toml in `start` and each parent directory.
+pub fn discover(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(FILE_NAME))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The config named by `--config`, or the one discovered from the current directory.
+pub fn locate(explicit: Option<&Path>) -> Result<Option<LoadedConfig>> {
+    match explicit {
+        Some(path) => LoadedConfig::load(path).map(Some),
+        None => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            discover(&cwd)
+                .map(|path| LoadedConfig::load(&path))
+                .transpose()
+        }
+    }
+}
+
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<LoadedConfig> {
+        LoadedConfig::parse(Path::new("keywrap.toml"), text.to_string())
+    }
+
+    #[test]
+    fn reads_vault_settings_and_references() {
+        let config = parse(
+            "[vault]\naddress = \"https://vault.example.com:8200\"\n[env]\nOPENAI_API_KEY = \"secret/openai#api_key\"\nB = { ref = \"kv/b#x\" }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.file.vault.address.as_deref(),
+            Some("https://vault.example.com:8200")
+        );
+        let entries: Vec<_> = config
+            .file
+            .env
+            .iter()
+            .map(|(k, v)| (k.get_ref().as_str(), v.get_ref().reference()))
+            .collect();
+        assert_eq!(
+            entries,
+            [("B", "kv/b#x"), ("OPENAI_API_KEY", "secret/openai#api_key")]
+        );
+        let (name, _) = config.file.env.iter().nth(1).unwrap();
+        assert_eq!(config.position(name.span().start), (4, 1));
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let err = parse("[env]\nA = \"x#y\"\nB = \n").unwrap_err().to_string();
+        assert!(err.starts_with("keywrap.toml:3:"), "{err}");
+        let err = parse("[vault]\nadress = \"x\"\n").unwrap_err().to_string();
+        assert!(err.starts_with("keywrap.toml:2:1:"), "{err}");
+        assert!(err.contains("adress"), "{err}");
+    }
+
+    #[test]
+    fn discovery_walks_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        std::fs::create_dir_all(&nested).unwrap();
+        assert_eq!(discover(&nested), None);
+        std::fs::write(dir.path().join(FILE_NAME), "").unwrap();
+        assert_eq!(discover(&nested), Some(dir.path().join(FILE_NAME)));
+    }
+}

@@ -1,0 +1,105 @@
+//! The process environment, read once at start-up so that every decision sees the same
+//! values and tests can pass their own.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+
+/// A snapshot of environment variables.
+#[derive(Clone, Default)]
+pub struct Environment {
+    vars: BTreeMap<OsString, OsString>,
+}
+
+impl std::fmt::Debug for Environment {
+    /// Only names: values may be credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.vars.keys()).finish()
+    }
+}
+
+impl Environment {
+    /// The current process's environment.
+    pub fn from_process() -> Self {
+        Environment {
+            vars: std::env::vars_os().collect(),
+        }
+    }
+
+    pub fn from_pairs<K: Into<OsString>, V: Into<OsString>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Environment {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// A variable's value if it is set, non-empty and valid UTF-8.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(OsStr::new(name))
+            .and_then(|v| v.to_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The first of `VAULT_<suffix>` and `BAO_<suffix>` that is set, with its name.
+    pub fn vault_var(&self, suffix: &str) -> Option<(String, &str)> {
+        ["VAULT_", "BAO_"].iter().find_map(|prefix| {
+            let name = format!("{prefix}{suffix}");
+            self.get(&name).map(|value| (name, value))
+        })
+    }
+
+    /// True when `VAULT_<suffix>` and `BAO_<suffix>` are both set and differ.
+    pub fn vault_var_conflict(&self, suffix: &str) -> bool {
+        match (
+            self.get(&format!("VAULT_{suffix}")),
+            self.get(&format!("BAO_{suffix}")),
+        ) {
+            (Some(a), Some(b)) => a != b,
+            _ => false,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&OsString, &OsString)> {
+        self.vars.iter()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.vars.contains_key(OsStr::new(name))
+    }
+}
+
+/// Parses a boolean the way the Vault CLI does (Go's `strconv.ParseBool`): an unset or empty
+/// variable is false, unlike some client libraries that treat "set" as true.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_names_come_before_bao_names() {
+        let env = Environment::from_pairs([("BAO_ADDR", "http://b"), ("VAULT_ADDR", "http://v")]);
+        assert_eq!(env.vault_var("ADDR"), Some(("VAULT_ADDR".into(), "http://v")));
+        assert!(env.vault_var_conflict("ADDR"));
+        let env = Environment::from_pairs([("BAO_ADDR", "http://b"), ("VAULT_ADDR", "")]);
+        assert_eq!(env.vault_var("ADDR"), Some(("BAO_ADDR".into(), "http://b")));
+    }
+
+    #[test]
+    fn booleans_parse_like_go() {
+        assert_eq!(parse_bool("true"), Some(true));
+        assert_eq!(parse_bool("0"), Some(false));
+        assert_eq!(parse_bool(""), None);
+        assert_eq!(parse_bool("yes"), None);
+    }
+}

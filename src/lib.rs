@@ -1,0 +1,30 @@
+//! keywrap: run a program with API keys from Vault or OpenBao in its environment only.
+//!
+//! The binary (`main.rs`) is a thin shell over this library so that integration tests and
+//! the binary share one implementation. Where things live:
+//!
+//! - [`cli`]: the command-line definition; [`cmd`]: one module per subcommand.
+//! - [`reference`]: the `[vault://]PATH[?version=N]#FIELD` syntax.
+//! - [`config`]: `keywrap.toml`; [`settings`]: connection settings (flags > env > file).
+//! - [`resolve`]: turns a set of references into secret values (this is where `exec` reads Vault).
+//! - [`vault`]: the HTTP client for Vault/OpenBao (TLS, retries, audit headers, KV v1/v2).
+//! - [`child`]: resolving, starting and supervising the child process.
+
+pub mod auth;
+pub mod bindings;
+pub mod child;
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod environment;
+pub mod error;
+pub mod hardening;
+pub mod identity;
+pub mod log;
+pub mod reference;
+pub mod resolve;
+pub mod secret;
+pub mod session;
+pub mod settings;
+pub mod sys;
+pub mod vault;

@@ -1,0 +1,362 @@
+//! KV secrets engine, v1 and v2: finding a path's mount and reading a secret.
+//!
+//! The mount and version are found the way the Vault CLI does, through
+//! `sys/internal/ui/mounts/PATH`, so references are written as `vault kv get` takes them.
+
+use std::collections::BTreeMap;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use serde::Deserialize;
+
+use super::{VaultClient, VaultError};
+use crate::secret::SecretValue;
+
+/// Characters escaped in a path segment.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'?')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvVersion {
+    V1,
+    V2,
+}
+
+/// A KV mount, e.g. `secret/` holding KV v2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The mount path with its trailing slash, as Vault reports it.
+    pub path: String,
+    pub version: KvVersion,
+}
+
+impl Mount {
+    /// The secret's path inside the mount: `secret/team/openai` → `team/openai`.
+    pub fn relative<'a>(&self, path: &'a str) -> &'a str {
+        path.strip_prefix(self.path.as_str())
+            .or_else(|| path.strip_prefix(self.path.trim_end_matches('/')))
+            .unwrap_or(path)
+            .trim_start_matches('/')
+    }
+
+    /// The API path that reads the secret (`secret/data/team/openai` for KV v2).
+    pub fn data_path(&self, path: &str) -> String {
+        self.api_path("data", path)
+    }
+
+    /// The API path of a KV v2 secret's metadata.
+    pub fn metadata_path(&self, path: &str) -> String {
+        self.api_path("metadata", path)
+    }
+
+    fn api_path(&self, kind: &str, path: &str) -> String {
+        let mount = self.path.trim_end_matches('/');
+        let relative = encode_path(self.relative(path));
+        match self.version {
+            KvVersion::V1 => format!("{mount}/{relative}"),
+            KvVersion::V2 => format!("{mount}/{kind}/{relative}"),
+        }
+    }
+}
+
+/// Percent-encodes each segment of a path.
+pub fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| utf8_percent_encode(segment, SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// One read of one secret.
+#[derive(Debug)]
+pub struct SecretData {
+    pub fields: BTreeMap<String, SecretValue>,
+    /// KV v2 only: the version that was read, and when it was created.
+    pub version: Option<u64>,
+    pub created_time: Option<String>,
+}
+
+/// Why a KV operation failed, in terms a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("no KV secrets engine is mounted at \"{path}\", or the token's policies grant nothing under it ({detail}); check the path with `vault secrets list`")]
+    NoMount { path: String, detail: String },
+    #[error("\"{path}\" is on a {kind} mount at {mount}, not a KV secrets engine")]
+    NotKv {
+        path: String,
+        mount: String,
+        kind: String,
+    },
+    #[error("\"{path}\" names the mount itself; add the secret's name, e.g. {path}/myapp")]
+    MountItself { path: String },
+    #[error("no secret at \"{path}\"; check the path with `vault kv list`")]
+    NotFound { path: String },
+    #[error("version {version} of \"{path}\" does not exist")]
+    NoSuchVersion { path: String, version: u64 },
+    #[error("version {version} of \"{path}\" was {how}; pin another version or write a new one")]
+    VersionGone {
+        path: String,
+        version: u64,
+        how: &'static str,
+    },
+    #[error("\"{path}\" is on a KV v1 mount, which has no versions; remove ?version={version}")]
+    VersionOnV1 { path: String, version: u64 },
+    #[error("permission denied reading \"{path}\": the token's policies lack the \"{capability}\" capability on {api_path}")]
+    Denied {
+        path: String,
+        capability: &'static str,
+        api_path: String,
+    },
+    #[error("Vault rejected the token (expired, revoked, or from another server); log in again or set a valid VAULT_TOKEN")]
+    BadToken,
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+#[derive(Deserialize)]
+struct MountAnswer {
+    data: MountData,
+}
+
+#[derive(Deserialize)]
+struct MountData {
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    options: Option<BTreeMap<String, String>>,
+}
+
+/// Finds the mount that holds `path`, and whether it is KV v1 or v2.
+pub async fn find_mount(client: &VaultClient, path: &str) -> Result<Mount, KvError> {
+    let api = format!("sys/internal/ui/mounts/{}", encode_path(path));
+    let response = client.get(&api).await?;
+    match response.status.as_u16() {
+        200 => {}
+        403 => {
+            if !token_is_valid(client).await {
+                return Err(KvError::BadToken);
+            }
+            return Err(KvError::NoMount {
+                path: path.to_string(),
+                detail: super::api_detail(&response.errors())
+                    .trim_start_matches(": ")
+                    .to_string(),
+            });
+        }
+        status => {
+            return Err(VaultError::Api {
+                status,
+                path: api,
+                errors: response.errors(),
+            }
+            .into())
+        }
+    }
+    let answer: MountAnswer = response.json(&api)?;
+    let mount_path = if answer.data.path.ends_with('/') {
+        answer.data.path
+    } else {
+        format!("{}/", answer.data.path)
+    };
+    if !matches!(answer.data.kind.as_str(), "kv" | "generic") {
+        return Err(KvError::NotKv {
+            path: path.to_string(),
+            mount: mount_path,
+            kind: answer.data.kind,
+        });
+    }
+    let version = match answer
+        .data
+        .options
+        .as_ref()
+        .and_then(|o| o.get("version"))
+        .map(String::as_str)
+    {
+        Some("2") => KvVersion::V2,
+        _ => KvVersion::V1,
+    };
+    let mount = Mount {
+        path: mount_path,
+        version,
+    };
+    if mount.relative(path).is_empty() {
+        return Err(KvError::MountItself {
+            path: path.to_string(),
+        });
+    }
+    Ok(mount)
+}
+
+#[derive(Deserialize)]
+struct V2Data {
+    data: Option<BTreeMap<String, SecretValue>>,
+    metadata: Option<V2Metadata>,
+}
+
+#[derive(Deserialize)]
+struct V2Metadata {
+    version: Option<u64>,
+    created_time: Option<String>,
+    #[serde(default)]
+    deletion_time: String,
+    #[serde(default)]
+    destroyed: bool,
+}
+
+/// Reads one secret (all its fields) from its mount; `version` pins a KV v2 version.
+pub async fn read(
+    client: &VaultClient,
+    mount: &Mount,
+    path: &str,
+    version: Option<u64>,
+) -> Result<SecretData, KvError> {
+    if let (KvVersion::V1, Some(version)) = (mount.version, version) {
+        return Err(KvError::VersionOnV1 {
+            path: path.to_string(),
+            version,
+        });
+    }
+    let api_path = mount.data_path(path);
+    let request_path = match version {
+        Some(v) => format!("{api_path}?version={v}"),
+        None => api_path.clone(),
+    };
+    let response = client.get(&request_path).await?;
+    match response.status.as_u16() {
+        200 => {}
+        403 => {
+            if !token_is_valid(client).await {
+                return Err(KvError::BadToken);
+            }
+            return Err(KvError::Denied {
+                path: path.to_string(),
+                capability: "read",
+                api_path,
+            });
+        }
+        404 => {
+            if mount.version == KvVersion::V2 {
+                if let Ok(answer) = response.json::<serde_json::Value>(&request_path) {
+                    if let Some(metadata) = answer.pointer("/data/metadata") {
+                        let destroyed = metadata.get("destroyed") == Some(&true.into());
+                        let deleted = metadata
+                            .get("deletion_time")
+                            .and_then(|t| t.as_str())
+                            .is_some_and(|t| !t.is_empty());
+                        let number = metadata
+                            .get("version")
+                            .and_then(|v| v.as_u64())
+                            .or(version)
+                            .unwrap_or(0);
+                        if destroyed || deleted {
+                            return Err(KvError::VersionGone {
+                                path: path.to_string(),
+                                version: number,
+                                how: if destroyed { "destroyed" } else { "deleted" },
+                            });
+                        }
+                    }
+                }
+                if let Some(version) = version {
+                    return Err(KvError::NoSuchVersion {
+                        path: path.to_string(),
+                        version,
+                    });
+                }
+            }
+            return Err(KvError::NotFound {
+                path: path.to_string(),
+            });
+        }
+        status => {
+            return Err(VaultError::Api {
+                status,
+                path: request_path,
+                errors: response.errors(),
+            }
+            .into())
+        }
+    }
+    match mount.version {
+        KvVersion::V1 => {
+            let answer: ReadAnswerV1 = response.json(&request_path)?;
+            Ok(SecretData {
+                fields: answer.data.unwrap_or_default(),
+                version: None,
+                created_time: None,
+            })
+        }
+        KvVersion::V2 => {
+            let answer: ReadAnswerV2 = response.json(&request_path)?;
+            let Some(data) = answer.data else {
+                return Err(KvError::NotFound {
+                    path: path.to_string(),
+                });
+            };
+            let metadata = data.metadata;
+            if let Some(m) = &metadata {
+                if m.destroyed || !m.deletion_time.is_empty() {
+                    return Err(KvError::VersionGone {
+                        path: path.to_string(),
+                        version: m.version.or(version).unwrap_or(0),
+                        how: if m.destroyed { "destroyed" } else { "deleted" },
+                    });
+                }
+            }
+            Ok(SecretData {
+                fields: data.data.unwrap_or_default(),
+                version: metadata.as_ref().and_then(|m| m.version),
+                created_time: metadata.and_then(|m| m.created_time),
+            })
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ReadAnswerV1 {
+    data: Option<BTreeMap<String, SecretValue>>,
+}
+
+#[derive(Deserialize)]
+struct ReadAnswerV2 {
+    data: Option<V2Data>,
+}
+
+/// Whether Vault still accepts the token: tells "bad token" from "missing capability".
+pub async fn token_is_valid(client: &VaultClient) -> bool {
+    matches!(client.get("auth/token/lookup-self").await, Ok(r) if r.status.is_success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_paths_follow_the_kv_version() {
+        let v2 = Mount {
+            path: "secret/".into(),
+            version: KvVersion::V2,
+        };
+        assert_eq!(v2.data_path("secret/team/openai"), "secret/data/team/openai");
+        assert_eq!(v2.metadata_path("secret/openai"), "secret/metadata/openai");
+        let v1 = Mount {
+            path: "kv1/".into(),
+            version: KvVersion::V1,
+        };
+        assert_eq!(v1.data_path("kv1/a b"), "kv1/a%20b");
+        let nested = Mount {
+            path: "team/kv/".into(),
+            version: KvVersion::V2,
+        };
+        assert_eq!(nested.data_path("team/kv/x"), "team/kv/data/x");
+    }
+}
