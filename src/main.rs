@@ -5,7 +5,9 @@ fn main() -> ExitCode {
     match keywrap::cmd::run() {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("keywrap: error: {err:#}");
+            if err.downcast_ref::<keywrap::error::SilentExit>().is_none() {
+                eprintln!("keywrap: error: {err:#}");
+            }
             ExitCode::from(keywrap::error::exit_status_of(&err))
         }
     }

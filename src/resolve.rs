@@ -44,16 +44,22 @@ pub struct Unresolved {
 pub struct ResolveError(pub Vec<Unresolved>);
 
 impl fmt::Display for ResolveError {
+    /// One line per distinct problem: a bad token or an unreachable server is said once,
+    /// naming every reference it stopped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, failure) in self.0.iter().enumerate() {
+        let mut problems: Vec<(&str, Vec<String>)> = Vec::new();
+        for failure in &self.0 {
+            let who = format!("{} ({})", failure.name, failure.reference);
+            match problems.iter_mut().find(|(p, _)| *p == failure.problem) {
+                Some((_, names)) => names.push(who),
+                None => problems.push((&failure.problem, vec![who])),
+            }
+        }
+        for (i, (problem, names)) in problems.iter().enumerate() {
             if i > 0 {
                 f.write_str("\nkeywrap: error: ")?;
             }
-            write!(
-                f,
-                "{} ({}): {}",
-                failure.name, failure.reference, failure.problem
-            )?;
+            write!(f, "{}: {problem}", names.join(", "))?;
         }
         Ok(())
     }
@@ -131,5 +137,28 @@ fn missing_field(field: &str, address: &SecretAddress, secret: &SecretData) -> S
             "no field \"{field}\" in {address}; its fields are: {}",
             names.join(", ")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_problems_are_said_once() {
+        let failure = |name: &str, problem: &str| Unresolved {
+            name: name.into(),
+            reference: format!("secret/{name}#k"),
+            problem: problem.into(),
+        };
+        let error = ResolveError(vec![
+            failure("A", "bad token"),
+            failure("B", "no field"),
+            failure("C", "bad token"),
+        ]);
+        assert_eq!(
+            error.to_string(),
+            "A (secret/A#k), C (secret/C#k): bad token\nkeywrap: error: B (secret/B#k): no field"
+        );
     }
 }

@@ -10,10 +10,21 @@ use anyhow::Result;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
+use crate::error::SilentExit;
 
 /// Parses the command line and runs the subcommand; returns the exit status.
 pub fn run() -> Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // Usage errors are keywrap's own failure: 125, as `env` does.
+            return match err.exit_code() {
+                0 => Ok(ExitCode::SUCCESS),
+                _ => Err(SilentExit(crate::error::KEYWRAP_FAILED).into()),
+            };
+        }
+    };
     crate::log::set_verbose(cli.verbose);
     match &cli.command {
         Command::Exec(args) => exec::run(&cli, args),

@@ -115,7 +115,7 @@ pub enum KvError {
         capability: &'static str,
         api_path: String,
     },
-    #[error("Vault rejected the token (expired, revoked, or from another server); log in again or set a valid VAULT_TOKEN")]
+    #[error("Vault refused the token: it is expired, revoked or for another server (a token without the default policy cannot be checked); log in again or set a valid VAULT_TOKEN")]
     BadToken,
     #[error(transparent)]
     Vault(#[from] VaultError),
@@ -233,10 +233,8 @@ pub async fn read(
     let response = client.get(&request_path).await?;
     match response.status.as_u16() {
         200 => {}
+        // The mount lookup just accepted this token, so a 403 here is a missing capability.
         403 => {
-            if !token_is_valid(client).await {
-                return Err(KvError::BadToken);
-            }
             return Err(KvError::Denied {
                 path: path.to_string(),
                 capability: "read",

@@ -308,21 +308,24 @@ fn backoff_delay(attempt: u32) -> Duration {
     Duration::from_millis(millis / 2 + fastrand::u64(0..=millis / 2))
 }
 
-/// The rustls error behind a failed request, if it was a TLS failure.
+/// The rustls error behind a failed request, if it was a TLS failure. The TLS stack wraps
+/// it in `io::Error`s, whose `source()` skips the wrapped error, so those are opened too.
 fn tls_failure(err: &reqwest::Error) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(cause) = source {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+    fn search(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
             return Some(tls.to_string());
         }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-                return Some(tls.to_string());
+        if let Some(inner) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if let Some(found) = search(inner) {
+                return Some(found);
             }
         }
-        source = cause.source();
+        error.source().and_then(search)
     }
-    None
+    search(err)
 }
 
 /// The innermost cause of a transport error, which is the informative one.

