@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use crate::config::LoadedConfig;
+use crate::dotenv::{Entry, EnvValue};
 use crate::reference::{validate_env_name, Reference};
 
 /// Where a binding was written.
@@ -15,13 +16,16 @@ use crate::reference::{validate_env_name, Reference};
 pub enum Origin {
     Flag,
     ConfigFile { path: PathBuf, line: usize },
+    EnvFile { path: PathBuf, line: usize },
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::Flag => f.write_str("--secret"),
-            Origin::ConfigFile { path, line } => write!(f, "{}:{line}", path.display()),
+            Origin::ConfigFile { path, line } | Origin::EnvFile { path, line } => {
+                write!(f, "{}:{line}", path.display())
+            }
         }
     }
 }
@@ -104,6 +108,46 @@ pub fn collect(config: Option<&LoadedConfig>, flags: &[SecretFlag]) -> Result<Ve
     Ok(bindings.into_values().collect())
 }
 
+/// Layers env files over `bindings` (from [`collect`]): precedence is `--secret` > env
+/// files (later wins) > keywrap.toml `[env]`. Returns the bindings and the plain settings
+/// the child gets; a plain value in an env file replaces a keywrap.toml reference of the
+/// same name.
+pub fn apply_env_files(
+    bindings: Vec<Binding>,
+    files: &[(PathBuf, Vec<Entry>)],
+    flags: &[SecretFlag],
+) -> (Vec<Binding>, Vec<(String, String)>) {
+    let mut bound: BTreeMap<String, Binding> =
+        bindings.into_iter().map(|b| (b.name.clone(), b)).collect();
+    let mut plain: BTreeMap<String, String> = BTreeMap::new();
+    let flagged = |name: &str| flags.iter().any(|f| f.name == name);
+    for (path, entries) in files {
+        for entry in entries.iter().filter(|e| !flagged(&e.name)) {
+            match &entry.value {
+                EnvValue::Reference(reference) => {
+                    plain.remove(&entry.name);
+                    bound.insert(
+                        entry.name.clone(),
+                        Binding {
+                            name: entry.name.clone(),
+                            reference: reference.clone(),
+                            origin: Origin::EnvFile {
+                                path: path.clone(),
+                                line: entry.line,
+                            },
+                        },
+                    );
+                }
+                EnvValue::Plain(value) => {
+                    bound.remove(&entry.name);
+                    plain.insert(entry.name.clone(), value.clone());
+                }
+            }
+        }
+    }
+    (bound.into_values().collect(), plain.into_iter().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +182,48 @@ mod tests {
         assert!(err.to_string().starts_with("keywrap.toml:2:14: invalid reference"), "{err}");
         let err = collect(Some(&config("[env]\n\"1A\" = \"secret/a#b\"\n")), &[]).unwrap_err();
         assert!(err.to_string().starts_with("keywrap.toml:2:1:"), "{err}");
+    }
+
+    #[test]
+    fn env_files_sit_between_flags_and_the_config() {
+        let file = config("[env]\nA = \"secret/a#x\"\nB = \"secret/b#x\"\nC = \"secret/c#x\"\n");
+        let flags: Vec<SecretFlag> = vec!["D=secret/flag#y".parse().unwrap()];
+        let bindings = collect(Some(&file), &flags).unwrap();
+        let entry = |name: &str, value: EnvValue| Entry {
+            name: name.into(),
+            value,
+            line: 1,
+        };
+        let reference = |text: &str| EnvValue::Reference(text.parse().unwrap());
+        let files = vec![
+            (
+                PathBuf::from("one.env"),
+                vec![
+                    entry("A", EnvValue::Plain("plain-a".into())),
+                    entry("B", reference("vault://secret/env1#b")),
+                    entry("D", EnvValue::Plain("ignored".into())),
+                    entry("E", EnvValue::Plain("first".into())),
+                ],
+            ),
+            (
+                PathBuf::from("two.env"),
+                vec![entry("B", reference("vault://secret/env2#b")), entry("E", EnvValue::Plain("second".into()))],
+            ),
+        ];
+        let (bound, plain) = apply_env_files(bindings, &files, &flags);
+        let summary: Vec<_> = bound
+            .iter()
+            .map(|b| (b.name.as_str(), b.reference.to_string(), b.origin.to_string()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("B", "secret/env2#b".into(), "two.env:1".into()),
+                ("C", "secret/c#x".into(), "keywrap.toml:4".into()),
+                ("D", "secret/flag#y".into(), "--secret".into()),
+            ]
+        );
+        assert_eq!(plain, [("A".into(), "plain-a".into()), ("E".into(), "second".into())]);
     }
 
     #[test]

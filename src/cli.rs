@@ -82,6 +82,13 @@ impl ConnectionArgs {
     }
 }
 
+fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    name.parse()
+        .map_err(|_| format!("{text:?} is not a signal name (like TERM, INT, HUP)"))
+}
+
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
@@ -125,9 +132,49 @@ pub struct ExecArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Read variables from a dotenv file; vault://PATH#FIELD values are references,
+    /// others plain settings. Repeatable; later files win, --secret wins over all.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+
+    /// Replace secret values (and their base64/URL forms) in the command's output with
+    /// <concealed by keywrap>. Default: on for output that is not a terminal; with a
+    /// terminal, --mask runs the command on a pseudo-terminal keywrap filters.
+    #[arg(long, overrides_with = "no_mask")]
+    pub mask: bool,
+
+    /// Never filter the command's output.
+    #[arg(long, overrides_with = "mask")]
+    pub no_mask: bool,
+
+    /// Restart the command when a referenced secret gets a new version, checking KV v2
+    /// metadata (versions only) every INTERVAL (30s, 5m; default 60s).
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "60s", value_parser = crate::watch::parse_duration)]
+    pub watch: Option<Duration>,
+
+    /// Signal that asks the command to stop before a --watch restart.
+    #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal)]
+    pub restart_signal: nix::sys::signal::Signal,
+
+    /// How long a restart waits after --restart-signal before KILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::watch::parse_duration)]
+    pub restart_timeout: Duration,
+
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+impl ExecArgs {
+    /// `--mask` (true), `--no-mask` (false), or neither.
+    pub fn mask_choice(&self) -> Option<bool> {
+        match (self.mask, self.no_mask) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

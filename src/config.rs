@@ -22,6 +22,9 @@ pub struct ConfigFile {
     /// Environment variable name → reference.
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<EnvEntry>>,
+    /// Env files (dotenv syntax) read before `--env-file`s, relative to this file.
+    #[serde(default)]
+    pub env_files: Vec<PathBuf>,
 }
 
 /// `[vault]`: connection settings, lowest in precedence (flags > environment > file).

@@ -63,6 +63,11 @@ impl Environment {
         }
     }
 
+    /// Sets a variable (env-file settings layered over the inherited environment).
+    pub fn set(&mut self, name: impl Into<OsString>, value: impl Into<OsString>) {
+        self.vars.insert(name.into(), value.into());
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&OsString, &OsString)> {
         self.vars.iter()
     }

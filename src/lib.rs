@@ -8,7 +8,8 @@
 //! - [`config`]: `keywrap.toml`; [`settings`]: connection settings (flags > env > file).
 //! - [`resolve`]: turns a set of references into secret values (this is where `exec` reads Vault).
 //! - [`vault`]: the HTTP client for Vault/OpenBao (TLS, retries, audit headers, KV v1/v2).
-//! - [`child`]: resolving, starting and supervising the child process.
+//! - [`child`]: resolving, starting and supervising the child process (output plumbing, restarts).
+//! - [`mask`]: the output filter; [`dotenv`]: env files; [`watch`]: `--watch` version polling.
 
 pub mod auth;
 pub mod bindings;
@@ -16,11 +17,13 @@ pub mod child;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod dotenv;
 pub mod environment;
 pub mod error;
 pub mod hardening;
 pub mod identity;
 pub mod log;
+pub mod mask;
 pub mod reference;
 pub mod resolve;
 pub mod secret;
@@ -28,3 +31,4 @@ pub mod session;
 pub mod settings;
 pub mod sys;
 pub mod vault;
+pub mod watch;

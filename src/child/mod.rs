@@ -7,6 +7,8 @@
 
 pub mod command;
 pub mod environment;
+pub mod output;
+pub mod run;
 pub mod signals;
 
 use std::process::{Command, ExitStatus};
@@ -17,13 +19,29 @@ pub use command::{resolve, ResolvedCommand};
 
 use crate::error::CommandError;
 
-/// Starts the command with exactly the given environment.
-pub fn spawn(command: &ResolvedCommand, env: &environment::ChildEnvironment) -> Result<std::process::Child> {
+/// Starts the command with exactly the given environment and standard streams.
+pub fn spawn(
+    command: &ResolvedCommand,
+    env: &environment::ChildEnvironment,
+    stdio: output::ChildStdio,
+) -> Result<std::process::Child> {
     let mut process = Command::new(&command.program);
     std::os::unix::process::CommandExt::arg0(&mut process, &command.name);
     process.args(&command.args).env_clear();
     env.apply(&mut process);
     crate::sys::prepare_child(&mut process, crate::hardening::inherited_core_limit());
+    if let Some(stdin) = stdio.stdin {
+        process.stdin(stdin);
+    }
+    if let Some(stdout) = stdio.stdout {
+        process.stdout(stdout);
+    }
+    if let Some(stderr) = stdio.stderr {
+        process.stderr(stderr);
+    }
+    if let Some(fd) = stdio.controlling_terminal {
+        crate::sys::controlling_terminal(&mut process, fd);
+    }
     process.spawn().map_err(|err| {
         let path = command.program.clone();
         match err.kind() {

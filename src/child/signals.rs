@@ -1,53 +1,215 @@
-//! Supervising the child: forwarding signals exactly once and waiting for it.
+//! Supervising the child: an event loop over signals, the child's exit and restart
+//! requests, forwarding each signal exactly once.
 //!
 //! A signal the terminal generated (Ctrl-C, Ctrl-\, a window resize, a hang-up) already
 //! reached the whole foreground process group, the child included: forwarding it would
 //! deliver it twice. The kernel marks those as sent by itself (`SI_KERNEL`), while a
 //! `kill` from another process is marked as sent by a user, so only the latter is
-//! forwarded.
+//! forwarded. The exception is a child on keywrap's pseudo-terminal: it is in a session of
+//! its own, so the real terminal's signals reach only keywrap and are all passed on.
 
 use std::process::{Child, ExitStatus};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use signal_hook::consts::signal::*;
 use signal_hook::iterator::exfiltrator::WithOrigin;
-use signal_hook::iterator::SignalsInfo;
+use signal_hook::iterator::{Handle, SignalsInfo};
 use signal_hook::low_level::siginfo::{Cause, Origin, Sent};
+
+use crate::secret::SecretValue;
 
 /// The signals keywrap passes on to the child.
 pub const FORWARDED: &[i32] = &[SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH];
 
-/// Catches the forwarded signals (so they no longer end keywrap) and SIGCHLD. Install it
-/// before spawning so no signal falls between spawn and supervision.
+/// Signals that mean "stop": after one, keywrap restarts nothing and exits with the
+/// child's status.
+const STOPPING: &[i32] = &[SIGINT, SIGTERM, SIGHUP, SIGQUIT];
+
+/// What the supervisor reacts to.
+#[derive(Debug)]
+pub enum Event {
+    Signal(Origin),
+    /// SIGCHLD: the child may have exited.
+    ChildChanged,
+    /// A watched secret has a new version; these are the new values.
+    NewValues(Vec<(String, SecretValue)>),
+}
+
+/// How the child is attached, which changes what is forwarded.
+#[derive(Default)]
+pub struct Attachment<'a> {
+    /// The child runs on keywrap's pseudo-terminal, in its own session.
+    pub own_terminal: bool,
+    /// Called on SIGWINCH instead of forwarding it (copies the window size to the pty).
+    pub on_resize: Option<&'a dyn Fn()>,
+}
+
+/// Why [`Supervisor::supervise`] returned.
+#[derive(Debug)]
+pub enum Outcome {
+    Exited(ExitStatus),
+    NewValues(Vec<(String, SecretValue)>),
+}
+
+/// How a restart backoff ended.
+#[derive(Debug)]
+pub enum Paused {
+    Elapsed,
+    Stopped,
+    NewValues(Vec<(String, SecretValue)>),
+}
+
+/// Catches the forwarded signals (so they no longer end keywrap) and SIGCHLD on a thread
+/// that feeds one event channel. Install it before spawning so no signal falls between
+/// spawn and supervision.
 pub struct Supervisor {
-    signals: SignalsInfo<WithOrigin>,
+    events: Receiver<Event>,
+    sender: Sender<Event>,
+    handle: Handle,
+    stopping: bool,
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.handle.close();
+    }
 }
 
 impl Supervisor {
     pub fn install() -> Result<Self> {
         let mut wanted = FORWARDED.to_vec();
         wanted.push(SIGCHLD);
-        let signals =
+        let mut signals =
             SignalsInfo::<WithOrigin>::new(&wanted).context("cannot install signal handlers")?;
-        Ok(Supervisor { signals })
+        let handle = signals.handle();
+        let (sender, events) = channel();
+        let to_loop = sender.clone();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for origin in signals.forever() {
+                    let event = if origin.signal == SIGCHLD {
+                        Event::ChildChanged
+                    } else {
+                        Event::Signal(origin)
+                    };
+                    if to_loop.send(event).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("cannot start the signal thread")?;
+        Ok(Supervisor {
+            events,
+            sender,
+            handle,
+            stopping: false,
+        })
     }
 
-    /// Forwards signals to `child` until it exits; returns its status. Nothing is left
-    /// behind: the child is reaped here.
+    /// Where other threads (the secret watcher) send their events.
+    pub fn sender(&self) -> Sender<Event> {
+        self.sender.clone()
+    }
+
+    /// True once keywrap was asked to stop (INT, TERM, HUP, QUIT): restart nothing more.
+    pub fn stopping(&self) -> bool {
+        self.stopping
+    }
+
+    /// Forwards signals to `child` until it exits; returns its status. The child is reaped.
     pub fn wait(&mut self, child: &mut Child) -> Result<ExitStatus> {
+        loop {
+            if let Outcome::Exited(status) = self.supervise(child, &Attachment::default())? {
+                return Ok(status);
+            }
+        }
+    }
+
+    /// Runs the event loop until the child exits or new values arrive (the child is then
+    /// still running; see [`Supervisor::stop`]).
+    pub fn supervise(&mut self, child: &mut Child, attachment: &Attachment) -> Result<Outcome> {
+        loop {
+            if let Some(status) = child.try_wait().context("cannot wait for the child")? {
+                return Ok(Outcome::Exited(status));
+            }
+            match self.events.recv().context("the signal thread ended")? {
+                Event::Signal(origin) => self.on_signal(child, &origin, attachment),
+                Event::ChildChanged => {}
+                Event::NewValues(values) if !self.stopping => return Ok(Outcome::NewValues(values)),
+                Event::NewValues(_) => {}
+            }
+        }
+    }
+
+    /// Stops the child gracefully for a restart: `signal`, then KILL after `timeout`.
+    /// Signals that arrive meanwhile are handled as usual.
+    pub fn stop(
+        &mut self,
+        child: &mut Child,
+        signal: Signal,
+        timeout: Duration,
+        attachment: &Attachment,
+    ) -> Result<ExitStatus> {
         let pid = Pid::from_raw(child.id() as i32);
+        let _ = kill(pid, signal);
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().context("cannot wait for the child")? {
                 return Ok(status);
             }
-            for origin in self.signals.wait() {
-                if origin.signal != SIGCHLD && should_forward(&origin) {
-                    if let Ok(signal) = Signal::try_from(origin.signal) {
-                        let _ = kill(pid, signal);
-                    }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::Signal(origin)) => self.on_signal(child, &origin, attachment),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    crate::log::warn(format_args!(
+                        "the command did not stop within {}s of {signal}; killing it",
+                        timeout.as_secs_f64()
+                    ));
+                    let _ = kill(pid, Signal::SIGKILL);
+                    return child.wait().context("cannot wait for the child");
                 }
+                Err(RecvTimeoutError::Disconnected) => anyhow::bail!("the signal thread ended"),
+            }
+        }
+    }
+
+    /// Waits `pause` with no child running (a restart backoff), ending early when keywrap
+    /// is asked to stop or new values arrive.
+    pub fn pause(&mut self, pause: Duration) -> Paused {
+        let deadline = Instant::now() + pause;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::Signal(origin)) if STOPPING.contains(&origin.signal) => {
+                    self.stopping = true;
+                    return Paused::Stopped;
+                }
+                Ok(Event::NewValues(values)) => return Paused::NewValues(values),
+                Ok(_) => {}
+                Err(_) => return Paused::Elapsed,
+            }
+        }
+    }
+
+    fn on_signal(&mut self, child: &Child, origin: &Origin, attachment: &Attachment) {
+        if STOPPING.contains(&origin.signal) {
+            self.stopping = true;
+        }
+        if origin.signal == SIGWINCH {
+            if let Some(resize) = attachment.on_resize {
+                resize();
+                return;
+            }
+        }
+        if attachment.own_terminal || should_forward(origin) {
+            if let Ok(signal) = Signal::try_from(origin.signal) {
+                let _ = kill(Pid::from_raw(child.id() as i32), signal);
             }
         }
     }

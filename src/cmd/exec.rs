@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use crate::bindings::{self, Binding};
-use crate::child::{self, environment::ChildEnvironment, signals::Supervisor, ResolvedCommand};
+use crate::child::output::{Routes, Terminals};
+use crate::child::{self, signals::Supervisor, ResolvedCommand};
 use crate::cli::{Cli, ExecArgs};
 use crate::config;
 use crate::environment::Environment;
@@ -26,6 +27,8 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
         )),
     }
     let bindings = bindings::collect(loaded.as_ref(), &args.secrets)?;
+    let env_files = crate::dotenv::load_all(loaded.as_ref(), &args.env_files, &env)?;
+    let (bindings, settings) = bindings::apply_env_files(bindings, &env_files, &args.secrets);
 
     // Resolve the command before touching Vault: a typo costs no secret read.
     let (name, rest) = args.command.split_first().context("no command given")?;
@@ -41,7 +44,7 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if bindings.is_empty() {
-        if loaded.is_none() {
+        if loaded.is_none() && env_files.is_empty() {
             bail!(
                 "nothing to inject: no {} found in {} or its parents, and no --secret given",
                 config::FILE_NAME,
@@ -53,7 +56,11 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
 
     let identity = RunIdentity::detect(&env, Some(&command.display_name()));
     let run_id = identity.correlation_id.clone();
+    let mut supervisor = Supervisor::install()?;
     let resolved = if bindings.is_empty() {
+        if args.watch.is_some() {
+            crate::log::warn("--watch: no references to watch");
+        }
         Default::default()
     } else {
         let session = Session::open(&cli.connection.flags(), &env, loaded.as_ref(), identity)?;
@@ -65,15 +72,44 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
                 None => crate::log::verbose(format_args!("read {address}")),
             }
         }
+        if let Some(interval) = args.watch {
+            crate::watch::spawn(
+                session.client,
+                bindings.clone(),
+                resolved.reads.clone(),
+                interval,
+                session.connection.timeout,
+                supervisor.sender(),
+            )?;
+        }
         resolved
     };
 
-    let child_env = ChildEnvironment::build(&env, &run_id, &[], resolved.values);
-    let mut supervisor = Supervisor::install()?;
-    let mut process = child::spawn(&command, &child_env)?;
-    drop(child_env);
-    let status = supervisor.wait(&mut process)?;
+    let output = child::output::Output::new(
+        Routes::decide(args.mask_choice(), Terminals::detect()),
+        crate::mask::for_values(resolved.values.iter().map(|(_, value)| value)),
+    )?;
+    let child_env = with_settings(&env, settings);
+    let plan = child::run::Plan {
+        command: &command,
+        env: &child_env,
+        run_id: &run_id,
+        also_remove: &[],
+        restart_signal: args.restart_signal,
+        restart_timeout: args.restart_timeout,
+    };
+    let status = child::run::run(&plan, resolved.values, &output, &mut supervisor)?;
+    drop(output);
     Ok(ExitCode::from(child::exit_code(status)))
+}
+
+/// The inherited environment with env-file settings over it.
+fn with_settings(env: &Environment, settings: Vec<(String, String)>) -> Environment {
+    let mut layered = env.clone();
+    for (name, value) in settings {
+        layered.set(name, value);
+    }
+    layered
 }
 
 /// `--dry-run`: each variable with its reference and where it was written; no values.

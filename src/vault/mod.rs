@@ -154,6 +154,11 @@ impl VaultClient {
         self.token = Some(token);
     }
 
+    /// Starts a new `--timeout` budget, for a client that lives on (the `--watch` poller).
+    pub fn reset_deadline(&mut self, timeout: Duration) {
+        self.deadline = Instant::now() + timeout;
+    }
+
     pub fn has_token(&self) -> bool {
         self.token.is_some()
     }

@@ -1,0 +1,351 @@
+//! Where the child's output goes: straight to keywrap's own stdout/stderr, or through
+//! keywrap's masking filter, over a pipe or a pseudo-terminal.
+//!
+//! Each stream is decided on its own:
+//!
+//! | stream is        | no flag                 | `--mask`                 | `--no-mask` |
+//! |------------------|-------------------------|--------------------------|-------------|
+//! | a terminal       | the real terminal       | keywrap's pty, filtered  | inherited   |
+//! | not a terminal   | a pipe, filtered        | a pipe, filtered         | inherited   |
+//!
+//! So by default exactly what goes to a file, a pipe or a CI log is masked, and an
+//! interactive terminal is left alone. With a pty, stdin is copied to it when keywrap's
+//! stdin is a terminal (put in raw mode for the run), else the child reads keywrap's stdin.
+//!
+//! One thread per filtered stream reads, masks and writes at once, so each stream keeps its
+//! order and nothing waits for a newline; stdout and stderr interleave as the two pipes
+//! deliver them.
+
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::Stdio;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::sys::termios::{self, SetArg, Termios};
+
+use crate::mask::{MaskStream, Masker};
+
+/// How long, after the child exited, keywrap still passes on output of processes it left
+/// behind holding its stdout or stderr.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+const CHUNK: usize = 64 * 1024;
+
+/// How one output stream reaches keywrap's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Inherit,
+    Pipe,
+    Pty,
+}
+
+/// The routes of stdout and stderr, and whether stdin is copied to the pty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routes {
+    pub stdout: Route,
+    pub stderr: Route,
+    pub stdin_to_pty: bool,
+}
+
+/// Which of keywrap's standard streams are terminals.
+#[derive(Debug, Clone, Copy)]
+pub struct Terminals {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+impl Terminals {
+    pub fn detect() -> Self {
+        Terminals {
+            stdin: std::io::stdin().is_terminal(),
+            stdout: std::io::stdout().is_terminal(),
+            stderr: std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+impl Routes {
+    /// The table in the module documentation; `mask` is `--mask` (true), `--no-mask`
+    /// (false) or neither.
+    pub fn decide(mask: Option<bool>, terminals: Terminals) -> Routes {
+        let route = |is_terminal: bool| match (mask, is_terminal) {
+            (Some(false), _) | (None, true) => Route::Inherit,
+            (_, false) => Route::Pipe,
+            (Some(true), true) => Route::Pty,
+        };
+        let stdout = route(terminals.stdout);
+        let stderr = route(terminals.stderr);
+        Routes {
+            stdout,
+            stderr,
+            stdin_to_pty: terminals.stdin && (stdout == Route::Pty || stderr == Route::Pty),
+        }
+    }
+
+    pub fn inherit() -> Routes {
+        Routes {
+            stdout: Route::Inherit,
+            stderr: Route::Inherit,
+            stdin_to_pty: false,
+        }
+    }
+
+    pub fn uses_pty(&self) -> bool {
+        self.stdout == Route::Pty || self.stderr == Route::Pty
+    }
+
+    pub fn masks(&self) -> bool {
+        self.stdout != Route::Inherit || self.stderr != Route::Inherit
+    }
+}
+
+/// The child's standard streams for one run.
+#[derive(Default)]
+pub struct ChildStdio {
+    pub stdin: Option<Stdio>,
+    pub stdout: Option<Stdio>,
+    pub stderr: Option<Stdio>,
+    /// The child's descriptor (1 or 2) that is the pty, to become its controlling terminal.
+    pub controlling_terminal: Option<i32>,
+}
+
+/// Output plumbing for the whole of `exec`, across restarts: the real terminal's mode,
+/// the stdin copier, and per run the pipes or pty.
+pub struct Output {
+    routes: Routes,
+    masker: Option<Arc<Masker>>,
+    terminal: Option<RawTerminal>,
+    /// The current pty master, where stdin is copied and window sizes are set.
+    pty: Arc<Mutex<Option<File>>>,
+}
+
+/// The filters of one run, finished with [`Running::drain`].
+pub struct Running {
+    done: Receiver<()>,
+    pumps: usize,
+}
+
+impl Output {
+    pub fn new(routes: Routes, masker: Option<Masker>) -> Result<Self> {
+        let routes = if masker.is_some() { routes } else { Routes::inherit() };
+        let pty = Arc::new(Mutex::new(None));
+        let terminal = if routes.stdin_to_pty {
+            let terminal = RawTerminal::enter()?;
+            copy_stdin(Arc::clone(&pty))?;
+            Some(terminal)
+        } else {
+            None
+        };
+        Ok(Output {
+            routes,
+            masker: masker.map(Arc::new),
+            terminal,
+            pty,
+        })
+    }
+
+    pub fn uses_pty(&self) -> bool {
+        self.routes.uses_pty()
+    }
+
+    /// Creates this run's pipes or pty, starts the filters, and returns the child's ends.
+    pub fn attach(&self) -> Result<(ChildStdio, Running)> {
+        let (done_tx, done) = channel();
+        let mut stdio = ChildStdio::default();
+        let mut pumps = 0;
+        let Some(masker) = &self.masker else {
+            return Ok((stdio, Running { done, pumps }));
+        };
+        let slave = if self.routes.uses_pty() {
+            let size = crate::sys::window_size(std::io::stdout().as_fd());
+            let pty = nix::pty::openpty(size.as_ref(), None).context("cannot open a pseudo-terminal")?;
+            let master = File::from(pty.master);
+            *self.pty.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(master.try_clone().context("cannot duplicate the pty")?);
+            let sink = if self.routes.stdout == Route::Pty { stdout_sink()? } else { stderr_sink()? };
+            spawn_pump(master, sink, Arc::clone(masker), done_tx.clone())?;
+            pumps += 1;
+            stdio.controlling_terminal = Some(if self.routes.stdout == Route::Pty { 1 } else { 2 });
+            Some(pty.slave)
+        } else {
+            None
+        };
+        let slave_stdio = |slave: &Option<OwnedFd>| -> Result<Stdio> {
+            let fd = slave.as_ref().expect("a pty route has a pty");
+            Ok(Stdio::from(fd.try_clone().context("cannot duplicate the pty")?))
+        };
+        for (route, is_stdout) in [(self.routes.stdout, true), (self.routes.stderr, false)] {
+            let child_end = match route {
+                Route::Inherit => continue,
+                Route::Pty => slave_stdio(&slave)?,
+                Route::Pipe => {
+                    let (read, write) = nix::unistd::pipe().context("cannot create a pipe")?;
+                    let sink = if is_stdout { stdout_sink()? } else { stderr_sink()? };
+                    spawn_pump(File::from(read), sink, Arc::clone(masker), done_tx.clone())?;
+                    pumps += 1;
+                    Stdio::from(write)
+                }
+            };
+            if is_stdout {
+                stdio.stdout = Some(child_end);
+            } else {
+                stdio.stderr = Some(child_end);
+            }
+        }
+        if self.routes.stdin_to_pty {
+            stdio.stdin = Some(slave_stdio(&slave)?);
+        }
+        Ok((stdio, Running { done, pumps }))
+    }
+
+    /// Copies the real terminal's window size to the pty.
+    pub fn resize(&self) {
+        if let (Some(size), Some(master)) = (
+            crate::sys::window_size(std::io::stdout().as_fd()),
+            self.pty.lock().unwrap_or_else(|e| e.into_inner()).as_ref(),
+        ) {
+            crate::sys::set_window_size(master.as_fd(), &size);
+        }
+    }
+
+    /// Puts the real terminal back as it was (also done on drop).
+    pub fn restore_terminal(&mut self) {
+        self.terminal.take();
+    }
+}
+
+impl Running {
+    /// After the child exited: waits until the filters have passed on everything the
+    /// child wrote, at most [`DRAIN_GRACE`] longer if something else keeps a stream open.
+    pub fn drain(self) {
+        let deadline = Instant::now() + DRAIN_GRACE;
+        for _ in 0..self.pumps {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.done.recv_timeout(left).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn stdout_sink() -> Result<File> {
+    Ok(File::from(
+        std::io::stdout().as_fd().try_clone_to_owned().context("cannot duplicate stdout")?,
+    ))
+}
+
+fn stderr_sink() -> Result<File> {
+    Ok(File::from(
+        std::io::stderr().as_fd().try_clone_to_owned().context("cannot duplicate stderr")?,
+    ))
+}
+
+/// Reads `source` until it ends (a pty master reports EIO once the child closed it),
+/// masking into `sink`. If `sink` is closed, stops reading so the child gets EPIPE, as it
+/// would writing there itself.
+fn spawn_pump(mut source: File, mut sink: File, masker: Arc<Masker>, done: Sender<()>) -> Result<()> {
+    std::thread::Builder::new()
+        .name("mask".into())
+        .spawn(move || {
+            let mut stream = MaskStream::new(&masker);
+            let mut buf = vec![0u8; CHUNK];
+            let mut out = Vec::with_capacity(CHUNK + 1024);
+            loop {
+                out.clear();
+                match source.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => stream.push(&buf[..n], &mut out),
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+                if sink.write_all(&out).is_err() {
+                    drop(source);
+                    let _ = done.send(());
+                    return;
+                }
+            }
+            out.clear();
+            stream.finish(&mut out);
+            let _ = sink.write_all(&out);
+            let _ = done.send(());
+        })
+        .context("cannot start an output filter")?;
+    Ok(())
+}
+
+/// Copies keywrap's stdin to the current pty for the rest of the run.
+fn copy_stdin(pty: Arc<Mutex<Option<File>>>) -> Result<()> {
+    let mut stdin = File::from(
+        std::io::stdin().as_fd().try_clone_to_owned().context("cannot duplicate stdin")?,
+    );
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let n = match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if let Some(master) = pty.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    let _ = master.write_all(&buf[..n]);
+                }
+            }
+        })
+        .context("cannot start the stdin copier")?;
+    Ok(())
+}
+
+/// The real terminal in raw mode, so every key reaches the child's pty unchanged; the
+/// saved mode is put back when this is dropped.
+struct RawTerminal {
+    saved: Termios,
+}
+
+impl RawTerminal {
+    fn enter() -> Result<Self> {
+        let stdin = std::io::stdin();
+        let saved = termios::tcgetattr(stdin.as_fd()).context("cannot read the terminal's mode")?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(stdin.as_fd(), SetArg::TCSADRAIN, &raw)
+            .context("cannot put the terminal in raw mode")?;
+        Ok(RawTerminal { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(std::io::stdin().as_fd(), SetArg::TCSADRAIN, &self.saved);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_are_routed_by_flag_and_terminal() {
+        let terminals = |stdout, stderr| Terminals {
+            stdin: true,
+            stdout,
+            stderr,
+        };
+        use Route::*;
+        let routes = |mask, t| {
+            let r = Routes::decide(mask, t);
+            (r.stdout, r.stderr, r.stdin_to_pty)
+        };
+        assert_eq!(routes(None, terminals(true, true)), (Inherit, Inherit, false));
+        assert_eq!(routes(None, terminals(false, true)), (Pipe, Inherit, false));
+        assert_eq!(routes(None, terminals(false, false)), (Pipe, Pipe, false));
+        assert_eq!(routes(Some(true), terminals(true, false)), (Pty, Pipe, true));
+        assert_eq!(routes(Some(true), terminals(true, true)), (Pty, Pty, true));
+        assert_eq!(routes(Some(false), terminals(false, false)), (Inherit, Inherit, false));
+    }
+}

@@ -1,0 +1,406 @@
+//! Output masking: every injected secret value, and the common encodings a program may
+//! print it in, replaced by [`CONCEALED`] in a byte stream, however the stream is chunked.
+//!
+//! The patterns are each value as is, its base64 forms (standard and URL-safe, with and
+//! without padding, and the part of its encoding that is the same at each of the three byte
+//! alignments, so the value inside a longer base64 string is caught too) and its
+//! percent-encoded form. `Bearer <value>` and `KEY=value` come for free.
+//!
+//! Memory: the values stay in `SecretValue`s everywhere else, but a matcher has to hold
+//! the patterns. They are kept in zeroizing buffers here; the automaton built from them
+//! (aho-corasick) holds its own copy in its transition tables, which cannot be zeroized and
+//! lives until keywrap exits. That is no worse than the child, which holds them in its
+//! environment for its whole life.
+
+use std::fmt;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+use base64::alphabet::{Alphabet, STANDARD, URL_SAFE};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use zeroize::Zeroizing;
+
+use crate::secret::SecretValue;
+
+/// What a secret is replaced with.
+pub const CONCEALED: &[u8] = b"<concealed by keywrap>";
+
+/// Values shorter than this are not masked: masking `abc` or `1234` everywhere would
+/// mangle ordinary output and tell a reader which short strings are secret.
+pub const MIN_LEN: usize = 6;
+
+/// Everything but RFC 3986's unreserved characters is percent-encoded, as URL libraries do.
+const URL_ENCODED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// The compiled set of patterns to conceal. Shared by the per-stream filters.
+pub struct Masker {
+    automaton: AhoCorasick,
+    /// The patterns again, by first byte, to tell whether a stream's tail could still
+    /// become a match.
+    by_first_byte: Vec<Vec<Zeroizing<Vec<u8>>>>,
+    longest: usize,
+}
+
+impl fmt::Debug for Masker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Masker")
+            .field("patterns", &self.automaton.patterns_len())
+            .finish()
+    }
+}
+
+/// A masker and how many values were too short to mask.
+pub struct Built {
+    pub masker: Option<Masker>,
+    pub too_short: usize,
+}
+
+impl Masker {
+    /// Compiles the patterns for `values`; `None` in `masker` when there is nothing to mask.
+    pub fn build<'a>(values: impl IntoIterator<Item = &'a SecretValue>) -> Built {
+        let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        let mut too_short = 0;
+        for value in values {
+            let value = value.expose().as_bytes();
+            if value.is_empty() {
+                continue;
+            }
+            if value.len() < MIN_LEN {
+                too_short += 1;
+                continue;
+            }
+            patterns.extend(forms_of(value));
+        }
+        patterns.retain(|p| p.len() >= MIN_LEN);
+        patterns.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
+        patterns.dedup_by(|a, b| a.as_slice() == b.as_slice());
+        if patterns.is_empty() {
+            return Built {
+                masker: None,
+                too_short,
+            };
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(patterns.iter().map(|p| p.as_slice()))
+            .or_else(|_| {
+                // Very many long values can exceed the DFA's size limit; the slower
+                // automaton has none.
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(patterns.iter().map(|p| p.as_slice()))
+            })
+            .expect("a set of non-empty literal patterns always compiles");
+        let longest = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
+        let mut by_first_byte: Vec<Vec<Zeroizing<Vec<u8>>>> = vec![Vec::new(); 256];
+        for pattern in patterns {
+            by_first_byte[usize::from(pattern[0])].push(pattern);
+        }
+        Built {
+            masker: Some(Masker {
+                automaton,
+                by_first_byte,
+                longest,
+            }),
+            too_short,
+        }
+    }
+
+    /// Masks a complete buffer in one go.
+    pub fn mask_all(&self, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len());
+        let mut stream = MaskStream::new(self);
+        stream.push(input, &mut out);
+        stream.finish(&mut out);
+        out
+    }
+
+    /// True when `tail` is a proper prefix of some pattern: more bytes could complete it.
+    fn could_grow(&self, tail: &[u8]) -> bool {
+        self.by_first_byte[usize::from(tail[0])]
+            .iter()
+            .any(|p| p.len() > tail.len() && p.starts_with(tail))
+    }
+
+    /// The first position at or after `from` where a pattern may begin but is cut off by
+    /// the end of `buf`; `buf.len()` when there is none.
+    fn hold_point(&self, buf: &[u8], from: usize) -> usize {
+        let earliest = buf.len().saturating_sub(self.longest - 1);
+        (from.max(earliest)..buf.len())
+            .find(|&t| self.could_grow(&buf[t..]))
+            .unwrap_or(buf.len())
+    }
+}
+
+/// Every form of `value` that is masked.
+fn forms_of(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let mut forms = vec![Zeroizing::new(value.to_vec())];
+    for alphabet in [&STANDARD, &URL_SAFE] {
+        let padded = engine(alphabet, true);
+        let unpadded = engine(alphabet, false);
+        forms.push(Zeroizing::new(padded.encode(value).into_bytes()));
+        forms.push(Zeroizing::new(unpadded.encode(value).into_bytes()));
+        for offset in 0..3 {
+            forms.push(embedded_base64(&unpadded, value, offset));
+        }
+    }
+    let encoded = Zeroizing::new(utf8_percent_encode_bytes(value));
+    if encoded.as_slice() != value {
+        forms.push(encoded);
+    }
+    forms
+}
+
+fn engine(alphabet: &Alphabet, pad: bool) -> GeneralPurpose {
+    GeneralPurpose::new(
+        alphabet,
+        GeneralPurposeConfig::new()
+            .with_encode_padding(pad)
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    )
+}
+
+/// The base64 characters that encode only bits of `value` when it starts `offset` bytes
+/// into a 3-byte group of a longer encoded string: the same whatever surrounds it.
+fn embedded_base64(engine: &GeneralPurpose, value: &[u8], offset: usize) -> Zeroizing<Vec<u8>> {
+    let mut framed = Zeroizing::new(vec![0u8; offset]);
+    framed.extend_from_slice(value);
+    framed.extend_from_slice(&[0, 0]);
+    let encoded = Zeroizing::new(engine.encode(framed.as_slice()).into_bytes());
+    let first_bit = 8 * offset;
+    let end_bit = 8 * (offset + value.len());
+    let first = first_bit.div_ceil(6);
+    let end = end_bit / 6;
+    Zeroizing::new(encoded[first..end.max(first)].to_vec())
+}
+
+fn utf8_percent_encode_bytes(value: &[u8]) -> Vec<u8> {
+    match std::str::from_utf8(value) {
+        Ok(text) => utf8_percent_encode(text, URL_ENCODED).to_string().into_bytes(),
+        Err(_) => percent_encoding::percent_encode(value, URL_ENCODED)
+            .to_string()
+            .into_bytes(),
+    }
+}
+
+/// The masker for a run's values; warns once when some are too short to mask.
+pub fn for_values<'a>(values: impl IntoIterator<Item = &'a SecretValue>) -> Option<Masker> {
+    let built = Masker::build(values);
+    if built.too_short > 0 {
+        crate::log::warn(format_args!(
+            "{} secret value(s) shorter than {MIN_LEN} characters are not masked in the output",
+            built.too_short
+        ));
+    }
+    built.masker
+}
+
+/// One stream's filter: holds back only bytes that may be the start of a secret cut off by
+/// the end of a read, and passes everything else on at once.
+pub struct MaskStream<'m> {
+    masker: &'m Masker,
+    held: Zeroizing<Vec<u8>>,
+}
+
+impl<'m> MaskStream<'m> {
+    pub fn new(masker: &'m Masker) -> Self {
+        MaskStream {
+            masker,
+            held: Zeroizing::new(Vec::new()),
+        }
+    }
+
+    /// Filters `input` (the next bytes of the stream) into `out`.
+    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if self.held.is_empty() {
+            self.scan(input, out);
+        } else {
+            let mut joined = Zeroizing::new(std::mem::take(&mut *self.held));
+            joined.extend_from_slice(input);
+            self.scan(&joined, out);
+        }
+    }
+
+    /// The stream ended: whatever was held back is final.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        let held = Zeroizing::new(std::mem::take(&mut *self.held));
+        let mut pos = 0;
+        for found in self.masker.automaton.find_iter(held.as_slice()) {
+            out.extend_from_slice(&held[pos..found.start()]);
+            out.extend_from_slice(CONCEALED);
+            pos = found.end();
+        }
+        out.extend_from_slice(&held[pos..]);
+    }
+
+    /// Leftmost-longest replacement over `buf`, exactly as over the whole stream: a match
+    /// is taken only when no longer pattern could start at or before it and run past the
+    /// end of `buf`.
+    fn scan(&mut self, buf: &[u8], out: &mut Vec<u8>) {
+        let masker = self.masker;
+        let safe = buf.len().saturating_sub(masker.longest - 1);
+        let mut pos = 0;
+        loop {
+            let found = masker
+                .automaton
+                .find(Input::new(buf).span(pos..buf.len()));
+            match found {
+                Some(m) if m.start() < safe => {
+                    out.extend_from_slice(&buf[pos..m.start()]);
+                    out.extend_from_slice(CONCEALED);
+                    pos = m.end();
+                }
+                found => {
+                    let hold = masker.hold_point(buf, pos);
+                    match found {
+                        Some(m) if m.start() < hold => {
+                            out.extend_from_slice(&buf[pos..m.start()]);
+                            out.extend_from_slice(CONCEALED);
+                            pos = m.end();
+                        }
+                        _ => {
+                            out.extend_from_slice(&buf[pos..hold]);
+                            self.held.extend_from_slice(&buf[hold..]);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn masker(values: &[&str]) -> Masker {
+        let values: Vec<SecretValue> = values.iter().map(|v| SecretValue::new(v.to_string())).collect();
+        Masker::build(&values).masker.unwrap()
+    }
+
+    fn masked(values: &[&str], input: &str) -> String {
+        String::from_utf8(masker(values).mask_all(input.as_bytes())).unwrap()
+    }
+
+    const C: &str = "<concealed by keywrap>";
+
+    #[test]
+    fn masks_values_and_their_encodings() {
+        let value = "fake-key/with+chars?";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(value);
+        let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value);
+        let url = "fake-key%2Fwith%2Bchars%3F";
+        let input = format!("a {value} b {b64} c {b64url} d {url} e Bearer {value}\n");
+        assert_eq!(masked(&[value], &input), format!("a {C} b {C} c {C} d {C} e Bearer {C}\n"));
+    }
+
+    #[test]
+    fn masks_base64_of_a_value_inside_longer_base64() {
+        let value = "fake-secret-value-0123";
+        for prefix in ["", "x", "xy", "user:"] {
+            let encoded = base64::engine::general_purpose::STANDARD
+                .encode(format!("{prefix}{value}@host"));
+            let out = masked(&[value], &encoded);
+            assert!(out.contains(C), "prefix {prefix:?}: {out}");
+            assert!(out.len() < encoded.len() + C.len(), "most of it concealed: {out}");
+        }
+    }
+
+    #[test]
+    fn short_values_are_counted_not_masked() {
+        let values = [SecretValue::new("abc".into()), SecretValue::new(String::new())];
+        let built = Masker::build(&values);
+        assert!(built.masker.is_none());
+        assert_eq!(built.too_short, 1);
+    }
+
+    #[test]
+    fn the_longest_match_wins_and_binary_passes() {
+        let out = masker(&["fake-secret", "fake-secret-longer"])
+            .mask_all(b"\x00\xff fake-secret-longer fake-secret-long \x80");
+        assert_eq!(out, [b"\x00\xff ".as_slice(), CONCEALED, b" ", CONCEALED, b"-long \x80"].concat());
+    }
+
+    #[test]
+    fn only_a_possible_start_of_a_secret_is_held_back() {
+        let masker = masker(&["fake-secret"]);
+        let mut stream = MaskStream::new(&masker);
+        let mut out = Vec::new();
+        stream.push(b"progress 50% fake-se", &mut out);
+        assert_eq!(out, b"progress 50% ");
+        stream.push(b"cret done", &mut out);
+        assert_eq!(out, [b"progress 50% ".as_slice(), CONCEALED, b" done"].concat());
+        stream.push(b" 99%", &mut out);
+        assert!(out.ends_with(b" 99%"), "nothing held that cannot start a secret");
+    }
+
+    fn chunked(masker: &Masker, input: &[u8], cuts: &[usize]) -> Vec<u8> {
+        let mut stream = MaskStream::new(masker);
+        let mut out = Vec::new();
+        let mut start = 0;
+        for &cut in cuts {
+            let end = (start + cut).min(input.len());
+            stream.push(&input[start..end], &mut out);
+            start = end;
+        }
+        stream.push(&input[start..], &mut out);
+        stream.finish(&mut out);
+        out
+    }
+
+    /// The stream with every occurrence replaced, computed naively, leftmost-longest.
+    fn reference(patterns: &[Vec<u8>], input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < input.len() {
+            let best = patterns
+                .iter()
+                .filter(|p| input[i..].starts_with(p))
+                .map(|p| p.len())
+                .max();
+            match best {
+                Some(len) => {
+                    out.extend_from_slice(CONCEALED);
+                    i += len;
+                }
+                None => {
+                    out.push(input[i]);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn chunking_never_changes_the_output(
+            secrets in proptest::collection::vec("[ab]{6,9}", 1..4),
+            pieces in proptest::collection::vec(prop_oneof![
+                "[abc]{0,6}".prop_map(|s| s.into_bytes()),
+                proptest::collection::vec(any::<u8>(), 0..4),
+            ], 0..12),
+            secret_picks in proptest::collection::vec(0usize..4, 0..6),
+            cuts in proptest::collection::vec(0usize..12, 0..20),
+        ) {
+            let mut input = Vec::new();
+            for (i, piece) in pieces.iter().enumerate() {
+                input.extend_from_slice(piece);
+                if let Some(&pick) = secret_picks.get(i) {
+                    input.extend_from_slice(secrets[pick % secrets.len()].as_bytes());
+                }
+            }
+            let values: Vec<SecretValue> = secrets.iter().map(|s| SecretValue::new(s.clone())).collect();
+            let masker = Masker::build(&values).masker.unwrap();
+            let patterns: Vec<Vec<u8>> = masker.by_first_byte.iter().flatten().map(|p| p.to_vec()).collect();
+            let expected = reference(&patterns, &input);
+            prop_assert_eq!(chunked(&masker, &input, &cuts), expected.clone());
+            prop_assert_eq!(chunked(&masker, &input, &vec![1; input.len()]), expected);
+        }
+    }
+}
