@@ -5,11 +5,11 @@
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -358,6 +358,77 @@ impl Run {
     }
 }
 
+/// A keywrap running in the background; killed when dropped.
+pub struct Spawned {
+    pub child: Child,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+fn collect(mut source: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = source.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Spawned {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (at most `seconds`) until stdout contains `text`; panics with both streams if not.
+    #[track_caller]
+    pub fn wait_for_stdout(&self, text: &str, seconds: u64) {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        while Instant::now() < deadline {
+            if self.stdout().contains(text) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("stdout never showed {text:?}\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+    }
+
+    /// Sends `signal` (e.g. "TERM") to keywrap.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (at most `seconds`) for keywrap to exit and returns its status.
+    #[track_caller]
+    pub fn wait_exit(&mut self, seconds: u64) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("keywrap did not exit\nstdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+    }
+}
+
 impl Default for Keywrap {
     fn default() -> Self {
         Self::new()
@@ -429,6 +500,48 @@ impl Keywrap {
     /// The underlying command, for tests that manage the process themselves.
     pub fn command(&mut self) -> &mut Command {
         &mut self.command
+    }
+
+    /// Runs under a pseudo-terminal (`script` from util-linux), so keywrap's stdin, stdout
+    /// and stderr are a terminal. The output is everything written to the terminal.
+    pub fn run_in_pty(&mut self) -> Run {
+        let quote = |arg: &OsStr| format!("'{}'", arg.to_string_lossy().replace('\'', "'\\''"));
+        let line = std::iter::once(self.command.get_program())
+            .chain(self.command.get_args())
+            .map(quote)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut script = Command::new("script");
+        script.args(["-qec", &line, "/dev/null"]).env_clear();
+        for (key, value) in self.command.get_envs() {
+            if let Some(value) = value {
+                script.env(key, value);
+            }
+        }
+        if let Some(dir) = self.command.get_current_dir() {
+            script.current_dir(dir);
+        }
+        self.command = script;
+        self.run()
+    }
+
+    /// Starts keywrap in the background with stdout and stderr captured as they arrive.
+    /// Keep the `Keywrap` alive meanwhile: it owns the working directory.
+    pub fn spawn(&mut self) -> Spawned {
+        self.command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.command.spawn().expect("cannot start keywrap");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        collect(child.stdout.take().unwrap(), Arc::clone(&stdout));
+        collect(child.stderr.take().unwrap(), Arc::clone(&stderr));
+        Spawned {
+            child,
+            stdout,
+            stderr,
+        }
     }
 
     /// Runs to completion (bounded: 60 s, then killed) and collects output.

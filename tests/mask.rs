@@ -1,0 +1,117 @@
+//! Output masking against a real OpenBao: values split across pipe reads, encoded forms,
+//! the default for pipes, a progress line without newline, and the pseudo-terminal case.
+
+mod support;
+
+use support::Bao;
+
+const SECRET: &str = "fake-secret/value+for?tests";
+const CONCEALED: &str = "<concealed by keywrap>";
+
+fn bao_with_secret() -> Bao {
+    let bao = Bao::start();
+    bao.kv_put("secret/app", &[("key", SECRET), ("short", "abc")]);
+    bao
+}
+
+/// Python writes `code`'s output itself, so each write is one pipe write.
+fn python(code: &str) -> Vec<String> {
+    vec!["--".into(), "python3".into(), "-c".into(), format!("import os, sys, time, base64, urllib.parse\nS = os.environ['S'].encode()\n{code}")]
+}
+
+#[test]
+fn a_value_written_byte_by_byte_is_still_masked() {
+    let bao = bao_with_secret();
+    let run = bao
+        .keywrap()
+        .args(["exec", "-s", "S=secret/app#key"])
+        .args(python(
+            "for fd in (1, 2):\n    os.write(fd, b'before ')\n    for i in range(len(S)):\n        os.write(fd, S[i:i+1]); time.sleep(0.002)\n    os.write(fd, b' after\\n')",
+        ))
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, format!("before {CONCEALED} after\n"));
+    assert!(run.stderr.ends_with(&format!("before {CONCEALED} after\n")), "{}", run.stderr);
+    assert!(!run.stderr.contains(SECRET));
+}
+
+#[test]
+fn base64_and_url_forms_are_masked() {
+    let bao = bao_with_secret();
+    let run = bao
+        .keywrap()
+        .args(["exec", "-s", "S=secret/app#key"])
+        .args(python(
+            "print('b64', base64.b64encode(S).decode())\nprint('url', base64.urlsafe_b64encode(S).decode().rstrip('='))\nprint('quoted', urllib.parse.quote(S, safe=''))\nprint('inside', base64.b64encode(b'user:' + S).decode())\nprint('Authorization: Bearer ' + S.decode())",
+        ))
+        .run();
+    run.assert_success();
+    for line in ["b64 ", "url ", "quoted ", "Authorization: Bearer "] {
+        assert!(run.stdout.contains(&format!("{line}{CONCEALED}\n")), "{line}: {}", run.stdout);
+    }
+    let inside = run.stdout.lines().find(|l| l.starts_with("inside ")).unwrap();
+    assert!(inside.contains(CONCEALED), "{inside}");
+    assert!(!run.stdout.contains(SECRET));
+}
+
+#[test]
+fn no_mask_passes_output_unchanged_and_short_values_warn_once() {
+    let bao = bao_with_secret();
+    let run = bao
+        .keywrap()
+        .args(["exec", "--no-mask", "-s", "S=secret/app#key"])
+        .args(python("print(S.decode())"))
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, format!("{SECRET}\n"));
+
+    let run = bao
+        .keywrap()
+        .args(["exec", "-s", "S=secret/app#short", "-s", "T=secret/app#key"])
+        .args(python("print(S.decode(), os.environ['T']); sys.exit(3)"))
+        .run();
+    run.assert_code(3);
+    assert_eq!(run.stdout, format!("abc {CONCEALED}\n"));
+    assert_eq!(run.stderr.matches("shorter than 6").count(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn a_progress_line_without_newline_appears_at_once() {
+    let bao = bao_with_secret();
+    let mut keywrap = bao.keywrap();
+    let mut running = keywrap
+        .args(["exec", "-s", "S=secret/app#key"])
+        .args(python("os.write(1, b'progress 50% ' + S[:5])\ntime.sleep(30)"))
+        .spawn();
+    running.wait_for_stdout("progress 50% ", 10);
+    assert!(!running.stdout().contains("fake-"), "a possible start of the secret is held back");
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(10).code(), Some(128 + 15));
+}
+
+#[test]
+fn with_mask_on_a_terminal_the_child_gets_a_filtered_pty() {
+    let bao = bao_with_secret();
+    let run = bao
+        .keywrap()
+        .args(["exec", "--mask", "-s", "S=secret/app#key", "--", "sh", "-c"])
+        .arg("if test -t 0 && test -t 1 && test -t 2; then echo \"tty $S\"; else echo \"no tty $S\"; fi; echo \"err $S\" >&2")
+        .run_in_pty();
+    run.assert_success();
+    assert!(run.stdout.contains(&format!("tty {CONCEALED}")), "{:?}", run.stdout);
+    assert!(run.stdout.contains(&format!("err {CONCEALED}")), "{:?}", run.stdout);
+    assert!(!run.stdout.contains("no tty"), "{:?}", run.stdout);
+    assert!(!run.stdout.contains(SECRET));
+}
+
+#[test]
+fn without_a_flag_a_terminal_is_left_alone() {
+    let bao = bao_with_secret();
+    let run = bao
+        .keywrap()
+        .args(["exec", "-s", "S=secret/app#key", "--", "sh", "-c"])
+        .arg("test -t 1 && echo \"tty $S\"")
+        .run_in_pty();
+    run.assert_success();
+    assert!(run.stdout.contains(&format!("tty {SECRET}")), "{:?}", run.stdout);
+}
