@@ -160,11 +160,20 @@ mod tests {
     #[test]
     fn flags_override_the_file_by_name() {
         let file = config("[env]\nA = \"secret/a#x\"\nB = \"secret/b#x\"\n");
-        let flags = vec!["B=secret/flag#y".parse().unwrap(), "C=kv/c#z".parse().unwrap()];
+        let flags = vec![
+            "B=secret/flag#y".parse().unwrap(),
+            "C=kv/c#z".parse().unwrap(),
+        ];
         let bindings = collect(Some(&file), &flags).unwrap();
         let summary: Vec<_> = bindings
             .iter()
-            .map(|b| (b.name.as_str(), b.reference.to_string(), b.origin.to_string()))
+            .map(|b| {
+                (
+                    b.name.as_str(),
+                    b.reference.to_string(),
+                    b.origin.to_string(),
+                )
+            })
             .collect();
         assert_eq!(
             summary,
@@ -179,7 +188,11 @@ mod tests {
     #[test]
     fn bad_entries_point_at_line_and_column() {
         let err = collect(Some(&config("[env]\nA = \"secret/a\"\n")), &[]).unwrap_err();
-        assert!(err.to_string().starts_with("keywrap.toml:2:14: invalid reference"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("keywrap.toml:2:14: invalid reference"),
+            "{err}"
+        );
         let err = collect(Some(&config("[env]\n\"1A\" = \"secret/a#b\"\n")), &[]).unwrap_err();
         assert!(err.to_string().starts_with("keywrap.toml:2:1:"), "{err}");
     }
@@ -207,13 +220,22 @@ mod tests {
             ),
             (
                 PathBuf::from("two.env"),
-                vec![entry("B", reference("vault://secret/env2#b")), entry("E", EnvValue::Plain("second".into()))],
+                vec![
+                    entry("B", reference("vault://secret/env2#b")),
+                    entry("E", EnvValue::Plain("second".into())),
+                ],
             ),
         ];
         let (bound, plain) = apply_env_files(bindings, &files, &flags);
         let summary: Vec<_> = bound
             .iter()
-            .map(|b| (b.name.as_str(), b.reference.to_string(), b.origin.to_string()))
+            .map(|b| {
+                (
+                    b.name.as_str(),
+                    b.reference.to_string(),
+                    b.origin.to_string(),
+                )
+            })
             .collect();
         assert_eq!(
             summary,
@@ -223,13 +245,25 @@ mod tests {
                 ("D", "secret/flag#y".into(), "--secret".into()),
             ]
         );
-        assert_eq!(plain, [("A".into(), "plain-a".into()), ("E".into(), "second".into())]);
+        assert_eq!(
+            plain,
+            [
+                ("A".into(), "plain-a".into()),
+                ("E".into(), "second".into())
+            ]
+        );
     }
 
     #[test]
     fn flags_are_checked() {
         assert!("NOEQUALS".parse::<SecretFlag>().is_err());
-        assert!("1BAD=secret/a#b".parse::<SecretFlag>().unwrap_err().contains("invalid variable name"));
-        assert!("A=secret/a".parse::<SecretFlag>().unwrap_err().contains("missing #FIELD"));
+        assert!("1BAD=secret/a#b"
+            .parse::<SecretFlag>()
+            .unwrap_err()
+            .contains("invalid variable name"));
+        assert!("A=secret/a"
+            .parse::<SecretFlag>()
+            .unwrap_err()
+            .contains("missing #FIELD"));
     }
 }

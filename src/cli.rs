@@ -84,7 +84,11 @@ impl ConnectionArgs {
 
 fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
     let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     name.parse()
         .map_err(|_| format!("{text:?} is not a signal name (like TERM, INT, HUP)"))
 }
@@ -162,7 +166,12 @@ pub struct ExecArgs {
     pub restart_timeout: Duration,
 
     /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -198,8 +207,16 @@ mod tests {
     #[test]
     fn exec_takes_the_command_after_double_dash() {
         let cli = Cli::parse_from([
-            "keywrap", "exec", "--secret", "A=secret/a#b", "--config", "x.toml", "--", "python",
-            "-c", "print(1)",
+            "keywrap",
+            "exec",
+            "--secret",
+            "A=secret/a#b",
+            "--config",
+            "x.toml",
+            "--",
+            "python",
+            "-c",
+            "print(1)",
         ]);
         let Command::Exec(exec) = cli.command else {
             panic!("not exec")

@@ -85,16 +85,21 @@ pub fn parse(
         }
         let line = parser.line;
         let name_column = parser.column;
-        let mut name = parser.take_while(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+        let mut name =
+            parser.take_while(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
         if name == "export" && matches!(parser.peek(), Some(' ' | '\t')) {
             parser.skip_blank();
-            name = parser.take_while(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+            name = parser
+                .take_while(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
         }
         if name.is_empty() {
             return Err(parser.error("expected NAME=value"));
         }
         if let Err(problem) = validate_env_name(&name) {
-            return Err(anyhow!("{}:{line}:{name_column}: {problem}", path.display()));
+            return Err(anyhow!(
+                "{}:{line}:{name_column}: {problem}",
+                path.display()
+            ));
         }
         parser.skip_blank();
         if parser.peek() != Some('=') {
@@ -109,7 +114,11 @@ pub fn parse(
                     "cannot expand ${var}: it is a vault:// reference, resolved only when the command starts"
                 ));
             }
-            Ok(known.get(var).cloned().or_else(|| inherited(var)).unwrap_or_default())
+            Ok(known
+                .get(var)
+                .cloned()
+                .or_else(|| inherited(var))
+                .unwrap_or_default())
         };
         let (value, quoted) = match parser.peek() {
             Some('\'') => (parser.single_quoted()?, true),
@@ -154,7 +163,10 @@ pub fn parse(
 /// The kind of credential `value` looks like, for the warning; never the value.
 fn looks_like_live_key(value: &str) -> Option<&'static str> {
     let body_ok = |rest: &str, min: usize| {
-        rest.len() >= min && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        rest.len() >= min
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     };
     let checks: &[(&str, usize, &str)] = &[
         ("sk-", 20, "OpenAI/Anthropic-style API key (sk-...)"),
@@ -174,8 +186,15 @@ fn looks_like_live_key(value: &str) -> Option<&'static str> {
             }
         }
     }
-    let aws = value.strip_prefix("AKIA").or_else(|| value.strip_prefix("ASIA"));
-    if aws.is_some_and(|rest| rest.len() == 16 && rest.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())) {
+    let aws = value
+        .strip_prefix("AKIA")
+        .or_else(|| value.strip_prefix("ASIA"));
+    if aws.is_some_and(|rest| {
+        rest.len() == 16
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    }) {
         return Some("AWS access key (AKIA...)");
     }
     None
@@ -209,7 +228,12 @@ impl Parser<'_> {
     }
 
     fn error(&self, problem: &str) -> anyhow::Error {
-        anyhow!("{}:{}:{}: {problem}", self.path.display(), self.line, self.column)
+        anyhow!(
+            "{}:{}:{}: {problem}",
+            self.path.display(),
+            self.line,
+            self.column
+        )
     }
 
     fn skip_blank(&mut self) {
@@ -239,7 +263,10 @@ impl Parser<'_> {
         let mut value = String::new();
         loop {
             match self.bump() {
-                None => bail!("{}:{line}:{column}: unterminated single-quoted value", self.path.display()),
+                None => bail!(
+                    "{}:{line}:{column}: unterminated single-quoted value",
+                    self.path.display()
+                ),
                 Some('\'') => return Ok(value),
                 Some(c) => value.push(c),
             }
@@ -252,7 +279,10 @@ impl Parser<'_> {
         let mut value = String::new();
         loop {
             match self.peek() {
-                None => bail!("{}:{line}:{column}: unterminated double-quoted value", self.path.display()),
+                None => bail!(
+                    "{}:{line}:{column}: unterminated double-quoted value",
+                    self.path.display()
+                ),
                 Some('"') => {
                     self.bump();
                     return Ok(value);
@@ -308,7 +338,8 @@ impl Parser<'_> {
         if self.peek() == Some('{') {
             self.bump();
             let name = self.take_while(is_name);
-            let default = if self.peek() == Some(':') && self.chars.get(self.pos + 1) == Some(&'-') {
+            let default = if self.peek() == Some(':') && self.chars.get(self.pos + 1) == Some(&'-')
+            {
                 self.bump();
                 self.bump();
                 Some(self.take_while(|c| c != '}' && c != '\n'))
@@ -339,7 +370,13 @@ impl Parser<'_> {
 /// each `--env-file` in order; later ones win.
 pub fn paths(config: Option<&crate::config::LoadedConfig>, flags: &[PathBuf]) -> Vec<PathBuf> {
     config
-        .map(|c| c.file.env_files.iter().map(|p| c.resolve_path(p)).collect::<Vec<_>>())
+        .map(|c| {
+            c.file
+                .env_files
+                .iter()
+                .map(|p| c.resolve_path(p))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default()
         .into_iter()
         .chain(flags.iter().cloned())
@@ -358,7 +395,11 @@ pub fn load_all(
         .into_iter()
         .map(|path| {
             let entries = load(&path, &mut known, &inherited)?;
-            crate::log::verbose(format_args!("env file {} ({} entries)", path.display(), entries.len()));
+            crate::log::verbose(format_args!(
+                "env file {} ({} entries)",
+                path.display(),
+                entries.len()
+            ));
             Ok((path, entries))
         })
         .collect()
@@ -385,7 +426,9 @@ mod tests {
     }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -413,10 +456,20 @@ mod tests {
     fn errors_name_file_line_and_column() {
         let err = |text: &str| parse_text(text).unwrap_err().to_string();
         assert_eq!(err("A=1\nB \"x\"\n"), ".env:2:3: expected '=' after B");
-        assert_eq!(err("A=1\n\nB=\"open\n"), ".env:3:3: unterminated double-quoted value");
-        assert_eq!(err("C='x' y\n"), ".env:1:7: unexpected text after the closing quote");
+        assert_eq!(
+            err("A=1\n\nB=\"open\n"),
+            ".env:3:3: unterminated double-quoted value"
+        );
+        assert_eq!(
+            err("C='x' y\n"),
+            ".env:1:7: unexpected text after the closing quote"
+        );
         assert!(err("1A=x\n").starts_with(".env:1:1: "));
-        assert!(err("A=vault://secret/app\n").starts_with(".env:1:"), "{}", err("A=vault://secret/app\n"));
+        assert!(
+            err("A=vault://secret/app\n").starts_with(".env:1:"),
+            "{}",
+            err("A=vault://secret/app\n")
+        );
         assert!(err("A=vault://s/a#k\nB=$A\n").starts_with(".env:2:3: cannot expand $A"));
         assert_eq!(err("=x\n"), ".env:1:1: expected NAME=value");
     }

@@ -32,7 +32,11 @@ pub const CONCEALED: &[u8] = b"<concealed by keywrap>";
 pub const MIN_LEN: usize = 6;
 
 /// Everything but RFC 3986's unreserved characters is percent-encoded, as URL libraries do.
-const URL_ENCODED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const URL_ENCODED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The compiled set of patterns to conceal. Shared by the per-stream filters.
 pub struct Masker {
@@ -179,7 +183,9 @@ fn embedded_base64(engine: &GeneralPurpose, value: &[u8], offset: usize) -> Zero
 
 fn utf8_percent_encode_bytes(value: &[u8]) -> Vec<u8> {
     match std::str::from_utf8(value) {
-        Ok(text) => utf8_percent_encode(text, URL_ENCODED).to_string().into_bytes(),
+        Ok(text) => utf8_percent_encode(text, URL_ENCODED)
+            .to_string()
+            .into_bytes(),
         Err(_) => percent_encoding::percent_encode(value, URL_ENCODED)
             .to_string()
             .into_bytes(),
@@ -244,9 +250,7 @@ impl<'m> MaskStream<'m> {
         let safe = buf.len().saturating_sub(masker.longest - 1);
         let mut pos = 0;
         loop {
-            let found = masker
-                .automaton
-                .find(Input::new(buf).span(pos..buf.len()));
+            let found = masker.automaton.find(Input::new(buf).span(pos..buf.len()));
             match found {
                 Some(m) if m.start() < safe => {
                     out.extend_from_slice(&buf[pos..m.start()]);
@@ -279,7 +283,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn masker(values: &[&str]) -> Masker {
-        let values: Vec<SecretValue> = values.iter().map(|v| SecretValue::new(v.to_string())).collect();
+        let values: Vec<SecretValue> = values
+            .iter()
+            .map(|v| SecretValue::new(v.to_string()))
+            .collect();
         Masker::build(&values).masker.unwrap()
     }
 
@@ -296,24 +303,33 @@ mod tests {
         let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value);
         let url = "fake-key%2Fwith%2Bchars%3F";
         let input = format!("a {value} b {b64} c {b64url} d {url} e Bearer {value}\n");
-        assert_eq!(masked(&[value], &input), format!("a {C} b {C} c {C} d {C} e Bearer {C}\n"));
+        assert_eq!(
+            masked(&[value], &input),
+            format!("a {C} b {C} c {C} d {C} e Bearer {C}\n")
+        );
     }
 
     #[test]
     fn masks_base64_of_a_value_inside_longer_base64() {
         let value = "fake-secret-value-0123";
         for prefix in ["", "x", "xy", "user:"] {
-            let encoded = base64::engine::general_purpose::STANDARD
-                .encode(format!("{prefix}{value}@host"));
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{prefix}{value}@host"));
             let out = masked(&[value], &encoded);
             assert!(out.contains(C), "prefix {prefix:?}: {out}");
-            assert!(out.len() < encoded.len() + C.len(), "most of it concealed: {out}");
+            assert!(
+                out.len() < encoded.len() + C.len(),
+                "most of it concealed: {out}"
+            );
         }
     }
 
     #[test]
     fn short_values_are_counted_not_masked() {
-        let values = [SecretValue::new("abc".into()), SecretValue::new(String::new())];
+        let values = [
+            SecretValue::new("abc".into()),
+            SecretValue::new(String::new()),
+        ];
         let built = Masker::build(&values);
         assert!(built.masker.is_none());
         assert_eq!(built.too_short, 1);
@@ -323,7 +339,17 @@ mod tests {
     fn the_longest_match_wins_and_binary_passes() {
         let out = masker(&["fake-secret", "fake-secret-longer"])
             .mask_all(b"\x00\xff fake-secret-longer fake-secret-long \x80");
-        assert_eq!(out, [b"\x00\xff ".as_slice(), CONCEALED, b" ", CONCEALED, b"-long \x80"].concat());
+        assert_eq!(
+            out,
+            [
+                b"\x00\xff ".as_slice(),
+                CONCEALED,
+                b" ",
+                CONCEALED,
+                b"-long \x80"
+            ]
+            .concat()
+        );
     }
 
     #[test]
@@ -334,9 +360,15 @@ mod tests {
         stream.push(b"progress 50% fake-se", &mut out);
         assert_eq!(out, b"progress 50% ");
         stream.push(b"cret done", &mut out);
-        assert_eq!(out, [b"progress 50% ".as_slice(), CONCEALED, b" done"].concat());
+        assert_eq!(
+            out,
+            [b"progress 50% ".as_slice(), CONCEALED, b" done"].concat()
+        );
         stream.push(b" 99%", &mut out);
-        assert!(out.ends_with(b" 99%"), "nothing held that cannot start a secret");
+        assert!(
+            out.ends_with(b" 99%"),
+            "nothing held that cannot start a secret"
+        );
     }
 
     fn chunked(masker: &Masker, input: &[u8], cuts: &[usize]) -> Vec<u8> {

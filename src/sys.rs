@@ -20,13 +20,19 @@ pub fn prepare_child(command: &mut Command, core_limit: Option<(u64, u64)>) {
                 nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
                 // keywrap may have died between fork and prctl: then stop right here.
                 if nix::unistd::getppid().as_raw() as u32 != parent {
-                    return Err(std::io::Error::other("keywrap exited before the child started"));
+                    return Err(std::io::Error::other(
+                        "keywrap exited before the child started",
+                    ));
                 }
             }
             #[cfg(not(target_os = "linux"))]
             let _ = parent;
             if let Some((soft, hard)) = core_limit {
-                nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, soft, hard)?;
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_CORE,
+                    soft,
+                    hard,
+                )?;
             }
             Ok(())
         });
@@ -72,6 +78,10 @@ pub fn set_window_size(fd: std::os::fd::BorrowedFd, size: &nix::pty::Winsize) {
     // SAFETY: TIOCSWINSZ only reads one `winsize` struct through the pointer, which points
     // at a live value; `fd` is borrowed, so it is open for the call.
     unsafe {
-        nix::libc::ioctl(fd.as_raw_fd(), nix::libc::TIOCSWINSZ, size as *const nix::pty::Winsize);
+        nix::libc::ioctl(
+            fd.as_raw_fd(),
+            nix::libc::TIOCSWINSZ,
+            size as *const nix::pty::Winsize,
+        );
     }
 }

@@ -119,7 +119,9 @@ async fn current_version(client: &VaultClient, mount: &Mount, path: &str) -> Res
 /// Parses a `--watch` or `--restart-timeout` duration: `30s`, `5m`, `1h`, `500ms` or
 /// plain seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let scale = match unit {
         "" | "s" => 1.0,
@@ -130,7 +132,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     match number.parse::<f64>() {
         Ok(n) if n > 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(n * scale)),
-        _ => Err(format!("{text:?} is not a positive duration (like 30s, 5m, 1h)")),
+        _ => Err(format!(
+            "{text:?} is not a positive duration (like 30s, 5m, 1h)"
+        )),
     }
 }
 

@@ -16,7 +16,12 @@ fn bao_with_secret() -> Bao {
 
 /// Python writes `code`'s output itself, so each write is one pipe write.
 fn python(code: &str) -> Vec<String> {
-    vec!["--".into(), "python3".into(), "-c".into(), format!("import os, sys, time, base64, urllib.parse\nS = os.environ['S'].encode()\n{code}")]
+    vec![
+        "--".into(),
+        "python3".into(),
+        "-c".into(),
+        format!("import os, sys, time, base64, urllib.parse\nS = os.environ['S'].encode()\n{code}"),
+    ]
 }
 
 #[test]
@@ -31,7 +36,11 @@ fn a_value_written_byte_by_byte_is_still_masked() {
         .run();
     run.assert_success();
     assert_eq!(run.stdout, format!("before {CONCEALED} after\n"));
-    assert!(run.stderr.ends_with(&format!("before {CONCEALED} after\n")), "{}", run.stderr);
+    assert!(
+        run.stderr.ends_with(&format!("before {CONCEALED} after\n")),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains(SECRET));
 }
 
@@ -47,9 +56,17 @@ fn base64_and_url_forms_are_masked() {
         .run();
     run.assert_success();
     for line in ["b64 ", "url ", "quoted ", "Authorization: Bearer "] {
-        assert!(run.stdout.contains(&format!("{line}{CONCEALED}\n")), "{line}: {}", run.stdout);
+        assert!(
+            run.stdout.contains(&format!("{line}{CONCEALED}\n")),
+            "{line}: {}",
+            run.stdout
+        );
     }
-    let inside = run.stdout.lines().find(|l| l.starts_with("inside ")).unwrap();
+    let inside = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("inside "))
+        .unwrap();
     assert!(inside.contains(CONCEALED), "{inside}");
     assert!(!run.stdout.contains(SECRET));
 }
@@ -72,7 +89,12 @@ fn no_mask_passes_output_unchanged_and_short_values_warn_once() {
         .run();
     run.assert_code(3);
     assert_eq!(run.stdout, format!("abc {CONCEALED}\n"));
-    assert_eq!(run.stderr.matches("shorter than 6").count(), 1, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("shorter than 6").count(),
+        1,
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -81,10 +103,15 @@ fn a_progress_line_without_newline_appears_at_once() {
     let mut keywrap = bao.keywrap();
     let mut running = keywrap
         .args(["exec", "-s", "S=secret/app#key"])
-        .args(python("os.write(1, b'progress 50% ' + S[:5])\ntime.sleep(30)"))
+        .args(python(
+            "os.write(1, b'progress 50% ' + S[:5])\ntime.sleep(30)",
+        ))
         .spawn();
     running.wait_for_stdout("progress 50% ", 10);
-    assert!(!running.stdout().contains("fake-"), "a possible start of the secret is held back");
+    assert!(
+        !running.stdout().contains("fake-"),
+        "a possible start of the secret is held back"
+    );
     running.signal("TERM");
     assert_eq!(running.wait_exit(10).code(), Some(128 + 15));
 }
@@ -98,8 +125,16 @@ fn with_mask_on_a_terminal_the_child_gets_a_filtered_pty() {
         .arg("if test -t 0 && test -t 1 && test -t 2; then echo \"tty $S\"; else echo \"no tty $S\"; fi; echo \"err $S\" >&2")
         .run_in_pty();
     run.assert_success();
-    assert!(run.stdout.contains(&format!("tty {CONCEALED}")), "{:?}", run.stdout);
-    assert!(run.stdout.contains(&format!("err {CONCEALED}")), "{:?}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("tty {CONCEALED}")),
+        "{:?}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!("err {CONCEALED}")),
+        "{:?}",
+        run.stdout
+    );
     assert!(!run.stdout.contains("no tty"), "{:?}", run.stdout);
     assert!(!run.stdout.contains(SECRET));
 }
@@ -113,5 +148,9 @@ fn without_a_flag_a_terminal_is_left_alone() {
         .arg("test -t 1 && echo \"tty $S\"")
         .run_in_pty();
     run.assert_success();
-    assert!(run.stdout.contains(&format!("tty {SECRET}")), "{:?}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("tty {SECRET}")),
+        "{:?}",
+        run.stdout
+    );
 }

@@ -132,7 +132,11 @@ pub struct Running {
 
 impl Output {
     pub fn new(routes: Routes, masker: Option<Masker>) -> Result<Self> {
-        let routes = if masker.is_some() { routes } else { Routes::inherit() };
+        let routes = if masker.is_some() {
+            routes
+        } else {
+            Routes::inherit()
+        };
         let pty = Arc::new(Mutex::new(None));
         let terminal = if routes.stdin_to_pty {
             let terminal = RawTerminal::enter()?;
@@ -163,21 +167,32 @@ impl Output {
         };
         let slave = if self.routes.uses_pty() {
             let size = crate::sys::window_size(std::io::stdout().as_fd());
-            let pty = nix::pty::openpty(size.as_ref(), None).context("cannot open a pseudo-terminal")?;
+            let pty =
+                nix::pty::openpty(size.as_ref(), None).context("cannot open a pseudo-terminal")?;
             let master = File::from(pty.master);
             *self.pty.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some(master.try_clone().context("cannot duplicate the pty")?);
-            let sink = if self.routes.stdout == Route::Pty { stdout_sink()? } else { stderr_sink()? };
+            let sink = if self.routes.stdout == Route::Pty {
+                stdout_sink()?
+            } else {
+                stderr_sink()?
+            };
             spawn_pump(master, sink, Arc::clone(masker), done_tx.clone())?;
             pumps += 1;
-            stdio.controlling_terminal = Some(if self.routes.stdout == Route::Pty { 1 } else { 2 });
+            stdio.controlling_terminal = Some(if self.routes.stdout == Route::Pty {
+                1
+            } else {
+                2
+            });
             Some(pty.slave)
         } else {
             None
         };
         let slave_stdio = |slave: &Option<OwnedFd>| -> Result<Stdio> {
             let fd = slave.as_ref().expect("a pty route has a pty");
-            Ok(Stdio::from(fd.try_clone().context("cannot duplicate the pty")?))
+            Ok(Stdio::from(
+                fd.try_clone().context("cannot duplicate the pty")?,
+            ))
         };
         for (route, is_stdout) in [(self.routes.stdout, true), (self.routes.stderr, false)] {
             let child_end = match route {
@@ -185,7 +200,11 @@ impl Output {
                 Route::Pty => slave_stdio(&slave)?,
                 Route::Pipe => {
                     let (read, write) = nix::unistd::pipe().context("cannot create a pipe")?;
-                    let sink = if is_stdout { stdout_sink()? } else { stderr_sink()? };
+                    let sink = if is_stdout {
+                        stdout_sink()?
+                    } else {
+                        stderr_sink()?
+                    };
                     spawn_pump(File::from(read), sink, Arc::clone(masker), done_tx.clone())?;
                     pumps += 1;
                     Stdio::from(write)
@@ -235,20 +254,31 @@ impl Running {
 
 fn stdout_sink() -> Result<File> {
     Ok(File::from(
-        std::io::stdout().as_fd().try_clone_to_owned().context("cannot duplicate stdout")?,
+        std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot duplicate stdout")?,
     ))
 }
 
 fn stderr_sink() -> Result<File> {
     Ok(File::from(
-        std::io::stderr().as_fd().try_clone_to_owned().context("cannot duplicate stderr")?,
+        std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot duplicate stderr")?,
     ))
 }
 
 /// Reads `source` until it ends (a pty master reports EIO once the child closed it),
 /// masking into `sink`. If `sink` is closed, stops reading so the child gets EPIPE, as it
 /// would writing there itself.
-fn spawn_pump(mut source: File, mut sink: File, masker: Arc<Masker>, done: Sender<()>) -> Result<()> {
+fn spawn_pump(
+    mut source: File,
+    mut sink: File,
+    masker: Arc<Masker>,
+    done: Sender<()>,
+) -> Result<()> {
     std::thread::Builder::new()
         .name("mask".into())
         .spawn(move || {
@@ -281,7 +311,10 @@ fn spawn_pump(mut source: File, mut sink: File, masker: Arc<Masker>, done: Sende
 /// Copies keywrap's stdin to the current pty for the rest of the run.
 fn copy_stdin(pty: Arc<Mutex<Option<File>>>) -> Result<()> {
     let mut stdin = File::from(
-        std::io::stdin().as_fd().try_clone_to_owned().context("cannot duplicate stdin")?,
+        std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot duplicate stdin")?,
     );
     std::thread::Builder::new()
         .name("stdin".into())
@@ -341,11 +374,20 @@ mod tests {
             let r = Routes::decide(mask, t);
             (r.stdout, r.stderr, r.stdin_to_pty)
         };
-        assert_eq!(routes(None, terminals(true, true)), (Inherit, Inherit, false));
+        assert_eq!(
+            routes(None, terminals(true, true)),
+            (Inherit, Inherit, false)
+        );
         assert_eq!(routes(None, terminals(false, true)), (Pipe, Inherit, false));
         assert_eq!(routes(None, terminals(false, false)), (Pipe, Pipe, false));
-        assert_eq!(routes(Some(true), terminals(true, false)), (Pty, Pipe, true));
+        assert_eq!(
+            routes(Some(true), terminals(true, false)),
+            (Pty, Pipe, true)
+        );
         assert_eq!(routes(Some(true), terminals(true, true)), (Pty, Pty, true));
-        assert_eq!(routes(Some(false), terminals(false, false)), (Inherit, Inherit, false));
+        assert_eq!(
+            routes(Some(false), terminals(false, false)),
+            (Inherit, Inherit, false)
+        );
     }
 }

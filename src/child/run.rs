@@ -47,7 +47,8 @@ pub fn run(
     let mut restarted = false;
     let mut quick_failures = 0;
     loop {
-        let child_env = ChildEnvironment::build(plan.env, plan.run_id, plan.also_remove, values.clone());
+        let child_env =
+            ChildEnvironment::build(plan.env, plan.run_id, plan.also_remove, values.clone());
         let (stdio, filters) = output.attach()?;
         let started = Instant::now();
         let mut process = super::spawn(plan.command, &child_env, stdio)?;
@@ -56,7 +57,12 @@ pub fn run(
             Outcome::Exited(status) => status,
             Outcome::NewValues(new) => {
                 crate::log::warn("a watched secret has a new version; restarting the command");
-                supervisor.stop(&mut process, plan.restart_signal, plan.restart_timeout, &attachment)?;
+                supervisor.stop(
+                    &mut process,
+                    plan.restart_signal,
+                    plan.restart_timeout,
+                    &attachment,
+                )?;
                 filters.drain();
                 values = new;
                 restarted = true;

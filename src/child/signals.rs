@@ -140,7 +140,9 @@ impl Supervisor {
             match self.events.recv().context("the signal thread ended")? {
                 Event::Signal(origin) => self.on_signal(child, &origin, attachment),
                 Event::ChildChanged => {}
-                Event::NewValues(values) if !self.stopping => return Ok(Outcome::NewValues(values)),
+                Event::NewValues(values) if !self.stopping => {
+                    return Ok(Outcome::NewValues(values))
+                }
                 Event::NewValues(_) => {}
             }
         }

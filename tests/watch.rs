@@ -1,0 +1,102 @@
+//! `--watch` against a real OpenBao: a new version restarts the child with the new value,
+//! a child that ignores the restart signal is killed after --restart-timeout, and stopping
+//! keywrap stops the child and passes its status on.
+
+mod support;
+
+use support::Bao;
+
+/// Prints its value, then waits; exits 7 on TERM (or ignores TERM when `stubborn`).
+fn long_running(stubborn: bool) -> Vec<String> {
+    let trap = if stubborn {
+        "trap '' TERM"
+    } else {
+        "trap 'exit 7' TERM"
+    };
+    vec![
+        "--no-mask".into(),
+        "--".into(),
+        "sh".into(),
+        "-c".into(),
+        format!("{trap}; echo \"started with $V\"; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done"),
+    ]
+}
+
+#[test]
+fn a_new_version_restarts_the_child_with_the_new_value() {
+    let bao = Bao::start();
+    bao.kv_put("secret/rotating", &[("v", "fake-value-one")]);
+    let mut keywrap = bao.keywrap();
+    let mut running = keywrap
+        .args(["exec", "--watch=1s", "-s", "V=secret/rotating#v"])
+        .args(long_running(false))
+        .spawn();
+    running.wait_for_stdout("started with fake-value-one", 10);
+    bao.kv_put("secret/rotating", &[("v", "fake-value-two")]);
+    running.wait_for_stdout("started with fake-value-two", 15);
+    assert!(
+        running.stderr().contains("restarting the command"),
+        "{}",
+        running.stderr()
+    );
+
+    running.signal("TERM");
+    assert_eq!(
+        running.wait_exit(10).code(),
+        Some(7),
+        "the child's own status"
+    );
+    let metadata_reads = bao
+        .audit_entries()
+        .into_iter()
+        .filter(|e| e["type"] == "request" && e["request"]["path"] == "secret/metadata/rotating")
+        .count();
+    assert!(metadata_reads >= 1);
+    assert_eq!(
+        bao.audit_reads_of("secret/data/rotating").len(),
+        2,
+        "values read only at start and on the change"
+    );
+}
+
+#[test]
+fn a_child_that_ignores_the_restart_signal_is_killed_after_the_timeout() {
+    let bao = Bao::start();
+    bao.kv_put("secret/rotating", &[("v", "fake-value-one")]);
+    let mut keywrap = bao.keywrap();
+    let mut running = keywrap
+        .args([
+            "exec",
+            "--watch=1s",
+            "--restart-signal=TERM",
+            "--restart-timeout=1s",
+            "-s",
+            "V=secret/rotating#v",
+        ])
+        .args(long_running(true))
+        .spawn();
+    running.wait_for_stdout("started with fake-value-one", 10);
+    bao.kv_put("secret/rotating", &[("v", "fake-value-two")]);
+    running.wait_for_stdout("started with fake-value-two", 15);
+    assert!(
+        running.stderr().contains("killing it"),
+        "{}",
+        running.stderr()
+    );
+    running.signal("INT");
+    assert!(running.wait_exit(10).code().is_some());
+}
+
+#[test]
+fn watch_flags_are_checked() {
+    let run = support::Keywrap::new()
+        .args(["exec", "--watch=soon", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("not a duration");
+    let run = support::Keywrap::new()
+        .args(["exec", "--restart-signal=NOPE", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("not a signal name");
+}
