@@ -100,3 +100,22 @@ fn watch_flags_are_checked() {
     run.assert_code(125)
         .assert_stderr_contains("not a signal name");
 }
+
+#[test]
+fn a_restarted_child_that_fails_at_once_is_retried_with_backoff() {
+    let bao = Bao::start();
+    bao.kv_put("secret/rotating", &[("v", "fake-good-one")]);
+    let mut keywrap = bao.keywrap();
+    let mut running = keywrap
+        .args(["exec", "--watch=1s", "-s", "V=secret/rotating#v", "--no-mask", "--", "sh", "-c"])
+        .arg("trap 'exit 7' TERM; case $V in *bad*) echo \"failing with $V\"; exit 1;; esac; echo \"started with $V\"; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done")
+        .spawn();
+    running.wait_for_stdout("started with fake-good-one", 10);
+    bao.kv_put("secret/rotating", &[("v", "fake-bad-value")]);
+    running.wait_for_stdout("failing with fake-bad-value", 15);
+    running.wait_for_stderr("starting it again in 1s", 10);
+    bao.kv_put("secret/rotating", &[("v", "fake-good-two")]);
+    running.wait_for_stdout("started with fake-good-two", 15);
+    running.signal("TERM");
+    assert_eq!(running.wait_exit(10).code(), Some(7));
+}

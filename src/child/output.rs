@@ -28,6 +28,7 @@ use anyhow::{Context, Result};
 use nix::sys::termios::{self, SetArg, Termios};
 
 use crate::mask::{MaskStream, Masker};
+use crate::secret::SecretValue;
 
 /// How long, after the child exited, keywrap still passes on output of processes it left
 /// behind holding its stdout or stderr.
@@ -118,7 +119,9 @@ pub struct ChildStdio {
 /// the stdin copier, and per run the pipes or pty.
 pub struct Output {
     routes: Routes,
-    masker: Option<Arc<Masker>>,
+    /// Every value injected during the run: after a restart the old values stay masked.
+    values: Mutex<Vec<SecretValue>>,
+    masker: Mutex<Option<Arc<Masker>>>,
     terminal: Option<RawTerminal>,
     /// The current pty master, where stdin is copied and window sizes are set.
     pty: Arc<Mutex<Option<File>>>,
@@ -131,7 +134,14 @@ pub struct Running {
 }
 
 impl Output {
-    pub fn new(routes: Routes, masker: Option<Masker>) -> Result<Self> {
+    /// Output for a run that injects `values`. With nothing long enough to mask, nothing
+    /// is filtered.
+    pub fn new<'a>(
+        routes: Routes,
+        values: impl IntoIterator<Item = &'a SecretValue>,
+    ) -> Result<Self> {
+        let values: Vec<SecretValue> = values.into_iter().cloned().collect();
+        let masker = crate::mask::for_values(&values);
         let routes = if masker.is_some() {
             routes
         } else {
@@ -147,7 +157,8 @@ impl Output {
         };
         Ok(Output {
             routes,
-            masker: masker.map(Arc::new),
+            values: Mutex::new(values),
+            masker: Mutex::new(masker.map(Arc::new)),
             terminal,
             pty,
         })
@@ -157,21 +168,31 @@ impl Output {
         self.routes.uses_pty()
     }
 
+    /// Adds a restart's new values to what is masked from the next run on.
+    pub fn remask(&self, new: &[(String, SecretValue)]) {
+        if !self.routes.masks() {
+            return;
+        }
+        let mut values = lock(&self.values);
+        values.extend(new.iter().map(|(_, value)| value.clone()));
+        *lock(&self.masker) = crate::mask::for_values(values.iter()).map(Arc::new);
+    }
+
     /// Creates this run's pipes or pty, starts the filters, and returns the child's ends.
     pub fn attach(&self) -> Result<(ChildStdio, Running)> {
         let (done_tx, done) = channel();
         let mut stdio = ChildStdio::default();
         let mut pumps = 0;
-        let Some(masker) = &self.masker else {
+        let Some(masker) = lock(&self.masker).clone() else {
             return Ok((stdio, Running { done, pumps }));
         };
+        let masker = &masker;
         let slave = if self.routes.uses_pty() {
-            let size = crate::sys::window_size(std::io::stdout().as_fd());
+            let size = real_window_size();
             let pty =
                 nix::pty::openpty(size.as_ref(), None).context("cannot open a pseudo-terminal")?;
             let master = File::from(pty.master);
-            *self.pty.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(master.try_clone().context("cannot duplicate the pty")?);
+            *lock(&self.pty) = Some(master.try_clone().context("cannot duplicate the pty")?);
             let sink = if self.routes.stdout == Route::Pty {
                 stdout_sink()?
             } else {
@@ -224,10 +245,7 @@ impl Output {
 
     /// Copies the real terminal's window size to the pty.
     pub fn resize(&self) {
-        if let (Some(size), Some(master)) = (
-            crate::sys::window_size(std::io::stdout().as_fd()),
-            self.pty.lock().unwrap_or_else(|e| e.into_inner()).as_ref(),
-        ) {
+        if let (Some(size), Some(master)) = (real_window_size(), lock(&self.pty).as_ref()) {
             crate::sys::set_window_size(master.as_fd(), &size);
         }
     }
@@ -250,6 +268,18 @@ impl Running {
             }
         }
     }
+}
+
+/// A lock that a panicked holder did not poison for good: the data is plain.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The window size of whichever of keywrap's streams is a terminal.
+fn real_window_size() -> Option<nix::pty::Winsize> {
+    crate::sys::window_size(std::io::stdout().as_fd())
+        .or_else(|| crate::sys::window_size(std::io::stderr().as_fd()))
+        .or_else(|| crate::sys::window_size(std::io::stdin().as_fd()))
 }
 
 fn stdout_sink() -> Result<File> {
@@ -325,7 +355,7 @@ fn copy_stdin(pty: Arc<Mutex<Option<File>>>) -> Result<()> {
                     Ok(0) | Err(_) => return,
                     Ok(n) => n,
                 };
-                if let Some(master) = pty.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                if let Some(master) = lock(&pty).as_mut() {
                     let _ = master.write_all(&buf[..n]);
                 }
             }

@@ -64,6 +64,7 @@ pub fn run(
                     &attachment,
                 )?;
                 filters.drain();
+                output.remask(&new);
                 values = new;
                 restarted = true;
                 quick_failures = 0;
@@ -91,7 +92,10 @@ pub fn run(
         match supervisor.pause(pause) {
             Paused::Elapsed => {}
             Paused::Stopped => return Ok(status),
-            Paused::NewValues(new) => values = new,
+            Paused::NewValues(new) => {
+                output.remask(&new);
+                values = new;
+            }
         }
     }
 }

@@ -55,12 +55,11 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
 
     let identity = RunIdentity::detect(&env, Some(&command.display_name()));
     let run_id = identity.correlation_id.clone();
-    let mut supervisor = Supervisor::install()?;
-    let resolved = if bindings.is_empty() {
+    let (resolved, session) = if bindings.is_empty() {
         if args.watch.is_some() {
             crate::log::warn("--watch: no references to watch");
         }
-        Default::default()
+        (Default::default(), None)
     } else {
         let session = Session::open(&cli.connection.flags(), &env, loaded.as_ref(), identity)?;
         let runtime = super::runtime()?;
@@ -73,22 +72,25 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
                 None => crate::log::verbose(format_args!("read {address}")),
             }
         }
-        if let Some(interval) = args.watch {
-            crate::watch::spawn(
-                session.client,
-                bindings.clone(),
-                resolved.reads.clone(),
-                interval,
-                session.connection.timeout,
-                supervisor.sender(),
-            )?;
-        }
-        resolved
+        (resolved, Some(session))
     };
 
+    // Installed only now, so Ctrl-C still ends keywrap while it talks to Vault.
+    let mut supervisor = Supervisor::install()?;
+    if let (Some(interval), Some(session)) = (args.watch, session) {
+        let timeout = session.connection.timeout;
+        crate::watch::spawn(
+            session.client,
+            bindings.clone(),
+            resolved.reads.clone(),
+            interval,
+            timeout,
+            supervisor.sender(),
+        )?;
+    }
     let output = child::output::Output::new(
         Routes::decide(args.mask_choice(), Terminals::detect()),
-        crate::mask::for_values(resolved.values.iter().map(|(_, value)| value)),
+        resolved.values.iter().map(|(_, value)| value),
     )?;
     let child_env = with_settings(&env, settings);
     let plan = child::run::Plan {

@@ -425,15 +425,26 @@ impl Spawned {
     /// Waits (at most `seconds`) until stdout contains `text`; panics with both streams if not.
     #[track_caller]
     pub fn wait_for_stdout(&self, text: &str, seconds: u64) {
+        self.wait_for(|| self.stdout().contains(text), text, seconds);
+    }
+
+    /// Waits (at most `seconds`) until stderr contains `text`; panics with both streams if not.
+    #[track_caller]
+    pub fn wait_for_stderr(&self, text: &str, seconds: u64) {
+        self.wait_for(|| self.stderr().contains(text), text, seconds);
+    }
+
+    #[track_caller]
+    fn wait_for(&self, seen: impl Fn() -> bool, text: &str, seconds: u64) {
         let deadline = Instant::now() + Duration::from_secs(seconds);
         while Instant::now() < deadline {
-            if self.stdout().contains(text) {
+            if seen() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!(
-            "stdout never showed {text:?}\nstdout:\n{}\nstderr:\n{}",
+            "never saw {text:?}\nstdout:\n{}\nstderr:\n{}",
             self.stdout(),
             self.stderr()
         );
