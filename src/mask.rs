@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, Match, MatchKind, StartKind};
 use base64::alphabet::{Alphabet, STANDARD, URL_SAFE};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -41,6 +41,7 @@ const URL_ENCODED: &AsciiSet = &NON_ALPHANUMERIC
 /// The compiled set of patterns to conceal. Shared by the per-stream filters.
 pub struct Masker {
     automaton: AhoCorasick,
+    skip: SkipTable,
     /// The patterns again, by first byte, to tell whether a stream's tail could still
     /// become a match.
     by_first_byte: Vec<Vec<Zeroizing<Vec<u8>>>>,
@@ -86,19 +87,27 @@ impl Masker {
                 too_short,
             };
         }
+        // No prefilter of its own: secrets and their encodings start with letters and
+        // digits, where a first-byte prefilter stops at almost every byte. The skip table
+        // below finds candidates instead; the automaton only confirms them.
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
             .kind(Some(AhoCorasickKind::DFA))
+            .start_kind(StartKind::Both)
+            .prefilter(false)
             .build(patterns.iter().map(|p| p.as_slice()))
             .or_else(|_| {
                 // Very many long values can exceed the DFA's size limit; the slower
                 // automaton has none.
                 AhoCorasick::builder()
                     .match_kind(MatchKind::LeftmostLongest)
+                    .start_kind(StartKind::Both)
+                    .prefilter(false)
                     .build(patterns.iter().map(|p| p.as_slice()))
             })
             .expect("a set of non-empty literal patterns always compiles");
         let longest = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
+        let skip = SkipTable::new(&patterns);
         let mut by_first_byte: Vec<Vec<Zeroizing<Vec<u8>>>> = vec![Vec::new(); 256];
         for pattern in patterns {
             by_first_byte[usize::from(pattern[0])].push(pattern);
@@ -106,6 +115,7 @@ impl Masker {
         Built {
             masker: Some(Masker {
                 automaton,
+                skip,
                 by_first_byte,
                 longest,
             }),
@@ -120,6 +130,23 @@ impl Masker {
         stream.push(input, &mut out);
         stream.finish(&mut out);
         out
+    }
+
+    /// The leftmost-longest match starting at or after `from`, as the automaton's
+    /// unanchored search would find it: candidate starts come from the skip table, the
+    /// automaton confirms each with an anchored search.
+    fn find(&self, buf: &[u8], from: usize) -> Option<Match> {
+        let mut start = from;
+        while let Some(candidate) = self.skip.next_candidate(buf, start) {
+            let input = Input::new(buf)
+                .span(candidate..buf.len())
+                .anchored(Anchored::Yes);
+            if let Some(found) = self.automaton.find(input) {
+                return Some(found);
+            }
+            start = candidate + 1;
+        }
+        None
     }
 
     /// True when `tail` is a proper prefix of some pattern: more bytes could complete it.
@@ -137,6 +164,51 @@ impl Masker {
             .find(|&t| self.could_grow(&buf[t..]))
             .unwrap_or(buf.len())
     }
+}
+
+/// A Wu-Manber skip table: how far a window of the shortest pattern's length can move
+/// when its last three bytes are seen. Most output shares no 3-byte block with a secret's
+/// prefix, so the scan looks at one block per window instead of every byte.
+struct SkipTable {
+    /// The shortest pattern's length (at least [`MIN_LEN`]).
+    window: usize,
+    shift: Vec<u8>,
+}
+
+const BLOCK: usize = 3;
+const TABLE_BITS: u32 = 15;
+
+impl SkipTable {
+    fn new(patterns: &[Zeroizing<Vec<u8>>]) -> Self {
+        let window = patterns.iter().map(|p| p.len()).min().unwrap_or(MIN_LEN);
+        // Shifts are capped to fit a byte; a smaller shift is always safe.
+        let default = (window - BLOCK + 1).min(usize::from(u8::MAX)) as u8;
+        let mut shift = vec![default; 1 << TABLE_BITS];
+        for pattern in patterns {
+            for end in BLOCK..=window {
+                let slot = &mut shift[block_hash(&pattern[end - BLOCK..end])];
+                *slot = (*slot).min((window - end).min(usize::from(u8::MAX)) as u8);
+            }
+        }
+        SkipTable { window, shift }
+    }
+
+    /// The first start at or after `from` whose window may begin a pattern.
+    fn next_candidate(&self, buf: &[u8], from: usize) -> Option<usize> {
+        let mut end = from + self.window;
+        while end <= buf.len() {
+            match self.shift[block_hash(&buf[end - BLOCK..end])] {
+                0 => return Some(end - self.window),
+                shift => end += usize::from(shift),
+            }
+        }
+        None
+    }
+}
+
+fn block_hash(block: &[u8]) -> usize {
+    let value = u32::from(block[0]) << 16 | u32::from(block[1]) << 8 | u32::from(block[2]);
+    (value.wrapping_mul(0x9E37_79B1) >> (32 - TABLE_BITS)) as usize
 }
 
 /// Every form of `value` that is masked.
@@ -234,7 +306,7 @@ impl<'m> MaskStream<'m> {
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         let held = Zeroizing::new(std::mem::take(&mut *self.held));
         let mut pos = 0;
-        for found in self.masker.automaton.find_iter(held.as_slice()) {
+        while let Some(found) = self.masker.find(&held, pos) {
             out.extend_from_slice(&held[pos..found.start()]);
             out.extend_from_slice(CONCEALED);
             pos = found.end();
@@ -250,7 +322,7 @@ impl<'m> MaskStream<'m> {
         let safe = buf.len().saturating_sub(masker.longest - 1);
         let mut pos = 0;
         loop {
-            let found = masker.automaton.find(Input::new(buf).span(pos..buf.len()));
+            let found = masker.find(buf, pos);
             match found {
                 Some(m) if m.start() < safe => {
                     out.extend_from_slice(&buf[pos..m.start()]);

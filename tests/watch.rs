@@ -119,3 +119,21 @@ fn a_restarted_child_that_fails_at_once_is_retried_with_backoff() {
     running.signal("TERM");
     assert_eq!(running.wait_exit(10).code(), Some(7));
 }
+
+#[test]
+fn stopping_keywrap_forwards_the_signal_once_and_passes_the_status_on() {
+    let bao = Bao::start();
+    bao.kv_put("secret/rotating", &[("v", "fake-value-one")]);
+    let mut keywrap = bao.keywrap();
+    let mut running = keywrap
+        .args(["exec", "--watch=1s", "-s", "V=secret/rotating#v", "--", "sh", "-c"])
+        .arg("n=0; trap 'n=$((n+1))' TERM; echo ready; i=0; while [ $i -lt 100 ] && [ $n -eq 0 ]; do sleep 0.1; i=$((i+1)); done; sleep 0.5; exit $((20+n))")
+        .spawn();
+    running.wait_for_stdout("ready", 10);
+    running.signal("TERM");
+    assert_eq!(
+        running.wait_exit(15).code(),
+        Some(21),
+        "one TERM, and the child's status"
+    );
+}

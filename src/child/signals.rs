@@ -40,7 +40,6 @@ pub enum Event {
 }
 
 /// How the child is attached, which changes what is forwarded.
-#[derive(Default)]
 pub struct Attachment<'a> {
     /// The child runs on keywrap's pseudo-terminal, in its own session.
     pub own_terminal: bool,
@@ -121,17 +120,8 @@ impl Supervisor {
         self.stopping
     }
 
-    /// Forwards signals to `child` until it exits; returns its status. The child is reaped.
-    pub fn wait(&mut self, child: &mut Child) -> Result<ExitStatus> {
-        loop {
-            if let Outcome::Exited(status) = self.supervise(child, &Attachment::default())? {
-                return Ok(status);
-            }
-        }
-    }
-
-    /// Runs the event loop until the child exits or new values arrive (the child is then
-    /// still running; see [`Supervisor::stop`]).
+    /// Runs the event loop until the child exits (it is then reaped) or new values arrive
+    /// (it is then still running; see [`Supervisor::stop`]).
     pub fn supervise(&mut self, child: &mut Child, attachment: &Attachment) -> Result<Outcome> {
         loop {
             if let Some(status) = child.try_wait().context("cannot wait for the child")? {
