@@ -6,6 +6,11 @@
 //! alignments, so the value inside a longer base64 string is caught too) and its
 //! percent-encoded form. `Bearer <value>` and `KEY=value` come for free.
 //!
+//! Search: a Wu-Manber skip table over 3-byte blocks proposes candidate starts (most
+//! output is skipped a window at a time), and an aho-corasick automaton confirms each with
+//! an anchored leftmost-longest search. The result is exactly the automaton's own
+//! leftmost-longest scan, which the tests check against a naive reference.
+//!
 //! Memory: the values stay in `SecretValue`s everywhere else, but a matcher has to hold
 //! the patterns. They are kept in zeroizing buffers here; the automaton built from them
 //! (aho-corasick) holds its own copy in its transition tables, which cannot be zeroized and

@@ -34,7 +34,9 @@ use crate::secret::SecretValue;
 /// behind holding its stdout or stderr.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
-const CHUNK: usize = 64 * 1024;
+/// Read size, and the pipe size asked for: fewer, larger reads mean fewer switches
+/// between the child and the filter (a read still returns whatever is there at once).
+const CHUNK: usize = 1024 * 1024;
 
 /// How one output stream reaches keywrap's stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +223,8 @@ impl Output {
                 Route::Pty => slave_stdio(&slave)?,
                 Route::Pipe => {
                     let (read, write) = nix::unistd::pipe().context("cannot create a pipe")?;
+                    #[cfg(target_os = "linux")]
+                    let _ = nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
                     let sink = if is_stdout {
                         stdout_sink()?
                     } else {
@@ -314,7 +318,7 @@ fn spawn_pump(
         .spawn(move || {
             let mut stream = MaskStream::new(&masker);
             let mut buf = vec![0u8; CHUNK];
-            let mut out = Vec::with_capacity(CHUNK + 1024);
+            let mut out = Vec::with_capacity(CHUNK + 4096);
             loop {
                 out.clear();
                 match source.read(&mut buf) {
