@@ -299,12 +299,35 @@ impl<'m> MaskStream<'m> {
     /// Filters `input` (the next bytes of the stream) into `out`.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
         if self.held.is_empty() {
-            self.scan(input, out);
-        } else {
-            let mut joined = Zeroizing::new(std::mem::take(&mut *self.held));
-            joined.extend_from_slice(input);
-            self.scan(&joined, out);
+            return self.scan(input, out);
         }
+        let held = Zeroizing::new(std::mem::take(&mut *self.held));
+        let longest = self.masker.longest;
+        if input.len() < longest {
+            let mut joined = held;
+            joined.extend_from_slice(input);
+            return self.scan(&joined, out);
+        }
+        // Only matches that start in the held bytes need them; those end within `longest`
+        // bytes of the input, so just that much is joined, not the whole read.
+        let mut joined = Zeroizing::new(Vec::with_capacity(held.len() + longest));
+        joined.extend_from_slice(&held);
+        joined.extend_from_slice(&input[..longest]);
+        let mut pos = 0;
+        while let Some(found) = self
+            .masker
+            .find(&joined, pos)
+            .filter(|m| m.start() < held.len())
+        {
+            out.extend_from_slice(&joined[pos..found.start()]);
+            out.extend_from_slice(CONCEALED);
+            pos = found.end();
+        }
+        if pos < held.len() {
+            out.extend_from_slice(&joined[pos..held.len()]);
+            pos = held.len();
+        }
+        self.scan(&input[pos - held.len()..], out);
     }
 
     /// The stream ended: whatever was held back is final.
@@ -495,7 +518,7 @@ mod tests {
                 proptest::collection::vec(any::<u8>(), 0..4),
             ], 0..12),
             secret_picks in proptest::collection::vec(0usize..4, 0..6),
-            cuts in proptest::collection::vec(0usize..12, 0..20),
+            cuts in proptest::collection::vec(0usize..40, 0..20),
         ) {
             let mut input = Vec::new();
             for (i, piece) in pieces.iter().enumerate() {

@@ -224,7 +224,8 @@ impl Output {
                 Route::Pipe => {
                     let (read, write) = nix::unistd::pipe().context("cannot create a pipe")?;
                     #[cfg(target_os = "linux")]
-                    let _ = nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
+                    let _ =
+                        nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
                     let sink = if is_stdout {
                         stdout_sink()?
                     } else {
