@@ -18,6 +18,7 @@
 //! environment for its whole life.
 
 use std::fmt;
+use std::io::{self, Write};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, Match, MatchKind, StartKind};
 use base64::alphabet::{Alphabet, STANDARD, URL_SAFE};
@@ -132,8 +133,10 @@ impl Masker {
     pub fn mask_all(&self, input: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(input.len());
         let mut stream = MaskStream::new(self);
-        stream.push(input, &mut out);
-        stream.finish(&mut out);
+        let written = stream
+            .push(input, &mut out)
+            .and_then(|()| stream.finish(&mut out));
+        written.expect("writing to a Vec cannot fail");
         out
     }
 
@@ -296,8 +299,10 @@ impl<'m> MaskStream<'m> {
         }
     }
 
-    /// Filters `input` (the next bytes of the stream) into `out`.
-    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    /// Filters `input` (the next bytes of the stream) into `out`. Unchanged runs of the
+    /// input are written as slices of it, so a buffered writer passes large ones on
+    /// without copying.
+    pub fn push(&mut self, input: &[u8], out: &mut impl Write) -> io::Result<()> {
         if self.held.is_empty() {
             return self.scan(input, out);
         }
@@ -319,33 +324,33 @@ impl<'m> MaskStream<'m> {
             .find(&joined, pos)
             .filter(|m| m.start() < held.len())
         {
-            out.extend_from_slice(&joined[pos..found.start()]);
-            out.extend_from_slice(CONCEALED);
+            out.write_all(&joined[pos..found.start()])?;
+            out.write_all(CONCEALED)?;
             pos = found.end();
         }
         if pos < held.len() {
-            out.extend_from_slice(&joined[pos..held.len()]);
+            out.write_all(&joined[pos..held.len()])?;
             pos = held.len();
         }
-        self.scan(&input[pos - held.len()..], out);
+        self.scan(&input[pos - held.len()..], out)
     }
 
     /// The stream ended: whatever was held back is final.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    pub fn finish(&mut self, out: &mut impl Write) -> io::Result<()> {
         let held = Zeroizing::new(std::mem::take(&mut *self.held));
         let mut pos = 0;
         while let Some(found) = self.masker.find(&held, pos) {
-            out.extend_from_slice(&held[pos..found.start()]);
-            out.extend_from_slice(CONCEALED);
+            out.write_all(&held[pos..found.start()])?;
+            out.write_all(CONCEALED)?;
             pos = found.end();
         }
-        out.extend_from_slice(&held[pos..]);
+        out.write_all(&held[pos..])
     }
 
     /// Leftmost-longest replacement over `buf`, exactly as over the whole stream: a match
     /// is taken only when no longer pattern could start at or before it and run past the
     /// end of `buf`.
-    fn scan(&mut self, buf: &[u8], out: &mut Vec<u8>) {
+    fn scan(&mut self, buf: &[u8], out: &mut impl Write) -> io::Result<()> {
         let masker = self.masker;
         let safe = buf.len().saturating_sub(masker.longest - 1);
         let mut pos = 0;
@@ -353,22 +358,22 @@ impl<'m> MaskStream<'m> {
             let found = masker.find(buf, pos);
             match found {
                 Some(m) if m.start() < safe => {
-                    out.extend_from_slice(&buf[pos..m.start()]);
-                    out.extend_from_slice(CONCEALED);
+                    out.write_all(&buf[pos..m.start()])?;
+                    out.write_all(CONCEALED)?;
                     pos = m.end();
                 }
                 found => {
                     let hold = masker.hold_point(buf, pos);
                     match found {
                         Some(m) if m.start() < hold => {
-                            out.extend_from_slice(&buf[pos..m.start()]);
-                            out.extend_from_slice(CONCEALED);
+                            out.write_all(&buf[pos..m.start()])?;
+                            out.write_all(CONCEALED)?;
                             pos = m.end();
                         }
                         _ => {
-                            out.extend_from_slice(&buf[pos..hold]);
+                            out.write_all(&buf[pos..hold])?;
                             self.held.extend_from_slice(&buf[hold..]);
-                            return;
+                            return Ok(());
                         }
                     }
                 }
@@ -457,18 +462,40 @@ mod tests {
         let masker = masker(&["fake-secret"]);
         let mut stream = MaskStream::new(&masker);
         let mut out = Vec::new();
-        stream.push(b"progress 50% fake-se", &mut out);
+        stream.push(b"progress 50% fake-se", &mut out).unwrap();
         assert_eq!(out, b"progress 50% ");
-        stream.push(b"cret done", &mut out);
+        stream.push(b"cret done", &mut out).unwrap();
         assert_eq!(
             out,
             [b"progress 50% ".as_slice(), CONCEALED, b" done"].concat()
         );
-        stream.push(b" 99%", &mut out);
+        stream.push(b" 99%", &mut out).unwrap();
         assert!(
             out.ends_with(b" 99%"),
             "nothing held that cannot start a secret"
         );
+    }
+
+    #[test]
+    fn a_held_prefix_completed_by_a_long_read() {
+        let masker = masker(&["fake-secret"]);
+        let mut stream = MaskStream::new(&masker);
+        let mut out = Vec::new();
+        stream.push(b"x fake-sec", &mut out).unwrap();
+        let long_read = [b"ret ".as_slice(), &[b'y'; 100], b" fake-secret fake-"].concat();
+        stream.push(&long_read, &mut out).unwrap();
+        stream.finish(&mut out).unwrap();
+        let expected = [
+            b"x ".as_slice(),
+            CONCEALED,
+            b" ",
+            &[b'y'; 100],
+            b" ",
+            CONCEALED,
+            b" fake-",
+        ]
+        .concat();
+        assert_eq!(out, expected);
     }
 
     fn chunked(masker: &Masker, input: &[u8], cuts: &[usize]) -> Vec<u8> {
@@ -477,11 +504,11 @@ mod tests {
         let mut start = 0;
         for &cut in cuts {
             let end = (start + cut).min(input.len());
-            stream.push(&input[start..end], &mut out);
+            stream.push(&input[start..end], &mut out).unwrap();
             start = end;
         }
-        stream.push(&input[start..], &mut out);
-        stream.finish(&mut out);
+        stream.push(&input[start..], &mut out).unwrap();
+        stream.finish(&mut out).unwrap();
         out
     }
 

@@ -17,7 +17,7 @@
 //! deliver them.
 
 use std::fs::File;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{BufWriter, IsTerminal, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::Stdio;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -37,6 +37,9 @@ const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// Read size, and the pipe size asked for: fewer, larger reads mean fewer switches
 /// between the child and the filter (a read still returns whatever is there at once).
 const CHUNK: usize = 1024 * 1024;
+
+/// Writes smaller than this are gathered before they reach keywrap's stream.
+const SMALL_WRITES: usize = 64 * 1024;
 
 /// How one output stream reaches keywrap's stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,35 +311,31 @@ fn stderr_sink() -> Result<File> {
 /// Reads `source` until it ends (a pty master reports EIO once the child closed it),
 /// masking into `sink`. If `sink` is closed, stops reading so the child gets EPIPE, as it
 /// would writing there itself.
-fn spawn_pump(
-    mut source: File,
-    mut sink: File,
-    masker: Arc<Masker>,
-    done: Sender<()>,
-) -> Result<()> {
+fn spawn_pump(mut source: File, sink: File, masker: Arc<Masker>, done: Sender<()>) -> Result<()> {
     std::thread::Builder::new()
         .name("mask".into())
         .spawn(move || {
             let mut stream = MaskStream::new(&masker);
             let mut buf = vec![0u8; CHUNK];
-            let mut out = Vec::with_capacity(CHUNK + 4096);
+            // Small pieces (replacements, text between them) are gathered; large unchanged
+            // runs go straight from `buf` to the sink. Flushed after every read.
+            let mut sink = BufWriter::with_capacity(SMALL_WRITES, sink);
             loop {
-                out.clear();
-                match source.read(&mut buf) {
+                let written = match source.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => stream.push(&buf[..n], &mut out),
+                    Ok(n) => stream
+                        .push(&buf[..n], &mut sink)
+                        .and_then(|()| sink.flush()),
                     Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(_) => break,
-                }
-                if sink.write_all(&out).is_err() {
+                };
+                if written.is_err() {
                     drop(source);
                     let _ = done.send(());
                     return;
                 }
             }
-            out.clear();
-            stream.finish(&mut out);
-            let _ = sink.write_all(&out);
+            let _ = stream.finish(&mut sink).and_then(|()| sink.flush());
             let _ = done.send(());
         })
         .context("cannot start an output filter")?;
