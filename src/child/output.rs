@@ -127,7 +127,8 @@ pub struct Output {
     /// Every value injected during the run: after a restart the old values stay masked.
     values: Mutex<Vec<SecretValue>>,
     masker: Mutex<Option<Arc<Masker>>>,
-    terminal: Option<RawTerminal>,
+    /// Kept only to be dropped: that puts the real terminal back in its saved mode.
+    _raw_terminal: Option<RawTerminal>,
     /// The current pty master, where stdin is copied and window sizes are set.
     pty: Arc<Mutex<Option<File>>>,
 }
@@ -164,7 +165,7 @@ impl Output {
             routes,
             values: Mutex::new(values),
             masker: Mutex::new(masker.map(Arc::new)),
-            terminal,
+            _raw_terminal: terminal,
             pty,
         })
     }
@@ -256,11 +257,6 @@ impl Output {
         if let (Some(size), Some(master)) = (real_window_size(), lock(&self.pty).as_ref()) {
             crate::sys::set_window_size(master.as_fd(), &size);
         }
-    }
-
-    /// Puts the real terminal back as it was (also done on drop).
-    pub fn restore_terminal(&mut self) {
-        self.terminal.take();
     }
 }
 

@@ -36,6 +36,10 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
 
     if args.dry_run {
         print_plan(&bindings, &command, loaded.is_some());
+        if !settings.is_empty() {
+            let names: Vec<&str> = settings.iter().map(|(name, _)| name.as_str()).collect();
+            println!("plain settings from env files: {}", names.join(", "));
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if bindings.is_empty() {
