@@ -154,3 +154,32 @@ fn without_a_flag_a_terminal_is_left_alone() {
         run.stdout
     );
 }
+
+#[test]
+fn the_terminal_mode_is_restored_after_a_masked_pty_run() {
+    let bao = bao_with_secret();
+    let run = bao
+        .keywrap()
+        .args([
+            "exec",
+            "--mask",
+            "-s",
+            "S=secret/app#key",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$S\"",
+        ])
+        .run_in_pty_shell(|keywrap| format!("stty -g; {keywrap}; stty -g"));
+    run.assert_success();
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines.len(), 3, "{:?}", run.stdout);
+    // (script's closed stdin can echo as a stray ^@ before the child's line.)
+    assert!(lines[1].ends_with(CONCEALED), "{:?}", run.stdout);
+    assert_eq!(lines[0], lines[2], "stty settings before and after");
+}

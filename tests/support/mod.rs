@@ -553,12 +553,19 @@ impl Keywrap {
     /// Runs under a pseudo-terminal (`script` from util-linux), so keywrap's stdin, stdout
     /// and stderr are a terminal. The output is everything written to the terminal.
     pub fn run_in_pty(&mut self) -> Run {
+        self.run_in_pty_shell(|keywrap| keywrap.to_string())
+    }
+
+    /// Like [`Keywrap::run_in_pty`], with the keywrap command line placed in a shell
+    /// script by `wrap` (to run commands on the same terminal before and after it).
+    pub fn run_in_pty_shell(&mut self, wrap: impl Fn(&str) -> String) -> Run {
         let quote = |arg: &OsStr| format!("'{}'", arg.to_string_lossy().replace('\'', "'\\''"));
         let line = std::iter::once(self.command.get_program())
             .chain(self.command.get_args())
             .map(quote)
             .collect::<Vec<_>>()
             .join(" ");
+        let line = wrap(&line);
         let mut script = Command::new("script");
         script.args(["-qec", &line, "/dev/null"]).env_clear();
         for (key, value) in self.command.get_envs() {
