@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::bindings::SecretFlag;
+use crate::reference::Reference;
 use crate::settings::ConnectionFlags;
 
 const EXAMPLES: &str = "\
@@ -15,6 +16,9 @@ Examples:
   keywrap exec --secret OPENAI_API_KEY=secret/openai#api_key -- python app.py
   keywrap exec --dry-run -- python app.py
   keywrap audit setup
+  keywrap rotate secret/openai#api_key < new-key.txt
+  keywrap status --check
+  keywrap audit report --log /var/log/vault/audit.log
 
 Docs: docs/ in the keywrap repository (references, configuration, exit codes, threat model).";
 
@@ -95,6 +99,8 @@ pub enum Command {
     /// Vault's audit trail: register keywrap's headers so audit entries show them.
     #[command(subcommand)]
     Audit(AuditCommand),
+    Rotate(RotateArgs),
+    Status(StatusArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -125,8 +131,17 @@ pub struct ExecArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Fail (status 125) instead of warning when a key is older than its max_age.
+    #[arg(long)]
+    pub strict_age: bool,
+
     /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -136,6 +151,129 @@ pub enum AuditCommand {
     /// audited, unhashed, so the audit log shows who read what from where. Needs `sudo` on
     /// sys/config/auditing/request-headers.
     Setup,
+    Report(ReportArgs),
+}
+
+/// Write a new version of a key (KV v2) and record the rotation; print the new version.
+///
+/// The new value comes from stdin or from --generate-with's output, never from an argument.
+/// Every other field of the secret is kept. Check-and-set makes a concurrent rotation fail
+/// instead of overwriting. A rerun completes a rotation that was interrupted. With --finish,
+/// end the overlap: remove the previous version, after revoking it with --revoke-with.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  ./mint-key.sh | keywrap rotate secret/openai#api_key
+  keywrap rotate --generate-with ./mint-key.sh secret/openai#api_key
+  keywrap rotate --finish --revoke-with ./revoke-key.sh secret/openai#api_key
+  keywrap rotate --finish --destroy secret/openai#api_key
+
+Exit status: 0 on success; 125 on any failure, including a concurrent rotation that won.
+Docs: docs/lifecycle.md")]
+pub struct RotateArgs {
+    /// The key to rotate: PATH#FIELD on a KV v2 mount.
+    #[arg(value_name = "REF")]
+    pub reference: Reference,
+
+    /// Run CMD (with sh -c) and use its standard output as the new key; if it fails,
+    /// nothing is written.
+    #[arg(long, value_name = "CMD", conflicts_with = "finish")]
+    pub generate_with: Option<String>,
+
+    /// End the overlap: delete the previous version (see --destroy).
+    #[arg(long)]
+    pub finish: bool,
+
+    /// With --finish: destroy the previous version permanently instead of deleting it.
+    #[arg(long, requires = "finish")]
+    pub destroy: bool,
+
+    /// With --finish: first run CMD (with sh -c) with the old key on its stdin to revoke it
+    /// at the provider; if it fails, the previous version is kept.
+    #[arg(long, value_name = "CMD", requires = "finish")]
+    pub revoke_with: Option<String>,
+}
+
+/// Show each key's version, age and state against its max_age; reads metadata, never values.
+///
+/// Without REFs, every reference in keywrap.toml. A key is "rotate soon" within 14 days of
+/// its max_age (per reference, or [policy] max_age, default 90d) and "overdue" past it.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap status
+  keywrap status --format json secret/openai#api_key
+  keywrap status --check          # in a scheduled CI job
+
+Exit status: 0; 1 with --check when a key is overdue; 125 when a key could not be checked.
+Docs: docs/lifecycle.md")]
+pub struct StatusArgs {
+    /// References to check instead of keywrap.toml's.
+    #[arg(value_name = "REF")]
+    pub references: Vec<Reference>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+
+    /// Exit with status 1 when any key is overdue.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+}
+
+/// Report reads of secrets from a Vault/OpenBao file audit log, and flag what to look at.
+///
+/// Streams the log (JSON lines, any size); never needs a secret value. Flags denied reads,
+/// a path read from a host or CI job not seen before in the log, and bursts of reads.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap audit report --log /var/log/vault/audit.log
+  keywrap audit report --log audit.log --path 'secret/openai*' --since 2026-11-01 --format csv
+  keywrap audit report --log audit.log --host build-01 --format json
+
+Docs: docs/audit-report.md")]
+pub struct ReportArgs {
+    /// The audit log file (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub log: PathBuf,
+
+    /// Only this secret path: a prefix (secret/team/) or a glob with * and ? (secret/*/openai).
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// Only reads at or after this time: RFC 3339, a date, or an age such as 24h or 7d.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only reads before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Only reads whose X-Keywrap-Host header is HOST.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Only flagged reads.
+    #[arg(long)]
+    pub flagged: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Csv,
 }
 
 #[cfg(test)]
@@ -151,8 +289,16 @@ mod tests {
     #[test]
     fn exec_takes_the_command_after_double_dash() {
         let cli = Cli::parse_from([
-            "keywrap", "exec", "--secret", "A=secret/a#b", "--config", "x.toml", "--", "python",
-            "-c", "print(1)",
+            "keywrap",
+            "exec",
+            "--secret",
+            "A=secret/a#b",
+            "--config",
+            "x.toml",
+            "--",
+            "python",
+            "-c",
+            "print(1)",
         ]);
         let Command::Exec(exec) = cli.command else {
             panic!("not exec")

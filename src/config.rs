@@ -22,6 +22,17 @@ pub struct ConfigFile {
     /// Environment variable name → reference.
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<EnvEntry>>,
+    /// `[policy]`: defaults for the key lifecycle.
+    #[serde(default)]
+    pub policy: PolicySection,
+}
+
+/// `[policy]`: project-wide key lifecycle settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// Maximum key age for every reference without its own `max_age` (default 90d).
+    pub max_age: Option<Spanned<String>>,
 }
 
 /// `[vault]`: connection settings, lowest in precedence (flags > environment > file).
@@ -51,6 +62,12 @@ pub enum EnvEntry {
 pub struct EnvTable {
     #[serde(rename = "ref")]
     pub reference: String,
+    /// Variable that gets the previous version's field during the overlap window.
+    pub previous: Option<String>,
+    /// How long after a rotation the previous version is still injected (e.g. `7d`).
+    pub overlap: Option<String>,
+    /// Age after which the key is overdue for rotation (e.g. `90d`).
+    pub max_age: Option<String>,
 }
 
 impl EnvEntry {
@@ -58,6 +75,14 @@ impl EnvEntry {
         match self {
             EnvEntry::Reference(text) => text,
             EnvEntry::Table(table) => &table.reference,
+        }
+    }
+
+    /// The table form's options, if the entry is a table.
+    pub fn table(&self) -> Option<&EnvTable> {
+        match self {
+            EnvEntry::Reference(_) => None,
+            EnvEntry::Table(table) => Some(table),
         }
     }
 }

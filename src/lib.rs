@@ -9,17 +9,21 @@
 //! - [`resolve`]: turns a set of references into secret values (this is where `exec` reads Vault).
 //! - [`vault`]: the HTTP client for Vault/OpenBao (TLS, retries, audit headers, KV v1/v2).
 //! - [`child`]: resolving, starting and supervising the child process.
+//! - [`lifecycle`]: key age policy, rotation and overlap; [`audit_report`]: reading Vault's audit log.
 
+pub mod audit_report;
 pub mod auth;
 pub mod bindings;
 pub mod child;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod duration;
 pub mod environment;
 pub mod error;
 pub mod hardening;
 pub mod identity;
+pub mod lifecycle;
 pub mod log;
 pub mod reference;
 pub mod resolve;
@@ -27,4 +31,6 @@ pub mod secret;
 pub mod session;
 pub mod settings;
 pub mod sys;
+pub mod table;
+pub mod timestamp;
 pub mod vault;

@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod completions;
 pub mod exec;
+pub mod rotate;
+pub mod status;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,8 @@ pub fn run() -> Result<ExitCode> {
     match &cli.command {
         Command::Exec(args) => exec::run(&cli, args),
         Command::Audit(command) => audit::run(&cli, command),
+        Command::Rotate(args) => rotate::run(&cli, args),
+        Command::Status(args) => status::run(&cli, args),
         Command::Completions { shell } => completions::run(*shell),
     }
 }

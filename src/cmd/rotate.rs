@@ -1,0 +1,201 @@
+//! `keywrap rotate`: write a new version of a key, and `--finish` to end the overlap.
+//! The order of writes, and why a stop between any two loses nothing, is in
+//! [`crate::lifecycle::rotation`].
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{Cli, RotateArgs};
+use crate::config;
+use crate::environment::Environment;
+use crate::identity::RunIdentity;
+use crate::lifecycle::hooks;
+use crate::lifecycle::rotation::{self, RotationState};
+use crate::reference::Reference;
+use crate::secret::SecretValue;
+use crate::session::Session;
+use crate::timestamp::Timestamp;
+use crate::vault::kv::{self, Mount};
+use crate::vault::versions::{self, Metadata, Removal, VersionError};
+use crate::vault::VaultClient;
+
+pub fn run(cli: &Cli, args: &RotateArgs) -> Result<ExitCode> {
+    let reference = &args.reference;
+    if reference.version.is_some() {
+        bail!("{reference}: rotate the latest version; remove ?version=");
+    }
+    let env = Environment::from_process();
+    let loaded = config::locate(cli.config.as_deref())?;
+    let identity = RunIdentity::detect(&env, Some("keywrap-rotate"));
+    let session = Session::open(&cli.connection.flags(), &env, loaded.as_ref(), identity)?;
+    let runtime = super::runtime()?;
+    let client = &session.client;
+    let mount = runtime.block_on(kv::find_mount(client, &reference.path))?;
+    let metadata = runtime
+        .block_on(versions::metadata(client, &mount, &reference.path))
+        .with_context(|| format!("cannot read the metadata of {}", reference.path))?;
+    let actor = rotation::actor(&session.identity);
+    let run_id = session.identity.correlation_id.clone();
+    if args.finish {
+        let removal = if args.destroy {
+            Removal::Destroy
+        } else {
+            Removal::Delete
+        };
+        runtime.block_on(finish(
+            client,
+            &mount,
+            reference,
+            &metadata,
+            removal,
+            args.revoke_with.as_deref(),
+            &env,
+            &run_id,
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    if let RotationState::Unrecorded {
+        from,
+        written,
+        field,
+        by,
+    } = RotationState::of(&metadata)
+    {
+        // The earlier run wrote the key; only its record is missing. Consume no new key.
+        let at = metadata
+            .versions
+            .get(&written)
+            .and_then(|v| v.created)
+            .unwrap_or_else(Timestamp::now);
+        let field = if field.is_empty() {
+            reference.field.clone()
+        } else {
+            field
+        };
+        let by = if by.is_empty() { actor } else { by };
+        let record = rotation::with_record(&metadata.custom, from, written, &field, &by, at);
+        runtime.block_on(versions::set_custom_metadata(
+            client,
+            &mount,
+            &reference.path,
+            &record,
+        ))?;
+        eprintln!("keywrap: completed the interrupted rotation of {reference}: version {written} replaces {from}; no new key was read");
+        println!("{written}");
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let current = metadata.current_version;
+    let readable = metadata.current().is_some_and(|v| v.readable());
+    if !readable {
+        bail!("{reference}: the current version {current} is deleted or destroyed, so its other fields cannot be carried over; undelete it (`vault kv undelete -versions={current}`) or write the secret with `vault kv put`");
+    }
+    // Read before generating, so a failure here costs no key at the provider.
+    let secret = runtime.block_on(kv::read(client, &mount, &reference.path, Some(current)))?;
+    let new_value = match &args.generate_with {
+        Some(command) => hooks::generate(command, &env, &run_id)?,
+        None => hooks::read_stdin()?,
+    };
+    if secret
+        .fields
+        .get(&reference.field)
+        .is_some_and(|old| old.expose() == new_value.expose())
+    {
+        bail!("{reference}: the new key equals the current one; nothing was written");
+    }
+    let mut fields = secret.fields;
+    fields.insert(reference.field.clone(), new_value);
+
+    let marked = rotation::with_marker(
+        &metadata.custom,
+        current,
+        &reference.field,
+        &actor,
+        Timestamp::now(),
+    );
+    runtime.block_on(async {
+        versions::set_custom_metadata(client, &mount, &reference.path, &marked).await?;
+        let written = match versions::write_cas(client, &mount, &reference.path, &fields, current).await {
+            Ok(version) => version,
+            Err(err) => {
+                // A lost race leaves the metadata to the winner; any other failure puts it back.
+                if !matches!(err, VersionError::Conflict { .. }) {
+                    let _ = versions::set_custom_metadata(client, &mount, &reference.path, &metadata.custom).await;
+                }
+                return Err(anyhow::Error::new(err).context(format!("{reference}: the new version was not written; version {current} stays current")));
+            }
+        };
+        drop(fields);
+        let record = rotation::with_record(&metadata.custom, current, written, &reference.field, &actor, Timestamp::now());
+        versions::set_custom_metadata(client, &mount, &reference.path, &record)
+            .await
+            .with_context(|| format!("{reference}: version {written} was written but the rotation was not recorded; rerun `keywrap rotate {reference}` to record it (no new key is needed)"))?;
+        eprintln!("keywrap: rotated {reference}: version {written} is current; version {current} stays readable until `keywrap rotate --finish {reference}`");
+        println!("{written}");
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    client: &VaultClient,
+    mount: &Mount,
+    reference: &Reference,
+    metadata: &Metadata,
+    removal: Removal,
+    revoke_with: Option<&str>,
+    env: &Environment,
+    run_id: &str,
+) -> Result<()> {
+    let previous = match RotationState::of(metadata) {
+        RotationState::Overlap { previous, .. } => previous,
+        RotationState::Finished { previous, .. } => {
+            let info = metadata.versions.get(&previous);
+            let destroyed = info.is_none_or(|v| v.destroyed);
+            if removal == Removal::Destroy && !destroyed {
+                previous
+            } else {
+                eprintln!("keywrap: the overlap of {reference} was already ended (version {previous} removed)");
+                return Ok(());
+            }
+        }
+        state @ (RotationState::NotWritten { .. } | RotationState::Unrecorded { .. }) => {
+            bail!("{reference}: {state}")
+        }
+        RotationState::Never | RotationState::WrittenOutside { .. } => {
+            bail!("{reference}: no rotation by keywrap is recorded for the current version, so there is no overlap to end; rotate with `keywrap rotate`")
+        }
+    };
+    if let Some(command) = revoke_with {
+        let old = old_value(client, mount, reference, previous).await?;
+        hooks::revoke(command, env, run_id, &old)?;
+        eprintln!("keywrap: revoked the key of version {previous}");
+    }
+    versions::remove_version(client, mount, &reference.path, previous, removal).await?;
+    eprintln!(
+        "keywrap: {} version {previous} of {}; the overlap is over",
+        removal.past_tense(),
+        reference.path
+    );
+    Ok(())
+}
+
+async fn old_value(
+    client: &VaultClient,
+    mount: &Mount,
+    reference: &Reference,
+    version: u64,
+) -> Result<SecretValue> {
+    let mut secret = kv::read(client, mount, &reference.path, Some(version))
+        .await
+        .with_context(|| format!("cannot read version {version} to revoke it"))?;
+    secret.fields.remove(&reference.field).with_context(|| {
+        format!(
+            "version {version} of {} has no field \"{}\" to revoke",
+            reference.path, reference.field
+        )
+    })
+}
