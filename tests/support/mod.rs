@@ -245,6 +245,19 @@ impl Bao {
         answer["data"]["version"].as_u64().unwrap()
     }
 
+    /// A KV v2 secret's metadata (`data` of `GET mount/metadata/rest`).
+    pub fn kv_metadata(&self, path: &str) -> Value {
+        let (mount, rest) = path.split_once('/').unwrap();
+        self.ok("GET", &format!("{mount}/metadata/{rest}"), None)["data"].clone()
+    }
+
+    /// One field of a KV v2 secret at `version` (the latest when None).
+    pub fn kv_field(&self, path: &str, field: &str, version: Option<u64>) -> Value {
+        let (mount, rest) = path.split_once('/').unwrap();
+        let query = version.map_or(String::new(), |v| format!("?version={v}"));
+        self.ok("GET", &format!("{mount}/data/{rest}{query}"), None)["data"]["data"][field].clone()
+    }
+
     /// Writes a secret on a KV v1 mount.
     pub fn kv1_put(&self, path: &str, fields: &[(&str, &str)]) {
         let data: serde_json::Map<String, Value> = fields
