@@ -1,8 +1,10 @@
 //! One module per subcommand; `run` parses the command line and dispatches.
 
 pub mod audit;
+pub mod check;
 pub mod completions;
 pub mod exec;
+pub mod policy;
 
 use std::process::ExitCode;
 
@@ -28,6 +30,8 @@ pub fn run() -> Result<ExitCode> {
     crate::log::set_verbose(cli.verbose);
     match &cli.command {
         Command::Exec(args) => exec::run(&cli, args),
+        Command::Check(args) => check::run(&cli, args),
+        Command::Policy(args) => policy::run(&cli, args),
         Command::Audit(command) => audit::run(&cli, command),
         Command::Completions { shell } => completions::run(*shell),
     }
@@ -40,3 +44,4 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
+
