@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth::{AuthFlags, Method};
 use crate::bindings::SecretFlag;
 use crate::reference::Reference;
 use crate::settings::ConnectionFlags;
@@ -38,8 +39,27 @@ pub struct Cli {
     #[command(flatten)]
     pub connection: ConnectionArgs,
 
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The settings a Vault session is opened with.
+    pub fn session_inputs<'a>(
+        &self,
+        env: &'a crate::environment::Environment,
+        config: Option<&'a crate::config::LoadedConfig>,
+    ) -> crate::session::SessionInputs<'a> {
+        crate::session::SessionInputs {
+            connection: self.connection.flags(),
+            auth: self.auth.flags(),
+            env,
+            config,
+        }
+    }
 }
 
 /// Connection settings; each overrides its VAULT_*/BAO_* variable and keywrap.toml.
@@ -86,6 +106,59 @@ impl ConnectionArgs {
     }
 }
 
+/// How to log in; each overrides its KEYWRAP_* variable and keywrap.toml [auth].
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Login")]
+pub struct AuthArgs {
+    /// Auth method: token, approle, jwt, kubernetes (default: picked from what is found)
+    #[arg(long, global = true, value_name = "METHOD")]
+    pub auth_method: Option<Method>,
+    /// Mount path of the auth method (default: the method's name)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub auth_mount: Option<String>,
+    /// Vault role to log in as (jwt, kubernetes)
+    #[arg(long, global = true, value_name = "ROLE")]
+    pub auth_role: Option<String>,
+    /// File holding the AppRole role ID
+    #[arg(long, global = true, value_name = "FILE")]
+    pub role_id_file: Option<PathBuf>,
+    /// File holding the AppRole secret ID
+    #[arg(long, global = true, value_name = "FILE")]
+    pub secret_id_file: Option<PathBuf>,
+    /// The secret ID is a response-wrapping token: unwrap it first
+    #[arg(long, global = true)]
+    pub secret_id_wrapped: bool,
+    /// File holding a JWT for jwt login
+    #[arg(long, global = true, value_name = "FILE")]
+    pub jwt_file: Option<PathBuf>,
+    /// Variable holding a JWT for jwt login (e.g. a GitLab id_tokens name)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub jwt_env: Option<String>,
+    /// Audience to request from GitHub Actions' OIDC token service
+    #[arg(long, global = true, value_name = "AUD")]
+    pub jwt_audience: Option<String>,
+    /// Kubernetes service-account token file
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubernetes_token_file: Option<PathBuf>,
+}
+
+impl AuthArgs {
+    pub fn flags(&self) -> AuthFlags {
+        AuthFlags {
+            method: self.auth_method,
+            mount: self.auth_mount.clone(),
+            role: self.auth_role.clone(),
+            role_id_file: self.role_id_file.clone(),
+            secret_id_file: self.secret_id_file.clone(),
+            secret_id_wrapped: self.secret_id_wrapped,
+            jwt_file: self.jwt_file.clone(),
+            jwt_env: self.jwt_env.clone(),
+            audience: self.jwt_audience.clone(),
+            kubernetes_token_file: self.kubernetes_token_file.clone(),
+        }
+    }
+}
+
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
@@ -96,6 +169,8 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Exec(ExecArgs),
+    Check(CheckArgs),
+    Policy(PolicyArgs),
     /// Vault's audit trail: register keywrap's headers so audit entries show them.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -131,13 +206,55 @@ pub struct ExecArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Read through a short-lived child token made for this run (limited uses and TTL,
+    /// the run's identity as metadata in every audit entry), revoked when the command
+    /// exits. The token in use needs "update" on auth/token/create.
+    #[arg(long)]
+    pub per_run_token: bool,
+
     /// Fail (status 125) instead of warning when a key is older than its max_age.
     #[arg(long)]
     pub strict_age: bool,
 
     /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub command: Vec<OsString>,
+}
+
+/// Verify that every reference resolves and is readable with the current login, without
+/// printing any value (a CI preflight step). Exits 1 naming each failing reference.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap check
+  keywrap check -s OPENAI_API_KEY=secret/openai#api_key")]
+pub struct CheckArgs {
+    /// Also check REF as variable NAME ([vault://]PATH[?version=N]#FIELD).
+    #[arg(short = 's', long = "secret", value_name = "NAME=REF")]
+    pub secrets: Vec<SecretFlag>,
+}
+
+/// Print the minimal Vault policy (HCL) that reads exactly the referenced secrets.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap policy | vault policy write myapp-ci -
+  keywrap policy --metadata      # also for keywrap status / exec --watch")]
+pub struct PolicyArgs {
+    /// Also check REF as variable NAME.
+    #[arg(short = 's', long = "secret", value_name = "NAME=REF")]
+    pub secrets: Vec<SecretFlag>,
+    /// Also grant reading KV v2 metadata (needed by `keywrap status` and `exec --watch`).
+    #[arg(long)]
+    pub metadata: bool,
+    /// Also allow creating per-run child tokens (`exec --per-run-token`).
+    #[arg(long)]
+    pub per_run_token: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,8 +401,16 @@ mod tests {
     #[test]
     fn exec_takes_the_command_after_double_dash() {
         let cli = Cli::parse_from([
-            "keywrap", "exec", "--secret", "A=secret/a#b", "--config", "x.toml", "--", "python",
-            "-c", "print(1)",
+            "keywrap",
+            "exec",
+            "--secret",
+            "A=secret/a#b",
+            "--config",
+            "x.toml",
+            "--",
+            "python",
+            "-c",
+            "print(1)",
         ]);
         let Command::Exec(exec) = cli.command else {
             panic!("not exec")

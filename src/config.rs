@@ -19,6 +19,8 @@ pub const FILE_NAME: &str = "keywrap.toml";
 pub struct ConfigFile {
     #[serde(default)]
     pub vault: VaultSection,
+    #[serde(default)]
+    pub auth: crate::auth::settings::AuthSection,
     /// Environment variable name → reference.
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<EnvEntry>>,

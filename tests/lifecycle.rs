@@ -61,23 +61,42 @@ fn exec_sees_the_right_keys_before_during_and_after_the_overlap() {
         &bao,
         "[env]\nOPENAI_API_KEY = { ref = \"secret/openai#api_key\", previous = \"OPENAI_API_KEY_PREVIOUS\", overlap = \"2s\" }\n",
     );
-    assert_eq!(exec_sees(&bao, &config), format!("OPENAI_API_KEY={old}\nOPENAI_API_KEY_PREVIOUS unset\n"));
+    assert_eq!(
+        exec_sees(&bao, &config),
+        format!("OPENAI_API_KEY={old}\nOPENAI_API_KEY_PREVIOUS unset\n")
+    );
 
     let run = rotate(&bao, &["secret/openai#api_key"], Some(&format!("{new}\n")));
     run.assert_success();
     assert_eq!(run.stdout, "2\n", "only the version is printed");
     assert!(!run.stderr.contains(&new) && !run.stderr.contains(&old));
-    assert_eq!(bao.kv_field("secret/openai", "org", None), "org-fake", "other fields are kept");
+    assert_eq!(
+        bao.kv_field("secret/openai", "org", None),
+        "org-fake",
+        "other fields are kept"
+    );
     let custom = &bao.kv_metadata("secret/openai")["custom_metadata"];
     assert_eq!(custom["previous_version"], "1");
     assert_eq!(custom["rotated_version"], "2");
-    assert!(custom["rotated_by"].as_str().unwrap().contains('@'), "{custom}");
-    assert!(custom["rotated_at"].as_str().unwrap().ends_with('Z'), "{custom}");
+    assert!(
+        custom["rotated_by"].as_str().unwrap().contains('@'),
+        "{custom}"
+    );
+    assert!(
+        custom["rotated_at"].as_str().unwrap().ends_with('Z'),
+        "{custom}"
+    );
     assert!(custom.get("rotation_pending").is_none(), "{custom}");
 
-    assert_eq!(exec_sees(&bao, &config), format!("OPENAI_API_KEY={new}\nOPENAI_API_KEY_PREVIOUS={old}\n"));
+    assert_eq!(
+        exec_sees(&bao, &config),
+        format!("OPENAI_API_KEY={new}\nOPENAI_API_KEY_PREVIOUS={old}\n")
+    );
     std::thread::sleep(Duration::from_millis(2100));
-    assert_eq!(exec_sees(&bao, &config), format!("OPENAI_API_KEY={new}\nOPENAI_API_KEY_PREVIOUS unset\n"));
+    assert_eq!(
+        exec_sees(&bao, &config),
+        format!("OPENAI_API_KEY={new}\nOPENAI_API_KEY_PREVIOUS unset\n")
+    );
 }
 
 #[test]
@@ -90,24 +109,63 @@ fn finish_revokes_the_old_key_on_stdin_and_removes_its_version() {
         "[env]\nOPENAI_API_KEY = { ref = \"secret/openai#api_key\", previous = \"OPENAI_API_KEY_PREVIOUS\", overlap = \"1h\" }\n",
     );
     let generator = format!("printf '%s' {new}");
-    rotate(&bao, &["--generate-with", &generator, "secret/openai#api_key"], None).assert_success();
-    assert_eq!(exec_sees(&bao, &config), format!("OPENAI_API_KEY={new}\nOPENAI_API_KEY_PREVIOUS={old}\n"));
+    rotate(
+        &bao,
+        &["--generate-with", &generator, "secret/openai#api_key"],
+        None,
+    )
+    .assert_success();
+    assert_eq!(
+        exec_sees(&bao, &config),
+        format!("OPENAI_API_KEY={new}\nOPENAI_API_KEY_PREVIOUS={old}\n")
+    );
 
     let revoked = bao.dir.path().join("revoked");
     let revoker = format!("cat > '{}'", revoked.display());
-    let run = rotate(&bao, &["--finish", "--revoke-with", &revoker, "secret/openai#api_key"], None);
+    let run = rotate(
+        &bao,
+        &[
+            "--finish",
+            "--revoke-with",
+            &revoker,
+            "secret/openai#api_key",
+        ],
+        None,
+    );
     run.assert_success();
-    assert_eq!(std::fs::read_to_string(&revoked).unwrap(), old, "the old key went to the revoker's stdin");
+    assert_eq!(
+        std::fs::read_to_string(&revoked).unwrap(),
+        old,
+        "the old key went to the revoker's stdin"
+    );
     let versions = &bao.kv_metadata("secret/openai")["versions"];
     assert_ne!(versions["1"]["deletion_time"], "", "{versions}");
     assert_eq!(versions["1"]["destroyed"], false);
-    assert_eq!(exec_sees(&bao, &config), format!("OPENAI_API_KEY={new}\nOPENAI_API_KEY_PREVIOUS unset\n"));
+    assert_eq!(
+        exec_sees(&bao, &config),
+        format!("OPENAI_API_KEY={new}\nOPENAI_API_KEY_PREVIOUS unset\n")
+    );
 
-    rotate(&bao, &["--finish", "--destroy", "secret/openai#api_key"], None).assert_success();
-    assert_eq!(bao.kv_metadata("secret/openai")["versions"]["1"]["destroyed"], true);
-    let status = bao.keywrap().args(["status", "secret/openai#api_key"]).run();
+    rotate(
+        &bao,
+        &["--finish", "--destroy", "secret/openai#api_key"],
+        None,
+    )
+    .assert_success();
+    assert_eq!(
+        bao.kv_metadata("secret/openai")["versions"]["1"]["destroyed"],
+        true
+    );
+    let status = bao
+        .keywrap()
+        .args(["status", "secret/openai#api_key"])
+        .run();
     status.assert_success();
-    assert!(status.stdout.contains("finished (v1 removed)"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("finished (v1 removed)"),
+        "{}",
+        status.stdout
+    );
 }
 
 #[test]
@@ -115,20 +173,46 @@ fn a_failing_revoker_keeps_the_previous_version() {
     let bao = Bao::start();
     bao.kv_put("secret/openai", &[("api_key", &key("old"))]);
     rotate(&bao, &["secret/openai#api_key"], Some(&key("new"))).assert_success();
-    let run = rotate(&bao, &["--finish", "--revoke-with", "cat >/dev/null; exit 4", "secret/openai#api_key"], None);
-    run.assert_code(125).assert_stderr_contains("the previous version was kept");
-    assert_eq!(bao.kv_metadata("secret/openai")["versions"]["1"]["deletion_time"], "");
+    let run = rotate(
+        &bao,
+        &[
+            "--finish",
+            "--revoke-with",
+            "cat >/dev/null; exit 4",
+            "secret/openai#api_key",
+        ],
+        None,
+    );
+    run.assert_code(125)
+        .assert_stderr_contains("the previous version was kept");
+    assert_eq!(
+        bao.kv_metadata("secret/openai")["versions"]["1"]["deletion_time"],
+        ""
+    );
 }
 
 #[test]
 fn a_failing_generator_writes_nothing() {
     let bao = Bao::start();
     bao.kv_put("secret/openai", &[("api_key", &key("old"))]);
-    let run = rotate(&bao, &["--generate-with", "echo half-a-key; exit 3", "secret/openai#api_key"], None);
-    run.assert_code(125).assert_stderr_contains("nothing was written");
+    let run = rotate(
+        &bao,
+        &[
+            "--generate-with",
+            "echo half-a-key; exit 3",
+            "secret/openai#api_key",
+        ],
+        None,
+    );
+    run.assert_code(125)
+        .assert_stderr_contains("nothing was written");
     let metadata = bao.kv_metadata("secret/openai");
     assert_eq!(metadata["current_version"], 1);
-    assert_eq!(metadata["custom_metadata"], Value::Null, "not even a marker");
+    assert_eq!(
+        metadata["custom_metadata"],
+        Value::Null,
+        "not even a marker"
+    );
     rotate(&bao, &["secret/openai#api_key"], Some("")).assert_code(125);
     assert_eq!(bao.kv_metadata("secret/openai")["current_version"], 1);
 }
@@ -149,10 +233,14 @@ fn a_refused_write_leaves_the_old_version_current_and_no_marker() {
         .args(["rotate", "secret/openai#api_key"])
         .stdin(key("new"))
         .run();
-    run.assert_code(125).assert_stderr_contains("version 1 stays current");
+    run.assert_code(125)
+        .assert_stderr_contains("version 1 stays current");
     assert_eq!(bao.kv_field("secret/openai", "api_key", None), old.as_str());
     let custom = &bao.kv_metadata("secret/openai")["custom_metadata"];
-    assert!(custom.get("rotation_pending").is_none(), "the marker was taken back: {custom}");
+    assert!(
+        custom.get("rotation_pending").is_none(),
+        "the marker was taken back: {custom}"
+    );
 }
 
 #[test]
@@ -172,24 +260,46 @@ fn two_concurrent_rotations_cannot_both_win() {
         .into_iter()
         .map(|(me, other)| {
             let mut keywrap = bao.keywrap();
-            keywrap.args(["rotate", "--generate-with", &generator(me, other), "secret/openai#api_key"]);
+            keywrap.args([
+                "rotate",
+                "--generate-with",
+                &generator(me, other),
+                "secret/openai#api_key",
+            ]);
             std::thread::spawn(move || (me, keywrap.run()))
         })
         .collect();
     let results: Vec<_> = children.drain(..).map(|c| c.join().unwrap()).collect();
-    let winners: Vec<_> = results.iter().filter(|(_, r)| r.code() == Some(0)).collect();
-    let losers: Vec<_> = results.iter().filter(|(_, r)| r.code() == Some(125)).collect();
+    let winners: Vec<_> = results
+        .iter()
+        .filter(|(_, r)| r.code() == Some(0))
+        .collect();
+    let losers: Vec<_> = results
+        .iter()
+        .filter(|(_, r)| r.code() == Some(125))
+        .collect();
     assert_eq!((winners.len(), losers.len()), (1, 1), "{results:?}");
     assert_eq!(winners[0].1.stdout, "2\n");
-    losers[0].1.assert_stderr_contains("another write to \"secret/openai\" landed first");
+    losers[0]
+        .1
+        .assert_stderr_contains("another write to \"secret/openai\" landed first");
     assert_eq!(bao.kv_metadata("secret/openai")["current_version"], 2);
-    assert_eq!(bao.kv_field("secret/openai", "api_key", None), format!("fake-{}-key", winners[0].0));
+    assert_eq!(
+        bao.kv_field("secret/openai", "api_key", None),
+        format!("fake-{}-key", winners[0].0)
+    );
     // Whatever order the metadata writes took, a rerun leaves the rotation recorded.
-    let status = bao.keywrap().args(["status", "secret/openai#api_key"]).run();
+    let status = bao
+        .keywrap()
+        .args(["status", "secret/openai#api_key"])
+        .run();
     if status.stdout.contains("interrupted") {
         rotate(&bao, &["secret/openai#api_key"], None).assert_success();
     }
-    assert_eq!(bao.kv_metadata("secret/openai")["custom_metadata"]["rotated_version"], "2");
+    assert_eq!(
+        bao.kv_metadata("secret/openai")["custom_metadata"]["rotated_version"],
+        "2"
+    );
 }
 
 /// Leaves the state a rotation interrupted between its data write and its record would.
@@ -212,7 +322,10 @@ fn interrupt_after_write(bao: &Bao) {
 fn status_explains_an_interrupted_rotation_and_a_rerun_completes_it() {
     let bao = Bao::start();
     interrupt_after_write(&bao);
-    let status = bao.keywrap().args(["status", "secret/openai#api_key"]).run();
+    let status = bao
+        .keywrap()
+        .args(["status", "secret/openai#api_key"])
+        .run();
     status.assert_success();
     assert!(
         status.stdout.contains("interrupted: v2 written (replacing v1) but not recorded; rerun `keywrap rotate` to complete"),
@@ -220,14 +333,19 @@ fn status_explains_an_interrupted_rotation_and_a_rerun_completes_it() {
         status.stdout
     );
     let run = rotate(&bao, &["secret/openai#api_key"], None);
-    run.assert_success().assert_stderr_contains("completed the interrupted rotation");
+    run.assert_success()
+        .assert_stderr_contains("completed the interrupted rotation");
     assert_eq!(run.stdout, "2\n");
     let custom = &bao.kv_metadata("secret/openai")["custom_metadata"];
     assert_eq!(custom["previous_version"], "1");
     assert_eq!(custom["rotated_version"], "2");
     assert_eq!(custom["rotated_by"], "ann@build-01");
     assert!(custom.get("rotation_pending").is_none(), "{custom}");
-    assert_eq!(bao.kv_metadata("secret/openai")["current_version"], 2, "no new version");
+    assert_eq!(
+        bao.kv_metadata("secret/openai")["current_version"],
+        2,
+        "no new version"
+    );
 }
 
 #[test]
@@ -239,14 +357,25 @@ fn a_rotation_that_wrote_nothing_is_explained_and_redone() {
         "secret/metadata/openai",
         Some(json!({ "custom_metadata": { "rotation_pending": "1", "rotation_started_at": "2026-01-01T00:00:00Z" }})),
     );
-    let status = bao.keywrap().args(["status", "--format", "json", "secret/openai#api_key"]).run();
+    let status = bao
+        .keywrap()
+        .args(["status", "--format", "json", "secret/openai#api_key"])
+        .run();
     let rows: Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(rows[0]["needs_attention"], true);
-    assert!(rows[0]["rotation"].as_str().unwrap().contains("wrote nothing, v1 is still current"), "{rows}");
+    assert!(
+        rows[0]["rotation"]
+            .as_str()
+            .unwrap()
+            .contains("wrote nothing, v1 is still current"),
+        "{rows}"
+    );
     let run = rotate(&bao, &["secret/openai#api_key"], Some(&key("new")));
     run.assert_success();
     assert_eq!(run.stdout, "2\n");
-    assert!(bao.kv_metadata("secret/openai")["custom_metadata"].get("rotation_pending").is_none());
+    assert!(bao.kv_metadata("secret/openai")["custom_metadata"]
+        .get("rotation_pending")
+        .is_none());
 }
 
 #[test]
@@ -258,16 +387,38 @@ fn status_reports_ages_and_check_fails_on_overdue_keys() {
         &bao,
         "[policy]\nmax_age = \"30d\"\n[env]\nOPENAI_API_KEY = \"secret/openai#api_key\"\nDB = { ref = \"secret/db#password\", max_age = \"90d\" }\n",
     );
-    let run = bao.keywrap().arg("--config").arg(&fresh).args(["status", "--check"]).run();
+    let run = bao
+        .keywrap()
+        .arg("--config")
+        .arg(&fresh)
+        .args(["status", "--check"])
+        .run();
     run.assert_success();
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert!(lines[0].starts_with("NAME") && lines[0].contains("MAX AGE"), "{}", run.stdout);
-    assert!(lines[1].starts_with("DB ") && lines[1].contains("90d") && lines[1].contains(" ok"), "{}", run.stdout);
-    assert!(lines[2].contains("30d") && lines[2].contains(" ok"), "{}", run.stdout);
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("MAX AGE"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[1].starts_with("DB ") && lines[1].contains("90d") && lines[1].contains(" ok"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines[2].contains("30d") && lines[2].contains(" ok"),
+        "{}",
+        run.stdout
+    );
 
     let strict = config(&bao, "[env]\nOPENAI_API_KEY = { ref = \"secret/openai#api_key\", max_age = \"1s\" }\nDB = \"secret/db#password\"\n");
     std::thread::sleep(Duration::from_millis(1100));
-    let run = bao.keywrap().arg("--config").arg(&strict).args(["status", "--format", "json"]).run();
+    let run = bao
+        .keywrap()
+        .arg("--config")
+        .arg(&strict)
+        .args(["status", "--format", "json"])
+        .run();
     run.assert_success();
     let rows: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(rows[1]["name"], "OPENAI_API_KEY");
@@ -275,12 +426,27 @@ fn status_reports_ages_and_check_fails_on_overdue_keys() {
     assert_eq!(rows[1]["version"], 1);
     assert!(rows[1]["age_seconds"].as_u64().unwrap() >= 1);
     assert_eq!(rows[0]["state"], "ok");
-    bao.keywrap().arg("--config").arg(&strict).args(["status", "--check"]).run().assert_code(1);
+    bao.keywrap()
+        .arg("--config")
+        .arg(&strict)
+        .args(["status", "--check"])
+        .run()
+        .assert_code(1);
 
-    let missing = bao.keywrap().args(["status", "--check", "secret/nothing#x"]).run();
+    let missing = bao
+        .keywrap()
+        .args(["status", "--check", "secret/nothing#x"])
+        .run();
     missing.assert_code(125);
-    assert!(missing.stdout.contains("no secret at"), "{}", missing.stdout);
-    assert!(bao.audit_reads_of("secret/data/openai").is_empty(), "status reads metadata only");
+    assert!(
+        missing.stdout.contains("no secret at"),
+        "{}",
+        missing.stdout
+    );
+    assert!(
+        bao.audit_reads_of("secret/data/openai").is_empty(),
+        "status reads metadata only"
+    );
 }
 
 #[test]
@@ -293,11 +459,25 @@ fn exec_warns_once_about_overdue_keys_and_strict_age_refuses() {
         "[policy]\nmax_age = \"1s\"\n[env]\nOPENAI_API_KEY = \"secret/openai#api_key\"\nDB = \"secret/db#password\"\n",
     );
     std::thread::sleep(Duration::from_millis(1100));
-    let run = bao.keywrap().arg("--config").arg(&config).args(["exec", "--", "true"]).run();
+    let run = bao
+        .keywrap()
+        .arg("--config")
+        .arg(&config)
+        .args(["exec", "--", "true"])
+        .run();
     run.assert_success();
-    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.contains("overdue")).collect();
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("overdue"))
+        .collect();
     assert_eq!(warnings.len(), 1, "{}", run.stderr);
-    assert!(warnings[0].contains("OPENAI_API_KEY (secret/openai#api_key)") && warnings[0].contains("DB ("), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("OPENAI_API_KEY (secret/openai#api_key)")
+            && warnings[0].contains("DB ("),
+        "{}",
+        warnings[0]
+    );
 
     let marker = bao.dir.path().join("ran");
     let run = bao
@@ -323,5 +503,8 @@ fn rotate_refuses_kv1_pinned_versions_and_values_in_argv() {
         .assert_code(125)
         .assert_stderr_contains("remove ?version=");
     // The value has no command-line form at all.
-    Keywrap::new().args(["rotate", "secret/x#k", "fake-value"]).run().assert_code(125);
+    Keywrap::new()
+        .args(["rotate", "secret/x#k", "fake-value"])
+        .run()
+        .assert_code(125);
 }

@@ -218,14 +218,16 @@ pub fn parse<'a>(line: &'a [u8]) -> Line<'a> {
     }))
 }
 
-/// `secret/data/openai` on mount `secret/` → `secret/openai`. KV v2 metadata and subkeys
-/// reads show no value and are left out (None). Without a mount point the path is kept.
+/// `secret/data/openai` on mount `secret/` → `secret/openai`. KV v2 metadata, subkeys and
+/// config reads show no value and are left out (None). (A KV v1 secret named `config`, or
+/// under `data/`, `metadata/` or `subkeys/`, is taken for these too: the log does not say
+/// which KV version a mount has.) Without a mount point the path is kept.
 fn logical_path<'a>(api_path: Cow<'a, str>, mount: Option<&str>) -> Option<Cow<'a, str>> {
     let Some(mount) = mount.filter(|m| !m.is_empty() && api_path.starts_with(m)) else {
         return Some(api_path);
     };
     let rest = &api_path[mount.len()..];
-    if rest.starts_with("metadata/") || rest.starts_with("subkeys/") {
+    if rest == "config" || rest.starts_with("metadata/") || rest.starts_with("subkeys/") {
         return None;
     }
     match rest.strip_prefix("data/") {
@@ -278,8 +280,14 @@ mod tests {
         assert!(!prefilter.may_be_read(response.as_bytes()));
         let write = DENIED.replace("\"operation\":\"read\"", "\"operation\":\"update\"");
         assert!(!prefilter.may_be_read(write.as_bytes()));
-        let metadata = DENIED.replace("secret/data/openai", "secret/metadata/openai");
-        assert_eq!(parse(metadata.as_bytes()), Line::Other);
+        for other in [
+            "secret/metadata/openai",
+            "secret/config",
+            "secret/subkeys/openai",
+        ] {
+            let line = DENIED.replace("secret/data/openai", other);
+            assert_eq!(parse(line.as_bytes()), Line::Other, "{other}");
+        }
         let mounts = DENIED
             .replace("secret/data/openai", "sys/internal/ui/mounts/secret/openai")
             .replace("\"mount_type\":\"kv\"", "\"mount_type\":\"system\"");

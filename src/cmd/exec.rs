@@ -2,15 +2,18 @@
 //! environment only, supervise it, and pass on its exit status.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::auth::lifecycle::{create_per_run_token, TokenKeeper};
 use crate::bindings::{self, Binding};
 use crate::child::{self, environment::ChildEnvironment, signals::Supervisor, ResolvedCommand};
 use crate::cli::{Cli, ExecArgs};
 use crate::config;
 use crate::environment::Environment;
 use crate::identity::RunIdentity;
+use crate::resolve::{self, Resolved};
 use crate::session::Session;
 
 pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
@@ -29,12 +32,7 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
 
     // Resolve the command before touching Vault: a typo costs no secret read.
     let (name, rest) = args.command.split_first().context("no command given")?;
-    let command = child::resolve(
-        name,
-        rest,
-        std::env::var_os("PATH").as_deref(),
-        &cwd,
-    )?;
+    let command = child::resolve(name, rest, std::env::var_os("PATH").as_deref(), &cwd)?;
 
     if args.dry_run {
         print_plan(&bindings, &command, loaded.is_some());
@@ -48,39 +46,101 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
                 cwd.display()
             );
         }
-        crate::log::warn("keywrap.toml has no [env] references; running the command without secrets");
+        crate::log::warn(
+            "keywrap.toml has no [env] references; running the command without secrets",
+        );
     }
 
     let identity = RunIdentity::detect(&env, Some(&command.display_name()));
     let run_id = identity.correlation_id.clone();
-    let resolved = if bindings.is_empty() {
-        Default::default()
+    let (resolved, keeper, strip) = if bindings.is_empty() {
+        (Resolved::default(), None, Vec::new())
     } else {
-        let session = Session::open(&cli.connection.flags(), &env, loaded.as_ref(), identity)?;
         let runtime = super::runtime()?;
-        let mut resolved = runtime.block_on(crate::resolve::resolve(&session.client, &bindings))?;
-        runtime.block_on(crate::lifecycle::overlap::apply(
+        let session = runtime.block_on(Session::open(
+            cli.session_inputs(&env, loaded.as_ref()),
+            identity,
+        ))?;
+        let (mut resolved, keeper) =
+            runtime.block_on(read_secrets(&session, &bindings, args.per_run_token))?;
+        let lifecycle = crate::lifecycle::overlap::apply(
             &session.client,
             loaded.as_ref(),
             &bindings,
             &mut resolved,
             args.strict_age,
-        ))?;
-        for (address, read) in &resolved.reads {
-            match read.version {
-                Some(version) => crate::log::verbose(format_args!("read {address} (version {version})")),
-                None => crate::log::verbose(format_args!("read {address}")),
-            }
+        );
+        if let Err(err) = runtime.block_on(lifecycle) {
+            runtime.block_on(keeper.revoke());
+            return Err(err);
         }
-        resolved
+        (resolved, Some(keeper), session.strip)
     };
 
-    let child_env = ChildEnvironment::build(&env, &run_id, &[], resolved.values);
+    let child_env = ChildEnvironment::build(&env, &run_id, &strip, resolved.values);
     let mut supervisor = Supervisor::install()?;
-    let mut process = child::spawn(&command, &child_env)?;
+    let spawned = child::spawn(&command, &child_env);
     drop(child_env);
-    let status = supervisor.wait(&mut process)?;
-    Ok(ExitCode::from(child::exit_code(status)))
+    let mut process = match spawned {
+        Ok(process) => process,
+        Err(err) => {
+            if let Some(keeper) = keeper {
+                keeper.finish();
+            }
+            return Err(err);
+        }
+    };
+    let mut keeper = keeper;
+    if let Some(keeper) = &mut keeper {
+        keeper.keep_alive();
+    }
+    let status = supervisor.wait(&mut process);
+    if let Some(keeper) = keeper {
+        keeper.finish();
+    }
+    Ok(ExitCode::from(child::exit_code(status?)))
+}
+
+/// Reads all bindings (through a per-run token when asked); on failure, revokes what this
+/// run logged in for before returning the error.
+async fn read_secrets(
+    session: &Session,
+    bindings: &[Binding],
+    per_run_token: bool,
+) -> Result<(Resolved, TokenKeeper)> {
+    let per_run = if per_run_token {
+        // One use per secret read, plus one to revoke itself when the child exits.
+        let uses = resolve::reads_needed(bindings) as u64 + 1;
+        let ttl = (session.connection.timeout * 2).max(Duration::from_secs(60));
+        match create_per_run_token(&session.client, &session.identity, uses, ttl).await {
+            Ok(client) => Some(client),
+            Err(err) => {
+                session.close().await;
+                return Err(err);
+            }
+        }
+    } else {
+        None
+    };
+    let keeper = TokenKeeper::new(&session.client, session.obtained.clone(), per_run.clone());
+    let reader = per_run.as_ref().unwrap_or(&session.client);
+    match resolve::resolve_with(&session.client, reader, bindings).await {
+        Ok(resolved) => {
+            for (address, read) in &resolved.reads {
+                match read.version {
+                    Some(version) => crate::log::verbose(format_args!(
+                        "read {address} (version {version})"
+                    )),
+                    None => crate::log::verbose(format_args!("read {address}")),
+                }
+            }
+            Ok((resolved, keeper))
+        }
+        Err(err) => {
+            keeper.revoke().await;
+            Err(err.into())
+        }
+    }
 }
 
 /// `--dry-run`: each variable with its reference and where it was written; no values.
@@ -88,17 +148,29 @@ fn print_plan(bindings: &[Binding], command: &ResolvedCommand, has_config: bool)
     if bindings.is_empty() {
         println!(
             "no references{}",
-            if has_config { " (keywrap.toml has no [env] entries)" } else { "" }
+            if has_config {
+                " (keywrap.toml has no [env] entries)"
+            } else {
+                ""
+            }
         );
     } else {
-        let name_width = bindings.iter().map(|b| b.name.len()).max().unwrap_or(0).max(4);
+        let name_width = bindings
+            .iter()
+            .map(|b| b.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(4);
         let reference_width = bindings
             .iter()
             .map(|b| b.reference.to_string().len())
             .max()
             .unwrap_or(0)
             .max(9);
-        println!("{:name_width$}  {:reference_width$}  FROM", "NAME", "REFERENCE");
+        println!(
+            "{:name_width$}  {:reference_width$}  FROM",
+            "NAME", "REFERENCE"
+        );
         for binding in bindings {
             println!(
                 "{:name_width$}  {:reference_width$}  {}",

@@ -5,12 +5,13 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use tokio::runtime::Runtime;
 
 use crate::cli::{Cli, RotateArgs};
 use crate::config;
 use crate::environment::Environment;
 use crate::identity::RunIdentity;
-use crate::lifecycle::hooks;
+use crate::lifecycle::hooks::{self, Hook};
 use crate::lifecycle::rotation::{self, RotationState};
 use crate::reference::Reference;
 use crate::secret::SecretValue;
@@ -21,22 +22,43 @@ use crate::vault::versions::{self, Metadata, Removal, VersionError};
 use crate::vault::VaultClient;
 
 pub fn run(cli: &Cli, args: &RotateArgs) -> Result<ExitCode> {
-    let reference = &args.reference;
-    if reference.version.is_some() {
-        bail!("{reference}: rotate the latest version; remove ?version=");
+    if args.reference.version.is_some() {
+        bail!(
+            "{}: rotate the latest version; remove ?version=",
+            args.reference
+        );
     }
     let env = Environment::from_process();
     let loaded = config::locate(cli.config.as_deref())?;
     let identity = RunIdentity::detect(&env, Some("keywrap-rotate"));
-    let session = Session::open(&cli.connection.flags(), &env, loaded.as_ref(), identity)?;
     let runtime = super::runtime()?;
+    let session = runtime.block_on(Session::open(
+        cli.session_inputs(&env, loaded.as_ref()),
+        identity,
+    ))?;
+    let outcome = rotate(&runtime, &session, args, &env);
+    runtime.block_on(session.close());
+    outcome
+}
+
+fn rotate(
+    runtime: &Runtime,
+    session: &Session,
+    args: &RotateArgs,
+    env: &Environment,
+) -> Result<ExitCode> {
+    let reference = &args.reference;
     let client = &session.client;
     let mount = runtime.block_on(kv::find_mount(client, &reference.path))?;
     let metadata = runtime
         .block_on(versions::metadata(client, &mount, &reference.path))
         .with_context(|| format!("cannot read the metadata of {}", reference.path))?;
     let actor = rotation::actor(&session.identity);
-    let run_id = session.identity.correlation_id.clone();
+    let hook = Hook {
+        env,
+        run_id: &session.identity.correlation_id,
+        strip: &session.strip,
+    };
     if args.finish {
         let removal = if args.destroy {
             Removal::Destroy
@@ -50,8 +72,7 @@ pub fn run(cli: &Cli, args: &RotateArgs) -> Result<ExitCode> {
             &metadata,
             removal,
             args.revoke_with.as_deref(),
-            &env,
-            &run_id,
+            &hook,
         ))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -95,7 +116,7 @@ pub fn run(cli: &Cli, args: &RotateArgs) -> Result<ExitCode> {
     // Read before generating, so a failure here costs no key at the provider.
     let secret = runtime.block_on(kv::read(client, &mount, &reference.path, Some(current)))?;
     let new_value = match &args.generate_with {
-        Some(command) => hooks::generate(command, &env, &run_id)?,
+        Some(command) => hooks::generate(command, &hook)?,
         None => hooks::read_stdin()?,
     };
     if secret
@@ -139,7 +160,6 @@ pub fn run(cli: &Cli, args: &RotateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn finish(
     client: &VaultClient,
     mount: &Mount,
@@ -147,8 +167,7 @@ async fn finish(
     metadata: &Metadata,
     removal: Removal,
     revoke_with: Option<&str>,
-    env: &Environment,
-    run_id: &str,
+    hook: &Hook<'_>,
 ) -> Result<()> {
     let previous = match RotationState::of(metadata) {
         RotationState::Overlap { previous, .. } => previous,
@@ -171,7 +190,7 @@ async fn finish(
     };
     if let Some(command) = revoke_with {
         let old = old_value(client, mount, reference, previous).await?;
-        hooks::revoke(command, env, run_id, &old)?;
+        hooks::revoke(command, hook, &old)?;
         eprintln!("keywrap: revoked the key of version {previous}");
     }
     versions::remove_version(client, mount, &reference.path, previous, removal).await?;

@@ -48,10 +48,17 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
         bail!("nothing to check: give REFs or add [env] references to keywrap.toml");
     }
     let identity = RunIdentity::detect(&env, Some("keywrap-status"));
-    let session = Session::open(&cli.connection.flags(), &env, loaded.as_ref(), identity)?;
     let runtime = super::runtime()?;
+    let session = runtime.block_on(Session::open(
+        cli.session_inputs(&env, loaded.as_ref()),
+        identity,
+    ))?;
     let now = Timestamp::now();
-    let rows = runtime.block_on(rows(&session.client, loaded.as_ref(), &targets, now))?;
+    let rows = runtime.block_on(async {
+        let rows = rows(&session.client, loaded.as_ref(), &targets, now).await;
+        session.close().await;
+        rows
+    })?;
     match args.format {
         StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         StatusFormat::Text => print_table(&rows),

@@ -16,17 +16,26 @@ use crate::secret::SecretValue;
 /// should not fill memory.
 const MAX_KEY_BYTES: u64 = 64 * 1024;
 
-fn shell(command: &str, env: &Environment, run_id: &str) -> Command {
+/// What a hook command's environment is made from.
+pub struct Hook<'a> {
+    pub env: &'a Environment,
+    /// The run's correlation ID, given as `KEYWRAP_RUN`.
+    pub run_id: &'a str,
+    /// Login material variables to keep from the command, besides the Vault credentials.
+    pub strip: &'a [String],
+}
+
+fn shell(command: &str, hook: &Hook<'_>) -> Command {
     let mut shell = Command::new("/bin/sh");
     shell.arg("-c").arg(command).env_clear();
-    ChildEnvironment::build(env, run_id, &[], Vec::new()).apply(&mut shell);
+    ChildEnvironment::build(hook.env, hook.run_id, hook.strip, Vec::new()).apply(&mut shell);
     shell
 }
 
 /// Runs the generator and returns its stdout (one trailing newline removed) as the new key.
 /// A failing generator, or an empty key, is an error: nothing may be written then.
-pub fn generate(command: &str, env: &Environment, run_id: &str) -> Result<SecretValue> {
-    let mut child = shell(command, env, run_id)
+pub fn generate(command: &str, hook: &Hook<'_>) -> Result<SecretValue> {
+    let mut child = shell(command, hook)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -87,8 +96,8 @@ fn key_from_bytes(bytes: &[u8], source: &str) -> Result<SecretValue> {
 }
 
 /// Runs the revoker with the old key on its stdin; success is its exit status 0.
-pub fn revoke(command: &str, env: &Environment, run_id: &str, old: &SecretValue) -> Result<()> {
-    let mut child = shell(command, env, run_id)
+pub fn revoke(command: &str, hook: &Hook<'_>, old: &SecretValue) -> Result<()> {
+    let mut child = shell(command, hook)
         .stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
@@ -123,13 +132,14 @@ mod tests {
     #[test]
     fn a_failing_generator_gives_no_key() {
         let env = Environment::from_pairs([("PATH", "/usr/bin:/bin"), ("VAULT_TOKEN", "fake")]);
-        assert_eq!(
-            generate("printf 'k-%s' \"${VAULT_TOKEN:-none}\"", &env, "r")
-                .unwrap()
-                .expose(),
-            "k-none"
-        );
-        let err = generate("echo partial; exit 3", &env, "r").unwrap_err();
+        let hook = Hook {
+            env: &env,
+            run_id: "r",
+            strip: &[],
+        };
+        let key = generate("printf 'k-%s' \"${VAULT_TOKEN:-none}\"", &hook).unwrap();
+        assert_eq!(key.expose(), "k-none");
+        let err = generate("echo partial; exit 3", &hook).unwrap_err();
         assert!(err.to_string().contains("nothing was written"), "{err}");
     }
 }

@@ -9,6 +9,7 @@ pub mod kv;
 pub mod tls;
 pub mod versions;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -28,11 +29,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client bound to one Vault address, one run identity and (once set) one token.
+/// Clones share the connection pool and the token.
+#[derive(Clone)]
 pub struct VaultClient {
     http: reqwest::Client,
     address: reqwest::Url,
     namespace: Option<String>,
-    token: Option<SecretString>,
+    token: Option<Arc<SecretString>>,
+    timeout: Duration,
     deadline: Instant,
 }
 
@@ -148,12 +152,30 @@ impl VaultClient {
             address: connection.address.value.clone(),
             namespace: connection.namespace.as_ref().map(|n| n.value.clone()),
             token: None,
+            timeout: connection.timeout,
             deadline: Instant::now() + connection.timeout,
         })
     }
 
     pub fn set_token(&mut self, token: SecretString) {
-        self.token = Some(token);
+        self.token = Some(Arc::new(token));
+    }
+
+    /// The same client with a fresh deadline, for work that happens later in a run
+    /// (renewing the token, revoking it when the child exits).
+    pub fn renewed_deadline(&self) -> VaultClient {
+        VaultClient {
+            deadline: Instant::now() + self.timeout,
+            ..self.clone()
+        }
+    }
+
+    /// The same client using another token (e.g. a per-run child token).
+    pub fn with_token(&self, token: SecretString) -> VaultClient {
+        VaultClient {
+            token: Some(Arc::new(token)),
+            ..self.clone()
+        }
     }
 
     pub fn has_token(&self) -> bool {

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod jwt;
+pub mod stub;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -149,7 +152,7 @@ impl Bao {
             if let Ok(Some(_)) = bao.process.try_wait() {
                 break;
             }
-            if bao.ready() {
+            if bao.ready() && bao.kv_ready() {
                 return Ok(bao);
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -180,6 +183,12 @@ impl Bao {
             self.agent().get(format!("{}/v1/sys/health", self.addr)).call(),
             Ok(r) if r.status() == 200
         )
+    }
+
+    /// The dev server's `secret/` KV v2 mount finishes an upgrade after start-up; writes
+    /// before that fail.
+    fn kv_ready(&self) -> bool {
+        self.api("GET", "secret/config", None).0 == 200
     }
 
     /// Calls the API with the root token; returns status and JSON body (null if empty).
@@ -286,12 +295,37 @@ impl Bao {
 
     /// A new token with the given policies (no default policy unless named).
     pub fn token_with(&self, policies: &[&str]) -> String {
+        let no_default = !policies.contains(&"default");
         let answer = self.ok(
             "POST",
             "auth/token/create",
-            Some(json!({ "policies": policies, "no_default_policy": true, "ttl": "1h" })),
+            Some(json!({ "policies": policies, "no_default_policy": no_default, "ttl": "1h" })),
         );
         answer["auth"]["client_token"].as_str().unwrap().to_string()
+    }
+
+    /// Accessors of every token that exists now.
+    pub fn accessors(&self) -> std::collections::BTreeSet<String> {
+        let (_, answer) = self.api("LIST", "auth/token/accessors", None);
+        answer["data"]["keys"]
+            .as_array()
+            .map(|keys| keys.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the token with this accessor still exists.
+    pub fn accessor_valid(&self, accessor: &str) -> bool {
+        let (status, _) = self.api(
+            "POST",
+            "auth/token/lookup-accessor",
+            Some(json!({ "accessor": accessor })),
+        );
+        status == 200
+    }
+
+    /// Whether a token still works (looks itself up).
+    pub fn token_valid(&self, token: &str) -> bool {
+        self.api_as(token, "GET", "auth/token/lookup-self", None).0 == 200
     }
 
     /// Every entry in the audit log so far.
