@@ -502,6 +502,10 @@ fn rotate_refuses_kv1_pinned_versions_and_values_in_argv() {
     rotate(&bao, &["secret/x?version=2#k"], Some("x"))
         .assert_code(125)
         .assert_stderr_contains("remove ?version=");
+    bao.kv_put("secret/openai", &[("api_key", "fake")]);
+    rotate(&bao, &["secret/openai#api-key"], Some("x"))
+        .assert_code(125)
+        .assert_stderr_contains("no field \"api-key\" to rotate (its fields: api_key)");
     // The value has no command-line form at all.
     Keywrap::new()
         .args(["rotate", "secret/x#k", "fake-value"])

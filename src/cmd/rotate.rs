@@ -115,6 +115,14 @@ fn rotate(
     }
     // Read before generating, so a failure here costs no key at the provider.
     let secret = runtime.block_on(kv::read(client, &mount, &reference.path, Some(current)))?;
+    if !secret.fields.contains_key(&reference.field) {
+        let fields: Vec<&str> = secret.fields.keys().map(String::as_str).collect();
+        bail!(
+            "{reference}: version {current} has no field \"{}\" to rotate (its fields: {}); a typo here would add a field the program never reads",
+            reference.field,
+            fields.join(", ")
+        );
+    }
     let new_value = match &args.generate_with {
         Some(command) => hooks::generate(command, &hook)?,
         None => hooks::read_stdin()?,

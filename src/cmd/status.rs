@@ -18,7 +18,7 @@ use crate::lifecycle::policy::{self, AgeState};
 use crate::lifecycle::rotation::RotationState;
 use crate::session::Session;
 use crate::timestamp::Timestamp;
-use crate::vault::kv;
+use crate::vault::kv::{self, KvVersion};
 use crate::vault::versions::{self, Metadata};
 use crate::vault::VaultClient;
 
@@ -33,7 +33,7 @@ struct Row {
     age_seconds: Option<u64>,
     max_age: String,
     max_age_seconds: u64,
-    /// ok, rotate soon, overdue, or error.
+    /// ok, rotate soon, overdue, unknown (KV v1), or error.
     state: String,
     rotation: String,
     needs_attention: bool,
@@ -109,15 +109,18 @@ async fn rows(
     targets: &[(Option<String>, Binding)],
     now: Timestamp,
 ) -> Result<Vec<Row>> {
-    let mut cache: BTreeMap<String, Result<Metadata, String>> = BTreeMap::new();
+    let mut cache: BTreeMap<String, Result<Option<Metadata>, String>> = BTreeMap::new();
     let mut rows = Vec::new();
     for (name, binding) in targets {
         let options = policy::options_for(config, binding)?;
         let path = &binding.reference.path;
         if !cache.contains_key(path) {
             let metadata = match kv::find_mount(client, path).await {
+                // KV v1 keeps no versions or times: nothing to judge, nothing wrong.
+                Ok(mount) if mount.version == KvVersion::V1 => Ok(None),
                 Ok(mount) => versions::metadata(client, &mount, path)
                     .await
+                    .map(Some)
                     .map_err(|e| e.to_string()),
                 Err(err) => Err(err.to_string()),
             };
@@ -139,7 +142,11 @@ async fn rows(
         };
         match &cache[path] {
             Err(problem) => row.error = Some(problem.clone()),
-            Ok(metadata) => {
+            Ok(None) => {
+                row.state = "unknown".into();
+                row.rotation = "KV v1: no versions, no age".into();
+            }
+            Ok(Some(metadata)) => {
                 let version = binding
                     .reference
                     .version
