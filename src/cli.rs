@@ -171,7 +171,8 @@ pub enum Command {
     Exec(ExecArgs),
     Check(CheckArgs),
     Policy(PolicyArgs),
-    /// Vault's audit trail: register keywrap's headers so audit entries show them.
+    /// Vault's audit trail: register keywrap's headers (setup), and report who read which
+    /// key from an audit log (report).
     #[command(subcommand)]
     Audit(AuditCommand),
     Rotate(RotateArgs),

@@ -113,6 +113,12 @@ fn rotate(
     if !readable {
         bail!("{reference}: the current version {current} is deleted or destroyed, so its other fields cannot be carried over; undelete it (`vault kv undelete -versions={current}`) or write the secret with `vault kv put`");
     }
+    if let RotationState::Overlap { previous, .. } = RotationState::of(&metadata) {
+        crate::log::warn(format_args!(
+            "the last rotation's overlap was never ended: version {previous} stays readable after this one (end it with `keywrap rotate --finish` first, or `vault kv delete -versions={previous} {}`)",
+            reference.path
+        ));
+    }
     // Read before generating, so a failure here costs no key at the provider.
     let secret = runtime.block_on(kv::read(client, &mount, &reference.path, Some(current)))?;
     if !secret.fields.contains_key(&reference.field) {
