@@ -512,3 +512,42 @@ fn rotate_refuses_kv1_pinned_versions_and_values_in_argv() {
         .run()
         .assert_code(125);
 }
+
+#[test]
+fn a_version_written_while_the_generator_runs_stops_the_rotation() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", &key("old"))]);
+    let (ready, go) = (bao.dir.path().join("ready"), bao.dir.path().join("go"));
+    let generator = format!(
+        "touch '{}'; for i in $(seq 200); do [ -f '{}' ] && break; sleep 0.05; done; printf fake-generated",
+        ready.display(),
+        go.display()
+    );
+    let mut keywrap = bao.keywrap();
+    keywrap.args([
+        "rotate",
+        "--generate-with",
+        &generator,
+        "secret/openai#api_key",
+    ]);
+    let rotation = std::thread::spawn(move || keywrap.run());
+    for _ in 0..200 {
+        if ready.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    bao.kv_put("secret/openai", &[("api_key", &key("outside"))]);
+    std::fs::write(&go, "").unwrap();
+    let run = rotation.join().unwrap();
+    run.assert_code(125)
+        .assert_stderr_contains("version 2 appeared while the new key was made")
+        .assert_stderr_contains("revoke it at the provider");
+    let metadata = bao.kv_metadata("secret/openai");
+    assert_eq!(metadata["current_version"], 2);
+    assert_eq!(
+        metadata["custom_metadata"],
+        Value::Null,
+        "no marker was written"
+    );
+}

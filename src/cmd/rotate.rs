@@ -143,27 +143,36 @@ fn rotate(
     let mut fields = secret.fields;
     fields.insert(reference.field.clone(), new_value);
 
-    let marked = rotation::with_marker(
-        &metadata.custom,
-        current,
-        &reference.field,
-        &actor,
-        Timestamp::now(),
-    );
+    let unstored = if args.generate_with.is_some() {
+        "; the key made by --generate-with was not stored, so revoke it at the provider"
+    } else {
+        ""
+    };
     runtime.block_on(async {
+        // A generator can take a while: start from the metadata as it is now, and stop
+        // before writing anything if another rotation landed meanwhile.
+        let fresh = versions::metadata(client, &mount, &reference.path).await?;
+        if fresh.current_version != current {
+            let conflict = VersionError::Conflict {
+                path: reference.path.clone(),
+                expected: current,
+            };
+            return Err(anyhow::Error::new(conflict).context(format!("{reference}: version {} appeared while the new key was made{unstored}", fresh.current_version)));
+        }
+        let marked = rotation::with_marker(&fresh.custom, current, &reference.field, &actor, Timestamp::now());
         versions::set_custom_metadata(client, &mount, &reference.path, &marked).await?;
         let written = match versions::write_cas(client, &mount, &reference.path, &fields, current).await {
             Ok(version) => version,
             Err(err) => {
                 // A lost race leaves the metadata to the winner; any other failure puts it back.
                 if !matches!(err, VersionError::Conflict { .. }) {
-                    let _ = versions::set_custom_metadata(client, &mount, &reference.path, &metadata.custom).await;
+                    let _ = versions::set_custom_metadata(client, &mount, &reference.path, &fresh.custom).await;
                 }
-                return Err(anyhow::Error::new(err).context(format!("{reference}: the new version was not written; version {current} stays current")));
+                return Err(anyhow::Error::new(err).context(format!("{reference}: the new version was not written; version {current} stays current{unstored}")));
             }
         };
         drop(fields);
-        let record = rotation::with_record(&metadata.custom, current, written, &reference.field, &actor, Timestamp::now());
+        let record = rotation::with_record(&fresh.custom, current, written, &reference.field, &actor, Timestamp::now());
         versions::set_custom_metadata(client, &mount, &reference.path, &record)
             .await
             .with_context(|| format!("{reference}: version {written} was written but the rotation was not recorded; rerun `keywrap rotate {reference}` to record it (no new key is needed)"))?;

@@ -15,7 +15,7 @@ use crate::environment::Environment;
 use crate::error::{SilentExit, KEYWRAP_FAILED};
 use crate::identity::RunIdentity;
 use crate::lifecycle::policy::{self, AgeState};
-use crate::lifecycle::rotation::RotationState;
+use crate::lifecycle::rotation::{self, RotationState};
 use crate::session::Session;
 use crate::timestamp::Timestamp;
 use crate::vault::kv::{self, KvVersion};
@@ -36,6 +36,9 @@ struct Row {
     /// ok, rotate soon, overdue, unknown (KV v1), or error.
     state: String,
     rotation: String,
+    /// From the last recorded rotation's custom metadata.
+    rotated_at: Option<String>,
+    rotated_by: Option<String>,
     needs_attention: bool,
     error: Option<String>,
 }
@@ -137,6 +140,8 @@ async fn rows(
             max_age_seconds: options.max_age.as_secs(),
             state: "error".into(),
             rotation: "-".into(),
+            rotated_at: None,
+            rotated_by: None,
             needs_attention: false,
             error: None,
         };
@@ -155,6 +160,8 @@ async fn rows(
                 let state = RotationState::of(metadata);
                 row.needs_attention = state.needs_attention();
                 row.rotation = state.to_string();
+                row.rotated_at = metadata.custom.get(rotation::ROTATED_AT).cloned();
+                row.rotated_by = metadata.custom.get(rotation::ROTATED_BY).cloned();
                 match metadata.versions.get(&version) {
                     None => row.error = Some(format!("version {version} does not exist")),
                     Some(info) if !info.readable() => {
