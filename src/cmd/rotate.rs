@@ -2,6 +2,7 @@
 //! The order of writes, and why a stop between any two loses nothing, is in
 //! [`crate::lifecycle::rotation`].
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -77,6 +78,12 @@ fn rotate(
         return Ok(ExitCode::SUCCESS);
     }
 
+    let target = Target {
+        client,
+        mount: &mount,
+        reference,
+        actor,
+    };
     if let RotationState::Unrecorded {
         from,
         written,
@@ -84,33 +91,14 @@ fn rotate(
         by,
     } = RotationState::of(&metadata)
     {
-        // The earlier run wrote the key; only its record is missing. Consume no new key.
-        let at = metadata
-            .versions
-            .get(&written)
-            .and_then(|v| v.created)
-            .unwrap_or_else(Timestamp::now);
-        let field = if field.is_empty() {
-            reference.field.clone()
-        } else {
-            field
-        };
-        let by = if by.is_empty() { actor } else { by };
-        let record = rotation::with_record(&metadata.custom, from, written, &field, &by, at);
-        runtime.block_on(versions::set_custom_metadata(
-            client,
-            &mount,
-            &reference.path,
-            &record,
-        ))?;
+        runtime.block_on(target.complete(&metadata, from, written, field, by))?;
         eprintln!("keywrap: completed the interrupted rotation of {reference}: version {written} replaces {from}; no new key was read");
         println!("{written}");
         return Ok(ExitCode::SUCCESS);
     }
 
     let current = metadata.current_version;
-    let readable = metadata.current().is_some_and(|v| v.readable());
-    if !readable {
+    if !metadata.current().is_some_and(|v| v.readable()) {
         bail!("{reference}: the current version {current} is deleted or destroyed, so its other fields cannot be carried over; undelete it (`vault kv undelete -versions={current}`) or write the secret with `vault kv put`");
     }
     if let RotationState::Overlap { previous, .. } = RotationState::of(&metadata) {
@@ -119,68 +107,135 @@ fn rotate(
             reference.path
         ));
     }
-    // Read before generating, so a failure here costs no key at the provider.
-    let secret = runtime.block_on(kv::read(client, &mount, &reference.path, Some(current)))?;
-    if !secret.fields.contains_key(&reference.field) {
-        let fields: Vec<&str> = secret.fields.keys().map(String::as_str).collect();
+    // Read before making the key, so a failure here costs no key at the provider.
+    let mut fields = runtime
+        .block_on(kv::read(client, &mount, &reference.path, Some(current)))?
+        .fields;
+    let Some(old) = fields.get(&reference.field) else {
+        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
         bail!(
             "{reference}: version {current} has no field \"{}\" to rotate (its fields: {}); a typo here would add a field the program never reads",
             reference.field,
-            fields.join(", ")
+            names.join(", ")
         );
-    }
+    };
     let new_value = match &args.generate_with {
         Some(command) => hooks::generate(command, &hook)?,
         None => hooks::read_stdin()?,
     };
-    if secret
-        .fields
-        .get(&reference.field)
-        .is_some_and(|old| old.expose() == new_value.expose())
-    {
+    if old.expose() == new_value.expose() {
         bail!("{reference}: the new key equals the current one; nothing was written");
     }
-    let mut fields = secret.fields;
     fields.insert(reference.field.clone(), new_value);
-
     let unstored = if args.generate_with.is_some() {
         "; the key made by --generate-with was not stored, so revoke it at the provider"
     } else {
         ""
     };
-    runtime.block_on(async {
+    let written = runtime.block_on(target.write(current, fields, unstored))?;
+    eprintln!("keywrap: rotated {reference}: version {written} is current; version {current} stays readable until `keywrap rotate --finish {reference}`");
+    println!("{written}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The secret one rotation works on, and who rotates it.
+struct Target<'a> {
+    client: &'a VaultClient,
+    mount: &'a Mount,
+    reference: &'a Reference,
+    actor: String,
+}
+
+impl Target<'_> {
+    fn path(&self) -> &str {
+        &self.reference.path
+    }
+
+    /// Steps 2 to 4 of [`crate::lifecycle::rotation`]: marker, check-and-set write, record.
+    /// Returns the new version.
+    async fn write(
+        &self,
+        current: u64,
+        fields: BTreeMap<String, SecretValue>,
+        unstored: &str,
+    ) -> Result<u64> {
+        let (client, mount, reference) = (self.client, self.mount, self.reference);
         // A generator can take a while: start from the metadata as it is now, and stop
         // before writing anything if another rotation landed meanwhile.
-        let fresh = versions::metadata(client, &mount, &reference.path).await?;
+        let fresh = versions::metadata(client, mount, self.path()).await?;
         if fresh.current_version != current {
             let conflict = VersionError::Conflict {
-                path: reference.path.clone(),
+                path: self.path().to_string(),
                 expected: current,
             };
-            return Err(anyhow::Error::new(conflict).context(format!("{reference}: version {} appeared while the new key was made{unstored}", fresh.current_version)));
+            return Err(anyhow::Error::new(conflict).context(format!(
+                "{reference}: version {} appeared while the new key was made{unstored}",
+                fresh.current_version
+            )));
         }
-        let marked = rotation::with_marker(&fresh.custom, current, &reference.field, &actor, Timestamp::now());
-        versions::set_custom_metadata(client, &mount, &reference.path, &marked).await?;
-        let written = match versions::write_cas(client, &mount, &reference.path, &fields, current).await {
+        let now = Timestamp::now();
+        let marked =
+            rotation::with_marker(&fresh.custom, current, &reference.field, &self.actor, now);
+        versions::set_custom_metadata(client, mount, self.path(), &marked).await?;
+        let written = match versions::write_cas(client, mount, self.path(), &fields, current).await
+        {
             Ok(version) => version,
             Err(err) => {
                 // A lost race leaves the metadata to the winner; any other failure puts it back.
                 if !matches!(err, VersionError::Conflict { .. }) {
-                    let _ = versions::set_custom_metadata(client, &mount, &reference.path, &fresh.custom).await;
+                    let _ =
+                        versions::set_custom_metadata(client, mount, self.path(), &fresh.custom)
+                            .await;
                 }
-                return Err(anyhow::Error::new(err).context(format!("{reference}: the new version was not written; version {current} stays current{unstored}")));
+                return Err(anyhow::Error::new(err).context(format!(
+                    "{reference}: the new version was not written; version {current} stays current{unstored}"
+                )));
             }
         };
         drop(fields);
-        let record = rotation::with_record(&fresh.custom, current, written, &reference.field, &actor, Timestamp::now());
-        versions::set_custom_metadata(client, &mount, &reference.path, &record)
+        let record = rotation::with_record(
+            &fresh.custom,
+            current,
+            written,
+            &reference.field,
+            &self.actor,
+            Timestamp::now(),
+        );
+        versions::set_custom_metadata(client, mount, self.path(), &record)
             .await
             .with_context(|| format!("{reference}: version {written} was written but the rotation was not recorded; rerun `keywrap rotate {reference}` to record it (no new key is needed)"))?;
-        eprintln!("keywrap: rotated {reference}: version {written} is current; version {current} stays readable until `keywrap rotate --finish {reference}`");
-        println!("{written}");
+        Ok(written)
+    }
+
+    /// Step 4 alone, for a rotation that stopped after writing its version: the record gets
+    /// the version's creation time and the user who started the rotation.
+    async fn complete(
+        &self,
+        metadata: &Metadata,
+        from: u64,
+        written: u64,
+        field: String,
+        by: String,
+    ) -> Result<()> {
+        let at = metadata
+            .versions
+            .get(&written)
+            .and_then(|v| v.created)
+            .unwrap_or_else(Timestamp::now);
+        let field = if field.is_empty() {
+            self.reference.field.clone()
+        } else {
+            field
+        };
+        let by = if by.is_empty() {
+            self.actor.clone()
+        } else {
+            by
+        };
+        let record = rotation::with_record(&metadata.custom, from, written, &field, &by, at);
+        versions::set_custom_metadata(self.client, self.mount, self.path(), &record).await?;
         Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    }
 }
 
 async fn finish(
