@@ -145,6 +145,18 @@ fn filters_and_formats() {
         lines[3]
     );
 
+    let piped = bao
+        .keywrap()
+        .args(["audit", "report", "--format", "json", "--log", "-"])
+        .stdin(bao.audit_text())
+        .run();
+    piped.assert_success();
+    let piped: Value = serde_json::from_str(&piped.stdout).unwrap();
+    assert_eq!(
+        piped["summary"]["reads"], 5,
+        "a log on stdin reads the same"
+    );
+
     let text = bao
         .keywrap()
         .args(["audit", "report", "--log"])
