@@ -449,3 +449,91 @@ fn check_verifies_every_reference_without_printing_values() {
     assert!(!run.stdout.contains("fake-openai-login-test"));
     run.assert_stderr_contains("2 of 3 references cannot be read");
 }
+
+#[test]
+fn kubernetes_service_account_login() {
+    let bao = seeded();
+    let issuer = JwtIssuer::new();
+    // A projected service-account token as the kubelet mounts it.
+    let sa_token = issuer.sign(&json!({
+        "iss": "https://kubernetes.default.svc",
+        "sub": "system:serviceaccount:apps:web",
+        "aud": ["https://kubernetes.default.svc"],
+        "exp": now() + 300,
+        "iat": now() - 10,
+        "kubernetes.io": {
+            "namespace": "apps",
+            "serviceaccount": { "name": "web", "uid": "0b7a1c2e-0000-4000-8000-00000000a11c" }
+        }
+    }));
+    // The Kubernetes API's TokenReview endpoint, which Vault calls to validate the token.
+    let reviewed = sa_token.clone();
+    let api = Stub::start(move |request| {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let authenticated = body["spec"]["token"] == reviewed.as_str();
+        (
+            201,
+            json!({
+                "kind": "TokenReview",
+                "apiVersion": "authentication.k8s.io/v1",
+                "status": {
+                    "authenticated": authenticated,
+                    "audiences": body["spec"]["audiences"],
+                    "user": {
+                        "username": "system:serviceaccount:apps:web",
+                        "uid": "0b7a1c2e-0000-4000-8000-00000000a11c",
+                        "groups": ["system:serviceaccounts"]
+                    }
+                }
+            })
+            .to_string(),
+        )
+    });
+    bao.ok("POST", "sys/auth/kubernetes", Some(json!({ "type": "kubernetes" })));
+    bao.ok(
+        "POST",
+        "auth/kubernetes/config",
+        Some(json!({
+            "kubernetes_host": api.url,
+            "disable_local_ca_jwt": true,
+            // Required by OpenBao; unused for the stand-in's plain-HTTP address.
+            "kubernetes_ca_cert": any_ca_certificate(),
+        })),
+    );
+    bao.ok(
+        "POST",
+        "auth/kubernetes/role/web",
+        Some(json!({
+            "bound_service_account_names": ["web"],
+            "bound_service_account_namespaces": ["apps"],
+            "token_policies": ["read-openai"],
+            "token_ttl": "5m",
+        })),
+    );
+    let mut keywrap = without_token(&bao);
+    let token_file = keywrap.write_file("serviceaccount/token", &sa_token);
+    keywrap.write_file(
+        "keywrap.toml",
+        &format!("[auth]\nrole = \"web\"\ntoken_file = \"{}\"\n", token_file.display()),
+    );
+    let run = exec_printing(keywrap.arg("-v"), &[]);
+    run.assert_success().assert_stderr_contains("auth: kubernetes");
+    assert_eq!(run.stdout, "key=fake-openai-login-test\n");
+    assert_eq!(api.requests().len(), 1, "Vault reviewed the token once");
+
+    let run = without_token(&bao)
+        .args(["--auth-method", "kubernetes", "--auth-role", "web", "--kubernetes-token-file", "/nonexistent/token"])
+        .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+        .run();
+    run.assert_code(125).assert_stderr_contains("no service-account token at /nonexistent/token");
+}
+
+/// A CA certificate in PEM (the first of the system bundle).
+fn any_ca_certificate() -> String {
+    let bundle = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt")
+        .expect("the system CA bundle (package ca-certificates)");
+    let end = "-----END CERTIFICATE-----";
+    let stop = bundle.find(end).expect("a certificate in the bundle") + end.len();
+    let start = bundle.find("-----BEGIN CERTIFICATE-----").unwrap();
+    bundle[start..stop].to_string()
+}
