@@ -132,7 +132,11 @@ async fn login(client: &VaultClient, request: LoginRequest) -> Result<Credential
     }
     let answer: LoginAnswer = response.json(&path)?;
     let Some(auth) = answer.auth else {
-        bail!("{} login at auth/{} returned no token", request.method, request.mount);
+        bail!(
+            "{} login at auth/{} returned no token",
+            request.method,
+            request.mount
+        );
     };
     crate::log::verbose(format_args!(
         "logged in with {}; token valid {}s{}",

@@ -44,4 +44,3 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
-

@@ -296,7 +296,11 @@ impl Bao {
         let (_, answer) = self.api("LIST", "auth/token/accessors", None);
         answer["data"]["keys"]
             .as_array()
-            .map(|keys| keys.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
