@@ -180,7 +180,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            config.file.vault.address.as_ref().map(Addresses::joined).as_deref(),
+            config
+                .file
+                .vault
+                .address
+                .as_ref()
+                .map(Addresses::joined)
+                .as_deref(),
             Some("https://vault.example.com:8200")
         );
         let entries: Vec<_> = config

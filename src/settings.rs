@@ -233,15 +233,22 @@ mod tests {
         let resolved =
             Connection::resolve(&ConnectionFlags::default(), &Environment::default(), None)
                 .unwrap();
-        assert_eq!(resolved.address.value[0].as_str(), "https://127.0.0.1:8200/");
+        assert_eq!(
+            resolved.address.value[0].as_str(),
+            "https://127.0.0.1:8200/"
+        );
     }
 
     #[test]
     fn several_addresses_from_a_list_or_commas() {
-        let file = config("[vault]\naddress = [\"https://vault-a:8200\", \"https://vault-b:8200\"]\n");
-        let resolved =
-            Connection::resolve(&ConnectionFlags::default(), &Environment::default(), Some(&file))
-                .unwrap();
+        let file =
+            config("[vault]\naddress = [\"https://vault-a:8200\", \"https://vault-b:8200\"]\n");
+        let resolved = Connection::resolve(
+            &ConnectionFlags::default(),
+            &Environment::default(),
+            Some(&file),
+        )
+        .unwrap();
         assert_eq!(resolved.address.value.len(), 2);
         assert_eq!(resolved.address.value[1].host_str(), Some("vault-b"));
         let env = Environment::from_pairs([("VAULT_ADDR", "http://a:1, http://b:2")]);

@@ -49,7 +49,10 @@ pub struct VaultClient {
 impl std::fmt::Debug for VaultClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultClient")
-            .field("nodes", &self.nodes.iter().map(|n| n.as_str()).collect::<Vec<_>>())
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+            )
             .field("namespace", &self.namespace)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .finish()
@@ -89,7 +92,7 @@ impl VaultResponse {
 pub enum VaultError {
     #[error("cannot reach Vault ({attempts} attempts; tried {tried}); check VAULT_ADDR and that the server is up")]
     Unreachable { attempts: u32, tried: String },
-    #[error("TLS connection to {address} failed: {cause}; set VAULT_CACERT to the CA that signed Vault's certificate (VAULT_SKIP_VERIFY only for testing)")]
+    #[error("TLS connection to {address} failed: {cause}; {}", tls_hint(.cause))]
     Tls { address: String, cause: String },
     #[error("Vault is sealed (tried {tried}); unseal it (`vault operator unseal`) and try again")]
     Sealed { tried: String },
@@ -99,7 +102,9 @@ pub enum VaultError {
         path: String,
         errors: Vec<String>,
     },
-    #[error("Vault did not answer {path} within the {seconds}s deadline (--timeout); tried {tried}")]
+    #[error(
+        "Vault did not answer {path} within the {seconds}s deadline (--timeout); tried {tried}"
+    )]
     Deadline {
         path: String,
         seconds: u64,
@@ -107,6 +112,14 @@ pub enum VaultError {
     },
     #[error("unexpected answer from Vault for {path}: {cause}")]
     Malformed { path: String, cause: String },
+}
+
+fn tls_hint(cause: &str) -> &'static str {
+    if cause.contains("not valid for name") {
+        "use an address with a name the certificate holds, or reissue the certificate with this name"
+    } else {
+        "set VAULT_CACERT to the CA that signed Vault's certificate (VAULT_SKIP_VERIFY only for testing)"
+    }
 }
 
 pub(crate) fn api_detail(errors: &[String]) -> String {
@@ -166,8 +179,8 @@ impl VaultClient {
         for (name, value) in identity.headers() {
             let value = HeaderValue::from_str(&value)
                 .with_context(|| format!("cannot send the {name} header"))?;
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .expect("identity header names are valid");
+            let name =
+                HeaderName::from_bytes(name.as_bytes()).expect("identity header names are valid");
             headers.insert(name, value);
         }
         headers.insert("X-Vault-Request", HeaderValue::from_static("true"));
@@ -176,7 +189,12 @@ impl VaultClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(connection.timeout)
             .pool_idle_timeout(Duration::from_secs(30));
-        if connection.address.value.iter().any(|url| url.scheme() == "https") {
+        if connection
+            .address
+            .value
+            .iter()
+            .any(|url| url.scheme() == "https")
+        {
             if connection.tls.skip_verify {
                 crate::log::warn(
                     "TLS VERIFICATION IS OFF (VAULT_SKIP_VERIFY): anyone on the network path can read the secrets and the token. Use VAULT_CACERT instead.",
@@ -318,10 +336,7 @@ impl VaultClient {
             // Another node may answer at once; wait only after a whole round failed.
             let round_done = node_count == 1 || total % node_count == 0;
             if retry_after.is_some() || round_done {
-                crate::log::verbose(format_args!(
-                    "{path}: {}; retrying",
-                    attempts.summary()
-                ));
+                crate::log::verbose(format_args!("{path}: {}; retrying", attempts.summary()));
                 let round = (unreachable + server_errors).div_ceil(node_count).max(1);
                 self.backoff(round, retry_after).await;
             }
@@ -391,10 +406,13 @@ impl VaultClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body_bytes = match response.bytes().await {
-            Ok(bytes) => Zeroizing::new(Vec::from(bytes)),
-            Err(err) if body.is_none() => return Ok(Outcome::Unreachable(describe(&err))),
-            Err(err) => {
+        let body_bytes = match read_body(response, path).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::TooLarge(err)) => return Err(err),
+            Err(BodyError::Cut(err)) if body.is_none() => {
+                return Ok(Outcome::Unreachable(describe(&err)))
+            }
+            Err(BodyError::Cut(err)) => {
                 return Err(VaultError::Unreachable {
                     attempts: 1,
                     tried: format!("{node}: {}", describe(&err)),
@@ -417,7 +435,10 @@ impl VaultClient {
             return Ok(Outcome::ServerError(answer));
         }
         self.current.store(
-            self.nodes.iter().position(|n| n.as_str().trim_end_matches('/') == node).unwrap_or(0),
+            self.nodes
+                .iter()
+                .position(|n| n.as_str().trim_end_matches('/') == node)
+                .unwrap_or(0),
             Ordering::Relaxed,
         );
         Ok(Outcome::Done(answer))
@@ -430,6 +451,44 @@ impl VaultClient {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         tokio::time::sleep(delay.min(remaining)).await;
     }
+}
+
+/// Vault's own default maximum request size; no legitimate answer to keywrap is larger.
+const MAX_RESPONSE_BYTES: usize = 32 << 20;
+
+enum BodyError {
+    TooLarge(VaultError),
+    Cut(reqwest::Error),
+}
+
+/// Reads a response body into wipeable memory, refusing more than [`MAX_RESPONSE_BYTES`]
+/// so a hostile or broken server cannot exhaust memory.
+async fn read_body(
+    mut response: reqwest::Response,
+    path: &str,
+) -> Result<Zeroizing<Vec<u8>>, BodyError> {
+    let too_large = || {
+        BodyError::TooLarge(VaultError::Malformed {
+            path: path.to_string(),
+            cause: format!("the answer is larger than {} MiB", MAX_RESPONSE_BYTES >> 20),
+        })
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    // Sized up front where possible: every reallocation would leave an unwiped copy behind.
+    let expected = response.content_length().unwrap_or(16 << 10) as usize;
+    let mut body = Zeroizing::new(Vec::with_capacity(expected));
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Cut)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Full-jitter exponential backoff: a random delay up to 100 ms · 2^(attempt-1), capped.

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod fault;
 pub mod jwt;
 pub mod stub;
 
@@ -183,6 +184,11 @@ impl Bao {
             self.agent().get(format!("{}/v1/sys/health", self.addr)).call(),
             Ok(r) if r.status() == 200
         )
+    }
+
+    /// The server's socket address, for proxies in front of it.
+    pub fn socket(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
     }
 
     /// The dev server's `secret/` KV v2 mount finishes an upgrade after start-up; writes
