@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod fault;
 pub mod jwt;
 pub mod stub;
