@@ -10,6 +10,9 @@
 //! - [`vault`]: the HTTP client for Vault/OpenBao (TLS, retries, audit headers, KV v1/v2).
 //! - [`child`]: resolving, starting and supervising the child process.
 
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod auth;
 pub mod bindings;
 pub mod child;
@@ -26,5 +29,6 @@ pub mod resolve;
 pub mod secret;
 pub mod session;
 pub mod settings;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod vault;
