@@ -41,13 +41,31 @@ pub struct PolicySection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultSection {
-    pub address: Option<String>,
+    pub address: Option<Addresses>,
     pub namespace: Option<String>,
     pub ca_cert: Option<PathBuf>,
     pub ca_path: Option<PathBuf>,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
     pub skip_verify: Option<bool>,
+}
+
+/// `address = "..."` or, for a cluster, `address = ["...", "..."]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Addresses {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Addresses {
+    /// The comma-separated form, as `VAULT_ADDR` may hold it.
+    pub fn joined(&self) -> String {
+        match self {
+            Addresses::One(address) => address.clone(),
+            Addresses::Many(addresses) => addresses.join(","),
+        }
+    }
 }
 
 /// One `[env]` entry: a reference string, or a table with `ref` and options.
@@ -187,7 +205,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            config.file.vault.address.as_deref(),
+            config
+                .file
+                .vault
+                .address
+                .as_ref()
+                .map(Addresses::joined)
+                .as_deref(),
             Some("https://vault.example.com:8200")
         );
         let entries: Vec<_> = config

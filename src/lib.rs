@@ -11,6 +11,9 @@
 //! - [`child`]: resolving, starting and supervising the child process.
 //! - [`lifecycle`]: key age policy, rotation and overlap; [`audit_report`]: reading Vault's audit log.
 
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod audit_report;
 pub mod auth;
 pub mod bindings;
@@ -30,6 +33,7 @@ pub mod resolve;
 pub mod secret;
 pub mod session;
 pub mod settings;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod table;
 pub mod timestamp;

@@ -33,9 +33,15 @@ impl Session {
     /// is found); says with `-v` where each came from, never a value.
     pub async fn open(inputs: SessionInputs<'_>, identity: RunIdentity) -> Result<Self> {
         let connection = Connection::resolve(&inputs.connection, inputs.env, inputs.config)?;
+        let nodes: Vec<&str> = connection
+            .address
+            .value
+            .iter()
+            .map(|url| url.as_str().trim_end_matches('/'))
+            .collect();
         crate::log::verbose(format_args!(
             "Vault {} (from {})",
-            connection.address.value.as_str().trim_end_matches('/'),
+            nodes.join(", "),
             connection.address.source
         ));
         if let Some(namespace) = &connection.namespace {

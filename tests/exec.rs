@@ -377,7 +377,11 @@ fn core_dumps_are_off_for_keywrap_but_not_for_the_child() {
 fn help_shows_examples_and_completions_are_generated() {
     let run = Keywrap::new().args(["exec", "--help"]).run();
     run.assert_success();
-    assert!(run.stdout.contains("keywrap exec -- python app.py"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("keywrap exec -- python app.py"),
+        "{}",
+        run.stdout
+    );
     for shell in ["bash", "zsh", "fish"] {
         let run = Keywrap::new().args(["completions", shell]).run();
         run.assert_success();

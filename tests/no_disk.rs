@@ -3,7 +3,8 @@
 
 mod support;
 
-use support::Bao;
+use serde_json::json;
+use support::{Bao, Keywrap};
 
 /// `.ci/run` installs strace and sets KEYWRAP_REQUIRE_STRACE=1 so this never skips there.
 fn strace_available() -> bool {
@@ -26,27 +27,95 @@ fn exec_writes_nothing_to_disk() {
     let bao = Bao::start();
     bao.kv_put("secret/openai", &[("api_key", "fake-never-on-disk")]);
     let mut keywrap = bao.keywrap();
-    let trace = keywrap.home.path().join("trace.log");
-    let command = keywrap
+    keywrap.args([
+        "exec",
+        "-s",
+        "K=secret/openai#api_key",
+        "-s",
+        "L=secret/openai#api_key",
+        "--",
+        "true",
+    ]);
+    assert_nothing_written(&mut keywrap);
+}
+
+#[test]
+fn a_login_token_stays_in_memory() {
+    if !strace_available() {
+        eprintln!("skipped: strace is not installed");
+        return;
+    }
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-never-on-disk")]);
+    bao.write_policy(
+        "read-openai",
+        "path \"secret/data/openai\" { capabilities = [\"read\"] }",
+    );
+    bao.write_policy(
+        "per-run",
+        "path \"auth/token/create\" { capabilities = [\"update\"] }",
+    );
+    bao.ok(
+        "POST",
+        "sys/auth/approle",
+        Some(json!({ "type": "approle" })),
+    );
+    bao.ok(
+        "POST",
+        "auth/approle/role/ci",
+        Some(json!({ "token_policies": ["read-openai", "per-run"] })),
+    );
+    let role_id = bao.ok("GET", "auth/approle/role/ci/role-id", None)["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_id = bao.ok("POST", "auth/approle/role/ci/secret-id", None)["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut keywrap = bao.keywrap();
+    keywrap
+        .env_remove("VAULT_TOKEN")
+        .env("VAULT_ROLE_ID", role_id)
+        .env("VAULT_SECRET_ID", secret_id)
         .args([
             "exec",
+            "--per-run-token",
             "-s",
             "K=secret/openai#api_key",
-            "-s",
-            "L=secret/openai#api_key",
             "--",
             "true",
-        ])
-        .command();
-    let keywrap_binary = command.get_program().to_owned();
+        ]);
+    assert_nothing_written(&mut keywrap);
+    assert!(!keywrap.home.path().join(".vault-token").exists());
+}
+
+/// Runs keywrap under `strace -f` and asserts that it succeeded and that no file was opened
+/// for writing, created, renamed or linked.
+fn assert_nothing_written(keywrap: &mut Keywrap) {
+    let trace = keywrap.home.path().join("trace.log");
+    let workdir = keywrap.workdir.path().to_path_buf();
+    let command = keywrap.command();
+    let program = command.get_program().to_owned();
     let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = command
+        .get_envs()
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
+        .collect();
     let output = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=open,openat,openat2,creat,rename,renameat,renameat2,mkdir,mkdirat,truncate,link,linkat,symlink,symlinkat", "-o"])
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=open,openat,openat2,creat,rename,renameat,renameat2,mkdir,mkdirat,truncate,link,linkat,symlink,symlinkat",
+            "-o",
+        ])
         .arg(&trace)
-        .arg(keywrap_binary)
+        .arg(program)
         .args(args)
-        .envs(command.get_envs().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))))
-        .current_dir(keywrap.workdir.path())
+        .env_clear()
+        .envs(envs)
+        .current_dir(workdir)
         .output()
         .unwrap();
     assert!(

@@ -110,6 +110,8 @@ mod tests {
     fn wrapping_tokens_are_told_from_secret_ids() {
         assert!(looks_like_a_wrapping_token("s.JvhXabcdefghijklmnopqrst"));
         assert!(looks_like_a_wrapping_token("hvs.CAESIabc"));
-        assert!(!looks_like_a_wrapping_token("7f3e9a52-3c57-4f0e-9a9e-5a0d0b7a1c2e"));
+        assert!(!looks_like_a_wrapping_token(
+            "7f3e9a52-3c57-4f0e-9a9e-5a0d0b7a1c2e"
+        ));
     }
 }

@@ -41,7 +41,11 @@ async fn find_jwt(
     env: &Environment,
 ) -> Result<(SecretString, String, Vec<String>)> {
     if let Some(file) = &settings.jwt_file {
-        return Ok((read_material(file, "JWT")?, file.display().to_string(), Vec::new()));
+        return Ok((
+            read_material(file, "JWT")?,
+            file.display().to_string(),
+            Vec::new(),
+        ));
     }
     if let Some(name) = &settings.jwt_env {
         return match env.get(name) {
@@ -52,7 +56,11 @@ async fn find_jwt(
         };
     }
     if let Some((name, value)) = env.vault_var("JWT") {
-        return Ok((SecretString::from(value.trim().to_string()), name.clone(), vec![name]));
+        return Ok((
+            SecretString::from(value.trim().to_string()),
+            name.clone(),
+            vec![name],
+        ));
     }
     if github_actions_available(env) {
         let jwt = github_actions_token(env, settings.audience.as_deref()).await?;
@@ -94,8 +102,10 @@ async fn github_actions_token(env: &Environment, audience: Option<&str>) -> Resu
         .timeout(Duration::from_secs(15))
         .user_agent(crate::identity::RunIdentity::user_agent())
         .build()?;
-    let mut authorization = reqwest::header::HeaderValue::from_str(&format!("Bearer {request_token}"))
-        .context("jwt login: ACTIONS_ID_TOKEN_REQUEST_TOKEN has characters that cannot be sent")?;
+    let mut authorization = reqwest::header::HeaderValue::from_str(&format!(
+        "Bearer {request_token}"
+    ))
+    .context("jwt login: ACTIONS_ID_TOKEN_REQUEST_TOKEN has characters that cannot be sent")?;
     authorization.set_sensitive(true);
     let response = http
         .get(url)

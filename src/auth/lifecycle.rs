@@ -27,7 +27,11 @@ pub struct TokenKeeper {
 }
 
 impl TokenKeeper {
-    pub fn new(client: &VaultClient, obtained: Option<LoginLease>, per_run: Option<VaultClient>) -> Self {
+    pub fn new(
+        client: &VaultClient,
+        obtained: Option<LoginLease>,
+        per_run: Option<VaultClient>,
+    ) -> Self {
         TokenKeeper {
             obtained: obtained.map(|lease| (client.clone(), lease)),
             per_run,
@@ -69,7 +73,10 @@ impl TokenKeeper {
     pub async fn revoke(&self) {
         if let Some(client) = &self.per_run {
             // It may already be used up or expired, which is as good as revoked.
-            let _ = client.renewed_deadline().post("auth/token/revoke-self", &json!({})).await;
+            let _ = client
+                .renewed_deadline()
+                .post("auth/token/revoke-self", &json!({}))
+                .await;
         }
         if let Some((client, _)) = &self.obtained {
             match client.renewed_deadline().post("auth/token/revoke-self", &json!({})).await {
@@ -101,11 +108,10 @@ fn renew_until_stopped(client: VaultClient, ttl: u64, stopped: mpsc::Receiver<()
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             _ => return,
         }
-        let answer = runtime.block_on(
-            client
-                .renewed_deadline()
-                .post("auth/token/renew-self", &json!({ "increment": format!("{increment}s") })),
-        );
+        let answer = runtime.block_on(client.renewed_deadline().post(
+            "auth/token/renew-self",
+            &json!({ "increment": format!("{increment}s") }),
+        ));
         let new_lease = match answer {
             Ok(response) if response.status.is_success() => response
                 .json::<serde_json::Value>("auth/token/renew-self")
@@ -160,10 +166,7 @@ pub async fn create_per_run_token(
     if let Some(ci) = &identity.ci {
         meta.insert("keywrap_ci".into(), json!(ci));
     }
-    let display = format!(
-        "keywrap-{}",
-        identity.command.as_deref().unwrap_or("run")
-    );
+    let display = format!("keywrap-{}", identity.command.as_deref().unwrap_or("run"));
     let response = parent
         .post(
             "auth/token/create",

@@ -118,7 +118,7 @@ async fn login(client: &VaultClient, request: LoginRequest) -> Result<Credential
     match response.status.as_u16() {
         200 => {}
         403 if response.errors().iter().all(|e| e == "permission denied") => bail!(
-            "{} login at auth/{} failed: permission denied; is a {} auth method mounted there? (`vault auth list`; set the mount with --auth-mount or [auth] mount)",
+            "{} login at auth/{} failed: permission denied: the role's bindings refused this identity, or no {} auth method is mounted there (`vault auth list`; set the mount with --auth-mount or [auth] mount)",
             request.method,
             request.mount,
             request.method.vault_type()
@@ -132,7 +132,11 @@ async fn login(client: &VaultClient, request: LoginRequest) -> Result<Credential
     }
     let answer: LoginAnswer = response.json(&path)?;
     let Some(auth) = answer.auth else {
-        bail!("{} login at auth/{} returned no token", request.method, request.mount);
+        bail!(
+            "{} login at auth/{} returned no token",
+            request.method,
+            request.mount
+        );
     };
     crate::log::verbose(format_args!(
         "logged in with {}; token valid {}s{}",

@@ -125,10 +125,12 @@ impl AuthSettings {
         let var = |name: &str| env.get(name).map(str::to_string);
         let method = match flags.method {
             Some(m) => Some(m),
-            None => match var("KEYWRAP_AUTH_METHOD").or_else(|| file.and_then(|f| f.method.clone())) {
-                Some(text) => Some(text.parse::<Method>().map_err(anyhow::Error::msg)?),
-                None => None,
-            },
+            None => {
+                match var("KEYWRAP_AUTH_METHOD").or_else(|| file.and_then(|f| f.method.clone())) {
+                    Some(text) => Some(text.parse::<Method>().map_err(anyhow::Error::msg)?),
+                    None => None,
+                }
+            }
         };
         Ok(AuthSettings {
             method,
@@ -200,7 +202,10 @@ pub fn detect(settings: &AuthSettings, env: &Environment) -> Option<(Method, Str
     }
     let has_role = settings.role.is_some();
     if settings.jwt_file.is_some()
-        || settings.jwt_env.as_deref().is_some_and(|v| env.get(v).is_some())
+        || settings
+            .jwt_env
+            .as_deref()
+            .is_some_and(|v| env.get(v).is_some())
         || env.vault_var("JWT").is_some()
     {
         return Some((Method::Jwt, "found a JWT".into()));
@@ -214,7 +219,10 @@ pub fn detect(settings: &AuthSettings, env: &Environment) -> Option<(Method, Str
     if has_role && settings.kubernetes_token_file.is_file() {
         return Some((
             Method::Kubernetes,
-            format!("service-account token {}", settings.kubernetes_token_file.display()),
+            format!(
+                "service-account token {}",
+                settings.kubernetes_token_file.display()
+            ),
         ));
     }
     if crate::auth::token::token_file(env).is_some_and(|f| f.is_file()) {
@@ -246,7 +254,11 @@ mod tests {
             ("VAULT_SECRET_ID", "s"),
         ]);
         assert_eq!(detect(&settings(None), &env).unwrap().0, Method::Token);
-        let env = Environment::from_pairs([("VAULT_ROLE_ID", "r"), ("VAULT_SECRET_ID", "s"), ("VAULT_JWT", "j")]);
+        let env = Environment::from_pairs([
+            ("VAULT_ROLE_ID", "r"),
+            ("VAULT_SECRET_ID", "s"),
+            ("VAULT_JWT", "j"),
+        ]);
         assert_eq!(detect(&settings(None), &env).unwrap().0, Method::AppRole);
         let env = Environment::from_pairs([("VAULT_JWT", "j")]);
         assert_eq!(detect(&settings(None), &env).unwrap().0, Method::Jwt);
@@ -254,10 +266,19 @@ mod tests {
             ("ACTIONS_ID_TOKEN_REQUEST_URL", "http://x"),
             ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "t"),
         ]);
-        assert!(detect(&settings(None), &github).is_none(), "a CI identity needs a role");
-        assert_eq!(detect(&settings(Some("ci")), &github).unwrap().0, Method::Jwt);
+        assert!(
+            detect(&settings(None), &github).is_none(),
+            "a CI identity needs a role"
+        );
+        assert_eq!(
+            detect(&settings(Some("ci")), &github).unwrap().0,
+            Method::Jwt
+        );
         let gitlab = Environment::from_pairs([("VAULT_ID_TOKEN", "j")]);
-        assert_eq!(detect(&settings(Some("ci")), &gitlab).unwrap().0, Method::Jwt);
+        assert_eq!(
+            detect(&settings(Some("ci")), &gitlab).unwrap().0,
+            Method::Jwt
+        );
         assert!(detect(&settings(Some("ci")), &Environment::default()).is_none());
     }
 

@@ -41,8 +41,14 @@ fn setup(cli: &Cli) -> Result<ExitCode> {
 
 async fn register_headers(session: &Session) -> Result<()> {
     for header in AUDITED_HEADERS {
-        let path = format!("sys/config/auditing/request-headers/{}", header.to_ascii_lowercase());
-        let response = session.client.post(&path, &json!({ "hmac": false })).await?;
+        let path = format!(
+            "sys/config/auditing/request-headers/{}",
+            header.to_ascii_lowercase()
+        );
+        let response = session
+            .client
+            .post(&path, &json!({ "hmac": false }))
+            .await?;
         match response.status.as_u16() {
             200 | 204 => println!("audited in clear: {header}"),
             403 => bail!(

@@ -128,9 +128,9 @@ async fn read_secrets(
         Ok(resolved) => {
             for (address, read) in &resolved.reads {
                 match read.version {
-                    Some(version) => crate::log::verbose(format_args!(
-                        "read {address} (version {version})"
-                    )),
+                    Some(version) => {
+                        crate::log::verbose(format_args!("read {address} (version {version})"))
+                    }
                     None => crate::log::verbose(format_args!("read {address}")),
                 }
             }

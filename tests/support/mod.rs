@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod fault;
 pub mod jwt;
 pub mod stub;
 
@@ -185,6 +187,11 @@ impl Bao {
         )
     }
 
+    /// The server's socket address, for proxies in front of it.
+    pub fn socket(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
     /// The dev server's `secret/` KV v2 mount finishes an upgrade after start-up; writes
     /// before that fail.
     fn kv_ready(&self) -> bool {
@@ -309,7 +316,11 @@ impl Bao {
         let (_, answer) = self.api("LIST", "auth/token/accessors", None);
         answer["data"]["keys"]
             .as_array()
-            .map(|keys| keys.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

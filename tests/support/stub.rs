@@ -113,7 +113,12 @@ fn serve(
         .unwrap_or(0);
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
-    let request = StubRequest { method, target, headers, body };
+    let request = StubRequest {
+        method,
+        target,
+        headers,
+        body,
+    };
     let (status, response) = handler(&request);
     requests.lock().unwrap().push(request);
     let mut stream = stream;
