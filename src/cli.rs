@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth::{AuthFlags, Method};
 use crate::bindings::SecretFlag;
+use crate::reference::Reference;
 use crate::settings::ConnectionFlags;
 
 const EXAMPLES: &str = "\
@@ -15,6 +17,9 @@ Examples:
   keywrap exec --secret OPENAI_API_KEY=secret/openai#api_key -- python app.py
   keywrap exec --dry-run -- python app.py
   keywrap audit setup
+  keywrap rotate secret/openai#api_key < new-key.txt
+  keywrap status --check
+  keywrap audit report --log /var/log/vault/audit.log
 
 Docs: docs/ in the keywrap repository (references, configuration, exit codes, threat model).";
 
@@ -34,8 +39,27 @@ pub struct Cli {
     #[command(flatten)]
     pub connection: ConnectionArgs,
 
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The settings a Vault session is opened with.
+    pub fn session_inputs<'a>(
+        &self,
+        env: &'a crate::environment::Environment,
+        config: Option<&'a crate::config::LoadedConfig>,
+    ) -> crate::session::SessionInputs<'a> {
+        crate::session::SessionInputs {
+            connection: self.connection.flags(),
+            auth: self.auth.flags(),
+            env,
+            config,
+        }
+    }
 }
 
 /// Connection settings; each overrides its VAULT_*/BAO_* variable and keywrap.toml.
@@ -93,6 +117,59 @@ fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
         .map_err(|_| format!("{text:?} is not a signal name (like TERM, INT, HUP)"))
 }
 
+/// How to log in; each overrides its KEYWRAP_* variable and keywrap.toml [auth].
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Login")]
+pub struct AuthArgs {
+    /// Auth method: token, approle, jwt, kubernetes (default: picked from what is found)
+    #[arg(long, global = true, value_name = "METHOD")]
+    pub auth_method: Option<Method>,
+    /// Mount path of the auth method (default: the method's name)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub auth_mount: Option<String>,
+    /// Vault role to log in as (jwt, kubernetes)
+    #[arg(long, global = true, value_name = "ROLE")]
+    pub auth_role: Option<String>,
+    /// File holding the AppRole role ID
+    #[arg(long, global = true, value_name = "FILE")]
+    pub role_id_file: Option<PathBuf>,
+    /// File holding the AppRole secret ID
+    #[arg(long, global = true, value_name = "FILE")]
+    pub secret_id_file: Option<PathBuf>,
+    /// The secret ID is a response-wrapping token: unwrap it first
+    #[arg(long, global = true)]
+    pub secret_id_wrapped: bool,
+    /// File holding a JWT for jwt login
+    #[arg(long, global = true, value_name = "FILE")]
+    pub jwt_file: Option<PathBuf>,
+    /// Variable holding a JWT for jwt login (e.g. a GitLab id_tokens name)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub jwt_env: Option<String>,
+    /// Audience to request from GitHub Actions' OIDC token service
+    #[arg(long, global = true, value_name = "AUD")]
+    pub jwt_audience: Option<String>,
+    /// Kubernetes service-account token file
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubernetes_token_file: Option<PathBuf>,
+}
+
+impl AuthArgs {
+    pub fn flags(&self) -> AuthFlags {
+        AuthFlags {
+            method: self.auth_method,
+            mount: self.auth_mount.clone(),
+            role: self.auth_role.clone(),
+            role_id_file: self.role_id_file.clone(),
+            secret_id_file: self.secret_id_file.clone(),
+            secret_id_wrapped: self.secret_id_wrapped,
+            jwt_file: self.jwt_file.clone(),
+            jwt_env: self.jwt_env.clone(),
+            audience: self.jwt_audience.clone(),
+            kubernetes_token_file: self.kubernetes_token_file.clone(),
+        }
+    }
+}
+
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
@@ -103,9 +180,14 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Exec(ExecArgs),
-    /// Vault's audit trail: register keywrap's headers so audit entries show them.
+    Check(CheckArgs),
+    Policy(PolicyArgs),
+    /// Vault's audit trail: register keywrap's headers (setup), and report who read which
+    /// key from an audit log (report).
     #[command(subcommand)]
     Audit(AuditCommand),
+    Rotate(RotateArgs),
+    Status(StatusArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -154,7 +236,7 @@ pub struct ExecArgs {
     /// Restart the command when a referenced secret gets a new version, checking KV v2
     /// metadata (versions only) every INTERVAL (30s, 5m; default 60s).
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
-          default_missing_value = "60s", value_parser = crate::watch::parse_duration)]
+          default_missing_value = "60s", value_parser = crate::duration::parse)]
     pub watch: Option<Duration>,
 
     /// Signal that asks the command to stop before a --watch restart.
@@ -162,8 +244,18 @@ pub struct ExecArgs {
     pub restart_signal: nix::sys::signal::Signal,
 
     /// How long a restart waits after --restart-signal before KILL.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::watch::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::duration::parse)]
     pub restart_timeout: Duration,
+
+    /// Read through a short-lived child token made for this run (limited uses and TTL,
+    /// the run's identity as metadata in every audit entry), revoked when the command
+    /// exits. The token in use needs "update" on auth/token/create.
+    #[arg(long)]
+    pub per_run_token: bool,
+
+    /// Fail (status 125) instead of warning when a key is older than its max_age.
+    #[arg(long)]
+    pub strict_age: bool,
 
     /// The command and its arguments.
     #[arg(
@@ -186,12 +278,166 @@ impl ExecArgs {
     }
 }
 
+/// Verify that every reference resolves and is readable with the current login, without
+/// printing any value (a CI preflight step). Exits 1 naming each failing reference.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap check
+  keywrap check -s OPENAI_API_KEY=secret/openai#api_key")]
+pub struct CheckArgs {
+    /// Also check REF as variable NAME ([vault://]PATH[?version=N]#FIELD).
+    #[arg(short = 's', long = "secret", value_name = "NAME=REF")]
+    pub secrets: Vec<SecretFlag>,
+}
+
+/// Print the minimal Vault policy (HCL) that reads exactly the referenced secrets.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap policy | vault policy write myapp-ci -
+  keywrap policy --metadata      # also for keywrap status / exec --watch")]
+pub struct PolicyArgs {
+    /// Also check REF as variable NAME.
+    #[arg(short = 's', long = "secret", value_name = "NAME=REF")]
+    pub secrets: Vec<SecretFlag>,
+    /// Also grant reading KV v2 metadata (needed by `keywrap status` and `exec --watch`).
+    #[arg(long)]
+    pub metadata: bool,
+    /// Also allow creating per-run child tokens (`exec --per-run-token`).
+    #[arg(long)]
+    pub per_run_token: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Register keywrap's request headers (User-Agent, X-Correlation-ID, X-Keywrap-*) as
     /// audited, unhashed, so the audit log shows who read what from where. Needs `sudo` on
     /// sys/config/auditing/request-headers.
     Setup,
+    Report(ReportArgs),
+}
+
+/// Write a new version of a key (KV v2) and record the rotation; print the new version.
+///
+/// The new value comes from stdin or from --generate-with's output, never from an argument.
+/// Every other field of the secret is kept. Check-and-set makes a concurrent rotation fail
+/// instead of overwriting. A rerun completes a rotation that was interrupted. With --finish,
+/// end the overlap: remove the previous version, after revoking it with --revoke-with.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  ./mint-key.sh | keywrap rotate secret/openai#api_key
+  keywrap rotate --generate-with ./mint-key.sh secret/openai#api_key
+  keywrap rotate --finish --revoke-with ./revoke-key.sh secret/openai#api_key
+  keywrap rotate --finish --destroy secret/openai#api_key
+
+Exit status: 0 on success; 125 on any failure, including a concurrent rotation that won.
+Docs: docs/lifecycle.md")]
+pub struct RotateArgs {
+    /// The key to rotate: PATH#FIELD on a KV v2 mount.
+    #[arg(value_name = "REF")]
+    pub reference: Reference,
+
+    /// Run CMD (with sh -c) and use its standard output as the new key; if it fails,
+    /// nothing is written.
+    #[arg(long, value_name = "CMD", conflicts_with = "finish")]
+    pub generate_with: Option<String>,
+
+    /// End the overlap: delete the previous version (see --destroy).
+    #[arg(long)]
+    pub finish: bool,
+
+    /// With --finish: destroy the previous version permanently instead of deleting it.
+    #[arg(long, requires = "finish")]
+    pub destroy: bool,
+
+    /// With --finish: first run CMD (with sh -c) with the old key on its stdin to revoke it
+    /// at the provider; if it fails, the previous version is kept.
+    #[arg(long, value_name = "CMD", requires = "finish")]
+    pub revoke_with: Option<String>,
+}
+
+/// Show each key's version, age and state against its max_age; reads metadata, never values.
+///
+/// Without REFs, every reference in keywrap.toml. A key is "rotate soon" within 14 days of
+/// its max_age (per reference, or [policy] max_age, default 90d) and "overdue" past it.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap status
+  keywrap status --format json secret/openai#api_key
+  keywrap status --check          # in a scheduled CI job
+
+Exit status: 0; 1 with --check when a key is overdue; 125 when a key could not be checked.
+Docs: docs/lifecycle.md")]
+pub struct StatusArgs {
+    /// References to check instead of keywrap.toml's.
+    #[arg(value_name = "REF")]
+    pub references: Vec<Reference>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+
+    /// Exit with status 1 when any key is overdue.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+}
+
+/// Report reads of secrets from a Vault/OpenBao file audit log, and flag what to look at.
+///
+/// Streams the log (JSON lines, any size); never needs a secret value. Flags denied reads,
+/// a path read from a host or CI job not seen before in the log, and bursts of reads.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap audit report --log /var/log/vault/audit.log
+  keywrap audit report --log audit.log --path 'secret/openai*' --since 2026-11-01 --format csv
+  keywrap audit report --log audit.log --host build-01 --format json
+
+Docs: docs/audit-report.md")]
+pub struct ReportArgs {
+    /// The audit log file (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub log: PathBuf,
+
+    /// Only this secret path: a prefix (secret/team/) or a glob with * and ? (secret/*/openai).
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// Only reads at or after this time: RFC 3339, a date, or an age such as 24h or 7d.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only reads before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Only reads whose X-Keywrap-Host header is HOST.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Only flagged reads.
+    #[arg(long)]
+    pub flagged: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Csv,
 }
 
 #[cfg(test)]

@@ -19,25 +19,56 @@ pub const FILE_NAME: &str = "keywrap.toml";
 pub struct ConfigFile {
     #[serde(default)]
     pub vault: VaultSection,
+    #[serde(default)]
+    pub auth: crate::auth::settings::AuthSection,
     /// Environment variable name → reference.
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<EnvEntry>>,
     /// Env files (dotenv syntax) read before `--env-file`s, relative to this file.
     #[serde(default)]
     pub env_files: Vec<PathBuf>,
+    /// `[policy]`: defaults for the key lifecycle.
+    #[serde(default)]
+    pub policy: PolicySection,
+}
+
+/// `[policy]`: project-wide key lifecycle settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// Maximum key age for every reference without its own `max_age` (default 90d).
+    pub max_age: Option<Spanned<String>>,
 }
 
 /// `[vault]`: connection settings, lowest in precedence (flags > environment > file).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VaultSection {
-    pub address: Option<String>,
+    pub address: Option<Addresses>,
     pub namespace: Option<String>,
     pub ca_cert: Option<PathBuf>,
     pub ca_path: Option<PathBuf>,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
     pub skip_verify: Option<bool>,
+}
+
+/// `address = "..."` or, for a cluster, `address = ["...", "..."]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Addresses {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Addresses {
+    /// The comma-separated form, as `VAULT_ADDR` may hold it.
+    pub fn joined(&self) -> String {
+        match self {
+            Addresses::One(address) => address.clone(),
+            Addresses::Many(addresses) => addresses.join(","),
+        }
+    }
 }
 
 /// One `[env]` entry: a reference string, or a table with `ref` and options.
@@ -54,6 +85,12 @@ pub enum EnvEntry {
 pub struct EnvTable {
     #[serde(rename = "ref")]
     pub reference: String,
+    /// Variable that gets the previous version's field during the overlap window.
+    pub previous: Option<String>,
+    /// How long after a rotation the previous version is still injected (e.g. `7d`).
+    pub overlap: Option<String>,
+    /// Age after which the key is overdue for rotation (e.g. `90d`).
+    pub max_age: Option<String>,
 }
 
 impl EnvEntry {
@@ -61,6 +98,14 @@ impl EnvEntry {
         match self {
             EnvEntry::Reference(text) => text,
             EnvEntry::Table(table) => &table.reference,
+        }
+    }
+
+    /// The table form's options, if the entry is a table.
+    pub fn table(&self) -> Option<&EnvTable> {
+        match self {
+            EnvEntry::Reference(_) => None,
+            EnvEntry::Table(table) => Some(table),
         }
     }
 }
@@ -163,7 +208,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            config.file.vault.address.as_deref(),
+            config
+                .file
+                .vault
+                .address
+                .as_ref()
+                .map(Addresses::joined)
+                .as_deref(),
             Some("https://vault.example.com:8200")
         );
         let entries: Vec<_> = config

@@ -9,8 +9,13 @@
 //! - [`resolve`]: turns a set of references into secret values (this is where `exec` reads Vault).
 //! - [`vault`]: the HTTP client for Vault/OpenBao (TLS, retries, audit headers, KV v1/v2).
 //! - [`child`]: resolving, starting and supervising the child process (output plumbing, restarts).
+//! - [`lifecycle`]: key age policy, rotation and overlap; [`audit_report`]: reading Vault's audit log.
 //! - [`mask`]: the output filter; [`dotenv`]: env files; [`watch`]: `--watch` version polling.
 
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod audit_report;
 pub mod auth;
 pub mod bindings;
 pub mod child;
@@ -18,10 +23,12 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod dotenv;
+pub mod duration;
 pub mod environment;
 pub mod error;
 pub mod hardening;
 pub mod identity;
+pub mod lifecycle;
 pub mod log;
 pub mod mask;
 pub mod reference;
@@ -29,6 +36,9 @@ pub mod resolve;
 pub mod secret;
 pub mod session;
 pub mod settings;
+#[allow(unsafe_code)]
 pub mod sys;
+pub mod table;
+pub mod timestamp;
 pub mod vault;
 pub mod watch;

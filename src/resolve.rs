@@ -69,60 +69,39 @@ impl std::error::Error for ResolveError {}
 
 /// Reads every referenced secret and picks out the fields.
 pub async fn resolve(client: &VaultClient, bindings: &[Binding]) -> Result<Resolved, ResolveError> {
-    let paths: BTreeSet<&str> = bindings.iter().map(|b| b.reference.path.as_str()).collect();
-    let addresses: BTreeSet<SecretAddress> =
-        bindings.iter().map(|b| b.reference.address()).collect();
+    resolve_with(client, client, bindings).await
+}
 
-    let mounts: BTreeMap<&str, Result<Mount, KvError>> = paths
+/// The number of secret reads `resolve` makes for these bindings (one per path and version).
+pub fn reads_needed(bindings: &[Binding]) -> usize {
+    bindings
         .iter()
-        .copied()
-        .zip(join_all(paths.iter().map(|path| kv::find_mount(client, path))).await)
-        .collect();
+        .map(|b| b.reference.address())
+        .collect::<BTreeSet<_>>()
+        .len()
+}
 
-    let reads = join_all(addresses.iter().map(|address| async {
-        let outcome = match &mounts[address.path.as_str()] {
-            Ok(mount) => kv::read(client, mount, &address.path, address.version)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(err) => Err(err.to_string()),
-        };
-        (address.clone(), outcome)
-    }))
-    .await;
-    let secrets: BTreeMap<SecretAddress, Result<SecretData, String>> = reads.into_iter().collect();
-
+/// Like [`resolve`], with mounts looked up by `lookup` and secrets read by `reader` (a
+/// per-run token with exactly enough uses for the reads).
+pub async fn resolve_with(
+    lookup: &VaultClient,
+    reader: &VaultClient,
+    bindings: &[Binding],
+) -> Result<Resolved, ResolveError> {
+    let secrets = read_all(lookup, reader, bindings).await;
     let mut resolved = Resolved::default();
     let mut failures = Vec::new();
-    for binding in bindings {
-        let address = binding.reference.address();
-        let fail = |problem: String| Unresolved {
-            name: binding.name.clone(),
-            reference: binding.reference.to_string(),
-            problem,
-        };
-        match &secrets[&address] {
-            Err(problem) => failures.push(fail(problem.clone())),
-            Ok(secret) => match secret.fields.get(&binding.reference.field) {
-                None => failures.push(fail(missing_field(
-                    &binding.reference.field,
-                    &address,
-                    secret,
-                ))),
-                Some(value) if value.expose().contains('\0') => failures.push(fail(format!(
-                    "field \"{}\" holds a NUL byte, which an environment variable cannot carry",
-                    binding.reference.field
-                ))),
-                Some(value) => {
-                    resolved.values.push((binding.name.clone(), value.clone()));
-                    resolved.reads.insert(
-                        address.clone(),
-                        ReadInfo {
-                            version: secret.version,
-                            created_time: secret.created_time.clone(),
-                        },
-                    );
-                }
-            },
+    for (binding, outcome) in bindings.iter().zip(outcomes(&secrets, bindings)) {
+        match outcome {
+            Ok((value, read)) => {
+                resolved.values.push((binding.name.clone(), value));
+                resolved.reads.insert(binding.reference.address(), read);
+            }
+            Err(problem) => failures.push(Unresolved {
+                name: binding.name.clone(),
+                reference: binding.reference.to_string(),
+                problem,
+            }),
         }
     }
     if failures.is_empty() {
@@ -130,6 +109,69 @@ pub async fn resolve(client: &VaultClient, bindings: &[Binding]) -> Result<Resol
     } else {
         Err(ResolveError(failures))
     }
+}
+
+/// What each binding got: its value and the read's metadata, or the problem.
+pub type Outcome = Result<(SecretValue, ReadInfo), String>;
+
+/// Resolves every binding and reports each one's outcome (for `keywrap check`).
+pub async fn resolve_each(client: &VaultClient, bindings: &[Binding]) -> Vec<Outcome> {
+    let secrets = read_all(client, client, bindings).await;
+    outcomes(&secrets, bindings)
+}
+
+type Secrets = BTreeMap<SecretAddress, Result<SecretData, String>>;
+
+/// Looks up every mount and reads every distinct secret once, concurrently.
+async fn read_all(lookup: &VaultClient, reader: &VaultClient, bindings: &[Binding]) -> Secrets {
+    let paths: BTreeSet<&str> = bindings.iter().map(|b| b.reference.path.as_str()).collect();
+    let addresses: BTreeSet<SecretAddress> =
+        bindings.iter().map(|b| b.reference.address()).collect();
+
+    let mounts: BTreeMap<&str, Result<Mount, KvError>> = paths
+        .iter()
+        .copied()
+        .zip(join_all(paths.iter().map(|path| kv::find_mount(lookup, path))).await)
+        .collect();
+
+    let reads = join_all(addresses.iter().map(|address| async {
+        let outcome = match &mounts[address.path.as_str()] {
+            Ok(mount) => kv::read(reader, mount, &address.path, address.version)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        (address.clone(), outcome)
+    }))
+    .await;
+    reads.into_iter().collect()
+}
+
+fn outcomes(secrets: &Secrets, bindings: &[Binding]) -> Vec<Outcome> {
+    bindings
+        .iter()
+        .map(|binding| {
+            let address = binding.reference.address();
+            let secret = secrets[&address].as_ref().map_err(Clone::clone)?;
+            let field = &binding.reference.field;
+            let value = secret
+                .fields
+                .get(field)
+                .ok_or_else(|| missing_field(field, &address, secret))?;
+            if value.expose().contains('\0') {
+                return Err(format!(
+                    "field \"{field}\" holds a NUL byte, which an environment variable cannot carry"
+                ));
+            }
+            Ok((
+                value.clone(),
+                ReadInfo {
+                    version: secret.version,
+                    created_time: secret.created_time.clone(),
+                },
+            ))
+        })
+        .collect()
 }
 
 fn missing_field(field: &str, address: &SecretAddress, secret: &SecretData) -> String {

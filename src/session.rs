@@ -1,8 +1,8 @@
-//! A Vault client ready for one run: settings resolved, identity headers set, token found.
+//! A Vault client ready for one run: settings resolved, identity headers set, logged in.
 
 use anyhow::Result;
 
-use crate::auth;
+use crate::auth::{self, AuthFlags, AuthSettings, Credentials, LoginLease};
 use crate::config::LoadedConfig;
 use crate::environment::Environment;
 use crate::identity::RunIdentity;
@@ -14,20 +14,34 @@ pub struct Session {
     pub client: VaultClient,
     pub identity: RunIdentity,
     pub connection: Connection,
+    /// Set when keywrap logged in itself: that token is revoked at the end of the run.
+    pub obtained: Option<LoginLease>,
+    /// Variables holding the login material used, kept from the child.
+    pub strip: Vec<String>,
+}
+
+/// Where a session's settings come from.
+pub struct SessionInputs<'a> {
+    pub connection: ConnectionFlags,
+    pub auth: AuthFlags,
+    pub env: &'a Environment,
+    pub config: Option<&'a LoadedConfig>,
 }
 
 impl Session {
-    /// Resolves settings and credentials; says with `-v` where each came from.
-    pub fn open(
-        flags: &ConnectionFlags,
-        env: &Environment,
-        config: Option<&LoadedConfig>,
-        identity: RunIdentity,
-    ) -> Result<Self> {
-        let connection = Connection::resolve(flags, env, config)?;
+    /// Resolves settings and credentials (logging in when configured or when login material
+    /// is found); says with `-v` where each came from, never a value.
+    pub async fn open(inputs: SessionInputs<'_>, identity: RunIdentity) -> Result<Self> {
+        let connection = Connection::resolve(&inputs.connection, inputs.env, inputs.config)?;
+        let nodes: Vec<&str> = connection
+            .address
+            .value
+            .iter()
+            .map(|url| url.as_str().trim_end_matches('/'))
+            .collect();
         crate::log::verbose(format_args!(
             "Vault {} (from {})",
-            connection.address.value.as_str().trim_end_matches('/'),
+            nodes.join(", "),
             connection.address.source
         ));
         if let Some(namespace) = &connection.namespace {
@@ -36,16 +50,29 @@ impl Session {
                 namespace.value, namespace.source
             ));
         }
+        let auth_settings = AuthSettings::resolve(&inputs.auth, inputs.env, inputs.config)?;
         let mut client = VaultClient::new(&connection, &identity)?;
-        let Some(supplied) = auth::find_token(env)? else {
-            return Err(auth::no_credentials_error(env));
-        };
-        crate::log::verbose(format_args!("token from {}", supplied.origin));
-        client.set_token(supplied.token);
+        let Credentials {
+            token,
+            obtained,
+            description,
+            strip,
+        } = auth::authenticate(&client, &auth_settings, inputs.env).await?;
+        crate::log::verbose(format_args!("token from {description}"));
+        client.set_token(token);
         Ok(Session {
             client,
             identity,
             connection,
+            obtained,
+            strip,
         })
+    }
+
+    /// Revokes the token keywrap logged in for, if any (for runs that end before a child).
+    pub async fn close(&self) {
+        auth::lifecycle::TokenKeeper::new(&self.client, self.obtained.clone(), None)
+            .revoke()
+            .await;
     }
 }

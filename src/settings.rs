@@ -37,7 +37,8 @@ pub struct Sourced<T> {
 /// Everything needed to reach Vault, except the credentials.
 #[derive(Debug, Clone)]
 pub struct Connection {
-    pub address: Sourced<reqwest::Url>,
+    /// One address, or the nodes of a cluster tried in order.
+    pub address: Sourced<Vec<reqwest::Url>>,
     pub namespace: Option<Sourced<String>>,
     pub tls: TlsSettings,
     pub timeout: Duration,
@@ -79,14 +80,23 @@ impl Connection {
             "--address",
             env,
             "ADDR",
-            file.and_then(|v| v.address.clone()),
+            file.and_then(|v| v.address.as_ref().map(|a| a.joined())),
             &file_source,
         )
         .unwrap_or_else(|| Sourced {
             value: DEFAULT_ADDRESS.to_string(),
             source: "default".into(),
         });
-        let url = parse_address(&address.value, &address.source)?;
+        let urls = address
+            .value
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| parse_address(a, &address.source))
+            .collect::<Result<Vec<_>>>()?;
+        if urls.is_empty() {
+            bail!("no Vault address in {}", address.source);
+        }
 
         let namespace = pick(
             flags.namespace.clone(),
@@ -146,7 +156,7 @@ impl Connection {
         }
         Ok(Connection {
             address: Sourced {
-                value: url,
+                value: urls,
                 source: address.source,
             },
             namespace,
@@ -208,7 +218,7 @@ mod tests {
         );
         let env = Environment::from_pairs([("BAO_ADDR", "http://env:2")]);
         let resolved = Connection::resolve(&ConnectionFlags::default(), &env, Some(&file)).unwrap();
-        assert_eq!(resolved.address.value.as_str(), "http://env:2/");
+        assert_eq!(resolved.address.value[0].as_str(), "http://env:2/");
         assert_eq!(resolved.address.source, "BAO_ADDR");
         assert_eq!(resolved.namespace.unwrap().value, "fns");
         assert_eq!(resolved.tls.ca_cert, Some(PathBuf::from("/p/ca.pem")));
@@ -223,7 +233,27 @@ mod tests {
         let resolved =
             Connection::resolve(&ConnectionFlags::default(), &Environment::default(), None)
                 .unwrap();
-        assert_eq!(resolved.address.value.as_str(), "https://127.0.0.1:8200/");
+        assert_eq!(
+            resolved.address.value[0].as_str(),
+            "https://127.0.0.1:8200/"
+        );
+    }
+
+    #[test]
+    fn several_addresses_from_a_list_or_commas() {
+        let file =
+            config("[vault]\naddress = [\"https://vault-a:8200\", \"https://vault-b:8200\"]\n");
+        let resolved = Connection::resolve(
+            &ConnectionFlags::default(),
+            &Environment::default(),
+            Some(&file),
+        )
+        .unwrap();
+        assert_eq!(resolved.address.value.len(), 2);
+        assert_eq!(resolved.address.value[1].host_str(), Some("vault-b"));
+        let env = Environment::from_pairs([("VAULT_ADDR", "http://a:1, http://b:2")]);
+        let resolved = Connection::resolve(&ConnectionFlags::default(), &env, None).unwrap();
+        assert_eq!(resolved.address.value.len(), 2);
     }
 
     #[test]

@@ -8,11 +8,11 @@ use std::process::Command;
 /// never left running unsupervised, and (b) start with the core-file limit keywrap
 /// inherited, not the zero keywrap set for itself.
 pub fn prepare_child(command: &mut Command, core_limit: Option<(u64, u64)>) {
+    let parent = std::process::id();
     // SAFETY: `pre_exec` closures run in the forked child, where only async-signal-safe
     // work is allowed. This one allocates nothing and makes only raw system calls
-    // (prctl, getppid, kill, setrlimit) through nix's thin wrappers; the captured values
-    // are plain integers copied into the closure.
-    let parent = std::process::id();
+    // (prctl, getppid, setrlimit) through nix's thin wrappers; the captured values are
+    // plain integers copied into the closure.
     unsafe {
         command.pre_exec(move || {
             #[cfg(target_os = "linux")]

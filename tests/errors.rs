@@ -124,7 +124,7 @@ fn no_token() {
     let mut keywrap = bao.keywrap();
     keywrap.env_remove("VAULT_TOKEN");
     let (run, started) = exec_with(&mut keywrap, &["-s", "K=secret/openai#api_key"]);
-    assert_failed_cleanly(&run, started, &["no Vault token", "VAULT_TOKEN"]);
+    assert_failed_cleanly(&run, started, &["no Vault credentials", "VAULT_TOKEN"]);
 }
 
 #[test]

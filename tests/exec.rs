@@ -379,3 +379,20 @@ fn core_dumps_are_off_for_keywrap_but_not_for_the_child() {
         "the child's soft core limit: {stdout}"
     );
 }
+
+#[test]
+fn help_shows_examples_and_completions_are_generated() {
+    let run = Keywrap::new().args(["exec", "--help"]).run();
+    run.assert_success();
+    assert!(
+        run.stdout.contains("keywrap exec -- python app.py"),
+        "{}",
+        run.stdout
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let run = Keywrap::new().args(["completions", shell]).run();
+        run.assert_success();
+        assert!(run.stdout.contains("keywrap"), "{shell}");
+        assert!(run.stdout.contains("exec"), "{shell}");
+    }
+}

@@ -93,7 +93,7 @@ fn watch_flags_are_checked() {
         .args(["exec", "--watch=soon", "--", "true"])
         .run();
     run.assert_code(125)
-        .assert_stderr_contains("not a duration");
+        .assert_stderr_contains("invalid duration");
     let run = support::Keywrap::new()
         .args(["exec", "--restart-signal=NOPE", "--", "true"])
         .run();

@@ -1,10 +1,12 @@
 //! `keywrap exec`: resolve references, start the command with the values in its
 //! environment only, supervise it, and pass on its exit status.
 
-use std::process::ExitCode;
+use std::process::{ExitCode, ExitStatus};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
+use crate::auth::lifecycle::{create_per_run_token, TokenKeeper};
 use crate::bindings::{self, Binding};
 use crate::child::output::{Routes, Terminals};
 use crate::child::{self, signals::Supervisor, ResolvedCommand};
@@ -12,7 +14,10 @@ use crate::cli::{Cli, ExecArgs};
 use crate::config;
 use crate::environment::Environment;
 use crate::identity::RunIdentity;
+use crate::resolve::{self, Resolved};
+use crate::secret::SecretValue;
 use crate::session::Session;
+use crate::watch::Watcher;
 
 pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
     let env = Environment::from_process();
@@ -59,55 +64,78 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
 
     let identity = RunIdentity::detect(&env, Some(&command.display_name()));
     let run_id = identity.correlation_id.clone();
-    let (resolved, session) = if bindings.is_empty() {
+    let (resolved, keeper, strip, watcher) = if bindings.is_empty() {
         if args.watch.is_some() {
             crate::log::warn("--watch: no references to watch");
         }
-        (Default::default(), None)
+        (Resolved::default(), None, Vec::new(), None)
     } else {
-        let session = Session::open(&cli.connection.flags(), &env, loaded.as_ref(), identity)?;
         let runtime = super::runtime()?;
-        let resolved = runtime.block_on(crate::resolve::resolve(&session.client, &bindings))?;
-        for (address, read) in &resolved.reads {
-            match read.version {
-                Some(version) => {
-                    crate::log::verbose(format_args!("read {address} (version {version})"))
-                }
-                None => crate::log::verbose(format_args!("read {address}")),
-            }
+        let session = runtime.block_on(Session::open(
+            cli.session_inputs(&env, loaded.as_ref()),
+            identity,
+        ))?;
+        let (mut resolved, keeper) =
+            runtime.block_on(read_secrets(&session, &bindings, args.per_run_token))?;
+        let lifecycle = crate::lifecycle::overlap::apply(
+            &session.client,
+            loaded.as_ref(),
+            &bindings,
+            &mut resolved,
+            args.strict_age,
+        );
+        if let Err(err) = runtime.block_on(lifecycle) {
+            runtime.block_on(keeper.revoke());
+            return Err(err);
         }
-        (resolved, Some(session))
+        // --watch polls with the login token (a per-run token has only the uses it needs).
+        let watcher = args.watch.map(|_| session.client.renewed_deadline());
+        (resolved, Some(keeper), session.strip, watcher)
     };
 
-    // Installed only now, so Ctrl-C still ends keywrap while it talks to Vault.
-    let mut supervisor = Supervisor::install()?;
-    if let (Some(interval), Some(session)) = (args.watch, session) {
-        let timeout = session.connection.timeout;
-        crate::watch::spawn(
-            session.client,
-            bindings.clone(),
-            resolved.reads.clone(),
-            interval,
-            timeout,
-            supervisor.sender(),
-        )?;
+    let mut keeper = keeper;
+    if let Some(keeper) = &mut keeper {
+        keeper.keep_alive();
     }
-    let output = child::output::Output::new(
-        Routes::decide(args.mask_choice(), Terminals::detect()),
-        resolved.values.iter().map(|(_, value)| value),
-    )?;
     let child_env = with_settings(&env, settings);
     let plan = child::run::Plan {
         command: &command,
         env: &child_env,
         run_id: &run_id,
-        also_remove: &[],
+        also_remove: &strip,
         restart_signal: args.restart_signal,
         restart_timeout: args.restart_timeout,
     };
-    let status = child::run::run(&plan, resolved.values, &output, &mut supervisor)?;
-    drop(output);
-    Ok(ExitCode::from(child::exit_code(status)))
+    let watcher = watcher.map(|client| Watcher {
+        client,
+        bindings,
+        versions: resolved.reads,
+    });
+    let status = supervise(args, &plan, watcher, resolved.values);
+    if let Some(keeper) = keeper {
+        keeper.finish();
+    }
+    Ok(ExitCode::from(child::exit_code(status?)))
+}
+
+/// Starts the command with its output plumbing and runs it to the end, restarting it on
+/// `--watch` changes (see `child::run`).
+fn supervise(
+    args: &ExecArgs,
+    plan: &child::run::Plan,
+    watcher: Option<Watcher>,
+    values: Vec<(String, SecretValue)>,
+) -> Result<ExitStatus> {
+    // Installed only now, so Ctrl-C still ends keywrap while it talks to Vault.
+    let mut supervisor = Supervisor::install()?;
+    if let (Some(interval), Some(watcher)) = (args.watch, watcher) {
+        watcher.spawn(interval, supervisor.sender())?;
+    }
+    let output = child::output::Output::new(
+        Routes::decide(args.mask_choice(), Terminals::detect()),
+        values.iter().map(|(_, value)| value),
+    )?;
+    child::run::run(plan, values, &output, &mut supervisor)
 }
 
 /// The inherited environment with env-file settings over it.
@@ -117,6 +145,48 @@ fn with_settings(env: &Environment, settings: Vec<(String, String)>) -> Environm
         layered.set(name, value);
     }
     layered
+}
+
+/// Reads all bindings (through a per-run token when asked); on failure, revokes what this
+/// run logged in for before returning the error.
+async fn read_secrets(
+    session: &Session,
+    bindings: &[Binding],
+    per_run_token: bool,
+) -> Result<(Resolved, TokenKeeper)> {
+    let per_run = if per_run_token {
+        // One use per secret read, plus one to revoke itself when the child exits.
+        let uses = resolve::reads_needed(bindings) as u64 + 1;
+        let ttl = (session.connection.timeout * 2).max(Duration::from_secs(60));
+        match create_per_run_token(&session.client, &session.identity, uses, ttl).await {
+            Ok(client) => Some(client),
+            Err(err) => {
+                session.close().await;
+                return Err(err);
+            }
+        }
+    } else {
+        None
+    };
+    let keeper = TokenKeeper::new(&session.client, session.obtained.clone(), per_run.clone());
+    let reader = per_run.as_ref().unwrap_or(&session.client);
+    match resolve::resolve_with(&session.client, reader, bindings).await {
+        Ok(resolved) => {
+            for (address, read) in &resolved.reads {
+                match read.version {
+                    Some(version) => {
+                        crate::log::verbose(format_args!("read {address} (version {version})"))
+                    }
+                    None => crate::log::verbose(format_args!("read {address}")),
+                }
+            }
+            Ok((resolved, keeper))
+        }
+        Err(err) => {
+            keeper.revoke().await;
+            Err(err.into())
+        }
+    }
 }
 
 /// `--dry-run`: each variable with its reference and where it was written; no values.

@@ -1,8 +1,12 @@
 //! One module per subcommand; `run` parses the command line and dispatches.
 
 pub mod audit;
+pub mod check;
 pub mod completions;
 pub mod exec;
+pub mod policy;
+pub mod rotate;
+pub mod status;
 
 use std::process::ExitCode;
 
@@ -28,7 +32,11 @@ pub fn run() -> Result<ExitCode> {
     crate::log::set_verbose(cli.verbose);
     match &cli.command {
         Command::Exec(args) => exec::run(&cli, args),
+        Command::Check(args) => check::run(&cli, args),
+        Command::Policy(args) => policy::run(&cli, args),
         Command::Audit(command) => audit::run(&cli, command),
+        Command::Rotate(args) => rotate::run(&cli, args),
+        Command::Status(args) => status::run(&cli, args),
         Command::Completions { shell } => completions::run(*shell),
     }
 }

@@ -7,7 +7,10 @@
 
 pub mod kv;
 pub mod tls;
+pub mod versions;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -20,25 +23,37 @@ use crate::identity::RunIdentity;
 use crate::secret::{ExposeSecret, SecretString};
 use crate::settings::Connection;
 
-/// Attempts per request on connection errors, 5xx and 429.
-const MAX_ATTEMPTS: u32 = 4;
+/// Rounds over all nodes when nothing answers (connection refused, timeouts) or a node is
+/// sealed: a server that is down fails fast.
+const UNREACHABLE_ROUNDS: u32 = 4;
+/// Rounds when nodes answer 5xx (a cluster electing a leader recovers within seconds).
+const SERVER_ERROR_ROUNDS: u32 = 10;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A client bound to one Vault address, one run identity and (once set) one token.
+/// A client bound to one Vault cluster (one or more node addresses), one run identity and
+/// (once set) one token. Clones share the connection pool, the token and the node that last
+/// answered.
+#[derive(Clone)]
 pub struct VaultClient {
     http: reqwest::Client,
-    address: reqwest::Url,
+    nodes: Arc<Vec<reqwest::Url>>,
+    /// Index of the node to try first: the one that answered last.
+    current: Arc<AtomicUsize>,
     namespace: Option<String>,
-    token: Option<SecretString>,
+    token: Option<Arc<SecretString>>,
+    timeout: Duration,
     deadline: Instant,
 }
 
 impl std::fmt::Debug for VaultClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultClient")
-            .field("address", &self.address.as_str())
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+            )
             .field("namespace", &self.namespace)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .finish()
@@ -76,34 +91,39 @@ impl VaultResponse {
 /// What went wrong talking to Vault, before any meaning is given to an API status.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    #[error("cannot reach Vault at {address} ({attempts} attempts): {cause}; check VAULT_ADDR and that the server is up")]
-    Unreachable {
-        address: String,
-        attempts: u32,
-        cause: String,
-    },
-    #[error("TLS connection to {address} failed: {cause}; set VAULT_CACERT to the CA that signed Vault's certificate (VAULT_SKIP_VERIFY only for testing)")]
+    #[error("cannot reach Vault ({attempts} attempts; tried {tried}); check VAULT_ADDR and that the server is up")]
+    Unreachable { attempts: u32, tried: String },
+    #[error("TLS connection to {address} failed: {cause}; {}", tls_hint(.cause))]
     Tls { address: String, cause: String },
-    #[error("Vault at {address} is sealed; unseal it (`vault operator unseal`) and try again")]
-    Sealed { address: String },
+    #[error("Vault is sealed (tried {tried}); unseal it (`vault operator unseal`) and try again")]
+    Sealed { tried: String },
     #[error("Vault answered {status} for {path}{}", api_detail(.errors))]
     Api {
         status: u16,
         path: String,
         errors: Vec<String>,
     },
-    #[error("Vault at {address} did not answer {path} within the {seconds}s deadline (--timeout); last problem: {cause}")]
+    #[error(
+        "Vault did not answer {path} within the {seconds}s deadline (--timeout); tried {tried}"
+    )]
     Deadline {
-        address: String,
         path: String,
         seconds: u64,
-        cause: String,
+        tried: String,
     },
     #[error("unexpected answer from Vault for {path}: {cause}")]
     Malformed { path: String, cause: String },
 }
 
-fn api_detail(errors: &[String]) -> String {
+fn tls_hint(cause: &str) -> &'static str {
+    if cause.contains("not valid for name") {
+        "use an address with a name the certificate holds, or reissue the certificate with this name"
+    } else {
+        "set VAULT_CACERT to the CA that signed Vault's certificate (VAULT_SKIP_VERIFY only for testing)"
+    }
+}
+
+pub(crate) fn api_detail(errors: &[String]) -> String {
     let text: Vec<String> = errors
         .iter()
         .map(|e| e.split_whitespace().collect::<Vec<_>>().join(" "))
@@ -114,6 +134,43 @@ fn api_detail(errors: &[String]) -> String {
     } else {
         format!(": {}", text.join("; "))
     }
+}
+
+/// What each node said, for the message when a request gives up.
+#[derive(Default)]
+struct Attempts {
+    tried: Vec<(String, String)>,
+}
+
+impl Attempts {
+    fn record(&mut self, node: &str, problem: String) {
+        match self.tried.iter_mut().find(|(n, _)| n == node) {
+            Some(entry) => entry.1 = problem,
+            None => self.tried.push((node.to_string(), problem)),
+        }
+    }
+
+    fn summary(&self) -> String {
+        if self.tried.is_empty() {
+            return "nothing".into();
+        }
+        self.tried
+            .iter()
+            .map(|(node, problem)| format!("{node}: {problem}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// How one attempt went.
+enum Outcome {
+    Done(VaultResponse),
+    /// Nothing answered (or the answer was cut off): try the next node.
+    Unreachable(String),
+    Sealed,
+    /// A 5xx other than sealed: the node is alive, maybe electing a leader.
+    ServerError(VaultResponse),
+    RateLimited(Option<Duration>),
 }
 
 impl VaultClient {
@@ -133,7 +190,12 @@ impl VaultClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(connection.timeout)
             .pool_idle_timeout(Duration::from_secs(30));
-        if connection.address.value.scheme() == "https" {
+        if connection
+            .address
+            .value
+            .iter()
+            .any(|url| url.scheme() == "https")
+        {
             if connection.tls.skip_verify {
                 crate::log::warn(
                     "TLS VERIFICATION IS OFF (VAULT_SKIP_VERIFY): anyone on the network path can read the secrets and the token. Use VAULT_CACERT instead.",
@@ -144,35 +206,44 @@ impl VaultClient {
         let http = builder.build().context("cannot create the HTTP client")?;
         Ok(VaultClient {
             http,
-            address: connection.address.value.clone(),
+            nodes: Arc::new(connection.address.value.clone()),
+            current: Arc::new(AtomicUsize::new(0)),
             namespace: connection.namespace.as_ref().map(|n| n.value.clone()),
             token: None,
+            timeout: connection.timeout,
             deadline: Instant::now() + connection.timeout,
         })
     }
 
     pub fn set_token(&mut self, token: SecretString) {
-        self.token = Some(token);
+        self.token = Some(Arc::new(token));
     }
 
-    /// Starts a new `--timeout` budget, for a client that lives on (the `--watch` poller).
-    pub fn reset_deadline(&mut self, timeout: Duration) {
-        self.deadline = Instant::now() + timeout;
+    /// The same client with a fresh deadline, for work that happens later in a run
+    /// (renewing the token, revoking it when the child exits).
+    pub fn renewed_deadline(&self) -> VaultClient {
+        VaultClient {
+            deadline: Instant::now() + self.timeout,
+            ..self.clone()
+        }
+    }
+
+    /// The same client using another token (e.g. a per-run child token).
+    pub fn with_token(&self, token: SecretString) -> VaultClient {
+        VaultClient {
+            token: Some(Arc::new(token)),
+            ..self.clone()
+        }
     }
 
     pub fn has_token(&self) -> bool {
         self.token.is_some()
     }
 
+    /// The node that answered last (or will be tried first).
     pub fn address(&self) -> &str {
-        self.address.as_str().trim_end_matches('/')
-    }
-
-    /// Seconds in the run's total deadline, for messages.
-    fn deadline_seconds(&self) -> u64 {
-        self.deadline
-            .saturating_duration_since(Instant::now())
-            .as_secs()
+        let index = self.current.load(Ordering::Relaxed) % self.nodes.len();
+        self.nodes[index].as_str().trim_end_matches('/')
     }
 
     pub async fn get(&self, path: &str) -> Result<VaultResponse, VaultError> {
@@ -187,123 +258,238 @@ impl VaultClient {
         self.request(Method::POST, path, Some(body)).await
     }
 
-    /// Sends one API request (path relative to `/v1/`, query included), retrying
-    /// connection errors, 5xx and 429 with jittered exponential backoff inside the deadline.
-    /// Any other status is returned for the caller to interpret.
+    /// Sends one API request (path relative to `/v1/`, query included). On connection
+    /// errors, sealed or standby nodes and 5xx it moves to the next node and retries with
+    /// jittered exponential backoff; 429 waits as `Retry-After` says. All within the run's
+    /// deadline. A request with a body is retried only when Vault cannot have acted on it
+    /// (no connection, sealed, rate-limited). Any other status is for the caller.
     pub async fn request(
         &self,
         method: Method,
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<VaultResponse, VaultError> {
-        let url = format!("{}/v1/{}", self.address(), path);
-        let mut last_problem = String::new();
-        for attempt in 1..=MAX_ATTEMPTS {
+        let idempotent = body.is_none();
+        let node_count = self.nodes.len() as u32;
+        let mut attempts = Attempts::default();
+        let (mut unreachable, mut server_errors, mut total) = (0u32, 0u32, 0u32);
+        loop {
             if Instant::now() >= self.deadline {
                 return Err(VaultError::Deadline {
-                    address: self.address().to_string(),
                     path: path.to_string(),
-                    seconds: self.deadline_seconds(),
-                    cause: last_problem,
+                    seconds: self.timeout.as_secs(),
+                    tried: attempts.summary(),
                 });
             }
-            let mut request = self.http.request(method.clone(), &url);
-            if let Some(token) = &self.token {
-                let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
-                    VaultError::Malformed {
-                        path: path.to_string(),
-                        cause: "the Vault token has characters that cannot be sent".into(),
-                    }
-                })?;
-                value.set_sensitive(true);
-                request = request.header("X-Vault-Token", value);
-            }
-            if let Some(namespace) = &self.namespace {
-                request = request.header("X-Vault-Namespace", namespace);
-            }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let retry_after = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let body = response.bytes().await.map(Vec::from);
-                    let body = match body {
-                        Ok(body) => Zeroizing::new(body),
-                        Err(err) => {
-                            last_problem = describe(&err);
-                            self.backoff(attempt, None).await;
-                            continue;
-                        }
-                    };
-                    let answer = VaultResponse { status, body };
-                    let retryable = status.is_server_error()
-                        && status != StatusCode::NOT_IMPLEMENTED
-                        || status == StatusCode::TOO_MANY_REQUESTS;
-                    if !retryable {
-                        return Ok(answer);
-                    }
-                    let sealed = status == StatusCode::SERVICE_UNAVAILABLE
-                        && answer.errors().iter().any(|e| e.contains("sealed"));
-                    if attempt == MAX_ATTEMPTS {
-                        if sealed {
-                            return Err(VaultError::Sealed {
-                                address: self.address().to_string(),
-                            });
-                        }
-                        return Err(VaultError::Api {
-                            status: status.as_u16(),
-                            path: path.to_string(),
-                            errors: answer.errors(),
-                        });
-                    }
-                    last_problem = format!("HTTP {status}");
-                    retry_after
-                }
-                Err(err) => {
-                    if let Some(cause) = tls_failure(&err) {
-                        return Err(VaultError::Tls {
-                            address: self.address().to_string(),
-                            cause,
-                        });
-                    }
-                    last_problem = describe(&err);
-                    if attempt == MAX_ATTEMPTS {
+            total += 1;
+            let node = self.current.load(Ordering::Relaxed) % self.nodes.len();
+            let node_name = self.nodes[node].as_str().trim_end_matches('/').to_string();
+            let outcome = self.attempt(&method, &node_name, path, body).await?;
+            let retry_after = match outcome {
+                Outcome::Done(response) => return Ok(response),
+                Outcome::Unreachable(problem) => {
+                    attempts.record(&node_name, problem);
+                    unreachable += 1;
+                    if unreachable >= UNREACHABLE_ROUNDS * node_count {
                         return Err(VaultError::Unreachable {
-                            address: self.address().to_string(),
-                            attempts: attempt,
-                            cause: last_problem,
+                            attempts: total,
+                            tried: attempts.summary(),
                         });
                     }
+                    self.next_node(node);
                     None
                 }
+                Outcome::Sealed => {
+                    attempts.record(&node_name, "sealed".into());
+                    unreachable += 1;
+                    if unreachable >= UNREACHABLE_ROUNDS * node_count {
+                        return Err(VaultError::Sealed {
+                            tried: attempts.summary(),
+                        });
+                    }
+                    self.next_node(node);
+                    None
+                }
+                Outcome::ServerError(response) => {
+                    let status = response.status.as_u16();
+                    attempts.record(
+                        &node_name,
+                        format!("HTTP {status}{}", api_detail(&response.errors())),
+                    );
+                    server_errors += 1;
+                    if !idempotent && status != 503
+                        || server_errors >= SERVER_ERROR_ROUNDS * node_count
+                    {
+                        return Err(VaultError::Api {
+                            status,
+                            path: path.to_string(),
+                            errors: response.errors(),
+                        });
+                    }
+                    self.next_node(node);
+                    None
+                }
+                Outcome::RateLimited(retry_after) => {
+                    attempts.record(&node_name, "HTTP 429 (rate limited)".into());
+                    retry_after.or(Some(FIRST_BACKOFF))
+                }
             };
-            crate::log::verbose(format_args!(
-                "{path}: {last_problem}; retrying (attempt {} of {MAX_ATTEMPTS})",
-                attempt + 1
-            ));
-            self.backoff(attempt, retry_after).await;
+            // Another node may answer at once; wait only after a whole round failed.
+            let round_done = node_count == 1 || total % node_count == 0;
+            if retry_after.is_some() || round_done {
+                crate::log::verbose(format_args!("{path}: {}; retrying", attempts.summary()));
+                let round = (unreachable + server_errors).div_ceil(node_count).max(1);
+                self.backoff(round, retry_after).await;
+            }
         }
-        Err(VaultError::Unreachable {
-            address: self.address().to_string(),
-            attempts: MAX_ATTEMPTS,
-            cause: last_problem,
-        })
     }
 
-    /// Sleeps before the next attempt: `Retry-After` when Vault gave one, else jittered
+    fn next_node(&self, failed: usize) {
+        if self.nodes.len() > 1 {
+            let _ = self.current.compare_exchange(
+                failed,
+                (failed + 1) % self.nodes.len(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// One try against one node.
+    async fn attempt(
+        &self,
+        method: &Method,
+        node: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Outcome, VaultError> {
+        let url = format!("{node}/v1/{path}");
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(token) = &self.token {
+            let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
+                VaultError::Malformed {
+                    path: path.to_string(),
+                    cause: "the Vault token has characters that cannot be sent".into(),
+                }
+            })?;
+            value.set_sensitive(true);
+            request = request.header("X-Vault-Token", value);
+        }
+        if let Some(namespace) = &self.namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                if let Some(cause) = tls_failure(&err) {
+                    return Err(VaultError::Tls {
+                        address: node.to_string(),
+                        cause,
+                    });
+                }
+                // A request with a body may have reached Vault unless the connection failed.
+                if body.is_some() && !err.is_connect() {
+                    return Err(VaultError::Unreachable {
+                        attempts: 1,
+                        tried: format!("{node}: {}", describe(&err)),
+                    });
+                }
+                return Ok(Outcome::Unreachable(describe(&err)));
+            }
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body_bytes = match read_body(response, path).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::TooLarge(err)) => return Err(err),
+            Err(BodyError::Cut(err)) if body.is_none() => {
+                return Ok(Outcome::Unreachable(describe(&err)))
+            }
+            Err(BodyError::Cut(err)) => {
+                return Err(VaultError::Unreachable {
+                    attempts: 1,
+                    tried: format!("{node}: {}", describe(&err)),
+                })
+            }
+        };
+        let answer = VaultResponse {
+            status,
+            body: body_bytes,
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Ok(Outcome::RateLimited(retry_after));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && answer.errors().iter().any(|e| e.contains("sealed"))
+        {
+            return Ok(Outcome::Sealed);
+        }
+        if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
+            return Ok(Outcome::ServerError(answer));
+        }
+        self.current.store(
+            self.nodes
+                .iter()
+                .position(|n| n.as_str().trim_end_matches('/') == node)
+                .unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        Ok(Outcome::Done(answer))
+    }
+
+    /// Sleeps before the next round: `Retry-After` when Vault gave one, else jittered
     /// exponential backoff; never past the deadline.
-    async fn backoff(&self, attempt: u32, retry_after: Option<Duration>) {
-        let delay = retry_after.unwrap_or_else(|| backoff_delay(attempt));
+    async fn backoff(&self, round: u32, retry_after: Option<Duration>) {
+        let delay = retry_after.unwrap_or_else(|| backoff_delay(round));
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         tokio::time::sleep(delay.min(remaining)).await;
     }
+}
+
+/// Vault's own default maximum request size; no legitimate answer to keywrap is larger.
+const MAX_RESPONSE_BYTES: usize = 32 << 20;
+
+enum BodyError {
+    TooLarge(VaultError),
+    Cut(reqwest::Error),
+}
+
+/// Reads a response body into wipeable memory, refusing more than [`MAX_RESPONSE_BYTES`]
+/// so a hostile or broken server cannot exhaust memory.
+async fn read_body(
+    mut response: reqwest::Response,
+    path: &str,
+) -> Result<Zeroizing<Vec<u8>>, BodyError> {
+    let too_large = || {
+        BodyError::TooLarge(VaultError::Malformed {
+            path: path.to_string(),
+            cause: format!("the answer is larger than {} MiB", MAX_RESPONSE_BYTES >> 20),
+        })
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    // Sized up front where possible: every reallocation would leave an unwiped copy behind.
+    let expected = response.content_length().unwrap_or(16 << 10) as usize;
+    let mut body = Zeroizing::new(Vec::with_capacity(expected));
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Cut)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Full-jitter exponential backoff: a random delay up to 100 ms · 2^(attempt-1), capped.

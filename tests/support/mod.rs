@@ -4,6 +4,11 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod fault;
+pub mod jwt;
+pub mod stub;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -149,7 +154,7 @@ impl Bao {
             if let Ok(Some(_)) = bao.process.try_wait() {
                 break;
             }
-            if bao.ready() {
+            if bao.ready() && bao.kv_ready() {
                 return Ok(bao);
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -180,6 +185,17 @@ impl Bao {
             self.agent().get(format!("{}/v1/sys/health", self.addr)).call(),
             Ok(r) if r.status() == 200
         )
+    }
+
+    /// The server's socket address, for proxies in front of it.
+    pub fn socket(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    /// The dev server's `secret/` KV v2 mount finishes an upgrade after start-up; writes
+    /// before that fail.
+    fn kv_ready(&self) -> bool {
+        self.api("GET", "secret/config", None).0 == 200
     }
 
     /// Calls the API with the root token; returns status and JSON body (null if empty).
@@ -245,6 +261,19 @@ impl Bao {
         answer["data"]["version"].as_u64().unwrap()
     }
 
+    /// A KV v2 secret's metadata (`data` of `GET mount/metadata/rest`).
+    pub fn kv_metadata(&self, path: &str) -> Value {
+        let (mount, rest) = path.split_once('/').unwrap();
+        self.ok("GET", &format!("{mount}/metadata/{rest}"), None)["data"].clone()
+    }
+
+    /// One field of a KV v2 secret at `version` (the latest when None).
+    pub fn kv_field(&self, path: &str, field: &str, version: Option<u64>) -> Value {
+        let (mount, rest) = path.split_once('/').unwrap();
+        let query = version.map_or(String::new(), |v| format!("?version={v}"));
+        self.ok("GET", &format!("{mount}/data/{rest}{query}"), None)["data"]["data"][field].clone()
+    }
+
     /// Writes a secret on a KV v1 mount.
     pub fn kv1_put(&self, path: &str, fields: &[(&str, &str)]) {
         let data: serde_json::Map<String, Value> = fields
@@ -273,12 +302,41 @@ impl Bao {
 
     /// A new token with the given policies (no default policy unless named).
     pub fn token_with(&self, policies: &[&str]) -> String {
+        let no_default = !policies.contains(&"default");
         let answer = self.ok(
             "POST",
             "auth/token/create",
-            Some(json!({ "policies": policies, "no_default_policy": true, "ttl": "1h" })),
+            Some(json!({ "policies": policies, "no_default_policy": no_default, "ttl": "1h" })),
         );
         answer["auth"]["client_token"].as_str().unwrap().to_string()
+    }
+
+    /// Accessors of every token that exists now.
+    pub fn accessors(&self) -> std::collections::BTreeSet<String> {
+        let (_, answer) = self.api("LIST", "auth/token/accessors", None);
+        answer["data"]["keys"]
+            .as_array()
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether the token with this accessor still exists.
+    pub fn accessor_valid(&self, accessor: &str) -> bool {
+        let (status, _) = self.api(
+            "POST",
+            "auth/token/lookup-accessor",
+            Some(json!({ "accessor": accessor })),
+        );
+        status == 200
+    }
+
+    /// Whether a token still works (looks itself up).
+    pub fn token_valid(&self, token: &str) -> bool {
+        self.api_as(token, "GET", "auth/token/lookup-self", None).0 == 200
     }
 
     /// Every entry in the audit log so far.

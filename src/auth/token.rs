@@ -1,5 +1,5 @@
-//! Where the Vault token comes from, and which variables are credentials the child must
-//! never see.
+//! Tokens the user supplies (`VAULT_TOKEN`, `BAO_TOKEN`, `~/.vault-token`), and which
+//! variables are credentials the child must never see.
 
 use std::path::PathBuf;
 
@@ -26,6 +26,9 @@ pub const CREDENTIAL_VARIABLES: &[&str] = &[
     "VAULT_WRAPPED_SECRET_ID",
     "VAULT_JWT",
     "BAO_JWT",
+    "KEYWRAP_JWT_FILE",
+    "KEYWRAP_ROLE_ID_FILE",
+    "KEYWRAP_SECRET_ID_FILE",
 ];
 
 /// A token the user supplied (never revoked by keywrap).
@@ -79,6 +82,19 @@ pub fn find_token(env: &Environment) -> Result<Option<SuppliedToken>> {
     }
 }
 
+/// Credentials from a supplied token; an error when there is none.
+pub fn credentials(env: &Environment) -> Result<super::Credentials> {
+    let Some(supplied) = find_token(env)? else {
+        return Err(no_credentials_error(env));
+    };
+    Ok(super::Credentials {
+        token: supplied.token,
+        obtained: None,
+        description: supplied.origin,
+        strip: Vec::new(),
+    })
+}
+
 /// The error for "no credentials", which explains the nested-run case exactly.
 pub fn no_credentials_error(env: &Environment) -> anyhow::Error {
     match env.get(RUN_VARIABLE) {
@@ -88,8 +104,9 @@ pub fn no_credentials_error(env: &Environment) -> anyhow::Error {
              in the outer keywrap exec (add them to its keywrap.toml or --secret flags)"
         ),
         None => anyhow::anyhow!(
-            "no Vault token: set VAULT_TOKEN (or BAO_TOKEN), or run `vault login` / `bao login` \
-             to create ~/.vault-token"
+            "no Vault credentials: set VAULT_TOKEN (or BAO_TOKEN), run `vault login` / `bao login` \
+             to create ~/.vault-token, or configure a login method ([auth] in keywrap.toml; \
+             see docs/auth.md)"
         ),
     }
 }
@@ -125,6 +142,6 @@ mod tests {
             .contains("inside another"));
         assert!(no_credentials_error(&Environment::default())
             .to_string()
-            .contains("no Vault token"));
+            .contains("no Vault credentials"));
     }
 }

@@ -1,0 +1,117 @@
+//! AppRole: a role ID and a secret ID, from variables or files; a response-wrapped secret ID
+//! is unwrapped first.
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use super::{read_material, AuthSettings, LoginRequest, Method};
+use crate::environment::Environment;
+use crate::secret::{ExposeSecret, SecretString};
+use crate::vault::VaultClient;
+
+/// Builds the AppRole login request.
+pub async fn login_request(
+    client: &VaultClient,
+    settings: &AuthSettings,
+    env: &Environment,
+) -> Result<LoginRequest> {
+    let mut strip = Vec::new();
+    let role_id = match (&settings.role_id_file, env.vault_var("ROLE_ID")) {
+        (Some(file), _) => read_material(file, "AppRole role ID")?,
+        (None, Some((name, value))) => {
+            strip.push(name);
+            SecretString::from(value.to_string())
+        }
+        (None, None) => bail!(
+            "approle login: no role ID; set VAULT_ROLE_ID or --role-id-file (or [auth] role_id_file)"
+        ),
+    };
+    let (secret_id, from_wrapped_variable) = match (
+        &settings.secret_id_file,
+        env.vault_var("SECRET_ID"),
+        env.get("VAULT_WRAPPED_SECRET_ID"),
+    ) {
+        (Some(file), _, _) => (read_material(file, "AppRole secret ID")?, false),
+        (None, Some((name, value)), _) => {
+            strip.push(name);
+            (SecretString::from(value.to_string()), false)
+        }
+        (None, None, Some(value)) => {
+            strip.push("VAULT_WRAPPED_SECRET_ID".into());
+            (SecretString::from(value.to_string()), true)
+        }
+        (None, None, None) => bail!(
+            "approle login: no secret ID; set VAULT_SECRET_ID or --secret-id-file (or [auth] secret_id_file)"
+        ),
+    };
+    let secret_id = if settings.secret_id_wrapped
+        || from_wrapped_variable
+        || looks_like_a_wrapping_token(secret_id.expose_secret())
+    {
+        unwrap_secret_id(client, &secret_id).await?
+    } else {
+        secret_id
+    };
+    let mount = settings.mount_for(Method::AppRole);
+    Ok(LoginRequest {
+        method: Method::AppRole,
+        description: format!("approle (auth/{mount})"),
+        mount,
+        body: json!({
+            "role_id": role_id.expose_secret(),
+            "secret_id": secret_id.expose_secret(),
+        }),
+        strip,
+    })
+}
+
+/// Secret IDs are UUIDs; Vault and OpenBao tokens (wrapping tokens included) carry a
+/// type prefix.
+fn looks_like_a_wrapping_token(value: &str) -> bool {
+    ["s.", "hvs.", "b.", "hvb."]
+        .iter()
+        .any(|prefix| value.starts_with(prefix))
+}
+
+/// Exchanges a response-wrapping token for the secret ID it wraps (a wrapping token works
+/// once: a second unwrap fails, which shows that someone else saw it).
+async fn unwrap_secret_id(client: &VaultClient, wrapping: &SecretString) -> Result<SecretString> {
+    let unwrapper = client.with_token(SecretString::from(wrapping.expose_secret().to_string()));
+    let response = unwrapper
+        .post("sys/wrapping/unwrap", &json!({}))
+        .await
+        .context("approle login: unwrapping the secret ID failed")?;
+    if !response.status.is_success() {
+        bail!(
+            "approle login: the wrapped secret ID could not be unwrapped: {} (a wrapping token works once and expires)",
+            super::one_line(&response.errors())
+        );
+    }
+    #[derive(serde::Deserialize)]
+    struct Unwrapped {
+        data: Option<UnwrappedData>,
+    }
+    #[derive(serde::Deserialize)]
+    struct UnwrappedData {
+        secret_id: Option<crate::secret::SecretValue>,
+    }
+    let answer: Unwrapped = response.json("sys/wrapping/unwrap")?;
+    match answer.data.and_then(|d| d.secret_id) {
+        Some(secret) => Ok(secret.0),
+        None => bail!("approle login: the wrapping token does not wrap a secret ID"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapping_tokens_are_told_from_secret_ids() {
+        assert!(looks_like_a_wrapping_token("s.JvhXabcdefghijklmnopqrst"));
+        assert!(looks_like_a_wrapping_token("hvs.CAESIabc"));
+        assert!(!looks_like_a_wrapping_token(
+            "7f3e9a52-3c57-4f0e-9a9e-5a0d0b7a1c2e"
+        ));
+    }
+}

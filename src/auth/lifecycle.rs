@@ -1,0 +1,204 @@
+//! The life of the tokens keywrap holds while the child runs: renewing the one it logged
+//! in for, and revoking what it created when the child exits. A token the user supplied is
+//! never revoked.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use serde_json::json;
+
+use super::LoginLease;
+use crate::identity::RunIdentity;
+use crate::secret::{SecretString, SecretValue};
+use crate::vault::VaultClient;
+
+/// Renewal happens when this fraction of the lease has passed.
+const RENEW_AT: f64 = 2.0 / 3.0;
+
+/// Holds the tokens of one run until the child exits.
+pub struct TokenKeeper {
+    /// The token keywrap logged in for, with its lease; `None` for a supplied token.
+    obtained: Option<(VaultClient, LoginLease)>,
+    /// The per-run child token, if one was created.
+    per_run: Option<VaultClient>,
+    renewal: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+}
+
+impl TokenKeeper {
+    pub fn new(
+        client: &VaultClient,
+        obtained: Option<LoginLease>,
+        per_run: Option<VaultClient>,
+    ) -> Self {
+        TokenKeeper {
+            obtained: obtained.map(|lease| (client.clone(), lease)),
+            per_run,
+            renewal: None,
+        }
+    }
+
+    /// Starts renewing the obtained token in the background, if it can be renewed.
+    pub fn keep_alive(&mut self) {
+        let Some((client, lease)) = &self.obtained else {
+            return;
+        };
+        if !lease.renewable || lease.ttl == 0 {
+            return;
+        }
+        let (stop, stopped) = mpsc::channel();
+        let client = client.clone();
+        let ttl = lease.ttl;
+        let handle = std::thread::spawn(move || renew_until_stopped(client, ttl, stopped));
+        self.renewal = Some((stop, handle));
+    }
+
+    /// Stops renewing and revokes what keywrap created; bounded in time, never fatal.
+    pub fn finish(mut self) {
+        if let Some((stop, handle)) = self.renewal.take() {
+            let _ = stop.send(());
+            let _ = handle.join();
+        }
+        if self.obtained.is_none() && self.per_run.is_none() {
+            return;
+        }
+        let Ok(runtime) = crate::cmd::runtime() else {
+            return;
+        };
+        runtime.block_on(self.revoke());
+    }
+
+    /// Revokes the per-run token and the obtained token.
+    pub async fn revoke(&self) {
+        if let Some(client) = &self.per_run {
+            // It may already be used up or expired, which is as good as revoked.
+            let _ = client
+                .renewed_deadline()
+                .post("auth/token/revoke-self", &json!({}))
+                .await;
+        }
+        if let Some((client, _)) = &self.obtained {
+            match client.renewed_deadline().post("auth/token/revoke-self", &json!({})).await {
+                Ok(response) if response.status.is_success() => {
+                    crate::log::verbose("revoked the token keywrap logged in with");
+                }
+                Ok(response) => crate::log::warn(format_args!(
+                    "could not revoke the token keywrap logged in with ({}); it expires on its own",
+                    super::one_line(&response.errors())
+                )),
+                Err(err) => crate::log::warn(format_args!(
+                    "could not revoke the token keywrap logged in with ({err}); it expires on its own"
+                )),
+            }
+        }
+    }
+}
+
+/// Renews at two thirds of each lease until told to stop; says once if it cannot.
+fn renew_until_stopped(client: VaultClient, ttl: u64, stopped: mpsc::Receiver<()>) {
+    let Ok(runtime) = crate::cmd::runtime() else {
+        return;
+    };
+    let increment = ttl;
+    let mut lease = ttl;
+    loop {
+        let wait = Duration::from_secs_f64((lease as f64 * RENEW_AT).max(1.0));
+        match stopped.recv_timeout(wait) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        let answer = runtime.block_on(client.renewed_deadline().post(
+            "auth/token/renew-self",
+            &json!({ "increment": format!("{increment}s") }),
+        ));
+        let new_lease = match answer {
+            Ok(response) if response.status.is_success() => response
+                .json::<serde_json::Value>("auth/token/renew-self")
+                .ok()
+                .and_then(|v| v.pointer("/auth/lease_duration").and_then(|d| d.as_u64())),
+            Ok(response) => {
+                crate::log::warn(format_args!(
+                    "cannot renew the Vault token keywrap logged in with: {}; it expires within {lease}s",
+                    super::one_line(&response.errors())
+                ));
+                return;
+            }
+            Err(err) => {
+                crate::log::warn(format_args!(
+                    "cannot renew the Vault token keywrap logged in with: {err}; it expires within {lease}s"
+                ));
+                return;
+            }
+        };
+        match new_lease {
+            Some(new) if new >= increment => {
+                crate::log::verbose(format_args!("renewed the Vault token for {new}s"));
+                lease = new;
+            }
+            Some(new) => {
+                crate::log::warn(format_args!(
+                    "the Vault token keywrap logged in with reaches its max TTL in {new}s and cannot be renewed further"
+                ));
+                return;
+            }
+            None => return,
+        }
+    }
+}
+
+/// Creates a short-lived child token for one run: it may make `uses` requests, lives
+/// `ttl`, and carries the run's identity as metadata, which Vault's audit log shows on
+/// every entry made with it. The parent token needs `update` on `auth/token/create`.
+pub async fn create_per_run_token(
+    parent: &VaultClient,
+    identity: &RunIdentity,
+    uses: u64,
+    ttl: Duration,
+) -> Result<VaultClient> {
+    let mut meta = serde_json::Map::new();
+    meta.insert("keywrap_run".into(), json!(identity.correlation_id));
+    meta.insert("keywrap_user".into(), json!(identity.user));
+    meta.insert("keywrap_host".into(), json!(identity.host));
+    if let Some(command) = &identity.command {
+        meta.insert("keywrap_command".into(), json!(command));
+    }
+    if let Some(ci) = &identity.ci {
+        meta.insert("keywrap_ci".into(), json!(ci));
+    }
+    let display = format!("keywrap-{}", identity.command.as_deref().unwrap_or("run"));
+    let response = parent
+        .post(
+            "auth/token/create",
+            &json!({
+                "display_name": display,
+                "ttl": format!("{}s", ttl.as_secs().max(1)),
+                "explicit_max_ttl": format!("{}s", ttl.as_secs().max(1)),
+                "num_uses": uses,
+                "renewable": false,
+                "meta": meta,
+            }),
+        )
+        .await?;
+    match response.status.as_u16() {
+        200 => {}
+        403 => bail!(
+            "--per-run-token: the token cannot create child tokens; it needs the \"update\" capability on auth/token/create"
+        ),
+        status => bail!(
+            "--per-run-token: creating the per-run token failed (HTTP {status}): {}",
+            super::one_line(&response.errors())
+        ),
+    }
+    #[derive(serde::Deserialize)]
+    struct Created {
+        auth: CreatedAuth,
+    }
+    #[derive(serde::Deserialize)]
+    struct CreatedAuth {
+        client_token: SecretValue,
+    }
+    let created: Created = response.json("auth/token/create")?;
+    let token: SecretString = created.auth.client_token.0;
+    Ok(parent.with_token(token))
+}

@@ -1,0 +1,180 @@
+//! Logging in to Vault the way workstations and CI runners do, and managing the token's
+//! life: tokens keywrap obtains live in memory only, are renewed while the child runs and
+//! revoked when it exits; a token the user supplied is never revoked.
+//!
+//! Methods, in the order keywrap tries them when none is configured:
+//! 1. `VAULT_TOKEN` / `BAO_TOKEN`;
+//! 2. AppRole, when a role ID and a secret ID are found (variables or files);
+//! 3. JWT from `--jwt-file`, the variable named by `jwt_env`, or `VAULT_JWT` / `BAO_JWT`;
+//! 4. GitHub Actions' OIDC token, when the runner offers one and a role is configured;
+//! 5. GitLab CI's `id_tokens` variable (`VAULT_ID_TOKEN`), when a role is configured;
+//! 6. Kubernetes, when the service-account token file exists and a role is configured;
+//! 7. the token file `~/.vault-token` (what `vault login` leaves).
+
+pub mod approle;
+pub mod jwt;
+pub mod kubernetes;
+pub mod lifecycle;
+pub mod settings;
+pub mod token;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use settings::{AuthFlags, AuthSettings, Method};
+pub use token::{no_credentials_error, CREDENTIAL_VARIABLES, RUN_VARIABLE};
+
+use crate::environment::Environment;
+use crate::secret::SecretString;
+use crate::vault::VaultClient;
+
+/// Credentials ready for use, and what keywrap owes them at the end of the run.
+pub struct Credentials {
+    pub token: SecretString,
+    /// A token keywrap obtained by logging in (to renew and revoke); `None` for a token the
+    /// user supplied, which keywrap never revokes.
+    pub obtained: Option<LoginLease>,
+    /// How the token was found, e.g. `approle (auth/approle)` or `VAULT_TOKEN`.
+    pub description: String,
+    /// Variables holding the login material used, removed from the child's environment.
+    pub strip: Vec<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("token", &"<redacted>")
+            .field("obtained", &self.obtained)
+            .field("description", &self.description)
+            .finish()
+    }
+}
+
+/// The lease of a token keywrap logged in for.
+#[derive(Debug, Clone)]
+pub struct LoginLease {
+    /// Seconds the token lives from now (0: no expiry).
+    pub ttl: u64,
+    pub renewable: bool,
+}
+
+/// What a login needs: the method's mount path and the request body.
+pub struct LoginRequest {
+    pub method: Method,
+    pub mount: String,
+    pub body: Value,
+    pub description: String,
+    pub strip: Vec<String>,
+}
+
+/// Finds credentials by configuration or, with none, by the documented order; logs in
+/// when the method needs it.
+pub async fn authenticate(
+    client: &VaultClient,
+    settings: &AuthSettings,
+    env: &Environment,
+) -> Result<Credentials> {
+    let method = match settings.method {
+        Some(method) => method,
+        None => match settings::detect(settings, env) {
+            Some((method, why)) => {
+                crate::log::verbose(format_args!("auth: {method} ({why})"));
+                method
+            }
+            None => return Err(no_credentials_error(env)),
+        },
+    };
+    let request = match method {
+        Method::Token => return token::credentials(env),
+        Method::AppRole => approle::login_request(client, settings, env).await?,
+        Method::Jwt => jwt::login_request(settings, env).await?,
+        Method::Kubernetes => kubernetes::login_request(settings, env)?,
+    };
+    login(client, request).await
+}
+
+#[derive(Deserialize)]
+struct LoginAnswer {
+    auth: Option<LoginAuth>,
+}
+
+#[derive(Deserialize)]
+struct LoginAuth {
+    client_token: String,
+    #[serde(default)]
+    lease_duration: u64,
+    #[serde(default)]
+    renewable: bool,
+}
+
+/// Posts a login request; errors name the method, the mount and Vault's reason.
+async fn login(client: &VaultClient, request: LoginRequest) -> Result<Credentials> {
+    let path = format!("auth/{}/login", request.mount.trim_matches('/'));
+    let response = client
+        .post(&path, &request.body)
+        .await
+        .with_context(|| format!("{} login failed", request.method))?;
+    match response.status.as_u16() {
+        200 => {}
+        403 if response.errors().iter().all(|e| e == "permission denied") => bail!(
+            "{} login at auth/{} failed: permission denied: the role's bindings refused this identity, or no {} auth method is mounted there (`vault auth list`; set the mount with --auth-mount or [auth] mount)",
+            request.method,
+            request.mount,
+            request.method.vault_type()
+        ),
+        status => bail!(
+            "{} login at auth/{} failed (HTTP {status}): {}",
+            request.method,
+            request.mount,
+            one_line(&response.errors())
+        ),
+    }
+    let answer: LoginAnswer = response.json(&path)?;
+    let Some(auth) = answer.auth else {
+        bail!(
+            "{} login at auth/{} returned no token",
+            request.method,
+            request.mount
+        );
+    };
+    crate::log::verbose(format_args!(
+        "logged in with {}; token valid {}s{}",
+        request.description,
+        auth.lease_duration,
+        if auth.renewable { ", renewable" } else { "" }
+    ));
+    Ok(Credentials {
+        token: SecretString::from(auth.client_token),
+        obtained: Some(LoginLease {
+            ttl: auth.lease_duration,
+            renewable: auth.renewable,
+        }),
+        description: request.description,
+        strip: request.strip,
+    })
+}
+
+/// Vault's error strings on one line.
+pub fn one_line(errors: &[String]) -> String {
+    let text: Vec<String> = errors
+        .iter()
+        .map(|e| e.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    if text.is_empty() {
+        "no reason given".into()
+    } else {
+        text.join("; ")
+    }
+}
+
+/// Reads a file of login material (a role ID, a secret ID, a JWT), trimmed.
+pub fn read_material(path: &std::path::Path, what: &str) -> Result<SecretString> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+    let text = text.trim();
+    if text.is_empty() {
+        bail!("the {what} file {} is empty", path.display());
+    }
+    Ok(SecretString::from(text.to_string()))
+}

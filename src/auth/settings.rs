@@ -1,0 +1,291 @@
+//! Auth settings: flags > `KEYWRAP_*` variables > keywrap.toml `[auth]`, and the
+//! automatic choice of method when none is configured.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use crate::config::LoadedConfig;
+use crate::environment::Environment;
+
+/// The Kubernetes service-account token, where the kubelet mounts it.
+pub const KUBERNETES_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+/// GitLab CI's conventional `id_tokens` variable for Vault.
+pub const GITLAB_ID_TOKEN: &str = "VAULT_ID_TOKEN";
+
+/// An auth method keywrap can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Token,
+    AppRole,
+    Jwt,
+    Kubernetes,
+}
+
+impl Method {
+    /// The auth method's type in Vault, and its default mount path.
+    pub fn vault_type(self) -> &'static str {
+        match self {
+            Method::Token => "token",
+            Method::AppRole => "approle",
+            Method::Jwt => "jwt",
+            Method::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.vault_type())
+    }
+}
+
+impl FromStr for Method {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "token" => Ok(Method::Token),
+            "approle" => Ok(Method::AppRole),
+            "jwt" | "oidc" => Ok(Method::Jwt),
+            "kubernetes" | "k8s" => Ok(Method::Kubernetes),
+            _ => Err(format!(
+                "unknown auth method {text:?}; use token, approle, jwt or kubernetes"
+            )),
+        }
+    }
+}
+
+/// keywrap.toml `[auth]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    pub method: Option<String>,
+    /// The auth method's mount path (default: the method's name).
+    pub mount: Option<String>,
+    /// The role to log in as (AppRole needs none; JWT and Kubernetes do).
+    pub role: Option<String>,
+    pub role_id_file: Option<PathBuf>,
+    pub secret_id_file: Option<PathBuf>,
+    /// The secret ID is a response-wrapping token to unwrap first.
+    pub secret_id_wrapped: Option<bool>,
+    pub jwt_file: Option<PathBuf>,
+    /// The name of a variable holding the JWT (e.g. GitLab's `id_tokens` name).
+    pub jwt_env: Option<String>,
+    /// The audience to request from GitHub Actions' OIDC token service.
+    pub audience: Option<String>,
+    /// Kubernetes service-account token file.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Auth settings given as flags.
+#[derive(Debug, Default, Clone)]
+pub struct AuthFlags {
+    pub method: Option<Method>,
+    pub mount: Option<String>,
+    pub role: Option<String>,
+    pub role_id_file: Option<PathBuf>,
+    pub secret_id_file: Option<PathBuf>,
+    pub secret_id_wrapped: bool,
+    pub jwt_file: Option<PathBuf>,
+    pub jwt_env: Option<String>,
+    pub audience: Option<String>,
+    pub kubernetes_token_file: Option<PathBuf>,
+}
+
+/// Resolved auth settings.
+#[derive(Debug, Default, Clone)]
+pub struct AuthSettings {
+    pub method: Option<Method>,
+    pub mount: Option<String>,
+    pub role: Option<String>,
+    pub role_id_file: Option<PathBuf>,
+    pub secret_id_file: Option<PathBuf>,
+    pub secret_id_wrapped: bool,
+    pub jwt_file: Option<PathBuf>,
+    pub jwt_env: Option<String>,
+    pub audience: Option<String>,
+    pub kubernetes_token_file: PathBuf,
+}
+
+impl AuthSettings {
+    pub fn resolve(
+        flags: &AuthFlags,
+        env: &Environment,
+        config: Option<&LoadedConfig>,
+    ) -> Result<Self> {
+        let file = config.map(|c| &c.file.auth);
+        let path_in_file = |p: Option<&PathBuf>| {
+            p.map(|p| config.map_or_else(|| p.clone(), |c| c.resolve_path(p)))
+        };
+        let var = |name: &str| env.get(name).map(str::to_string);
+        let method = match flags.method {
+            Some(m) => Some(m),
+            None => {
+                match var("KEYWRAP_AUTH_METHOD").or_else(|| file.and_then(|f| f.method.clone())) {
+                    Some(text) => Some(text.parse::<Method>().map_err(anyhow::Error::msg)?),
+                    None => None,
+                }
+            }
+        };
+        Ok(AuthSettings {
+            method,
+            mount: flags
+                .mount
+                .clone()
+                .or_else(|| var("KEYWRAP_AUTH_MOUNT"))
+                .or_else(|| file.and_then(|f| f.mount.clone())),
+            role: flags
+                .role
+                .clone()
+                .or_else(|| var("KEYWRAP_AUTH_ROLE"))
+                .or_else(|| file.and_then(|f| f.role.clone())),
+            role_id_file: flags
+                .role_id_file
+                .clone()
+                .or_else(|| var("KEYWRAP_ROLE_ID_FILE").map(PathBuf::from))
+                .or_else(|| path_in_file(file.and_then(|f| f.role_id_file.as_ref()))),
+            secret_id_file: flags
+                .secret_id_file
+                .clone()
+                .or_else(|| var("KEYWRAP_SECRET_ID_FILE").map(PathBuf::from))
+                .or_else(|| path_in_file(file.and_then(|f| f.secret_id_file.as_ref()))),
+            secret_id_wrapped: flags.secret_id_wrapped
+                || file.and_then(|f| f.secret_id_wrapped).unwrap_or(false),
+            jwt_file: flags
+                .jwt_file
+                .clone()
+                .or_else(|| var("KEYWRAP_JWT_FILE").map(PathBuf::from))
+                .or_else(|| path_in_file(file.and_then(|f| f.jwt_file.as_ref()))),
+            jwt_env: flags
+                .jwt_env
+                .clone()
+                .or_else(|| file.and_then(|f| f.jwt_env.clone())),
+            audience: flags
+                .audience
+                .clone()
+                .or_else(|| var("KEYWRAP_JWT_AUDIENCE"))
+                .or_else(|| file.and_then(|f| f.audience.clone())),
+            kubernetes_token_file: flags
+                .kubernetes_token_file
+                .clone()
+                .or_else(|| path_in_file(file.and_then(|f| f.token_file.as_ref())))
+                .unwrap_or_else(|| PathBuf::from(KUBERNETES_TOKEN_FILE)),
+        })
+    }
+
+    /// The mount path for `method`: configured, else the method's name.
+    pub fn mount_for(&self, method: Method) -> String {
+        self.mount
+            .clone()
+            .unwrap_or_else(|| method.vault_type().to_string())
+            .trim_matches('/')
+            .to_string()
+    }
+}
+
+/// With no method configured: the first whose material is present, and why.
+pub fn detect(settings: &AuthSettings, env: &Environment) -> Option<(Method, String)> {
+    if let Some((name, _)) = env.vault_var("TOKEN") {
+        return Some((Method::Token, format!("{name} is set")));
+    }
+    let role_id = env.vault_var("ROLE_ID").is_some() || settings.role_id_file.is_some();
+    let secret_id = env.vault_var("SECRET_ID").is_some()
+        || env.get("VAULT_WRAPPED_SECRET_ID").is_some()
+        || settings.secret_id_file.is_some();
+    if role_id && secret_id {
+        return Some((Method::AppRole, "found a role ID and a secret ID".into()));
+    }
+    let has_role = settings.role.is_some();
+    if settings.jwt_file.is_some()
+        || settings
+            .jwt_env
+            .as_deref()
+            .is_some_and(|v| env.get(v).is_some())
+        || env.vault_var("JWT").is_some()
+    {
+        return Some((Method::Jwt, "found a JWT".into()));
+    }
+    if has_role && jwt::github_actions_available(env) {
+        return Some((Method::Jwt, "GitHub Actions OIDC token service".into()));
+    }
+    if has_role && env.get(GITLAB_ID_TOKEN).is_some() {
+        return Some((Method::Jwt, format!("GitLab CI id token {GITLAB_ID_TOKEN}")));
+    }
+    if has_role && settings.kubernetes_token_file.is_file() {
+        return Some((
+            Method::Kubernetes,
+            format!(
+                "service-account token {}",
+                settings.kubernetes_token_file.display()
+            ),
+        ));
+    }
+    if crate::auth::token::token_file(env).is_some_and(|f| f.is_file()) {
+        return Some((Method::Token, "~/.vault-token".into()));
+    }
+    crate::log::verbose("auth: no VAULT_TOKEN, login material or ~/.vault-token found");
+    None
+}
+
+use super::jwt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(role: Option<&str>) -> AuthSettings {
+        AuthSettings {
+            role: role.map(str::to_string),
+            kubernetes_token_file: PathBuf::from("/nonexistent/token"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn detection_follows_the_documented_order() {
+        let env = Environment::from_pairs([
+            ("VAULT_TOKEN", "t"),
+            ("VAULT_ROLE_ID", "r"),
+            ("VAULT_SECRET_ID", "s"),
+        ]);
+        assert_eq!(detect(&settings(None), &env).unwrap().0, Method::Token);
+        let env = Environment::from_pairs([
+            ("VAULT_ROLE_ID", "r"),
+            ("VAULT_SECRET_ID", "s"),
+            ("VAULT_JWT", "j"),
+        ]);
+        assert_eq!(detect(&settings(None), &env).unwrap().0, Method::AppRole);
+        let env = Environment::from_pairs([("VAULT_JWT", "j")]);
+        assert_eq!(detect(&settings(None), &env).unwrap().0, Method::Jwt);
+        let github = Environment::from_pairs([
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", "http://x"),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "t"),
+        ]);
+        assert!(
+            detect(&settings(None), &github).is_none(),
+            "a CI identity needs a role"
+        );
+        assert_eq!(
+            detect(&settings(Some("ci")), &github).unwrap().0,
+            Method::Jwt
+        );
+        let gitlab = Environment::from_pairs([("VAULT_ID_TOKEN", "j")]);
+        assert_eq!(
+            detect(&settings(Some("ci")), &gitlab).unwrap().0,
+            Method::Jwt
+        );
+        assert!(detect(&settings(Some("ci")), &Environment::default()).is_none());
+    }
+
+    #[test]
+    fn methods_parse() {
+        assert_eq!("AppRole".parse::<Method>().unwrap(), Method::AppRole);
+        assert_eq!("k8s".parse::<Method>().unwrap(), Method::Kubernetes);
+        assert!("ldap".parse::<Method>().is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! Durations as people write them in keywrap.toml and on the command line: `90d`, `12h`,
+//! `30s`, `1h30m`. One parser shared by `overlap`, `max_age` and the audit report's filters.
+
+use std::time::Duration;
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+const WEEK: u64 = 7 * DAY;
+
+/// Parses `<number><unit>` groups (units `s`, `m`, `h`, `d`, `w`), e.g. `90d` or `1d12h`.
+/// A bare number is refused: `90` could mean seconds or days.
+pub fn parse(text: &str) -> Result<Duration, String> {
+    let fail = |why: &str| {
+        format!("invalid duration {text:?}: {why}; write e.g. 90d, 12h, 30m, 45s or 1d12h")
+    };
+    if text.is_empty() {
+        return Err(fail("empty"));
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(fail("expected a number"));
+        }
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| fail("number too large"))?;
+        let unit = match rest[digits..].chars().next() {
+            Some('s') => 1,
+            Some('m') => MINUTE,
+            Some('h') => HOUR,
+            Some('d') => DAY,
+            Some('w') => WEEK,
+            Some(_) => return Err(fail("unknown unit")),
+            None => return Err(fail("missing unit")),
+        };
+        total = number
+            .checked_mul(unit)
+            .and_then(|seconds| total.checked_add(seconds))
+            .ok_or_else(|| fail("too large"))?;
+        rest = &rest[digits + 1..];
+    }
+    if total == 0 {
+        return Err(fail("must be longer than zero"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// A duration in its two largest units, for tables: `97d 3h`, `5h 12m`, `42s`.
+pub fn format(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    let units = [(DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (1, "s")];
+    let mut parts = Vec::new();
+    let mut rest = seconds;
+    for (size, name) in units {
+        if rest >= size && parts.len() < 2 {
+            parts.push(format!("{}{name}", rest / size));
+            rest %= size;
+        } else if !parts.is_empty() {
+            break;
+        }
+    }
+    if parts.is_empty() {
+        "0s".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units_and_sums() {
+        let cases = [
+            ("30s", 30),
+            ("15m", 900),
+            ("12h", 43_200),
+            ("90d", 7_776_000),
+            ("2w", 1_209_600),
+            ("1d12h", 129_600),
+            ("1h30m15s", 5_415),
+        ];
+        for (text, seconds) in cases {
+            assert_eq!(parse(text), Ok(Duration::from_secs(seconds)), "{text}");
+        }
+    }
+
+    #[test]
+    fn refuses_ambiguous_or_broken_input() {
+        for text in [
+            "",
+            "90",
+            "d",
+            "5x",
+            "1.5h",
+            "-1d",
+            "0s",
+            " 1d",
+            "1d ",
+            "99999999999999999999d",
+        ] {
+            let err = parse(text).expect_err(text);
+            assert!(err.contains("invalid duration"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn formats_two_largest_units() {
+        assert_eq!(format(Duration::from_secs(0)), "0s");
+        assert_eq!(format(Duration::from_secs(42)), "42s");
+        assert_eq!(format(Duration::from_secs(3 * 3600 + 5)), "3h");
+        assert_eq!(
+            format(Duration::from_secs(97 * 86_400 + 3 * 3600 + 59)),
+            "97d 3h"
+        );
+        assert_eq!(format(Duration::from_secs(312)), "5m 12s");
+    }
+}

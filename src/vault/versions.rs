@@ -1,0 +1,282 @@
+//! KV v2 version lifecycle: metadata reads (never values), check-and-set writes, custom
+//! metadata, and deleting or destroying old versions. Used by `rotate` and `status`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::kv::{KvError, KvVersion, Mount};
+use super::{VaultClient, VaultError};
+use crate::secret::SecretValue;
+use crate::timestamp::Timestamp;
+
+/// `GET mount/metadata/path`: versions and custom metadata, no values.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pub current_version: u64,
+    pub versions: BTreeMap<u64, VersionInfo>,
+    pub custom: BTreeMap<String, String>,
+}
+
+/// One version's state.
+#[derive(Debug, Clone)]
+pub struct VersionInfo {
+    pub created: Option<Timestamp>,
+    pub deleted: bool,
+    pub destroyed: bool,
+}
+
+impl VersionInfo {
+    pub fn readable(&self) -> bool {
+        !self.deleted && !self.destroyed
+    }
+}
+
+impl Metadata {
+    pub fn current(&self) -> Option<&VersionInfo> {
+        self.versions.get(&self.current_version)
+    }
+}
+
+/// Errors of the lifecycle operations that callers act on.
+#[derive(Debug, thiserror::Error)]
+pub enum VersionError {
+    #[error("\"{path}\" is on a KV v1 mount, which has no versions; rotation and age need KV v2")]
+    NotVersioned { path: String },
+    #[error("another write to \"{path}\" landed first (check-and-set expected version {expected}); nothing was written; run `keywrap status` and rotate again if needed")]
+    Conflict { path: String, expected: u64 },
+    #[error("permission denied on {api_path}: the token's policies lack \"{capability}\"")]
+    Denied {
+        api_path: String,
+        capability: &'static str,
+    },
+    #[error("no secret at \"{path}\"; write its first version with `vault kv put` (rotation replaces an existing key)")]
+    NotFound { path: String },
+    #[error(transparent)]
+    Kv(#[from] KvError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+fn require_v2(mount: &Mount, path: &str) -> Result<(), VersionError> {
+    match mount.version {
+        KvVersion::V2 => Ok(()),
+        KvVersion::V1 => Err(VersionError::NotVersioned {
+            path: path.to_string(),
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+struct MetadataAnswer {
+    data: MetadataData,
+}
+
+#[derive(Deserialize)]
+struct MetadataData {
+    current_version: u64,
+    #[serde(default)]
+    versions: BTreeMap<String, RawVersion>,
+    #[serde(default)]
+    custom_metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct RawVersion {
+    #[serde(default)]
+    created_time: String,
+    #[serde(default)]
+    deletion_time: String,
+    #[serde(default)]
+    destroyed: bool,
+}
+
+/// Reads a secret's metadata; needs `read` on `mount/metadata/path`.
+pub async fn metadata(
+    client: &VaultClient,
+    mount: &Mount,
+    path: &str,
+) -> Result<Metadata, VersionError> {
+    require_v2(mount, path)?;
+    let api_path = mount.metadata_path(path);
+    let response = client.get(&api_path).await?;
+    match response.status.as_u16() {
+        200 => {}
+        403 => {
+            return Err(VersionError::Denied {
+                api_path,
+                capability: "read",
+            })
+        }
+        404 => {
+            return Err(VersionError::NotFound {
+                path: path.to_string(),
+            })
+        }
+        status => {
+            return Err(VaultError::Api {
+                status,
+                path: api_path,
+                errors: response.errors(),
+            }
+            .into())
+        }
+    }
+    let answer: MetadataAnswer = response.json(&api_path)?;
+    let versions = answer
+        .data
+        .versions
+        .into_iter()
+        .filter_map(|(number, raw)| {
+            Some((
+                number.parse().ok()?,
+                VersionInfo {
+                    created: Timestamp::parse(&raw.created_time),
+                    deleted: !raw.deletion_time.is_empty(),
+                    destroyed: raw.destroyed,
+                },
+            ))
+        })
+        .collect();
+    Ok(Metadata {
+        current_version: answer.data.current_version,
+        versions,
+        custom: answer.data.custom_metadata.unwrap_or_default(),
+    })
+}
+
+/// Writes a new version with check-and-set: it lands only if `expected` is still the
+/// current version. Returns the new version number.
+pub async fn write_cas(
+    client: &VaultClient,
+    mount: &Mount,
+    path: &str,
+    fields: &BTreeMap<String, SecretValue>,
+    expected: u64,
+) -> Result<u64, VersionError> {
+    require_v2(mount, path)?;
+    let api_path = mount.data_path(path);
+    let data: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .map(|(name, value)| (name.clone(), value.expose().into()))
+        .collect();
+    // The body holds the values; it lives only for the request.
+    let body = json!({ "data": data, "options": { "cas": expected } });
+    let response = client.post(&api_path, &body).await?;
+    drop(body);
+    match response.status.as_u16() {
+        200 | 204 => {}
+        400 if response
+            .errors()
+            .iter()
+            .any(|e| e.contains("check-and-set")) =>
+        {
+            return Err(VersionError::Conflict {
+                path: path.to_string(),
+                expected,
+            })
+        }
+        403 => {
+            return Err(VersionError::Denied {
+                api_path,
+                capability: "update",
+            })
+        }
+        status => {
+            return Err(VaultError::Api {
+                status,
+                path: api_path,
+                errors: response.errors(),
+            }
+            .into())
+        }
+    }
+    #[derive(Deserialize)]
+    struct Written {
+        data: WrittenData,
+    }
+    #[derive(Deserialize)]
+    struct WrittenData {
+        version: u64,
+    }
+    Ok(response.json::<Written>(&api_path)?.data.version)
+}
+
+/// Replaces the secret's custom metadata (Vault has no partial update that both Vault and
+/// OpenBao accept, so callers pass the whole map).
+pub async fn set_custom_metadata(
+    client: &VaultClient,
+    mount: &Mount,
+    path: &str,
+    custom: &BTreeMap<String, String>,
+) -> Result<(), VersionError> {
+    require_v2(mount, path)?;
+    let api_path = mount.metadata_path(path);
+    let response = client
+        .post(&api_path, &json!({ "custom_metadata": custom }))
+        .await?;
+    expect_success(response, api_path, "update")
+}
+
+/// How an old version is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Soft delete: `vault kv undelete` can bring it back.
+    Delete,
+    /// Permanent: the value is gone from storage.
+    Destroy,
+}
+
+impl Removal {
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            Removal::Delete => "deleted",
+            Removal::Destroy => "destroyed",
+        }
+    }
+}
+
+/// Deletes or destroys one version.
+pub async fn remove_version(
+    client: &VaultClient,
+    mount: &Mount,
+    path: &str,
+    version: u64,
+    removal: Removal,
+) -> Result<(), VersionError> {
+    require_v2(mount, path)?;
+    let kind = match removal {
+        Removal::Delete => "delete",
+        Removal::Destroy => "destroy",
+    };
+    let api_path = format!(
+        "{}/{kind}/{}",
+        mount.path.trim_end_matches('/'),
+        super::kv::encode_path(mount.relative(path))
+    );
+    let response = client
+        .post(&api_path, &json!({ "versions": [version] }))
+        .await?;
+    expect_success(response, api_path, "update")
+}
+
+fn expect_success(
+    response: super::VaultResponse,
+    api_path: String,
+    capability: &'static str,
+) -> Result<(), VersionError> {
+    match response.status.as_u16() {
+        200 | 204 => Ok(()),
+        403 => Err(VersionError::Denied {
+            api_path,
+            capability,
+        }),
+        status => Err(VaultError::Api {
+            status,
+            path: api_path,
+            errors: response.errors(),
+        }
+        .into()),
+    }
+}

@@ -1,0 +1,217 @@
+//! `keywrap audit report` on the audit log a real OpenBao wrote while this test ran
+//! keywrap: headers, denied reads, a new CI job, filters, the three formats, and a
+//! truncated last line.
+
+mod support;
+
+use serde_json::Value;
+use support::Bao;
+
+/// A server whose log holds: two normal reads, a denied read, and a read from a CI job.
+fn server_with_history() -> Bao {
+    let bao = Bao::start();
+    bao.keywrap()
+        .args(["audit", "setup"])
+        .run()
+        .assert_success();
+    bao.kv_put("secret/openai", &[("api_key", "fake-key-for-report")]);
+    bao.kv_put("secret/db", &[("password", "fake-db-for-report")]);
+    for _ in 0..2 {
+        bao.keywrap()
+            .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+            .run()
+            .assert_success();
+    }
+    bao.write_policy(
+        "other",
+        "path \"secret/data/other\" { capabilities = [\"read\"] }",
+    );
+    let token = bao.token_with(&["other"]);
+    bao.keywrap()
+        .env("VAULT_TOKEN", &token)
+        .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+        .run()
+        .assert_code(125);
+    bao.keywrap()
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_REPOSITORY", "acme/app")
+        .env("GITHUB_JOB", "deploy")
+        .env("GITHUB_RUN_ID", "77")
+        .args([
+            "exec",
+            "-s",
+            "K=secret/openai#api_key",
+            "-s",
+            "D=secret/db#password",
+            "--",
+            "true",
+        ])
+        .run()
+        .assert_success();
+    bao
+}
+
+fn report_json(bao: &Bao, args: &[&str]) -> Value {
+    let run = bao
+        .keywrap()
+        .args(["audit", "report", "--log"])
+        .arg(&bao.audit_log)
+        .args(["--format", "json"])
+        .args(args)
+        .run();
+    run.assert_success();
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+#[test]
+fn reports_who_read_what_and_flags_denied_reads_and_new_ci_jobs() {
+    let bao = server_with_history();
+    let report = report_json(&bao, &[]);
+    let reads = report["reads"].as_array().unwrap();
+    let openai: Vec<&Value> = reads
+        .iter()
+        .filter(|r| r["path"] == "secret/openai")
+        .collect();
+    assert_eq!(openai.len(), 4, "{reads:#?}");
+    let first = openai[0];
+    assert_eq!(first["allowed"], true);
+    assert_eq!(first["command"], "true");
+    assert!(!first["host"].as_str().unwrap().is_empty());
+    assert!(!first["user"].as_str().unwrap().is_empty());
+    assert_eq!(first["correlation_id"].as_str().unwrap().len(), 36);
+    assert_eq!(first["remote_address"], "127.0.0.1");
+    assert!(first["accessor"]
+        .as_str()
+        .unwrap()
+        .starts_with("hmac-sha256:"));
+    assert_eq!(first["flags"], serde_json::json!([]));
+
+    assert_eq!(openai[2]["allowed"], false);
+    assert_eq!(openai[2]["flags"], serde_json::json!(["denied"]));
+    assert_eq!(
+        openai[3]["ci"],
+        "github-actions repo=acme/app job=deploy run=77"
+    );
+    assert_eq!(openai[3]["flags"], serde_json::json!(["new CI job"]));
+    // The first read of secret/db sets its baseline.
+    let db: Vec<&Value> = reads.iter().filter(|r| r["path"] == "secret/db").collect();
+    assert_eq!(db.len(), 1);
+    assert_eq!(db[0]["flags"], serde_json::json!([]));
+    assert_eq!(report["summary"]["denied"], 1);
+    assert!(!serde_json::to_string(&report)
+        .unwrap()
+        .contains("fake-key-for-report"));
+}
+
+#[test]
+fn filters_and_formats() {
+    let bao = server_with_history();
+    let only_db = report_json(&bao, &["--path", "secret/d*"]);
+    assert_eq!(only_db["reads"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        only_db["summary"]["reads"], 5,
+        "rules still see the whole log"
+    );
+    let flagged = report_json(&bao, &["--flagged"]);
+    assert_eq!(flagged["reads"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        report_json(&bao, &["--host", "no-such-host"])["reads"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        report_json(&bao, &["--since", "1h"])["reads"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(
+        report_json(&bao, &["--until", "2000-01-01"])["reads"],
+        serde_json::json!([])
+    );
+
+    let csv = bao
+        .keywrap()
+        .args(["audit", "report", "--format", "csv", "--log"])
+        .arg(&bao.audit_log)
+        .run();
+    csv.assert_success();
+    let lines: Vec<&str> = csv.stdout.lines().collect();
+    assert_eq!(lines[0], "time,path,allowed,accessor,display_name,remote_address,host,user,command,ci,correlation_id,flags");
+    assert_eq!(lines.len(), 6);
+    assert!(
+        lines[3].contains(",secret/openai,false,") && lines[3].ends_with(",denied"),
+        "{}",
+        lines[3]
+    );
+
+    let piped = bao
+        .keywrap()
+        .args(["audit", "report", "--format", "json", "--log", "-"])
+        .stdin(bao.audit_text())
+        .run();
+    piped.assert_success();
+    let piped: Value = serde_json::from_str(&piped.stdout).unwrap();
+    assert_eq!(
+        piped["summary"]["reads"], 5,
+        "a log on stdin reads the same"
+    );
+
+    let text = bao
+        .keywrap()
+        .args(["audit", "report", "--log"])
+        .arg(&bao.audit_log)
+        .run();
+    text.assert_success();
+    assert!(text.stdout.starts_with("TIME"), "{}", text.stdout);
+    assert!(text.stdout.contains("DENIED"));
+    assert!(
+        text.stdout.contains("5 of 5 secret reads shown"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn a_truncated_log_and_foreign_lines_are_survived() {
+    let bao = server_with_history();
+    let mut log = bao.audit_text();
+    log.push_str("not an audit entry\n");
+    // Half of a read of secret/db, as a crash mid-write leaves it.
+    let read = log
+        .lines()
+        .find(|l| {
+            l.contains("\"type\":\"request\"")
+                && l.contains("\"operation\":\"read\"")
+                && l.contains("\"path\":\"secret/data/db\"")
+        })
+        .unwrap()
+        .to_string();
+    log.push_str(&read[..read.len() - 40]);
+    let path = bao.dir.path().join("copy.log");
+    std::fs::write(&path, log).unwrap();
+    let run = bao
+        .keywrap()
+        .args(["audit", "report", "--format", "json", "--log"])
+        .arg(&path)
+        .run();
+    run.assert_success();
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["summary"]["reads"], 5);
+    assert_eq!(report["summary"]["malformed"], 1);
+
+    let empty = bao.dir.path().join("other.log");
+    std::fs::write(&empty, "hello\nworld\n").unwrap();
+    let run = bao
+        .keywrap()
+        .args(["audit", "report", "--log"])
+        .arg(&empty)
+        .run();
+    run.assert_success()
+        .assert_stderr_contains("no reads of secrets");
+    bao.keywrap()
+        .args(["audit", "report", "--log", "/nonexistent/audit.log"])
+        .run()
+        .assert_code(125)
+        .assert_stderr_contains("cannot open the audit log /nonexistent/audit.log");
+}

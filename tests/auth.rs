@@ -1,0 +1,703 @@
+//! Logging in the way CI runners and workstations do, against a real OpenBao server:
+//! AppRole (wrapped secret IDs too), JWT with keys the test generates, GitHub Actions and
+//! GitLab CI flows, token revocation and renewal, per-run tokens, `policy` and `check`.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+use support::jwt::{now, JwtIssuer};
+use support::stub::Stub;
+use support::{Bao, Keywrap, Run, ROOT_TOKEN};
+
+const READ_OPENAI: &str = "path \"secret/data/openai\" { capabilities = [\"read\"] }";
+
+/// A server with secret/openai and a policy that reads it.
+fn seeded() -> Bao {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-openai-login-test")]);
+    bao.write_policy("read-openai", READ_OPENAI);
+    bao
+}
+
+/// keywrap without a token, reaching `bao`.
+fn without_token(bao: &Bao) -> Keywrap {
+    let mut keywrap = Keywrap::new();
+    keywrap.env("VAULT_ADDR", &bao.addr);
+    keywrap
+}
+
+/// Runs exec printing OPENAI_API_KEY and the listed variables (or "NAME unset").
+fn exec_printing(keywrap: &mut Keywrap, others: &[&str]) -> Run {
+    let mut script = String::from("printf 'key=%s\\n' \"$K\";");
+    for name in others {
+        script.push_str(&format!(
+            " if [ -n \"${{{name}+x}}\" ]; then echo '{name} set'; else echo '{name} unset'; fi;"
+        ));
+    }
+    keywrap
+        .args([
+            "exec",
+            "-s",
+            "K=secret/openai#api_key",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .run()
+}
+
+/// Audit responses for `path` made with an AppRole login token (the dev server's own
+/// start-up requests are made with the root token).
+fn responses_by_approle(bao: &Bao, path: &str) -> Vec<serde_json::Value> {
+    bao.audit_entries()
+        .into_iter()
+        .filter(|e| {
+            e["type"] == "response"
+                && e["request"]["path"] == path
+                && e["auth"]["display_name"] == "approle"
+        })
+        .collect()
+}
+
+fn enable_approle(bao: &Bao, ttl: &str) -> (String, String) {
+    bao.ok(
+        "POST",
+        "sys/auth/approle",
+        Some(json!({ "type": "approle" })),
+    );
+    bao.ok(
+        "POST",
+        "auth/approle/role/ci",
+        Some(
+            json!({ "token_policies": ["read-openai"], "token_ttl": ttl, "token_max_ttl": "10m" }),
+        ),
+    );
+    let role_id = bao.ok("GET", "auth/approle/role/ci/role-id", None)["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_id = bao.ok("POST", "auth/approle/role/ci/secret-id", None)["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (role_id, secret_id)
+}
+
+#[test]
+fn approle_from_variables_logs_in_strips_the_material_and_revokes_the_token() {
+    let bao = seeded();
+    let (role_id, secret_id) = enable_approle(&bao, "5m");
+    let before = bao.accessors();
+    let run = exec_printing(
+        without_token(&bao)
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID", &secret_id)
+            .arg("-v"),
+        &["VAULT_ROLE_ID", "VAULT_SECRET_ID", "VAULT_TOKEN"],
+    );
+    run.assert_success().assert_stderr_contains("auth: approle");
+    assert_eq!(
+        run.stdout,
+        "key=fake-openai-login-test\nVAULT_ROLE_ID unset\nVAULT_SECRET_ID unset\nVAULT_TOKEN unset\n"
+    );
+    let created: BTreeSet<String> = bao.accessors().difference(&before).cloned().collect();
+    assert!(
+        created.is_empty(),
+        "the login token outlived the run: {created:?}"
+    );
+    let logins = bao
+        .audit_entries()
+        .into_iter()
+        .filter(|e| e["type"] == "response" && e["request"]["path"] == "auth/approle/login")
+        .count();
+    assert_eq!(logins, 1);
+    let revokes = responses_by_approle(&bao, "auth/token/revoke-self");
+    assert_eq!(revokes.len(), 1, "{revokes:#?}");
+    assert!(!std::fs::read_dir(without_token(&bao).home.path())
+        .unwrap()
+        .any(|_| true));
+}
+
+#[test]
+fn approle_from_files_and_a_wrapped_secret_id() {
+    let bao = seeded();
+    let (role_id, _) = enable_approle(&bao, "5m");
+    let wrapped = {
+        let (status, answer) = {
+            let agent_answer = std::process::Command::new(support::bao_binary())
+                .args([
+                    "write",
+                    "-wrap-ttl=60s",
+                    "-f",
+                    "-format=json",
+                    "auth/approle/role/ci/secret-id",
+                ])
+                .env("VAULT_ADDR", &bao.addr)
+                .env("VAULT_TOKEN", ROOT_TOKEN)
+                .env("HOME", bao.dir.path())
+                .output()
+                .unwrap();
+            (agent_answer.status, agent_answer.stdout)
+        };
+        assert!(status.success());
+        let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+        answer["wrap_info"]["token"].as_str().unwrap().to_string()
+    };
+    let mut keywrap = without_token(&bao);
+    let role_file = keywrap.write_file("role-id", &role_id);
+    let secret_file = keywrap.write_file("secret-id", &wrapped);
+    let run = exec_printing(
+        keywrap
+            .args(["--role-id-file"])
+            .arg(&role_file)
+            .args(["--secret-id-file"])
+            .arg(&secret_file),
+        &[],
+    );
+    run.assert_success();
+    assert_eq!(run.stdout, "key=fake-openai-login-test\n");
+
+    // A wrapping token works once: a second use is refused with a clear reason.
+    let mut keywrap = without_token(&bao);
+    let run = keywrap
+        .env("VAULT_ROLE_ID", &role_id)
+        .env("VAULT_SECRET_ID", &wrapped)
+        .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("could not be unwrapped");
+    assert!(!run.stderr.contains(&wrapped));
+}
+
+#[test]
+fn approle_bad_input_is_one_clear_line() {
+    let bao = seeded();
+    let (role_id, _) = enable_approle(&bao, "5m");
+    let run = without_token(&bao)
+        .env("VAULT_ROLE_ID", &role_id)
+        .env("VAULT_SECRET_ID", "00000000-0000-0000-0000-000000000000")
+        .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("approle login at auth/approle failed")
+        .assert_stderr_contains("invalid role or secret ID");
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+
+    let run = without_token(&bao)
+        .env("VAULT_ROLE_ID", &role_id)
+        .env("VAULT_SECRET_ID", "00000000-0000-0000-0000-000000000000")
+        .args([
+            "--auth-mount",
+            "no-such-mount",
+            "exec",
+            "-s",
+            "K=secret/openai#api_key",
+            "--no-mask",
+            "--",
+            "true",
+        ])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("auth/no-such-mount")
+        .assert_stderr_contains("mounted there");
+
+    let run = without_token(&bao)
+        .args([
+            "--auth-method",
+            "approle",
+            "exec",
+            "-s",
+            "K=secret/openai#api_key",
+            "--no-mask",
+            "--",
+            "true",
+        ])
+        .run();
+    run.assert_code(125).assert_stderr_contains("no role ID");
+}
+
+/// Enables jwt auth trusting `issuer`'s key, with a role bound to an audience and a claim.
+fn enable_jwt(bao: &Bao, issuer: &JwtIssuer, mount: &str) {
+    bao.ok(
+        "POST",
+        &format!("sys/auth/{mount}"),
+        Some(json!({ "type": "jwt" })),
+    );
+    bao.ok(
+        "POST",
+        &format!("auth/{mount}/config"),
+        Some(json!({ "jwt_validation_pubkeys": [issuer.public_key_pem()] })),
+    );
+    bao.ok(
+        "POST",
+        &format!("auth/{mount}/role/ci"),
+        Some(json!({
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_audiences": ["https://vault.example.test"],
+            "bound_claims": { "repository": "acme/app" },
+            "token_policies": ["read-openai"],
+            "token_ttl": "5m",
+        })),
+    );
+}
+
+fn claims(audience: &str, repository: &str, expires_in: i64) -> serde_json::Value {
+    let now = now() as i64;
+    json!({
+        "iss": "https://ci.example.test",
+        "sub": "repo:acme/app:ref:refs/heads/main",
+        "aud": audience,
+        "repository": repository,
+        "iat": now - 10,
+        "nbf": now - 10,
+        "exp": now + expires_in,
+    })
+}
+
+#[test]
+fn jwt_from_a_file_with_claims_audience_and_expiry() {
+    let bao = seeded();
+    let issuer = JwtIssuer::new();
+    enable_jwt(&bao, &issuer, "jwt");
+    let mut keywrap = without_token(&bao);
+    keywrap.write_file("keywrap.toml", "[auth]\nmethod = \"jwt\"\nrole = \"ci\"\n");
+    let good = keywrap.write_file(
+        "good.jwt",
+        &issuer.sign(&claims("https://vault.example.test", "acme/app", 300)),
+    );
+    let run = exec_printing(keywrap.args(["--jwt-file"]).arg(&good), &[]);
+    run.assert_success();
+    assert_eq!(run.stdout, "key=fake-openai-login-test\n");
+
+    let cases = [
+        (claims("https://other.example.test", "acme/app", 300), "aud"),
+        (
+            claims("https://vault.example.test", "evil/app", 300),
+            "repository",
+        ),
+        (
+            claims("https://vault.example.test", "acme/app", -120),
+            "expired",
+        ),
+    ];
+    for (claims, reason) in cases {
+        let mut keywrap = without_token(&bao);
+        keywrap.write_file("keywrap.toml", "[auth]\nmethod = \"jwt\"\nrole = \"ci\"\n");
+        let file = keywrap.write_file("bad.jwt", &issuer.sign(&claims));
+        let run = keywrap
+            .args(["--jwt-file"])
+            .arg(&file)
+            .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+            .run();
+        run.assert_code(125)
+            .assert_stderr_contains("jwt login at auth/jwt failed")
+            .assert_stderr_contains(reason);
+    }
+
+    let run = without_token(&bao)
+        .args([
+            "--auth-method",
+            "jwt",
+            "--auth-role",
+            "ci",
+            "--jwt-file",
+            "/nonexistent/token.jwt",
+        ])
+        .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("cannot read the JWT file /nonexistent/token.jwt");
+}
+
+#[test]
+fn github_actions_oidc_flow() {
+    let bao = seeded();
+    let issuer = std::sync::Arc::new(JwtIssuer::new());
+    enable_jwt(&bao, &issuer, "github");
+    let minting = issuer.clone();
+    let service = Stub::start(move |request| {
+        if request.header("authorization") != Some("Bearer fake-request-token") {
+            return (401, "{}".into());
+        }
+        let audience = request
+            .target
+            .split("audience=")
+            .nth(1)
+            .map(|a| a.replace("%3A", ":").replace("%2F", "/"))
+            .unwrap_or_else(|| "https://github.com/acme".into());
+        let jwt = minting.sign(&claims(&audience, "acme/app", 300));
+        (200, json!({ "count": 1, "value": jwt }).to_string())
+    });
+    let mut keywrap = without_token(&bao);
+    keywrap.write_file(
+        "keywrap.toml",
+        "[auth]\nrole = \"ci\"\nmount = \"github\"\naudience = \"https://vault.example.test\"\n",
+    );
+    let run = exec_printing(
+        keywrap
+            .env("GITHUB_ACTIONS", "true")
+            .env(
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                format!("{}/token?api-version=2.0", service.url),
+            )
+            .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "fake-request-token")
+            .arg("-v"),
+        &[
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+        ],
+    );
+    run.assert_success()
+        .assert_stderr_contains("GitHub Actions");
+    assert_eq!(
+        run.stdout,
+        "key=fake-openai-login-test\nACTIONS_ID_TOKEN_REQUEST_TOKEN unset\nACTIONS_ID_TOKEN_REQUEST_URL unset\n"
+    );
+    let requests = service.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(
+        requests[0]
+            .target
+            .contains("audience=https%3A%2F%2Fvault.example.test"),
+        "{:?}",
+        requests[0]
+    );
+
+    // The job lacks `permissions: id-token: write`: the runner sets no request variables.
+    let mut keywrap = without_token(&bao);
+    keywrap.write_file(
+        "keywrap.toml",
+        "[auth]\nmethod = \"jwt\"\nrole = \"ci\"\nmount = \"github\"\n",
+    );
+    let run = keywrap
+        .env("GITHUB_ACTIONS", "true")
+        .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("id-token: write");
+}
+
+#[test]
+fn gitlab_ci_id_token() {
+    let bao = seeded();
+    let issuer = JwtIssuer::new();
+    enable_jwt(&bao, &issuer, "gitlab");
+    let jwt = issuer.sign(&claims("https://vault.example.test", "acme/app", 300));
+    let mut keywrap = without_token(&bao);
+    keywrap.write_file(
+        "keywrap.toml",
+        "[auth]\nrole = \"ci\"\nmount = \"gitlab\"\n",
+    );
+    let run = exec_printing(
+        keywrap.env("GITLAB_CI", "true").env("VAULT_ID_TOKEN", &jwt),
+        &["VAULT_ID_TOKEN"],
+    );
+    run.assert_success();
+    assert_eq!(
+        run.stdout,
+        "key=fake-openai-login-test\nVAULT_ID_TOKEN unset\n"
+    );
+
+    let mut keywrap = without_token(&bao);
+    keywrap.write_file(
+        "keywrap.toml",
+        "[auth]\nmethod = \"jwt\"\nrole = \"ci\"\nmount = \"gitlab\"\njwt_env = \"MY_ID_TOKEN\"\n",
+    );
+    let run = keywrap
+        .env("GITLAB_CI", "true")
+        .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("MY_ID_TOKEN")
+        .assert_stderr_contains("id_tokens");
+}
+
+#[test]
+fn renews_the_login_token_while_a_long_child_runs() {
+    let bao = seeded();
+    let (role_id, secret_id) = enable_approle(&bao, "3s");
+    let run = without_token(&bao)
+        .env("VAULT_ROLE_ID", &role_id)
+        .env("VAULT_SECRET_ID", &secret_id)
+        .args(["exec", "-s", "K=secret/openai#api_key", "--", "sleep", "5"])
+        .run();
+    run.assert_success();
+    let renewals = responses_by_approle(&bao, "auth/token/renew-self");
+    assert!(renewals.len() >= 2, "renewals: {}", renewals.len());
+    assert!(
+        renewals.iter().all(|r| r["error"].is_null()),
+        "{renewals:#?}"
+    );
+    // The token outlived its first 3 s TTL, so revoking it at the end still succeeded.
+    let revokes = responses_by_approle(&bao, "auth/token/revoke-self");
+    assert_eq!(revokes.len(), 1);
+    assert!(revokes[0]["error"].is_null(), "{:#?}", revokes[0]);
+}
+
+#[test]
+fn a_supplied_token_is_never_revoked() {
+    let bao = seeded();
+    let token = bao.token_with(&["read-openai", "default"]);
+    without_token(&bao)
+        .env("VAULT_TOKEN", &token)
+        .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+        .run()
+        .assert_success();
+    assert!(bao.token_valid(&token));
+}
+
+#[test]
+fn per_run_tokens_carry_metadata_and_are_revoked() {
+    let bao = seeded();
+    let before = bao.accessors();
+    let run = bao
+        .keywrap()
+        .env("GITLAB_CI", "true")
+        .env("CI_JOB_ID", "31337")
+        .args([
+            "exec",
+            "--per-run-token",
+            "-s",
+            "K=secret/openai#api_key",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$K\"",
+        ])
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-openai-login-test");
+    let reads = bao.audit_reads_of("secret/data/openai");
+    assert_eq!(reads.len(), 1);
+    let auth = &reads[0]["auth"];
+    assert_eq!(auth["metadata"]["keywrap_command"], "sh", "{auth:#}");
+    assert_eq!(auth["metadata"]["keywrap_ci"], "gitlab-ci job=31337");
+    assert!(auth["metadata"]["keywrap_host"]
+        .as_str()
+        .is_some_and(|h| !h.is_empty()));
+    assert!(auth["metadata"]["keywrap_user"]
+        .as_str()
+        .is_some_and(|u| !u.is_empty()));
+    assert_eq!(auth["display_name"], "token-keywrap-sh");
+    assert!(auth["policies"].as_array().is_some());
+    let left: BTreeSet<String> = bao.accessors().difference(&before).cloned().collect();
+    assert!(left.is_empty(), "the per-run token outlived the run");
+
+    // Without the capability to create tokens, the error says which one is missing.
+    let token = bao.token_with(&["read-openai"]);
+    let run = without_token(&bao)
+        .env("VAULT_TOKEN", &token)
+        .args([
+            "exec",
+            "--per-run-token",
+            "-s",
+            "K=secret/openai#api_key",
+            "--no-mask",
+            "--",
+            "true",
+        ])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("auth/token/create");
+}
+
+#[test]
+fn policy_output_grants_exactly_the_referenced_reads() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-openai-policy")]);
+    bao.kv_put("secret/other", &[("api_key", "fake-other-policy")]);
+    bao.enable_kv("kv1", 1);
+    bao.kv1_put("kv1/db", &[("password", "fake-db-policy")]);
+    let mut keywrap = bao.keywrap();
+    keywrap.write_file(
+        "keywrap.toml",
+        "[env]\nOPENAI = \"secret/openai#api_key\"\nDB = \"kv1/db#password\"\n",
+    );
+    let run = keywrap.args(["policy"]).run();
+    run.assert_success();
+    assert!(
+        run.stdout.contains("path \"secret/data/openai\""),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("path \"kv1/db\""), "{}", run.stdout);
+    assert!(!run.stdout.contains("secret/data/other"));
+    bao.write_policy("generated", &run.stdout);
+    let token = bao.token_with(&["generated"]);
+
+    let mut allowed = without_token(&bao);
+    allowed.write_file(
+        "keywrap.toml",
+        "[env]\nOPENAI = \"secret/openai#api_key\"\nDB = \"kv1/db#password\"\n",
+    );
+    let run = allowed
+        .env("VAULT_TOKEN", &token)
+        .args([
+            "exec",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s %s' \"$OPENAI\" \"$DB\"",
+        ])
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-openai-policy fake-db-policy");
+
+    let run = without_token(&bao)
+        .env("VAULT_TOKEN", &token)
+        .args(["exec", "-s", "X=secret/other#api_key", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("permission denied");
+}
+
+#[test]
+fn check_verifies_every_reference_without_printing_values() {
+    let bao = seeded();
+    let mut keywrap = bao.keywrap();
+    keywrap.write_file(
+        "keywrap.toml",
+        "[env]\nOPENAI = \"secret/openai#api_key\"\n",
+    );
+    let run = keywrap.args(["check"]).run();
+    run.assert_success();
+    assert!(
+        run.stdout
+            .contains("ok    OPENAI (secret/openai#api_key) version 1"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("fake-openai-login-test"));
+
+    let mut keywrap = bao.keywrap();
+    keywrap.write_file(
+        "keywrap.toml",
+        "[env]\nOPENAI = \"secret/openai#api_key\"\nGONE = \"secret/gone#x\"\nTYPO = \"secret/openai#apikey\"\n",
+    );
+    let run = keywrap.args(["check"]).run();
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("FAIL  GONE (secret/gone#x)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("FAIL  TYPO (secret/openai#apikey)"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("ok    OPENAI"));
+    assert!(!run.stdout.contains("fake-openai-login-test"));
+    run.assert_stderr_contains("2 of 3 references cannot be read");
+}
+
+#[test]
+fn kubernetes_service_account_login() {
+    let bao = seeded();
+    let issuer = JwtIssuer::new();
+    // A projected service-account token as the kubelet mounts it.
+    let sa_token = issuer.sign(&json!({
+        "iss": "https://kubernetes.default.svc",
+        "sub": "system:serviceaccount:apps:web",
+        "aud": ["https://kubernetes.default.svc"],
+        "exp": now() + 300,
+        "iat": now() - 10,
+        "kubernetes.io": {
+            "namespace": "apps",
+            "serviceaccount": { "name": "web", "uid": "0b7a1c2e-0000-4000-8000-00000000a11c" }
+        }
+    }));
+    // The Kubernetes API's TokenReview endpoint, which Vault calls to validate the token.
+    let reviewed = sa_token.clone();
+    let api = Stub::start(move |request| {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let authenticated = body["spec"]["token"] == reviewed.as_str();
+        (
+            201,
+            json!({
+                "kind": "TokenReview",
+                "apiVersion": "authentication.k8s.io/v1",
+                "status": {
+                    "authenticated": authenticated,
+                    "audiences": body["spec"]["audiences"],
+                    "user": {
+                        "username": "system:serviceaccount:apps:web",
+                        "uid": "0b7a1c2e-0000-4000-8000-00000000a11c",
+                        "groups": ["system:serviceaccounts"]
+                    }
+                }
+            })
+            .to_string(),
+        )
+    });
+    bao.ok(
+        "POST",
+        "sys/auth/kubernetes",
+        Some(json!({ "type": "kubernetes" })),
+    );
+    bao.ok(
+        "POST",
+        "auth/kubernetes/config",
+        Some(json!({
+            "kubernetes_host": api.url,
+            "disable_local_ca_jwt": true,
+            // Required by OpenBao; unused for the stand-in's plain-HTTP address.
+            "kubernetes_ca_cert": any_ca_certificate(),
+        })),
+    );
+    bao.ok(
+        "POST",
+        "auth/kubernetes/role/web",
+        Some(json!({
+            "bound_service_account_names": ["web"],
+            "bound_service_account_namespaces": ["apps"],
+            "token_policies": ["read-openai"],
+            "token_ttl": "5m",
+        })),
+    );
+    let mut keywrap = without_token(&bao);
+    let token_file = keywrap.write_file("serviceaccount/token", &sa_token);
+    keywrap.write_file(
+        "keywrap.toml",
+        &format!(
+            "[auth]\nrole = \"web\"\ntoken_file = \"{}\"\n",
+            token_file.display()
+        ),
+    );
+    let run = exec_printing(keywrap.arg("-v"), &[]);
+    run.assert_success()
+        .assert_stderr_contains("auth: kubernetes");
+    assert_eq!(run.stdout, "key=fake-openai-login-test\n");
+    assert_eq!(api.requests().len(), 1, "Vault reviewed the token once");
+
+    let run = without_token(&bao)
+        .args([
+            "--auth-method",
+            "kubernetes",
+            "--auth-role",
+            "web",
+            "--kubernetes-token-file",
+            "/nonexistent/token",
+        ])
+        .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("no service-account token at /nonexistent/token");
+}
+
+/// A CA certificate in PEM (the first of the system bundle).
+fn any_ca_certificate() -> String {
+    let bundle = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt")
+        .expect("the system CA bundle (package ca-certificates)");
+    let end = "-----END CERTIFICATE-----";
+    let stop = bundle.find(end).expect("a certificate in the bundle") + end.len();
+    let start = bundle.find("-----BEGIN CERTIFICATE-----").unwrap();
+    bundle[start..stop].to_string()
+}

@@ -1,0 +1,254 @@
+//! Faults: each either costs a short wait or ends in a clear error (exit 125), never a hang,
+//! a panic or a wrong value.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::fault::{Fault, FaultProxy};
+use support::stub::Stub;
+use support::{Bao, BaoOptions, Keywrap, ROOT_TOKEN};
+
+fn through(proxy: &FaultProxy) -> Keywrap {
+    let mut keywrap = Keywrap::new();
+    keywrap
+        .env("VAULT_ADDR", &proxy.address)
+        .env("VAULT_TOKEN", ROOT_TOKEN);
+    keywrap
+}
+
+fn print_key() -> [&'static str; 8] {
+    [
+        "exec",
+        "-s",
+        "K=secret/openai#api_key",
+        "--no-mask",
+        "--",
+        "sh",
+        "-c",
+        "printf %s \"$K\"",
+    ]
+}
+
+#[test]
+fn a_stalled_connection_ends_at_the_deadline_with_what_was_tried() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-stall")]);
+    let proxy = FaultProxy::start("127.0.0.1", bao.socket(), Fault::Stall, usize::MAX, "http");
+    let started = Instant::now();
+    let run = through(&proxy)
+        .args(["--timeout", "2"])
+        .args(print_key())
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("within the 2s deadline")
+        .assert_stderr_contains(&proxy.address);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn an_answer_cut_off_half_way_is_retried() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-cut")]);
+    let proxy = FaultProxy::start("127.0.0.1", bao.socket(), Fault::CutAfter(40), 2, "http");
+    let run = through(&proxy).args(print_key()).run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-cut");
+    assert!(proxy.connections.load(std::sync::atomic::Ordering::SeqCst) > 2);
+}
+
+#[test]
+fn a_slow_answer_within_the_deadline_only_costs_time() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-slow")]);
+    let proxy = FaultProxy::start(
+        "127.0.0.1",
+        bao.socket(),
+        Fault::Delay(Duration::from_millis(700)),
+        usize::MAX,
+        "http",
+    );
+    let run = through(&proxy).args(print_key()).run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-slow");
+}
+
+#[test]
+fn a_server_sealed_mid_run() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-sealed")]);
+    // Answers are held back 1 s: the mount lookup is served, then the server is sealed
+    // before the read.
+    let proxy = FaultProxy::start(
+        "127.0.0.1",
+        bao.socket(),
+        Fault::Delay(Duration::from_secs(1)),
+        usize::MAX,
+        "http",
+    );
+    let mut keywrap = through(&proxy);
+    let command = keywrap.args(print_key());
+    let sealer = {
+        let addr = bao.addr.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            agent
+                .post(format!("{addr}/v1/sys/seal"))
+                .header("X-Vault-Token", ROOT_TOKEN)
+                .send_empty()
+                .unwrap();
+        })
+    };
+    let run = command.run();
+    sealer.join().unwrap();
+    run.assert_code(125).assert_stderr_contains("sealed");
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn the_next_node_answers_when_the_first_is_down() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-failover")]);
+    let dead = format!("http://127.0.0.1:{}", support::free_port());
+    let run = Keywrap::new()
+        .env("VAULT_ADDR", format!("{dead},{}", bao.addr))
+        .env("VAULT_TOKEN", ROOT_TOKEN)
+        .args(print_key())
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-failover");
+}
+
+#[test]
+fn a_login_token_that_expires_mid_run_is_reported_not_fatal() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-expiring")]);
+    bao.write_policy(
+        "read-openai",
+        "path \"secret/data/openai\" { capabilities = [\"read\"] }",
+    );
+    bao.ok(
+        "POST",
+        "sys/auth/approle",
+        Some(json!({ "type": "approle" })),
+    );
+    bao.ok(
+        "POST",
+        "auth/approle/role/short",
+        Some(
+            json!({ "token_policies": ["read-openai"], "token_ttl": "1s", "token_max_ttl": "2s" }),
+        ),
+    );
+    let role_id = bao.ok("GET", "auth/approle/role/short/role-id", None)["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_id = bao.ok("POST", "auth/approle/role/short/secret-id", None)["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = Keywrap::new()
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_ROLE_ID", role_id)
+        .env("VAULT_SECRET_ID", secret_id)
+        .args([
+            "exec",
+            "-s",
+            "K=secret/openai#api_key",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            "sleep 3; exit 4",
+        ])
+        .run();
+    run.assert_code(4);
+    assert!(
+        run.stderr.contains("max TTL") || run.stderr.contains("could not revoke"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_wrong_ca_is_a_tls_error() {
+    let bao = Bao::start_with(BaoOptions { tls: true });
+    bao.kv_put("secret/openai", &[("api_key", "fake-wrong-ca")]);
+    let other = Bao::start_with(BaoOptions { tls: true });
+    let run = bao
+        .keywrap()
+        .env("VAULT_CACERT", other.ca_cert.as_ref().unwrap())
+        .args(print_key())
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("TLS connection")
+        .assert_stderr_contains("invalid peer certificate");
+}
+
+#[test]
+fn a_hostname_mismatch_is_a_tls_error() {
+    let bao = Bao::start_with(BaoOptions { tls: true });
+    bao.kv_put("secret/openai", &[("api_key", "fake-mismatch")]);
+    // The certificate names 127.0.0.1 and localhost; 127.0.0.2 reaches the same server.
+    let proxy = FaultProxy::start("127.0.0.2", bao.socket(), Fault::Pass, 0, "https");
+    let run = bao
+        .keywrap()
+        .env("VAULT_ADDR", &proxy.address)
+        .args(print_key())
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("TLS connection")
+        .assert_stderr_contains("not valid for name \"127.0.0.2\"")
+        .assert_stderr_contains("a name the certificate holds");
+}
+
+#[test]
+fn malformed_and_oversized_answers_are_errors_not_panics() {
+    let huge = "x".repeat(40 << 20);
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "not json",
+            "this is not json".to_string(),
+            "unexpected answer",
+        ),
+        (
+            "wrong shape",
+            "{\"data\": 42}".to_string(),
+            "unexpected answer",
+        ),
+        (
+            "truncated",
+            "{\"data\": {\"path\": \"secret/\"".to_string(),
+            "unexpected answer",
+        ),
+        ("oversized", huge, "larger than 32 MiB"),
+        (
+            "binary",
+            String::from_utf8_lossy(&[0xff, 0xfe, 0x00, 0x01]).into_owned(),
+            "unexpected answer",
+        ),
+    ];
+    for (name, body, expected) in cases {
+        let body = std::sync::Arc::new(body);
+        let served = body.clone();
+        let stub = Stub::start(move |_| (200, served.as_str().to_string()));
+        let run = Keywrap::new()
+            .env("VAULT_ADDR", &stub.url)
+            .env("VAULT_TOKEN", ROOT_TOKEN)
+            .args(["--timeout", "10"])
+            .args(print_key())
+            .run();
+        assert_eq!(run.code(), Some(125), "{name}: {}", run.stderr);
+        assert!(run.stderr.contains(expected), "{name}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{name}: {}", run.stderr);
+    }
+}

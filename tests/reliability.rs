@@ -1,0 +1,213 @@
+//! Reliability at scale: failover in a real 3-node Raft cluster, load, rate limits. These
+//! take tens of seconds, so they are #[ignore]d: `scripts/test` (and CI) runs them.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::cluster::Cluster;
+use support::{Bao, Keywrap, ROOT_TOKEN};
+
+#[test]
+#[ignore = "slow: a 3-node cluster and 200 runs; run by scripts/test"]
+fn failover_in_a_raft_cluster_loses_no_run() {
+    let mut cluster = Cluster::start(3);
+    cluster.api(
+        "POST",
+        "sys/mounts/secret",
+        Some(json!({ "type": "kv", "options": { "version": "2" } })),
+    );
+    let value = "fake-ha-value-9c41";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = cluster.api(
+            "POST",
+            "secret/data/openai",
+            Some(json!({ "data": { "api_key": value } })),
+        );
+        if status == 200 || Instant::now() > deadline {
+            assert_eq!(status, 200);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A long-established mount, as in production: its KV v2 upgrade has finished and
+    // every node serves reads.
+    cluster.wait_until_every_node_reads("secret/data/openai");
+    let addresses = cluster.addresses();
+    let active = cluster.active().unwrap();
+    let mut durations = Vec::new();
+    let mut killed_at = None;
+    for run in 0..200 {
+        if run == 50 {
+            cluster.kill(active);
+            killed_at = Some(run);
+        }
+        let started = Instant::now();
+        let result = Keywrap::new()
+            .env("VAULT_ADDR", &addresses)
+            .env("VAULT_TOKEN", &cluster.root_token)
+            .args([
+                "exec",
+                "-s",
+                "K=secret/openai#api_key",
+                "--",
+                "sh",
+                "-c",
+                "printf %s \"$K\"",
+            ])
+            .run();
+        durations.push(started.elapsed());
+        if result.code() != Some(0) {
+            for i in 0..3 {
+                let log = std::fs::read_to_string(cluster.dir.path().join(format!("node{i}.log")))
+                    .unwrap_or_default();
+                eprintln!(
+                    "node{i} log, last lines:\n{}",
+                    log.lines().rev().take(12).collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+        assert_eq!(
+            result.code(),
+            Some(0),
+            "run {run} failed: {}",
+            result.stderr
+        );
+        assert_eq!(result.stdout, value, "run {run} got a wrong value");
+    }
+    let mut sorted = durations.clone();
+    sorted.sort();
+    let median = sorted[sorted.len() / 2];
+    let longest = *sorted.last().unwrap();
+    eprintln!(
+        "failover: 200 runs, active node {active} killed before run {}; median {:?}, longest {:?}, longest added wait {:?}",
+        killed_at.unwrap(),
+        median,
+        longest,
+        longest.saturating_sub(median)
+    );
+}
+
+#[test]
+#[ignore = "slow: 200 concurrent runs; run by scripts/test"]
+fn two_hundred_concurrent_runs_read_each_path_exactly_once() {
+    let bao = Bao::start();
+    bao.kv_put("secret/a", &[("k", "fake-load-a")]);
+    bao.kv_put("secret/b", &[("k", "fake-load-b")]);
+    bao.ok(
+        "POST",
+        "sys/config/auditing/request-headers/x-correlation-id",
+        Some(json!({ "hmac": false })),
+    );
+    let mut processes = Vec::new();
+    for _ in 0..200 {
+        let mut keywrap = bao.keywrap();
+        let command = keywrap
+            .args([
+                "exec",
+                "-s",
+                "A=secret/a#k",
+                "-s",
+                "B=secret/b#k",
+                "--",
+                "sh",
+                "-c",
+                "printf '%s %s %s' \"$KEYWRAP_RUN\" \"$A\" \"$B\"",
+            ])
+            .command();
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        processes.push((command.spawn().unwrap(), keywrap));
+    }
+    let mut runs = Vec::new();
+    for (process, _keywrap) in processes {
+        let output = process.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let fields: Vec<&str> = stdout.split(' ').collect();
+        assert_eq!(&fields[1..], ["fake-load-a", "fake-load-b"]);
+        runs.push(fields[0].to_string());
+    }
+    for path in ["secret/data/a", "secret/data/b"] {
+        let mut per_run: BTreeMap<String, usize> = BTreeMap::new();
+        for entry in bao.audit_reads_of(path) {
+            let id = entry["request"]["headers"]["x-correlation-id"][0]
+                .as_str()
+                .unwrap()
+                .to_string();
+            *per_run.entry(id).or_default() += 1;
+        }
+        assert_eq!(per_run.len(), 200, "{path}: every run read it");
+        assert!(
+            per_run.values().all(|n| *n == 1),
+            "{path}: a run read it twice"
+        );
+        for run in &runs {
+            assert_eq!(per_run.get(run), Some(&1), "{path}: run {run}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "slow: a burst against a rate-limit quota; run by scripts/test"]
+fn a_rate_limited_burst_is_slowed_not_failed() {
+    let bao = Bao::start();
+    bao.kv_put("secret/a", &[("k", "fake-rate")]);
+    bao.ok(
+        "POST",
+        "sys/quotas/config",
+        Some(json!({ "enable_rate_limit_response_headers": true })),
+    );
+    bao.ok(
+        "POST",
+        "sys/quotas/rate-limit/keywrap-burst",
+        Some(json!({ "path": "secret/", "rate": 10, "interval": "1s" })),
+    );
+    let started = Instant::now();
+    let mut processes = Vec::new();
+    for _ in 0..40 {
+        let mut keywrap = Keywrap::new();
+        let command = keywrap
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VAULT_TOKEN", ROOT_TOKEN)
+            .args([
+                "-v",
+                "exec",
+                "-s",
+                "A=secret/a#k",
+                "--",
+                "sh",
+                "-c",
+                "printf %s \"$A\"",
+            ])
+            .command();
+        command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        processes.push((command.spawn().unwrap(), keywrap));
+    }
+    let mut limited = 0;
+    for (process, _keywrap) in processes {
+        let output = process.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "fake-rate");
+        if stderr.contains("429") {
+            limited += 1;
+        }
+    }
+    eprintln!(
+        "rate limit: 40 runs in {:?}, {limited} of them waited for 429s",
+        started.elapsed()
+    );
+    assert!(limited > 0, "the quota never slowed a run");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}

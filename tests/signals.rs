@@ -1,0 +1,165 @@
+//! Signals reach the child exactly once, the child's status is passed on, and nothing is
+//! left running.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::Bao;
+
+/// A child that logs each signal it gets to `$LOG` and exits 42 on TERM.
+const TRAPPING_CHILD: &str = r#"
+for s in INT HUP QUIT USR1 USR2 WINCH; do trap "echo $s >> \"\$LOG\"" $s; done
+trap 'echo TERM >> "$LOG"; exit 42' TERM
+echo ready
+i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
+"#;
+
+fn wait_for_lines(path: &std::path::Path, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines: Vec<String> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if lines.len() >= count || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn signals_sent_to_keywrap_reach_the_child_once() {
+    let bao = Bao::start();
+    bao.kv_put("secret/a", &[("k", "fake-value-sig")]);
+    let mut keywrap = bao.keywrap();
+    let log = keywrap.workdir.path().join("signals.log");
+    let command = keywrap
+        .env("LOG", &log)
+        .args([
+            "exec",
+            "-s",
+            "A=secret/a#k",
+            "--",
+            "sh",
+            "-c",
+            TRAPPING_CHILD,
+        ])
+        .command();
+    let mut process = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(process.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+
+    let pid = nix::unistd::Pid::from_raw(process.id() as i32);
+    use nix::sys::signal::Signal::*;
+    let sent = [SIGUSR1, SIGUSR2, SIGHUP, SIGWINCH, SIGINT, SIGQUIT];
+    for (i, signal) in sent.iter().enumerate() {
+        nix::sys::signal::kill(pid, *signal).unwrap();
+        let lines = wait_for_lines(&log, i + 1);
+        assert_eq!(lines.len(), i + 1, "after {signal}: {lines:?}");
+    }
+    nix::sys::signal::kill(pid, SIGTERM).unwrap();
+    let status = process.wait().unwrap();
+    assert_eq!(status.code(), Some(42));
+    let lines = wait_for_lines(&log, 7);
+    assert_eq!(
+        lines,
+        ["USR1", "USR2", "HUP", "WINCH", "INT", "QUIT", "TERM"]
+    );
+}
+
+#[test]
+fn ctrl_c_on_a_terminal_reaches_the_child_once() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let bao = Bao::start();
+    bao.kv_put("secret/a", &[("k", "fake-value-tty")]);
+    let mut keywrap = bao.keywrap();
+    let log = keywrap.workdir.path().join("signals.log");
+    let child = r#"trap 'echo INT >> "$LOG"' INT; echo ready; i=0; while [ $i -lt 40 ]; do sleep 0.05; i=$((i+1)); done; exit 7"#;
+    let inner = format!(
+        "{} exec -s A=secret/a#k -- sh -c '{}'",
+        env!("CARGO_BIN_EXE_keywrap"),
+        child.replace('\'', r"'\''")
+    );
+    let command = keywrap.env("LOG", &log).command();
+    // `script` runs keywrap on a new pseudo-terminal; writing ^C to it makes the terminal
+    // send SIGINT to its whole foreground process group: keywrap and the child.
+    let mut process = std::process::Command::new("script")
+        .args(["-qefc", &inner, "/dev/null"])
+        .envs(
+            command
+                .get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .current_dir(keywrap.workdir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(process.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("ready"), "{line:?}");
+    process.stdin.as_mut().unwrap().write_all(b"\x03").unwrap();
+    process.stdin.as_mut().unwrap().flush().unwrap();
+    let status = process.wait().unwrap();
+    assert_eq!(
+        wait_for_lines(&log, 1),
+        ["INT"],
+        "SIGINT must arrive exactly once"
+    );
+    assert_eq!(
+        status.code(),
+        Some(7),
+        "keywrap kept running and passed on the child's status"
+    );
+}
+
+#[test]
+fn the_child_does_not_outlive_a_killed_keywrap() {
+    let bao = Bao::start();
+    bao.kv_put("secret/a", &[("k", "fake-value-orphan")]);
+    let mut keywrap = bao.keywrap();
+    let log = keywrap.workdir.path().join("signals.log");
+    let command = keywrap
+        .env("LOG", &log)
+        .args([
+            "exec",
+            "-s",
+            "A=secret/a#k",
+            "--",
+            "sh",
+            "-c",
+            TRAPPING_CHILD,
+        ])
+        .command();
+    let mut process = command.stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = BufReader::new(process.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    process.kill().unwrap();
+    process.wait().unwrap();
+    assert_eq!(
+        wait_for_lines(&log, 1),
+        ["TERM"],
+        "the child was told to stop"
+    );
+}
