@@ -14,17 +14,21 @@ use anyhow::{Context, Result};
 
 use crate::bindings::Binding;
 use crate::child::signals::Event;
+use crate::config::LoadedConfig;
+use crate::lifecycle::overlap;
 use crate::reference::SecretAddress;
 use crate::resolve::ReadInfo;
+use crate::secret::SecretValue;
 use crate::vault::kv::{self, KvVersion, Mount};
 use crate::vault::{versions, VaultClient};
 
-/// What the poller needs: a client with the login token, the bindings to read again, and
-/// the versions read at start.
+/// What the poller needs: a client with the login token, the bindings to read again, the
+/// versions read at start, and the config (for the overlap's previous keys).
 pub struct Watcher {
     pub client: VaultClient,
     pub bindings: Vec<Binding>,
     pub versions: BTreeMap<SecretAddress, ReadInfo>,
+    pub config: Option<LoadedConfig>,
 }
 
 impl Watcher {
@@ -86,16 +90,31 @@ impl Watcher {
             if !changed {
                 continue;
             }
-            match runtime.block_on(crate::resolve::resolve(&client, &self.bindings)) {
-                Ok(resolved) => {
-                    if events.send(Event::NewValues(resolved.values)).is_err() {
+            match runtime.block_on(self.read_again(&client)) {
+                Ok(values) => {
+                    if events.send(Event::NewValues(values)).is_err() {
                         return;
                     }
                 }
                 Err(err) => crate::log::warn(format_args!(
-                    "--watch: a secret changed but cannot be read, so the command keeps running with the old values: {err}"
+                    "--watch: a secret changed but cannot be read, so the command keeps running with the old values: {err:#}"
                 )),
             }
         }
+    }
+
+    /// The values as at start: every binding, plus the previous keys of an overlap (an age
+    /// past max_age only warns here; the command is already running).
+    async fn read_again(&self, client: &VaultClient) -> Result<Vec<(String, SecretValue)>> {
+        let mut resolved = crate::resolve::resolve(client, &self.bindings).await?;
+        overlap::apply(
+            client,
+            self.config.as_ref(),
+            &self.bindings,
+            &mut resolved,
+            false,
+        )
+        .await?;
+        Ok(resolved.values)
     }
 }

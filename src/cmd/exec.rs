@@ -110,6 +110,7 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
         client,
         bindings,
         versions: resolved.reads,
+        config: loaded,
     });
     let status = supervise(args, &plan, watcher, resolved.values);
     if let Some(keeper) = keeper {
