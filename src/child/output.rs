@@ -34,9 +34,13 @@ use crate::secret::SecretValue;
 /// behind holding its stdout or stderr.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
-/// Read size, and the pipe size asked for: fewer, larger reads mean fewer switches
-/// between the child and the filter (a read still returns whatever is there at once).
-const CHUNK: usize = 1024 * 1024;
+/// The pipe size asked for: the child can run ahead of the filter for longer, so the two
+/// switch less often.
+const PIPE_SIZE: usize = 1024 * 1024;
+
+/// Read size: small enough that a read's bytes are still in cache when they are scanned
+/// and written on.
+const CHUNK: usize = 128 * 1024;
 
 /// Writes smaller than this are gathered before they reach keywrap's stream.
 const SMALL_WRITES: usize = 64 * 1024;
@@ -228,8 +232,10 @@ impl Output {
                 Route::Pipe => {
                     let (read, write) = nix::unistd::pipe().context("cannot create a pipe")?;
                     #[cfg(target_os = "linux")]
-                    let _ =
-                        nix::fcntl::fcntl(&read, nix::fcntl::FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
+                    let _ = nix::fcntl::fcntl(
+                        &read,
+                        nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32),
+                    );
                     let sink = if is_stdout {
                         stdout_sink()?
                     } else {
