@@ -64,27 +64,10 @@ fn responses_by_approle(bao: &Bao, path: &str) -> Vec<serde_json::Value> {
 }
 
 fn enable_approle(bao: &Bao, ttl: &str) -> (String, String) {
-    bao.ok(
-        "POST",
-        "sys/auth/approle",
-        Some(json!({ "type": "approle" })),
-    );
-    bao.ok(
-        "POST",
-        "auth/approle/role/ci",
-        Some(
-            json!({ "token_policies": ["read-openai"], "token_ttl": ttl, "token_max_ttl": "10m" }),
-        ),
-    );
-    let role_id = bao.ok("GET", "auth/approle/role/ci/role-id", None)["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret_id = bao.ok("POST", "auth/approle/role/ci/secret-id", None)["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    (role_id, secret_id)
+    bao.approle(
+        "ci",
+        json!({ "token_policies": ["read-openai"], "token_ttl": ttl, "token_max_ttl": "10m" }),
+    )
 }
 
 #[test]

@@ -136,26 +136,10 @@ fn a_login_token_that_expires_mid_run_is_reported_not_fatal() {
         "read-openai",
         "path \"secret/data/openai\" { capabilities = [\"read\"] }",
     );
-    bao.ok(
-        "POST",
-        "sys/auth/approle",
-        Some(json!({ "type": "approle" })),
+    let (role_id, secret_id) = bao.approle(
+        "short",
+        json!({ "token_policies": ["read-openai"], "token_ttl": "1s", "token_max_ttl": "2s" }),
     );
-    bao.ok(
-        "POST",
-        "auth/approle/role/short",
-        Some(
-            json!({ "token_policies": ["read-openai"], "token_ttl": "1s", "token_max_ttl": "2s" }),
-        ),
-    );
-    let role_id = bao.ok("GET", "auth/approle/role/short/role-id", None)["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret_id = bao.ok("POST", "auth/approle/role/short/secret-id", None)["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let run = Keywrap::new()
         .env("VAULT_ADDR", &bao.addr)
         .env("VAULT_ROLE_ID", role_id)

@@ -55,24 +55,10 @@ fn a_login_token_stays_in_memory() {
         "per-run",
         "path \"auth/token/create\" { capabilities = [\"update\"] }",
     );
-    bao.ok(
-        "POST",
-        "sys/auth/approle",
-        Some(json!({ "type": "approle" })),
+    let (role_id, secret_id) = bao.approle(
+        "ci",
+        json!({ "token_policies": ["read-openai", "per-run"] }),
     );
-    bao.ok(
-        "POST",
-        "auth/approle/role/ci",
-        Some(json!({ "token_policies": ["read-openai", "per-run"] })),
-    );
-    let role_id = bao.ok("GET", "auth/approle/role/ci/role-id", None)["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret_id = bao.ok("POST", "auth/approle/role/ci/secret-id", None)["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let mut keywrap = bao.keywrap();
     keywrap
         .env_remove("VAULT_TOKEN")

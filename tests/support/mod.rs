@@ -292,6 +292,31 @@ impl Bao {
         );
     }
 
+    /// Enables AppRole at `auth/approle` (if it is not yet) and creates `role` with these
+    /// settings; returns its role ID and a fresh secret ID.
+    pub fn approle(&self, role: &str, settings: Value) -> (String, String) {
+        let (status, answer) = self.api(
+            "POST",
+            "sys/auth/approle",
+            Some(json!({ "type": "approle" })),
+        );
+        assert!(
+            status == 204 || status == 200 || answer.to_string().contains("already in use"),
+            "{answer}"
+        );
+        self.ok("POST", &format!("auth/approle/role/{role}"), Some(settings));
+        let field = |answer: Value, name: &str| answer["data"][name].as_str().unwrap().to_string();
+        let role_id = field(
+            self.ok("GET", &format!("auth/approle/role/{role}/role-id"), None),
+            "role_id",
+        );
+        let secret_id = field(
+            self.ok("POST", &format!("auth/approle/role/{role}/secret-id"), None),
+            "secret_id",
+        );
+        (role_id, secret_id)
+    }
+
     pub fn write_policy(&self, name: &str, hcl: &str) {
         self.ok(
             "POST",
