@@ -183,3 +183,30 @@ fn the_terminal_mode_is_restored_after_a_masked_pty_run() {
     assert!(lines[1].ends_with(CONCEALED), "{:?}", run.stdout);
     assert_eq!(lines[0], lines[2], "stty settings before and after");
 }
+
+#[test]
+fn masking_gives_the_child_no_extra_descriptor() {
+    let bao = bao_with_secret();
+    let list = [
+        "--",
+        "python3",
+        "-c",
+        "import os; print(sorted(os.listdir('/proc/self/fd')))",
+    ];
+    let run = |mode: &str, pty: bool| {
+        let mut keywrap = bao.keywrap();
+        keywrap
+            .args(["exec", mode, "-s", "S=secret/app#key"])
+            .args(list);
+        let run = if pty {
+            keywrap.run_in_pty()
+        } else {
+            keywrap.run()
+        };
+        run.assert_success();
+        run.stdout.trim().trim_start_matches("^@").to_string()
+    };
+    let inherited = run("--no-mask", false);
+    assert_eq!(run("--mask", false), inherited, "pipes");
+    assert_eq!(run("--mask", true), inherited, "pty");
+}

@@ -201,6 +201,15 @@ impl Output {
             let size = real_window_size();
             let pty =
                 nix::pty::openpty(size.as_ref(), None).context("cannot open a pseudo-terminal")?;
+            // Close-on-exec on both ends: the child gets the slave only as its standard
+            // streams, and never the master.
+            for fd in [&pty.master, &pty.slave] {
+                nix::fcntl::fcntl(
+                    fd,
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+                )
+                .context("cannot set up the pseudo-terminal")?;
+            }
             let master = File::from(pty.master);
             *lock(&self.pty) = Some(master.try_clone().context("cannot duplicate the pty")?);
             let sink = if self.routes.stdout == Route::Pty {
@@ -230,7 +239,9 @@ impl Output {
                 Route::Inherit => continue,
                 Route::Pty => slave_stdio(&slave)?,
                 Route::Pipe => {
-                    let (read, write) = nix::unistd::pipe().context("cannot create a pipe")?;
+                    // Close-on-exec: the child gets only the write end, as its stdout/stderr.
+                    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                        .context("cannot create a pipe")?;
                     #[cfg(target_os = "linux")]
                     let _ = nix::fcntl::fcntl(
                         &read,
