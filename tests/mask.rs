@@ -210,3 +210,20 @@ fn masking_gives_the_child_no_extra_descriptor() {
     assert_eq!(run("--mask", false), inherited, "pipes");
     assert_eq!(run("--mask", true), inherited, "pty");
 }
+
+#[test]
+fn keystrokes_reach_a_child_on_the_pty() {
+    let bao = bao_with_secret();
+    let run = bao
+        .keywrap()
+        .args(["exec", "--mask", "-s", "S=secret/app#key", "--", "sh", "-c"])
+        .arg("read line; echo \"got:$line:$S\"")
+        .stdin("typed text\n")
+        .run_in_pty();
+    run.assert_success();
+    assert!(
+        run.stdout.contains(&format!("got:typed text:{CONCEALED}")),
+        "{:?}",
+        run.stdout
+    );
+}

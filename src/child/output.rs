@@ -29,6 +29,7 @@ use nix::sys::termios::{self, SetArg, Termios};
 
 use crate::mask::{MaskStream, Masker};
 use crate::secret::SecretValue;
+use zeroize::Zeroizing;
 
 /// How long, after the child exited, keywrap still passes on output of processes it left
 /// behind holding its stdout or stderr.
@@ -133,8 +134,8 @@ pub struct Output {
     masker: Mutex<Option<Arc<Masker>>>,
     /// Kept only to be dropped: that puts the real terminal back in its saved mode.
     _raw_terminal: Option<RawTerminal>,
-    /// The current pty master, where stdin is copied and window sizes are set.
-    pty: Arc<Mutex<Option<File>>>,
+    /// The current pty, where stdin is copied and window sizes are set.
+    pty: Arc<Mutex<PtyInput>>,
 }
 
 /// The filters of one run, finished with [`Running::drain`].
@@ -157,7 +158,7 @@ impl Output {
         } else {
             Routes::inherit()
         };
-        let pty = Arc::new(Mutex::new(None));
+        let pty = Arc::new(Mutex::new(PtyInput::default()));
         let terminal = if routes.stdin_to_pty {
             let terminal = RawTerminal::enter()?;
             copy_stdin(Arc::clone(&pty))?;
@@ -211,7 +212,7 @@ impl Output {
                 .context("cannot set up the pseudo-terminal")?;
             }
             let master = File::from(pty.master);
-            *lock(&self.pty) = Some(master.try_clone().context("cannot duplicate the pty")?);
+            lock(&self.pty).attach(master.try_clone().context("cannot duplicate the pty")?);
             let sink = if self.routes.stdout == Route::Pty {
                 stdout_sink()?
             } else {
@@ -269,9 +270,14 @@ impl Output {
         Ok((stdio, Running { done, pumps }))
     }
 
+    /// The child is gone: keystrokes wait for the next pty instead of going to this one.
+    pub fn detach(&self) {
+        lock(&self.pty).master = None;
+    }
+
     /// Copies the real terminal's window size to the pty.
     pub fn resize(&self) {
-        if let (Some(size), Some(master)) = (real_window_size(), lock(&self.pty).as_ref()) {
+        if let (Some(size), Some(master)) = (real_window_size(), lock(&self.pty).master.as_ref()) {
             crate::sys::set_window_size(master.as_fd(), &size);
         }
     }
@@ -356,7 +362,7 @@ fn spawn_pump(mut source: File, sink: File, masker: Arc<Masker>, done: Sender<()
 }
 
 /// Copies keywrap's stdin to the current pty for the rest of the run.
-fn copy_stdin(pty: Arc<Mutex<Option<File>>>) -> Result<()> {
+fn copy_stdin(pty: Arc<Mutex<PtyInput>>) -> Result<()> {
     let mut stdin = File::from(
         std::io::stdin()
             .as_fd()
@@ -372,13 +378,43 @@ fn copy_stdin(pty: Arc<Mutex<Option<File>>>) -> Result<()> {
                     Ok(0) | Err(_) => return,
                     Ok(n) => n,
                 };
-                if let Some(master) = lock(&pty).as_mut() {
-                    let _ = master.write_all(&buf[..n]);
-                }
+                lock(&pty).send(&buf[..n]);
             }
         })
         .context("cannot start the stdin copier")?;
     Ok(())
+}
+
+/// Where keystrokes go: the current pty's master, or, before there is one (at start, and
+/// during a restart), a bounded buffer that the next pty gets first.
+#[derive(Default)]
+struct PtyInput {
+    master: Option<File>,
+    pending: Zeroizing<Vec<u8>>,
+}
+
+/// Keystrokes kept while no pty exists; more are dropped (a terminal buffers about as much).
+const MAX_PENDING: usize = 64 * 1024;
+
+impl PtyInput {
+    fn send(&mut self, bytes: &[u8]) {
+        match &mut self.master {
+            Some(master) => {
+                let _ = master.write_all(bytes);
+            }
+            None => {
+                let room = MAX_PENDING.saturating_sub(self.pending.len());
+                self.pending
+                    .extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+        }
+    }
+
+    fn attach(&mut self, mut master: File) {
+        let _ = master.write_all(&self.pending);
+        self.pending.clear();
+        self.master = Some(master);
+    }
 }
 
 /// The real terminal in raw mode, so every key reaches the child's pty unchanged; the

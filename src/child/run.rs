@@ -64,6 +64,7 @@ pub fn run(
                     &attachment,
                 )?;
                 filters.drain();
+                output.detach();
                 output.remask(&new);
                 values = new;
                 restarted = true;
@@ -72,6 +73,7 @@ pub fn run(
             }
         };
         filters.drain();
+        output.detach();
         let failed_quickly = restarted && !status.success() && started.elapsed() < QUICK_FAILURE;
         if supervisor.stopping() || !failed_quickly {
             return Ok(status);
