@@ -9,6 +9,7 @@
 //! - [`resolve`]: turns a set of references into secret values (this is where `exec` reads Vault).
 //! - [`vault`]: the HTTP client for Vault/OpenBao (TLS, retries, audit headers, KV v1/v2).
 //! - [`child`]: resolving, starting and supervising the child process.
+//! - [`proxy`]: `keywrap proxy`, the key-holding HTTP proxy with client keys and limits.
 
 pub mod auth;
 pub mod bindings;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod hardening;
 pub mod identity;
 pub mod log;
+pub mod proxy;
 pub mod reference;
 pub mod resolve;
 pub mod secret;

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod completions;
 pub mod exec;
+pub mod proxy;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,7 @@ pub fn run() -> Result<ExitCode> {
     match &cli.command {
         Command::Exec(args) => exec::run(&cli, args),
         Command::Audit(command) => audit::run(&cli, command),
+        Command::Proxy(args) => proxy::run(&cli, args),
         Command::Completions { shell } => completions::run(*shell),
     }
 }

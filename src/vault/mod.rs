@@ -32,6 +32,7 @@ pub struct VaultClient {
     address: reqwest::Url,
     namespace: Option<String>,
     token: Option<SecretString>,
+    timeout: Duration,
     deadline: Instant,
 }
 
@@ -146,8 +147,22 @@ impl VaultClient {
             address: connection.address.value.clone(),
             namespace: connection.namespace.as_ref().map(|n| n.value.clone()),
             token: None,
+            timeout: connection.timeout,
             deadline: Instant::now() + connection.timeout,
         })
+    }
+
+    /// The same client with a fresh deadline: a long-running command (the proxy) talks to
+    /// Vault again and again, each round within its own `--timeout`.
+    pub fn renewed(&self) -> VaultClient {
+        VaultClient {
+            http: self.http.clone(),
+            address: self.address.clone(),
+            namespace: self.namespace.clone(),
+            token: self.token.clone(),
+            timeout: self.timeout,
+            deadline: Instant::now() + self.timeout,
+        }
     }
 
     pub fn set_token(&mut self, token: SecretString) {
