@@ -280,8 +280,11 @@ fn client_keys_are_hashed_checked_and_revocable() {
 
 #[test]
 fn anonymous_access_only_when_allowed() {
-    let proxy = Proxy::start(&["--allow-anonymous"]);
-    assert_eq!(get(&proxy.url("/v1/echo"), None).status, 200);
+    let proxy = Proxy::start(&["--allow-anonymous", "--access-log", "json"]);
+    assert_eq!(
+        get(&proxy.url("/v1/echo?api_key=query-secret"), None).status,
+        200
+    );
     assert_eq!(
         get(&proxy.url("/v1/echo"), Some("kwp_not-a-key")).status,
         401,
@@ -290,6 +293,71 @@ fn anonymous_access_only_when_allowed() {
     assert!(proxy.metrics().contains(
         "keywrap_proxy_requests_total{client=\"anonymous\",route=\"/\",status=\"200\"} 1"
     ));
+    let log = proxy.log_with("\"status\":401");
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"client\":\"anonymous\""))
+        .unwrap();
+    let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(entry["path"], "/v1/echo", "no query string in the log");
+    assert_eq!(
+        (
+            entry["prompt_tokens"].as_u64(),
+            entry["completion_tokens"].as_u64()
+        ),
+        (Some(3), Some(5))
+    );
+    assert!(!log.contains("query-secret"));
+}
+
+#[test]
+fn large_uploads_stream_through() {
+    let proxy = Proxy::start(&[]);
+    let key = proxy.create_key("alice", &[]);
+    // 4 MiB without a Content-Length: sent chunked, streamed on, never held whole.
+    let upload = std::io::repeat(b'x').take(4 << 20);
+    let response = agent()
+        .post(&proxy.url("/v1/echo"))
+        .header("Authorization", &format!("Bearer {key}"))
+        .send(ureq::SendBody::from_owned_reader(upload))
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(proxy.upstream.seen()[0].body_len, 4 << 20);
+}
+
+#[test]
+fn an_unreachable_upstream_is_a_502_after_retries() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", &fake_key("one"))]);
+    let port = free_port();
+    let closed = free_port();
+    let mut process = bao
+        .keywrap()
+        .args([
+            "proxy",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--allow-anonymous",
+            "--retries",
+            "2",
+        ])
+        .args([
+            "--upstream",
+            &format!("http://127.0.0.1:{closed}"),
+            "--secret",
+            "OPENAI=secret/openai#api_key",
+        ])
+        .args(["--header", "Authorization: Bearer {OPENAI}"])
+        .spawn();
+    process.wait_for_port(port);
+    let answer = get(&format!("http://127.0.0.1:{port}/v1/models"), None);
+    assert_eq!(answer.status, 502, "{}", answer.body);
+    assert!(
+        answer.body.contains("could not be reached"),
+        "{}",
+        answer.body
+    );
+    assert!(!process.stderr().contains(&fake_key("one")));
 }
 
 #[test]

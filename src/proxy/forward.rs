@@ -45,10 +45,13 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     let path = request.uri().path();
-    let logged_path = {
+    let patterns = shared.credentials.current().patterns.clone();
+    let logged_path = if patterns.contains(path.as_bytes()) {
         let mut bytes = path.as_bytes().to_vec();
-        shared.credentials.current().patterns.mask(&mut bytes);
+        patterns.mask(&mut bytes);
         String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        path.to_string()
     };
     let mut slot = Some(RequestRecord::new(
         request.method().clone(),
@@ -175,8 +178,9 @@ async fn forward(
     let (mut parts, incoming) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     for value in parts.headers.values_mut() {
-        let mut bytes = value.as_bytes().to_vec();
-        if credentials.patterns.mask(&mut bytes) {
+        if credentials.patterns.contains(value.as_bytes()) {
+            let mut bytes = value.as_bytes().to_vec();
+            credentials.patterns.mask(&mut bytes);
             *value = HeaderValue::from_bytes(&bytes).expect("masking keeps a header value valid");
         }
     }
