@@ -476,11 +476,18 @@ fn tokens_are_counted_per_client_and_limited() {
     let proxy = Proxy::start(&[]);
     let key = proxy.create_key("tok", &["--tpm", "20"]);
     let other = proxy.create_key("other", &[]);
+    let thrifty = proxy.create_key("thrifty", &["--budget", "10"]);
     for _ in 0..3 {
         assert_eq!(get(&proxy.url("/v1/echo"), Some(&key)).status, 200);
     }
     get(&proxy.url("/v1/echo"), Some(&other));
+    for _ in 0..2 {
+        assert_eq!(get(&proxy.url("/v1/echo"), Some(&thrifty)).status, 200);
+    }
     std::thread::sleep(Duration::from_millis(100));
+    let spent = get(&proxy.url("/v1/echo"), Some(&thrifty));
+    assert_eq!(spent.status, 429, "16 tokens used of a budget of 10");
+    assert!(spent.body.contains("budget"), "{}", spent.body);
     let limited = get(&proxy.url("/v1/echo"), Some(&key));
     assert_eq!(limited.status, 429, "24 tokens used of 20 per minute");
     assert!(

@@ -203,3 +203,88 @@ fn bindings_for(
         .filter(|b| used.contains(&b.name))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn build(flags: &[&str], file: &str) -> Result<ProxyConfig> {
+        let cli = Cli::parse_from(["keywrap", "proxy"].iter().chain(flags));
+        let Command::Proxy(args) = cli.command else {
+            panic!("not proxy")
+        };
+        let loaded = LoadedConfig::parse(Path::new("keywrap.toml"), file.to_string())?;
+        ProxyConfig::build(&args, Some(&loaded))
+    }
+
+    const FILE: &str = "[env]\nKEY = \"secret/openai#api_key\"\nOTHER = \"secret/x#y\"\n\n\
+        [proxy]\nlisten = \"127.0.0.1:9000\"\nretries = 5\n\n\
+        [[proxy.routes]]\nprefix = \"/a\"\nupstream = \"https://a.example\"\nheaders = { Authorization = \"Bearer {KEY}\" }\n\n\
+        [[proxy.routes]]\nprefix = \"/a/b\"\nupstream = \"https://b.example\"\n";
+
+    #[test]
+    fn flags_override_the_file_and_routes_prefer_longer_prefixes() {
+        let config = build(&["--listen", "127.0.0.1:9100"], FILE).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(config.retries, 5);
+        assert_eq!(config.keys_path, DEFAULT_KEYS_PATH);
+        assert_eq!(
+            config
+                .route_for("/a/b/c")
+                .map(|(_, r, rest)| (r.label(), rest)),
+            Some(("/a/b", "/c"))
+        );
+        assert_eq!(
+            config
+                .route_for("/a/c")
+                .map(|(_, r, rest)| (r.label(), rest)),
+            Some(("/a", "/c"))
+        );
+        assert!(config.route_for("/z").is_none());
+        let names: Vec<&str> = config.bindings.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["KEY"], "only the secrets the headers use are read");
+    }
+
+    #[test]
+    fn an_upstream_flag_replaces_the_routes() {
+        let config = build(
+            &[
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--header",
+                "X-Key: {OTHER}",
+            ],
+            FILE,
+        )
+        .unwrap();
+        assert_eq!(config.routes.len(), 1);
+        assert_eq!(config.routes[0].label(), "/");
+        assert_eq!(config.bindings[0].name, "OTHER");
+    }
+
+    #[test]
+    fn unknown_secret_names_are_refused() {
+        let err = build(
+            &[
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--header",
+                "X-Key: {NOPE}",
+            ],
+            FILE,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("{NOPE}, which is neither in [env] nor given with --secret"),
+            "{err}"
+        );
+        let err = build(&[], "").unwrap_err();
+        assert!(err.to_string().starts_with("no routes"), "{err}");
+    }
+}

@@ -300,7 +300,7 @@ fn describe(err: &hyper_util::client::legacy::Error) -> String {
 }
 
 /// The client's headers minus credentials, hop-by-hop headers, Host (set from the upstream
-/// URI) and every header the route injects.
+/// URI), Expect and every header the route injects.
 fn client_headers(
     from: &HeaderMap,
     injected: &[(HeaderName, super::routes::Template)],
@@ -309,6 +309,8 @@ fn client_headers(
     strip_hop_by_hop(&mut headers);
     headers.remove(header::AUTHORIZATION);
     headers.remove(header::HOST);
+    // The proxy already answered `Expect: 100-continue` by reading the body.
+    headers.remove(header::EXPECT);
     for (name, _) in injected {
         headers.remove(name);
     }
