@@ -139,6 +139,7 @@ pub struct ExecArgs {
 #[derive(Debug, Args)]
 #[command(
     args_conflicts_with_subcommands = true,
+    next_help_heading = "Proxy options",
     after_help = "\
 Examples:
   keywrap proxy keys create webapp --rpm 60 --tpm 40000
@@ -200,6 +201,10 @@ pub struct ProxyArgs {
     /// Access log on stderr, one line per request: text, json or off [default: text]
     #[arg(long, value_name = "FORMAT")]
     pub access_log: Option<String>,
+    /// Let browser apps from this origin (e.g. https://app.example.com, or *) call the proxy
+    /// (CORS); repeat for several.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,6 +228,7 @@ pub enum KeysCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Key options")]
 pub struct KeyCreateArgs {
     /// A name for the client (letters, digits, '.', '_', '-'); it labels metrics and logs.
     pub name: String,

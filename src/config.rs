@@ -45,6 +45,8 @@ pub struct ProxySection {
     pub shutdown_deadline: Option<f64>,
     pub access_log: Option<String>,
     #[serde(default)]
+    pub cors_origins: Vec<String>,
+    #[serde(default)]
     pub routes: Vec<ProxyRoute>,
 }
 

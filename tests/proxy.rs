@@ -640,3 +640,61 @@ fn sigterm_lets_a_stream_in_flight_finish() {
     let status = proxy.process.signal_and_wait("TERM");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn browsers_on_allowed_origins_get_cors_answers() {
+    let proxy = Proxy::start(&["--cors-origin", "https://app.example"]);
+    let key = proxy.create_key("webapp", &[]);
+    let preflight = agent()
+        .options(&proxy.url("/v1/echo"))
+        .header("Origin", "https://app.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization, content-type",
+        )
+        .call()
+        .unwrap();
+    assert_eq!(
+        preflight.status().as_u16(),
+        204,
+        "answered without a client key"
+    );
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(
+        preflight.headers()["access-control-allow-headers"],
+        "authorization, content-type"
+    );
+    assert!(
+        proxy.upstream.seen().is_empty(),
+        "preflights stay in the proxy"
+    );
+    let answer = get_with(
+        &proxy.url("/v1/echo"),
+        Some(&key),
+        &[("Origin", "https://app.example")],
+    );
+    assert_eq!(
+        answer.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let refused = get_with(
+        &proxy.url("/v1/echo"),
+        None,
+        &[("Origin", "https://app.example")],
+    );
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused.header("access-control-allow-origin").is_some(),
+        "errors are readable too"
+    );
+    let other = get_with(
+        &proxy.url("/v1/echo"),
+        Some(&key),
+        &[("Origin", "https://evil.example")],
+    );
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}

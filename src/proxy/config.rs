@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::access_log::LogFormat;
+use super::cors::Cors;
 use super::routes::{self, Route};
 use crate::bindings::{self, Binding};
 use crate::cli::ProxyArgs;
@@ -41,6 +42,7 @@ pub struct ProxyConfig {
     pub watch_interval: Duration,
     pub shutdown_deadline: Duration,
     pub access_log: LogFormat,
+    pub cors: Cors,
 }
 
 /// The client-key path from `--keys-path`, `[proxy] keys_path` or the default.
@@ -123,6 +125,11 @@ impl ProxyConfig {
                 "shutdown_deadline",
             )?,
             access_log,
+            cors: Cors::new(if args.cors_origins.is_empty() {
+                section.cors_origins.clone()
+            } else {
+                args.cors_origins.clone()
+            }),
         })
     }
 

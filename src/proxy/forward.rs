@@ -16,6 +16,7 @@ use serde_json::json;
 use super::auth::{self, Caller};
 use super::body::{ProxyBody, Streamed};
 use super::config::MAX_BUFFERED_BODY;
+use super::cors;
 use super::credentials::HeaderSet;
 use super::limits;
 use super::record::RequestRecord;
@@ -58,9 +59,18 @@ pub async fn handle(
         logged_path,
         started,
     ));
-    let response = forward(&shared, request, &mut slot)
-        .await
-        .unwrap_or_else(|local| local);
+    let origin = shared.config.cors.allowed(request.headers());
+    let mut response = match &origin {
+        Some(origin) if cors::is_preflight(request.method(), request.headers()) => {
+            cors::preflight(origin, request.headers())
+        }
+        _ => forward(&shared, request, &mut slot)
+            .await
+            .unwrap_or_else(|local| local),
+    };
+    if let Some(origin) = &origin {
+        cors::decorate(response.headers_mut(), origin);
+    }
     // A forwarded answer took the record with it, to finish when its body ends.
     if let Some(mut record) = slot {
         record.status = response.status().as_u16();

@@ -7,11 +7,13 @@
 //!   [`usage`] reading token counts from answers.
 //! - [`credentials`] and [`watch`]: the injected headers and switching them on rotation.
 //! - [`metrics`], [`access_log`] and [`record`]: what is known about each request.
+//! - [`cors`]: answers browsers on other origins may read.
 
 pub mod access_log;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod cors;
 pub mod credentials;
 pub mod forward;
 pub mod keys;
