@@ -698,3 +698,49 @@ fn browsers_on_allowed_origins_get_cors_answers() {
     );
     assert_eq!(other.header("access-control-allow-origin"), None);
 }
+
+#[test]
+fn the_proxy_keeps_a_short_lived_token_alive() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", &fake_key("one"))]);
+    let created = bao.ok(
+        "POST",
+        "auth/token/create",
+        Some(serde_json::json!({ "ttl": "3s" })),
+    );
+    let token = created["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let upstream = Upstream::start();
+    let port = free_port();
+    let mut process = bao
+        .keywrap()
+        .env("VAULT_TOKEN", &token)
+        .args([
+            "proxy",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--upstream",
+            &upstream.url(),
+        ])
+        .args(["--keys-reload", "0.5"])
+        .spawn();
+    process.wait_for_port(port);
+    std::thread::sleep(Duration::from_secs(5));
+    let run = bao
+        .keywrap()
+        .args(["proxy", "keys", "create", "late"])
+        .run();
+    run.assert_success();
+    let answer = get(
+        &format!("http://127.0.0.1:{port}/v1/echo"),
+        Some(run.stdout.trim()),
+    );
+    assert_eq!(
+        answer.status,
+        200,
+        "keys still load after the first TTL: {}",
+        process.stderr()
+    );
+}

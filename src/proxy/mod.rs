@@ -8,6 +8,7 @@
 //! - [`credentials`] and [`watch`]: the injected headers and switching them on rotation.
 //! - [`metrics`], [`access_log`] and [`record`]: what is known about each request.
 //! - [`cors`]: answers browsers on other origins may read.
+//! - [`token`]: keeping the proxy's own Vault token alive.
 
 pub mod access_log;
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod record;
 pub mod redact;
 pub mod routes;
+pub mod token;
 pub mod usage;
 pub mod watch;
 
@@ -118,12 +120,14 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
         ));
         tokio::spawn(serve_metrics(listener, shared.clone()));
     }
+    let renewer = tokio::spawn(token::keep_alive(client.renewed()));
     let watcher = tokio::spawn(watch::watch(shared.clone(), client.renewed()));
     let reloader = {
         let shared = shared.clone();
         tokio::spawn(async move { shared.keys.keep_fresh(shared.config.keys_reload).await })
     };
     accept(listener, shared.clone()).await?;
+    renewer.abort();
     watcher.abort();
     reloader.abort();
     Ok(())
