@@ -34,10 +34,12 @@ fn serve(
     let config = ProxyConfig::build(args, loaded)?;
     let identity = RunIdentity::detect(env, Some("proxy"));
     let session = Session::open(&cli.connection.flags(), env, loaded, identity)?;
-    // Forwarding is CPU work per request: use every core.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // Forwarding is CPU work per request: use every core unless told otherwise.
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads.into());
+    }
+    let runtime = runtime.enable_all().build()?;
     runtime.block_on(crate::proxy::serve(config, session.client))?;
     Ok(ExitCode::SUCCESS)
 }
