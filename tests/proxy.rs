@@ -744,3 +744,46 @@ fn the_proxy_keeps_a_short_lived_token_alive() {
         process.stderr()
     );
 }
+
+#[test]
+fn https_upstreams_are_verified_with_the_given_ca() {
+    // OpenBao's TLS dev server stands in for an HTTPS upstream.
+    let bao = Bao::start_with(support::BaoOptions { tls: true });
+    bao.kv_put("secret/openai", &[("api_key", &fake_key("one"))]);
+    let ca = bao.ca_cert.clone().unwrap();
+    let start = |extra: &[&str]| {
+        let port = free_port();
+        let mut process = bao
+            .keywrap()
+            .args([
+                "proxy",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--allow-anonymous",
+            ])
+            .args(["--upstream", &bao.addr, "--retries", "0"])
+            .args(extra)
+            .spawn();
+        process.wait_for_port(port);
+        (process, format!("http://127.0.0.1:{port}/v1/sys/health"))
+    };
+    let (_verified, url) = start(&["--upstream-ca", ca.to_str().unwrap()]);
+    let health = get(&url, None);
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert!(
+        health.body.contains("\"initialized\":true"),
+        "{}",
+        health.body
+    );
+    let (untrusted, url) = start(&[]);
+    assert_eq!(
+        get(&url, None).status,
+        502,
+        "the system roots do not know the dev CA"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !untrusted.stderr().contains("upstream of route /") {
+        assert!(Instant::now() < deadline, "{}", untrusted.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
