@@ -175,6 +175,7 @@ pub enum Command {
     /// key from an audit log (report).
     #[command(subcommand)]
     Audit(AuditCommand),
+    Proxy(Box<ProxyArgs>),
     Rotate(RotateArgs),
     Status(StatusArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -256,6 +257,127 @@ pub struct PolicyArgs {
     /// Also allow creating per-run child tokens (`exec --per-run-token`).
     #[arg(long)]
     pub per_run_token: bool,
+}
+
+/// Serve an HTTP proxy that adds API keys from Vault to upstream requests: clients get
+/// their own revocable, rate-limited keys and never see the real one.
+///
+/// Routes come from keywrap.toml's [[proxy.routes]], or from --upstream and --header for one
+/// route; {NAME} in a header is the secret NAME from [env] or --secret.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    next_help_heading = "Proxy options",
+    after_help = "\
+Examples:
+  keywrap proxy keys create webapp --rpm 60 --tpm 40000
+  keywrap proxy --upstream https://api.openai.com -s OPENAI=secret/openai#api_key \\
+      --header 'Authorization: Bearer {OPENAI}' --metrics 127.0.0.1:9464
+  curl -H \"Authorization: Bearer $CLIENT_KEY\" http://127.0.0.1:8787/v1/models"
+)]
+pub struct ProxyArgs {
+    #[command(subcommand)]
+    pub command: Option<ProxyCommand>,
+
+    /// Address to serve on [default: 127.0.0.1:8787]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Forward everything to this base URL (one route at /; replaces [[proxy.routes]]).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// A header to set on upstream requests, 'Name: template' with {NAME} for a secret.
+    #[arg(long = "header", value_name = "HEADER", requires = "upstream")]
+    pub headers: Vec<String>,
+    /// The secret REF ([vault://]PATH[?version=N]#FIELD) as NAME for header templates.
+    #[arg(short = 's', long = "secret", value_name = "NAME=REF")]
+    pub secrets: Vec<SecretFlag>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Forward requests that carry no client key (they are still counted, as "anonymous").
+    #[arg(long)]
+    pub allow_anonymous: bool,
+    /// KV v2 path of the client keys [default: secret/keywrap/proxy-keys]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub keys_path: Option<String>,
+    /// After a key rotation, retry a request once with the previous key if the upstream
+    /// answers 401.
+    #[arg(long)]
+    pub overlap: bool,
+    /// Seconds to connect to the upstream [default: 10]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub connect_timeout: Option<Duration>,
+    /// Seconds to wait for the upstream's response headers [default: 600]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub upstream_timeout: Option<Duration>,
+    /// Retries of idempotent requests (GET, HEAD, OPTIONS, PUT, DELETE) after a connection
+    /// error, a timeout, 502, 503 or 504 [default: 2]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// CA certificate (PEM) to verify the upstream with, instead of the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Seconds between reloads of the client keys from Vault (revocations take effect) [default: 10]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub keys_reload: Option<Duration>,
+    /// Seconds between checks of the secrets' versions in Vault [default: 30]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub watch_interval: Option<Duration>,
+    /// Seconds to let in-flight requests finish after SIGTERM [default: 30]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub shutdown_deadline: Option<Duration>,
+    /// Access log on stderr, one line per request: text, json or off [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    pub access_log: Option<String>,
+    /// Let browser apps from this origin (e.g. https://app.example.com, or *) call the proxy
+    /// (CORS); repeat for several.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Worker threads [default: one per core]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyCommand {
+    /// Client keys: create, list, revoke.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a client key; prints it once on stdout. Vault keeps only its SHA-256 hash.
+    Create(KeyCreateArgs),
+    /// List client keys and their limits (never the keys).
+    List,
+    /// Revoke a client key; a running proxy refuses it at its next key reload.
+    Revoke {
+        /// The key's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Key options")]
+pub struct KeyCreateArgs {
+    /// A name for the client (letters, digits, '.', '_', '-'); it labels metrics and logs.
+    pub name: String,
+    /// Allow only this route prefix (repeat for several) [default: all routes]
+    #[arg(long = "route", value_name = "PREFIX")]
+    pub routes: Vec<String>,
+    /// Allow only this model in JSON request bodies (repeat for several) [default: any]
+    #[arg(long = "model", value_name = "MODEL")]
+    pub models: Vec<String>,
+    /// Requests per minute [default: unlimited]
+    #[arg(long, value_name = "N")]
+    pub rpm: Option<u64>,
+    /// Tokens (prompt + completion) per minute [default: unlimited]
+    #[arg(long, value_name = "N")]
+    pub tpm: Option<u64>,
+    /// Total tokens this key may use while the proxy runs [default: unlimited]
+    #[arg(long, value_name = "TOKENS")]
+    pub budget: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@
 //! - [`vault`]: the HTTP client for Vault/OpenBao (TLS, retries, audit headers, KV v1/v2).
 //! - [`child`]: resolving, starting and supervising the child process.
 //! - [`lifecycle`]: key age policy, rotation and overlap; [`audit_report`]: reading Vault's audit log.
+//! - [`proxy`]: `keywrap proxy`, the key-holding HTTP proxy with client keys and limits.
 
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -28,6 +29,7 @@ pub mod hardening;
 pub mod identity;
 pub mod lifecycle;
 pub mod log;
+pub mod proxy;
 pub mod reference;
 pub mod resolve;
 pub mod secret;

@@ -5,6 +5,7 @@ pub mod check;
 pub mod completions;
 pub mod exec;
 pub mod policy;
+pub mod proxy;
 pub mod rotate;
 pub mod status;
 
@@ -37,6 +38,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Audit(command) => audit::run(&cli, command),
         Command::Rotate(args) => rotate::run(&cli, args),
         Command::Status(args) => status::run(&cli, args),
+        Command::Proxy(args) => proxy::run(&cli, args),
         Command::Completions { shell } => completions::run(*shell),
     }
 }

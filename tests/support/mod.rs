@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod fault;
 pub mod jwt;
 pub mod stub;
+pub mod upstream;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
@@ -543,6 +544,35 @@ impl Keywrap {
         &mut self.command
     }
 
+    /// Starts keywrap in the background (a server, e.g. `proxy`); its stderr is collected.
+    pub fn spawn(&mut self) -> Background {
+        self.command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.command.spawn().expect("cannot start keywrap");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let collected = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut text = collected.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        // The process outlives this builder: it keeps the scratch directories.
+        let dirs = [
+            std::mem::replace(&mut self.home, tempfile::tempdir().unwrap()),
+            std::mem::replace(&mut self.workdir, tempfile::tempdir().unwrap()),
+        ];
+        Background {
+            child,
+            stderr,
+            _dirs: dirs,
+        }
+    }
+
     /// Runs to completion (bounded: 60 s, then killed) and collects output.
     pub fn run(&mut self) -> Run {
         use std::io::Write;
@@ -576,5 +606,58 @@ impl Keywrap {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+}
+
+/// keywrap running in the background; killed when dropped.
+pub struct Background {
+    pub child: Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Background {
+    /// What it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 20 s) until something listens on `port`; panics with stderr if it exited.
+    pub fn wait_for_port(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(50));
+                panic!("keywrap exited with {status}:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nothing listens on {port} after 20 s:\n{}", self.stderr());
+    }
+
+    /// Sends a signal (e.g. "TERM") and waits up to 20 s for the exit status.
+    pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("keywrap did not exit after SIG{signal}:\n{}", self.stderr());
     }
 }
