@@ -22,6 +22,9 @@ pub struct ConfigFile {
     /// Environment variable name → reference.
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<EnvEntry>>,
+    /// Extra `keywrap scan` rules, in the format of the built-in rules file.
+    #[serde(default)]
+    pub rules: Vec<crate::scan::rules::Rule>,
 }
 
 /// `[vault]`: connection settings, lowest in precedence (flags > environment > file).

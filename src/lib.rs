@@ -9,6 +9,7 @@
 //! - [`resolve`]: turns a set of references into secret values (this is where `exec` reads Vault).
 //! - [`vault`]: the HTTP client for Vault/OpenBao (TLS, retries, audit headers, KV v1/v2).
 //! - [`child`]: resolving, starting and supervising the child process.
+//! - [`scan`]: finding keys in files, git history and staged changes.
 
 pub mod auth;
 pub mod bindings;
@@ -23,6 +24,7 @@ pub mod identity;
 pub mod log;
 pub mod reference;
 pub mod resolve;
+pub mod scan;
 pub mod secret;
 pub mod session;
 pub mod settings;
