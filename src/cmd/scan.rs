@@ -110,7 +110,11 @@ fn collect(scanner: &Scanner, args: &ScanArgs) -> Result<(Vec<Finding>, Totals)>
         if args.paths.len() > 1 {
             bail!("--git and --staged take one directory of the repository, not several paths");
         }
-        let dir = args.paths.first().cloned().unwrap_or_else(|| PathBuf::from("."));
+        let dir = args
+            .paths
+            .first()
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("."));
         let top = git::toplevel(&dir)?;
         let ignore = suppress::ignore_file(&top)?;
         return if args.git {
@@ -139,7 +143,8 @@ fn vault_values(cli: &Cli, loaded: Option<&LoadedConfig>) -> Result<VaultValues>
     let env = Environment::from_process();
     let identity = RunIdentity::detect(&env, Some("keywrap-scan"));
     let session = Session::open(&cli.connection.flags(), &env, loaded, identity)?;
-    let resolved = super::runtime()?.block_on(crate::resolve::resolve(&session.client, &bindings))?;
+    let resolved =
+        super::runtime()?.block_on(crate::resolve::resolve(&session.client, &bindings))?;
     let labelled = resolved
         .values
         .into_iter()
@@ -158,7 +163,10 @@ fn vault_values(cli: &Cli, loaded: Option<&LoadedConfig>) -> Result<VaultValues>
             "--vault: {label} is shorter than {MIN_LENGTH} characters; not looked for"
         ));
     }
-    crate::log::verbose(format_args!("--vault: looking for {} value(s)", bindings.len()));
+    crate::log::verbose(format_args!(
+        "--vault: looking for {} value(s)",
+        bindings.len()
+    ));
     Ok(values)
 }
 
@@ -175,7 +183,8 @@ fn report_speed(totals: &Totals, started: Instant) {
 
 /// What to do about the findings: on stderr, so reports on stdout stay machine-readable.
 fn print_advice(findings: &[Finding], staged: bool) {
-    let files: std::collections::BTreeSet<&str> = findings.iter().map(|f| f.file.as_str()).collect();
+    let files: std::collections::BTreeSet<&str> =
+        findings.iter().map(|f| f.file.as_str()).collect();
     let mut err = std::io::stderr().lock();
     let what = if staged { "commit blocked: " } else { "" };
     let _ = writeln!(

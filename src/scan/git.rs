@@ -61,7 +61,15 @@ pub fn scan_history(
     threads: usize,
 ) -> Result<(Vec<Finding>, Totals)> {
     let introduced = first_commits(repo)?;
-    let listing = git(repo, &["rev-list", "--objects", "--all", "--filter=object:type=blob"])?;
+    let listing = git(
+        repo,
+        &[
+            "rev-list",
+            "--objects",
+            "--all",
+            "--filter=object:type=blob",
+        ],
+    )?;
     let mut blobs = Vec::new();
     for line in String::from_utf8_lossy(&listing).lines() {
         let Some((id, path)) = line.split_once(' ') else {
@@ -89,7 +97,15 @@ pub fn scan_staged(
 ) -> Result<(Vec<Finding>, Totals)> {
     let raw = git(
         repo,
-        &["diff", "--cached", "--raw", "-z", "--no-abbrev", "--no-renames", "--diff-filter=ACMT"],
+        &[
+            "diff",
+            "--cached",
+            "--raw",
+            "-z",
+            "--no-abbrev",
+            "--no-renames",
+            "--diff-filter=ACMT",
+        ],
     )?;
     // -z raw output: ":old-mode new-mode old-id new-id status" NUL path NUL, repeated.
     let mut fields = raw.split(|&b| b == 0).filter(|f| !f.is_empty());
@@ -140,7 +156,9 @@ fn first_commits(repo: &Path) -> Result<HashMap<String, Provenance>> {
             let mut parts = meta.split_whitespace();
             if let (Some(id), Some(status)) = (parts.nth(3), parts.next()) {
                 if !status.starts_with('D') {
-                    introduced.entry(id.to_string()).or_insert_with(|| commit.clone());
+                    introduced
+                        .entry(id.to_string())
+                        .or_insert_with(|| commit.clone());
                 }
             }
         }
@@ -188,14 +206,20 @@ fn scan_blobs(
         });
         for _ in 0..threads.max(1) {
             scope.spawn(|| loop {
-                let next = receiver.lock().expect("no panics while holding the lock").recv();
+                let next = receiver
+                    .lock()
+                    .expect("no panics while holding the lock")
+                    .recv();
                 let Ok((index, data)) = next else {
                     return;
                 };
                 let blob = &blobs[index];
                 let found = scanner.scan(&blob.path, &data, blob.provenance.as_ref());
                 if !found.is_empty() {
-                    findings.lock().expect("no panics while holding the lock").extend(found);
+                    findings
+                        .lock()
+                        .expect("no panics while holding the lock")
+                        .extend(found);
                 }
             });
         }
@@ -203,9 +227,12 @@ fn scan_blobs(
         let mut header = String::new();
         for index in 0..blobs.len() {
             header.clear();
-            reader.read_line(&mut header).context("reading git cat-file output")?;
+            reader
+                .read_line(&mut header)
+                .context("reading git cat-file output")?;
             let mut parts = header.split_whitespace();
-            let (Some(_), Some(kind), Some(size)) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some(_), Some(kind), Some(size)) = (parts.next(), parts.next(), parts.next())
+            else {
                 bail!("git cat-file: {}", header.trim());
             };
             let size: u64 = size.parse().context("git cat-file: bad object size")?;
@@ -230,7 +257,9 @@ fn scan_blobs(
     if !status.success() {
         bail!("git cat-file failed in {}", repo.display());
     }
-    let mut findings = findings.into_inner().expect("no panics while holding the lock");
+    let mut findings = findings
+        .into_inner()
+        .expect("no panics while holding the lock");
     findings.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     Ok((findings, totals))
 }

@@ -217,7 +217,8 @@ impl CompiledRule {
             }
         }
         if self.require_digit
-            && !(secret.iter().any(u8::is_ascii_digit) && secret.iter().any(u8::is_ascii_alphabetic))
+            && !(secret.iter().any(u8::is_ascii_digit)
+                && secret.iter().any(u8::is_ascii_alphabetic))
         {
             return false;
         }

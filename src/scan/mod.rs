@@ -78,7 +78,11 @@ impl Scanner {
             .collect();
         if let Some(vault) = &self.vault {
             for (label, range) in vault.find(data) {
-                found.push(("vault-value".into(), format!("Value of {label} from Vault"), range));
+                found.push((
+                    "vault-value".into(),
+                    format!("Value of {label} from Vault"),
+                    range,
+                ));
             }
         }
         if found.is_empty() {
@@ -131,10 +135,7 @@ pub fn fingerprint(rule: &str, file: &str, secret: &[u8]) -> String {
     hash.update(file.as_bytes());
     hash.update(b"\0");
     hash.update(secret);
-    hash.finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Line and column lookups for ascending offsets into one buffer.
@@ -164,7 +165,8 @@ impl<'a> LineIndex<'a> {
         if let Some(i) = memchr::memrchr(b'\n', &self.data[self.start..offset]) {
             self.start += i + 1;
         }
-        let end = memchr::memchr(b'\n', &self.data[offset..]).map_or(self.data.len(), |i| offset + i);
+        let end =
+            memchr::memchr(b'\n', &self.data[offset..]).map_or(self.data.len(), |i| offset + i);
         let column = String::from_utf8_lossy(&self.data[self.start..offset])
             .chars()
             .count()

@@ -49,7 +49,10 @@ fn text(out: &mut dyn Write, findings: &[Finding], color: bool) -> std::io::Resu
         writeln!(
             out,
             "{}  {}  {}  {}",
-            paint("1", &format!("{}:{}:{}", finding.file, finding.line, finding.column)),
+            paint(
+                "1",
+                &format!("{}:{}:{}", finding.file, finding.line, finding.column)
+            ),
             paint("31", &finding.rule),
             finding.preview,
             paint("2", &finding.description),
@@ -57,7 +60,11 @@ fn text(out: &mut dyn Write, findings: &[Finding], color: bool) -> std::io::Resu
         if let (Some(commit), Some(author)) = (&finding.commit, &finding.author) {
             let short = &commit[..commit.len().min(12)];
             let date = finding.date.as_deref().unwrap_or("");
-            writeln!(out, "    {} by {author} {date}", paint("33", &format!("commit {short}")))?;
+            writeln!(
+                out,
+                "    {} by {author} {date}",
+                paint("33", &format!("commit {short}"))
+            )?;
         }
     }
     Ok(())

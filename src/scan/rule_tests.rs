@@ -43,13 +43,19 @@ fn rules_in(text: &str) -> Vec<String> {
 #[track_caller]
 fn found(rule: &str, text: &str) {
     let rules = rules_in(text);
-    assert!(rules.iter().any(|r| r == rule), "{rule} not found in {text:?}: {rules:?}");
+    assert!(
+        rules.iter().any(|r| r == rule),
+        "{rule} not found in {text:?}: {rules:?}"
+    );
 }
 
 #[track_caller]
 fn not_found(rule: &str, text: &str) {
     let rules = rules_in(text);
-    assert!(!rules.iter().any(|r| r == rule), "{rule} wrongly found in {text:?}");
+    assert!(
+        !rules.iter().any(|r| r == rule),
+        "{rule} wrongly found in {text:?}"
+    );
 }
 
 /// The OpenAI marker, base64 of "OpenAI", split so that it is built at run time.
@@ -68,14 +74,23 @@ fn openai() {
             random(seed, side, URLSAFE),
             random(seed + 10, side, URLSAFE)
         );
-        found("openai-api-key", &format!("client = OpenAI(api_key=\"{key}\")"));
+        found(
+            "openai-api-key",
+            &format!("client = OpenAI(api_key=\"{key}\")"),
+        );
     }
     // No marker: some other sk- string.
-    not_found("openai-api-key", &format!("x = \"sk-{}\"", random(6, 48, ALNUM)));
+    not_found(
+        "openai-api-key",
+        &format!("x = \"sk-{}\"", random(6, 48, ALNUM)),
+    );
     // The marker, but runs too short to be a key.
     not_found("openai-api-key", &format!("sk-abc{m}def"));
     // A key cut in the middle of a longer word is not this rule's.
-    not_found("openai-api-key", &format!("task-{}{m}{}", random(7, 20, ALNUM), "short"));
+    not_found(
+        "openai-api-key",
+        &format!("task-{}{m}{}", random(7, 20, ALNUM), "short"),
+    );
 }
 
 #[test]
@@ -84,7 +99,10 @@ fn anthropic() {
         let key = format!("sk-ant-{kind}-{}AA", random(seed, 93, URLSAFE));
         found("anthropic-api-key", &format!("ANTHROPIC_API_KEY='{key}'"));
     }
-    not_found("anthropic-api-key", &format!("sk-ant-api03-{}AA", random(3, 40, URLSAFE)));
+    not_found(
+        "anthropic-api-key",
+        &format!("sk-ant-api03-{}AA", random(3, 40, URLSAFE)),
+    );
     not_found("anthropic-api-key", "ANTHROPIC_API_KEY=sk-ant-api03-...");
 }
 
@@ -92,39 +110,78 @@ fn anthropic() {
 fn aws_pair() {
     let id = format!("AKIA{}", random(1, 16, BASE32));
     let secret = random(2, 40, BASE64);
-    let text = format!(
-        "[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"
-    );
+    let text = format!("[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n");
     let rules = rules_in(&text);
-    assert_eq!(rules, ["aws-access-key-id", "aws-secret-access-key"], "{text}");
-    found("aws-access-key-id", &format!("\"ASIA{}\"", random(3, 16, BASE32)));
+    assert_eq!(
+        rules,
+        ["aws-access-key-id", "aws-secret-access-key"],
+        "{text}"
+    );
+    found(
+        "aws-access-key-id",
+        &format!("\"ASIA{}\"", random(3, 16, BASE32)),
+    );
     // AWS's own documentation example, and ids of the wrong length or alphabet.
-    not_found("aws-access-key-id", &format!("AKIA{}", ["IOSFODNN7", "EXAMPLE"].concat()));
-    not_found("aws-access-key-id", &format!("AKIA{}", random(4, 15, BASE32)));
-    not_found("aws-access-key-id", &format!("AKIA{}", random(5, 16, b"abcdefgh")));
+    not_found(
+        "aws-access-key-id",
+        &format!("AKIA{}", ["IOSFODNN7", "EXAMPLE"].concat()),
+    );
+    not_found(
+        "aws-access-key-id",
+        &format!("AKIA{}", random(4, 15, BASE32)),
+    );
+    not_found(
+        "aws-access-key-id",
+        &format!("AKIA{}", random(5, 16, b"abcdefgh")),
+    );
     // 40 characters of low entropy, or under another name.
-    not_found("aws-secret-access-key", &format!("aws_secret_access_key = {}", "a".repeat(40)));
+    not_found(
+        "aws-secret-access-key",
+        &format!("aws_secret_access_key = {}", "a".repeat(40)),
+    );
     not_found("aws-secret-access-key", &format!("checksum = {secret}"));
 }
 
 #[test]
 fn github() {
-    for (seed, prefix) in [(1, "ghp_"), (2, "gho_"), (3, "ghu_"), (4, "ghs_"), (5, "ghr_")] {
-        found("github-token", &format!("token: {prefix}{}", random(seed, 36, ALNUM)));
+    for (seed, prefix) in [
+        (1, "ghp_"),
+        (2, "gho_"),
+        (3, "ghu_"),
+        (4, "ghs_"),
+        (5, "ghr_"),
+    ] {
+        found(
+            "github-token",
+            &format!("token: {prefix}{}", random(seed, 36, ALNUM)),
+        );
     }
-    let fine = format!("github_pat_{}_{}", random(6, 22, ALNUM), random(7, 59, ALNUM));
+    let fine = format!(
+        "github_pat_{}_{}",
+        random(6, 22, ALNUM),
+        random(7, 59, ALNUM)
+    );
     found("github-fine-grained-token", &format!("GH_TOKEN={fine}"));
     not_found("github-token", &format!("ghp_{}", random(8, 20, ALNUM)));
     not_found("github-token", &format!("ghx_{}", random(9, 36, ALNUM)));
-    not_found("github-fine-grained-token", &format!("github_pat_{}", random(10, 30, ALNUM)));
+    not_found(
+        "github-fine-grained-token",
+        &format!("github_pat_{}", random(10, 30, ALNUM)),
+    );
 }
 
 #[test]
 fn gitlab() {
-    found("gitlab-token", &format!("GITLAB_TOKEN=glpat-{}", random(1, 20, URLSAFE)));
+    found(
+        "gitlab-token",
+        &format!("GITLAB_TOKEN=glpat-{}", random(1, 20, URLSAFE)),
+    );
     found("gitlab-token", &format!("gldt-{}", random(2, 20, ALNUM)));
     not_found("gitlab-token", &format!("glpat-{}", random(3, 10, ALNUM)));
-    not_found("gitlab-token", "see https://docs.gitlab.com/ee/user/profile/personal_access_tokens.html (glpat-)");
+    not_found(
+        "gitlab-token",
+        "see https://docs.gitlab.com/ee/user/profile/personal_access_tokens.html (glpat-)",
+    );
 }
 
 #[test]
@@ -152,28 +209,52 @@ fn slack() {
     );
     found("slack-webhook", &format!("url = \"{hook}\""));
     not_found("slack-token", "SLACK_BOT_TOKEN=xoxb-your-bot-token-here");
-    not_found("slack-webhook", "https://hooks.slack.com/services/T000/B000/XXXX");
+    not_found(
+        "slack-webhook",
+        "https://hooks.slack.com/services/T000/B000/XXXX",
+    );
 }
 
 #[test]
 fn stripe() {
-    found("stripe-live-key", &format!("Stripe.api_key = 'sk_live_{}'", random(1, 24, ALNUM)));
-    found("stripe-live-key", &format!("rk_live_{}", random(2, 99, ALNUM)));
-    not_found("stripe-live-key", &format!("sk_test_{}", random(3, 24, ALNUM)));
-    not_found("stripe-live-key", &format!("sk_live_{}", random(4, 10, ALNUM)));
+    found(
+        "stripe-live-key",
+        &format!("Stripe.api_key = 'sk_live_{}'", random(1, 24, ALNUM)),
+    );
+    found(
+        "stripe-live-key",
+        &format!("rk_live_{}", random(2, 99, ALNUM)),
+    );
+    not_found(
+        "stripe-live-key",
+        &format!("sk_test_{}", random(3, 24, ALNUM)),
+    );
+    not_found(
+        "stripe-live-key",
+        &format!("sk_live_{}", random(4, 10, ALNUM)),
+    );
 }
 
 #[test]
 fn google() {
-    found("google-api-key", &format!("key=AIza{}&q=x", random(1, 35, URLSAFE)));
+    found(
+        "google-api-key",
+        &format!("key=AIza{}&q=x", random(1, 35, URLSAFE)),
+    );
     not_found("google-api-key", &format!("AIza{}", random(2, 20, URLSAFE)));
     not_found("google-api-key", &format!("AIza{}", random(3, 40, ALNUM)));
 }
 
 #[test]
 fn hugging_face() {
-    found("huggingface-token", &format!("HF_TOKEN=hf_{}", random(1, 34, ALNUM)));
-    not_found("huggingface-token", "from huggingface_hub import hf_hub_download");
+    found(
+        "huggingface-token",
+        &format!("HF_TOKEN=hf_{}", random(1, 34, ALNUM)),
+    );
+    not_found(
+        "huggingface-token",
+        "from huggingface_hub import hf_hub_download",
+    );
     not_found("huggingface-token", &format!("hf_{}", "a".repeat(34)));
 }
 
@@ -182,7 +263,12 @@ fn private_keys() {
     let body: String = (0..6)
         .map(|i| format!("{}\n", random(i, 64, BASE64)))
         .collect();
-    for kind in ["RSA PRIVATE KEY", "PRIVATE KEY", "OPENSSH PRIVATE KEY", "EC PRIVATE KEY"] {
+    for kind in [
+        "RSA PRIVATE KEY",
+        "PRIVATE KEY",
+        "OPENSSH PRIVATE KEY",
+        "EC PRIVATE KEY",
+    ] {
         let block = format!("-----BEGIN {kind}-----\n{body}-----END {kind}-----\n");
         found("private-key", &format!("key = \"\"\"\n{block}\"\"\""));
     }
@@ -193,7 +279,10 @@ fn private_keys() {
     );
     found("private-key", &encrypted);
     // The armour alone, as parsers and docs write it.
-    not_found("private-key", &format!("if line == \"-----BEGIN {}-----\" {{", "PRIVATE KEY"));
+    not_found(
+        "private-key",
+        &format!("if line == \"-----BEGIN {}-----\" {{", "PRIVATE KEY"),
+    );
     let public = format!("-----BEGIN PUBLIC KEY-----\n{body}-----END PUBLIC KEY-----\n");
     not_found("private-key", &public);
 }
@@ -201,9 +290,18 @@ fn private_keys() {
 #[test]
 fn database_urls() {
     let password = random(1, 20, ALNUM);
-    found("database-url", &format!("DATABASE_URL=postgres://app:{password}@db.internal:5432/app"));
-    found("database-url", &format!("mongodb+srv://admin:{password}@cluster0.example.net/test"));
-    found("database-url", &format!("redis://default:{password}@cache:6379/0"));
+    found(
+        "database-url",
+        &format!("DATABASE_URL=postgres://app:{password}@db.internal:5432/app"),
+    );
+    found(
+        "database-url",
+        &format!("mongodb+srv://admin:{password}@cluster0.example.net/test"),
+    );
+    found(
+        "database-url",
+        &format!("redis://default:{password}@cache:6379/0"),
+    );
     not_found("database-url", "postgres://user:password@localhost/app");
     not_found("database-url", "postgres://app:${DB_PASSWORD}@db/app");
     not_found("database-url", "postgres://localhost:5432/app");
@@ -221,7 +319,10 @@ fn jwt() {
         random(1, 43, URLSAFE)
     );
     found("jwt", &format!("Authorization: Bearer {token}"));
-    not_found("jwt", &format!("prefix = \"{}\"", encode(r#"{"alg":"HS256"}"#)));
+    not_found(
+        "jwt",
+        &format!("prefix = \"{}\"", encode(r#"{"alg":"HS256"}"#)),
+    );
     let unsigned = token.rsplit_once('.').unwrap().0;
     not_found("jwt", &format!("\"{unsigned}\""));
 }
@@ -232,11 +333,17 @@ fn generic_assignments() {
     found("generic-secret", &format!("API_KEY = \"{value}\""));
     found("generic-secret", &format!("  db_password: {value}\n"));
     found("generic-secret", &format!("const authToken = '{value}';"));
-    found("generic-secret", &format!("{{\"client_secret\": \"{value}\"}}"));
+    found(
+        "generic-secret",
+        &format!("{{\"client_secret\": \"{value}\"}}"),
+    );
     not_found("generic-secret", "api_key = get_api_key_from_environment()");
     not_found("generic-secret", "token = \"your_token_here_12345\"");
     not_found("generic-secret", "password = \"aaaaaaaaaaaaaaaaaaaaaaaa1\"");
-    not_found("generic-secret", "secret_name = \"production-database-credentials\"");
+    not_found(
+        "generic-secret",
+        "secret_name = \"production-database-credentials\"",
+    );
     not_found("generic-secret", &format!("checksum = \"{value}\""));
 }
 

@@ -100,7 +100,10 @@ mod tests {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), rules.len(), "duplicate rule id");
-        assert!(rules.iter().all(|r| !r.keywords.is_empty()), "every built-in rule is prefiltered");
+        assert!(
+            rules.iter().all(|r| !r.keywords.is_empty()),
+            "every built-in rule is prefiltered"
+        );
     }
 
     #[test]
@@ -113,7 +116,10 @@ mod tests {
         .unwrap();
         merge(&mut rules, extra.rules).unwrap();
         assert_eq!(rules.len(), count + 1);
-        assert_eq!(rules.iter().find(|r| r.id == "jwt").unwrap().description, "mine");
+        assert_eq!(
+            rules.iter().find(|r| r.id == "jwt").unwrap().description,
+            "mine"
+        );
     }
 
     #[test]

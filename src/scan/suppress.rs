@@ -24,7 +24,9 @@ pub fn ignore_file(root: &Path) -> Result<Option<Gitignore>> {
     if let Some(err) = builder.add(&path) {
         return Err(err).with_context(|| format!("cannot read {}", path.display()));
     }
-    Ok(Some(builder.build().with_context(|| format!("invalid pattern in {}", path.display()))?))
+    Ok(Some(builder.build().with_context(|| {
+        format!("invalid pattern in {}", path.display())
+    })?))
 }
 
 /// Whether a repository-relative path is ignored (a file, or inside an ignored directory).
@@ -76,12 +78,17 @@ impl Baseline {
     pub fn write(&self, path: &Path) -> Result<()> {
         let mut text = serde_json::to_string_pretty(self)?;
         text.push('\n');
-        std::fs::write(path, text).with_context(|| format!("cannot write baseline {}", path.display()))
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write baseline {}", path.display()))
     }
 
     /// Drops the findings this baseline accepts.
     pub fn filter(&self, findings: Vec<Finding>) -> Vec<Finding> {
-        let known: BTreeSet<&str> = self.findings.iter().map(|e| e.fingerprint.as_str()).collect();
+        let known: BTreeSet<&str> = self
+            .findings
+            .iter()
+            .map(|e| e.fingerprint.as_str())
+            .collect();
         findings
             .into_iter()
             .filter(|f| !known.contains(f.fingerprint.as_str()))

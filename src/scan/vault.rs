@@ -69,7 +69,8 @@ impl VaultValues {
     }
 
     fn mac(&self, bytes: &[u8]) -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(&self.hmac_key).expect("HMAC takes any key length");
+        let mut mac =
+            HmacSha256::new_from_slice(&self.hmac_key).expect("HMAC takes any key length");
         mac.update(bytes);
         mac.finalize().into_bytes().into()
     }

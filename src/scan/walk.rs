@@ -66,7 +66,8 @@ pub fn scan_paths(
             }
             let path = entry.path();
             buffer.clear();
-            if let Err(err) = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buffer)) {
+            if let Err(err) = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buffer))
+            {
                 crate::log::warn(format_args!("cannot read {}: {err}", path.display()));
                 errors_ref.fetch_add(1, Ordering::Relaxed);
                 return WalkState::Continue;
@@ -78,12 +79,17 @@ pub fn scan_paths(
             bytes_ref.fetch_add(buffer.len() as u64, Ordering::Relaxed);
             let found = scanner.scan(&display_path(path), &buffer, None);
             if !found.is_empty() {
-                findings_ref.lock().expect("no panics while holding the lock").extend(found);
+                findings_ref
+                    .lock()
+                    .expect("no panics while holding the lock")
+                    .extend(found);
             }
             WalkState::Continue
         })
     });
-    let mut findings = findings.into_inner().expect("no panics while holding the lock");
+    let mut findings = findings
+        .into_inner()
+        .expect("no panics while holding the lock");
     findings.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     Ok((
         findings,
