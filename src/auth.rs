@@ -43,8 +43,7 @@ impl std::fmt::Debug for SuppliedToken {
 
 /// The token file `vault login` and `bao login` leave behind.
 pub fn token_file(env: &Environment) -> Option<PathBuf> {
-    env.get("HOME")
-        .map(|home| PathBuf::from(home).join(".vault-token"))
+    env.get("HOME").map(|home| PathBuf::from(home).join(".vault-token"))
 }
 
 /// `VAULT_TOKEN`, then `BAO_TOKEN`, then `~/.vault-token`.
@@ -62,10 +61,7 @@ pub fn find_token(env: &Environment) -> Result<Option<SuppliedToken>> {
         Ok(text) => {
             let token = text.trim();
             if token.is_empty() {
-                bail!(
-                    "the token file {} is empty; run `vault login` again or set VAULT_TOKEN",
-                    path.display()
-                );
+                bail!("the token file {} is empty; run `vault login` again or set VAULT_TOKEN", path.display());
             }
             Ok(Some(SuppliedToken {
                 token: SecretString::from(token.to_string()),
@@ -73,9 +69,7 @@ pub fn find_token(env: &Environment) -> Result<Option<SuppliedToken>> {
             }))
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => {
-            Err(err).with_context(|| format!("cannot read the token file {}", path.display()))
-        }
+        Err(err) => Err(err).with_context(|| format!("cannot read the token file {}", path.display())),
     }
 }
 
@@ -120,9 +114,7 @@ mod tests {
     #[test]
     fn nested_runs_are_explained() {
         let env = Environment::from_pairs([(RUN_VARIABLE, "abc")]);
-        assert!(no_credentials_error(&env)
-            .to_string()
-            .contains("inside another"));
+        assert!(no_credentials_error(&env).to_string().contains("inside another"));
         assert!(no_credentials_error(&Environment::default())
             .to_string()
             .contains("no Vault token"));

@@ -116,20 +116,11 @@ mod tests {
     #[test]
     fn flags_override_the_file_by_name() {
         let file = config("[env]\nA = \"secret/a#x\"\nB = \"secret/b#x\"\n");
-        let flags = vec![
-            "B=secret/flag#y".parse().unwrap(),
-            "C=kv/c#z".parse().unwrap(),
-        ];
+        let flags = vec!["B=secret/flag#y".parse().unwrap(), "C=kv/c#z".parse().unwrap()];
         let bindings = collect(Some(&file), &flags).unwrap();
         let summary: Vec<_> = bindings
             .iter()
-            .map(|b| {
-                (
-                    b.name.as_str(),
-                    b.reference.to_string(),
-                    b.origin.to_string(),
-                )
-            })
+            .map(|b| (b.name.as_str(), b.reference.to_string(), b.origin.to_string()))
             .collect();
         assert_eq!(
             summary,
@@ -144,11 +135,7 @@ mod tests {
     #[test]
     fn bad_entries_point_at_line_and_column() {
         let err = collect(Some(&config("[env]\nA = \"secret/a\"\n")), &[]).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("keywrap.toml:2:14: invalid reference"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("keywrap.toml:2:14: invalid reference"), "{err}");
         let err = collect(Some(&config("[env]\n\"1A\" = \"secret/a#b\"\n")), &[]).unwrap_err();
         assert!(err.to_string().starts_with("keywrap.toml:2:1:"), "{err}");
     }
@@ -156,13 +143,7 @@ mod tests {
     #[test]
     fn flags_are_checked() {
         assert!("NOEQUALS".parse::<SecretFlag>().is_err());
-        assert!("1BAD=secret/a#b"
-            .parse::<SecretFlag>()
-            .unwrap_err()
-            .contains("invalid variable name"));
-        assert!("A=secret/a"
-            .parse::<SecretFlag>()
-            .unwrap_err()
-            .contains("missing #FIELD"));
+        assert!("1BAD=secret/a#b".parse::<SecretFlag>().unwrap_err().contains("invalid variable name"));
+        assert!("A=secret/a".parse::<SecretFlag>().unwrap_err().contains("missing #FIELD"));
     }
 }

@@ -130,12 +130,7 @@ pub struct ExecArgs {
     pub dry_run: bool,
 
     /// The command and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 
@@ -241,16 +236,8 @@ mod tests {
     #[test]
     fn exec_takes_the_command_after_double_dash() {
         let cli = Cli::parse_from([
-            "keywrap",
-            "exec",
-            "--secret",
-            "A=secret/a#b",
-            "--config",
-            "x.toml",
-            "--",
-            "python",
-            "-c",
-            "print(1)",
+            "keywrap", "exec", "--secret", "A=secret/a#b", "--config", "x.toml", "--", "python",
+            "-c", "print(1)",
         ]);
         let Command::Exec(exec) = cli.command else {
             panic!("not exec")

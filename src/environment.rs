@@ -89,10 +89,7 @@ mod tests {
     #[test]
     fn vault_names_come_before_bao_names() {
         let env = Environment::from_pairs([("BAO_ADDR", "http://b"), ("VAULT_ADDR", "http://v")]);
-        assert_eq!(
-            env.vault_var("ADDR"),
-            Some(("VAULT_ADDR".into(), "http://v"))
-        );
+        assert_eq!(env.vault_var("ADDR"), Some(("VAULT_ADDR".into(), "http://v")));
         assert!(env.vault_var_conflict("ADDR"));
         let env = Environment::from_pairs([("BAO_ADDR", "http://b"), ("VAULT_ADDR", "")]);
         assert_eq!(env.vault_var("ADDR"), Some(("BAO_ADDR".into(), "http://b")));

@@ -141,13 +141,7 @@ fn header_safe(value: &str) -> String {
     value
         .chars()
         .take(256)
-        .map(|c| {
-            if c == ' ' || c.is_ascii_graphic() {
-                c
-            } else {
-                '?'
-            }
-        })
+        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
         .collect()
 }
 

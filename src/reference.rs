@@ -126,10 +126,7 @@ impl FromStr for Reference {
         let mut segment_offset = path_offset;
         for segment in path.split('/') {
             if segment.is_empty() {
-                return Err(fail(
-                    column_at(input, segment_offset),
-                    "empty path segment (//)",
-                ));
+                return Err(fail(column_at(input, segment_offset), "empty path segment (//)"));
             }
             if segment == "." || segment == ".." {
                 return Err(fail(
@@ -144,7 +141,10 @@ impl FromStr for Reference {
             Some((q, query)) => {
                 let query_column = column_at(input, body_start + q + 1);
                 let Some(number) = query.strip_prefix("version=") else {
-                    return Err(fail(query_column, "the only query parameter is version=N"));
+                    return Err(fail(
+                        query_column,
+                        "the only query parameter is version=N",
+                    ));
                 };
                 match number.parse::<u64>() {
                     Ok(0) => {

@@ -103,11 +103,7 @@ pub async fn resolve(client: &VaultClient, bindings: &[Binding]) -> Result<Resol
         match &secrets[&address] {
             Err(problem) => failures.push(fail(problem.clone())),
             Ok(secret) => match secret.fields.get(&binding.reference.field) {
-                None => failures.push(fail(missing_field(
-                    &binding.reference.field,
-                    &address,
-                    secret,
-                ))),
+                None => failures.push(fail(missing_field(&binding.reference.field, &address, secret))),
                 Some(value) if value.expose().contains('\0') => failures.push(fail(format!(
                     "field \"{}\" holds a NUL byte, which an environment variable cannot carry",
                     binding.reference.field

@@ -78,12 +78,14 @@ impl<'de> Visitor<'de> for SecretValueVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SecretValue, A::Error> {
-        let value = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        let value =
+            serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
         Ok(SecretValue::new(value.to_string()))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<SecretValue, A::Error> {
-        let value = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        let value =
+            serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
         Ok(SecretValue::new(value.to_string()))
     }
 }
@@ -101,7 +103,8 @@ mod tests {
     #[test]
     fn non_string_json_becomes_its_text() {
         let fields: std::collections::BTreeMap<String, SecretValue> =
-            serde_json::from_str(r#"{"a":"x\ny","n":42,"b":true,"o":{"k":1},"z":null}"#).unwrap();
+            serde_json::from_str(r#"{"a":"x\ny","n":42,"b":true,"o":{"k":1},"z":null}"#)
+                .unwrap();
         assert_eq!(fields["a"].expose(), "x\ny");
         assert_eq!(fields["n"].expose(), "42");
         assert_eq!(fields["b"].expose(), "true");

@@ -119,16 +119,8 @@ impl Connection {
             file.and_then(|v| v.skip_verify).unwrap_or(false)
         };
         let tls = TlsSettings {
-            ca_cert: path_setting(
-                &flags.ca_cert,
-                "CACERT",
-                file.and_then(|v| v.ca_cert.as_ref()),
-            ),
-            ca_path: path_setting(
-                &flags.ca_path,
-                "CAPATH",
-                file.and_then(|v| v.ca_path.as_ref()),
-            ),
+            ca_cert: path_setting(&flags.ca_cert, "CACERT", file.and_then(|v| v.ca_cert.as_ref())),
+            ca_path: path_setting(&flags.ca_path, "CAPATH", file.and_then(|v| v.ca_path.as_ref())),
             client_cert: path_setting(
                 &flags.client_cert,
                 "CLIENT_CERT",
@@ -203,9 +195,7 @@ mod tests {
 
     #[test]
     fn flags_beat_environment_beat_file() {
-        let file = config(
-            "[vault]\naddress = \"http://file:1\"\nnamespace = \"fns\"\nca_cert = \"ca.pem\"\n",
-        );
+        let file = config("[vault]\naddress = \"http://file:1\"\nnamespace = \"fns\"\nca_cert = \"ca.pem\"\n");
         let env = Environment::from_pairs([("BAO_ADDR", "http://env:2")]);
         let resolved = Connection::resolve(&ConnectionFlags::default(), &env, Some(&file)).unwrap();
         assert_eq!(resolved.address.value.as_str(), "http://env:2/");
@@ -221,8 +211,7 @@ mod tests {
         assert_eq!(resolved.address.source, "--address");
 
         let resolved =
-            Connection::resolve(&ConnectionFlags::default(), &Environment::default(), None)
-                .unwrap();
+            Connection::resolve(&ConnectionFlags::default(), &Environment::default(), None).unwrap();
         assert_eq!(resolved.address.value.as_str(), "https://127.0.0.1:8200/");
     }
 
@@ -235,9 +224,6 @@ mod tests {
         assert!(Connection::resolve(&ConnectionFlags::default(), &env, None).is_err());
         let env = Environment::from_pairs([("VAULT_SKIP_VERIFY", "")]);
         let resolved = Connection::resolve(&ConnectionFlags::default(), &env, None).unwrap();
-        assert!(
-            !resolved.tls.skip_verify,
-            "an empty VAULT_SKIP_VERIFY keeps verification on"
-        );
+        assert!(!resolved.tls.skip_verify, "an empty VAULT_SKIP_VERIFY keeps verification on");
     }
 }

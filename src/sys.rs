@@ -20,19 +20,13 @@ pub fn prepare_child(command: &mut Command, core_limit: Option<(u64, u64)>) {
                 nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
                 // keywrap may have died between fork and prctl: then stop right here.
                 if nix::unistd::getppid().as_raw() as u32 != parent {
-                    return Err(std::io::Error::other(
-                        "keywrap exited before the child started",
-                    ));
+                    return Err(std::io::Error::other("keywrap exited before the child started"));
                 }
             }
             #[cfg(not(target_os = "linux"))]
             let _ = parent;
             if let Some((soft, hard)) = core_limit {
-                nix::sys::resource::setrlimit(
-                    nix::sys::resource::Resource::RLIMIT_CORE,
-                    soft,
-                    hard,
-                )?;
+                nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, soft, hard)?;
             }
             Ok(())
         });

@@ -24,16 +24,8 @@ fn assert_failed_cleanly(run: &Run, started: bool, needles: &[&str]) {
     for needle in needles {
         run.assert_stderr_contains(needle);
     }
-    assert!(
-        !run.stderr.contains(ROOT_TOKEN),
-        "the token leaked: {}",
-        run.stderr
-    );
-    assert!(
-        !run.stderr.contains("fake-secret"),
-        "a value leaked: {}",
-        run.stderr
-    );
+    assert!(!run.stderr.contains(ROOT_TOKEN), "the token leaked: {}", run.stderr);
+    assert!(!run.stderr.contains("fake-secret"), "a value leaked: {}", run.stderr);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
 }
 
@@ -41,34 +33,20 @@ fn assert_failed_cleanly(run: &Run, started: bool, needles: &[&str]) {
 fn unknown_path() {
     let bao = Bao::start();
     let (run, started) = exec_with(&mut bao.keywrap(), &["-s", "K=secret/nothing-here#api_key"]);
-    assert_failed_cleanly(
-        &run,
-        started,
-        &[
-            "K (secret/nothing-here#api_key)",
-            "no secret at \"secret/nothing-here\"",
-        ],
-    );
+    assert_failed_cleanly(&run, started, &["K (secret/nothing-here#api_key)", "no secret at \"secret/nothing-here\""]);
 }
 
 #[test]
 fn unknown_mount() {
     let bao = Bao::start();
     let (run, started) = exec_with(&mut bao.keywrap(), &["-s", "K=nomount/x#api_key"]);
-    assert_failed_cleanly(
-        &run,
-        started,
-        &["K (nomount/x#api_key)", "no KV secrets engine is mounted"],
-    );
+    assert_failed_cleanly(&run, started, &["K (nomount/x#api_key)", "no KV secrets engine is mounted"]);
 }
 
 #[test]
 fn unknown_field_lists_the_fields_there() {
     let bao = Bao::start();
-    bao.kv_put(
-        "secret/openai",
-        &[("api_key", "fake-secret-1"), ("org", "fake-secret-2")],
-    );
+    bao.kv_put("secret/openai", &[("api_key", "fake-secret-1"), ("org", "fake-secret-2")]);
     let (run, started) = exec_with(&mut bao.keywrap(), &["-s", "K=secret/openai#apikey"]);
     assert_failed_cleanly(&run, started, &["no field \"apikey\"", "api_key, org"]);
 }
@@ -77,15 +55,8 @@ fn unknown_field_lists_the_fields_there() {
 fn missing_version() {
     let bao = Bao::start();
     bao.kv_put("secret/openai", &[("api_key", "fake-secret-1")]);
-    let (run, started) = exec_with(
-        &mut bao.keywrap(),
-        &["-s", "K=secret/openai?version=7#api_key"],
-    );
-    assert_failed_cleanly(
-        &run,
-        started,
-        &["version 7 of \"secret/openai\" does not exist"],
-    );
+    let (run, started) = exec_with(&mut bao.keywrap(), &["-s", "K=secret/openai?version=7#api_key"]);
+    assert_failed_cleanly(&run, started, &["version 7 of \"secret/openai\" does not exist"]);
 }
 
 #[test]
@@ -93,20 +64,9 @@ fn deleted_version() {
     let bao = Bao::start();
     bao.kv_put("secret/openai", &[("api_key", "fake-secret-1")]);
     bao.kv_put("secret/openai", &[("api_key", "fake-secret-2")]);
-    bao.ok(
-        "POST",
-        "secret/delete/openai",
-        Some(serde_json::json!({ "versions": [1] })),
-    );
-    let (run, started) = exec_with(
-        &mut bao.keywrap(),
-        &["-s", "K=secret/openai?version=1#api_key"],
-    );
-    assert_failed_cleanly(
-        &run,
-        started,
-        &["version 1 of \"secret/openai\" was deleted"],
-    );
+    bao.ok("POST", "secret/delete/openai", Some(serde_json::json!({ "versions": [1] })));
+    let (run, started) = exec_with(&mut bao.keywrap(), &["-s", "K=secret/openai?version=1#api_key"]);
+    assert_failed_cleanly(&run, started, &["version 1 of \"secret/openai\" was deleted"]);
 }
 
 #[test]
@@ -143,31 +103,17 @@ fn permission_denied_names_the_missing_capability() {
     let bao = Bao::start();
     bao.kv_put("secret/allowed", &[("k", "fake-secret-1")]);
     bao.kv_put("secret/forbidden", &[("k", "fake-secret-2")]);
-    bao.write_policy(
-        "only-allowed",
-        "path \"secret/data/allowed\" { capabilities = [\"read\"] }",
-    );
+    bao.write_policy("only-allowed", "path \"secret/data/allowed\" { capabilities = [\"read\"] }");
     let token = bao.token_with(&["only-allowed"]);
     let mut keywrap = bao.keywrap();
     keywrap.env("VAULT_TOKEN", &token);
-    let (run, started) = exec_with(
-        &mut keywrap,
-        &["-s", "A=secret/allowed#k", "-s", "F=secret/forbidden#k"],
-    );
+    let (run, started) = exec_with(&mut keywrap, &["-s", "A=secret/allowed#k", "-s", "F=secret/forbidden#k"]);
     assert_failed_cleanly(
         &run,
         started,
-        &[
-            "F (secret/forbidden#k)",
-            "permission denied",
-            "\"read\" capability on secret/data/forbidden",
-        ],
+        &["F (secret/forbidden#k)", "permission denied", "\"read\" capability on secret/data/forbidden"],
     );
-    assert!(
-        !run.stderr.contains("A (secret/allowed#k)"),
-        "{}",
-        run.stderr
-    );
+    assert!(!run.stderr.contains("A (secret/allowed#k)"), "{}", run.stderr);
     assert!(!run.stderr.contains(&token));
 }
 
@@ -175,16 +121,10 @@ fn permission_denied_names_the_missing_capability() {
 fn unreachable_vault_fails_after_a_few_retries() {
     let mut keywrap = Keywrap::new();
     let address = format!("http://127.0.0.1:{}", support::free_port());
-    keywrap
-        .env("VAULT_ADDR", &address)
-        .env("VAULT_TOKEN", ROOT_TOKEN);
+    keywrap.env("VAULT_ADDR", &address).env("VAULT_TOKEN", ROOT_TOKEN);
     let started_at = std::time::Instant::now();
     let (run, started) = exec_with(&mut keywrap, &["-s", "K=secret/openai#api_key"]);
-    assert_failed_cleanly(
-        &run,
-        started,
-        &["cannot reach Vault", &address, "4 attempts"],
-    );
+    assert_failed_cleanly(&run, started, &["cannot reach Vault", &address, "4 attempts"]);
     assert!(started_at.elapsed() < std::time::Duration::from_secs(20));
 }
 
@@ -212,12 +152,9 @@ fn tls_failure_without_the_ca_and_success_with_it() {
     assert!(started);
 
     let mut keywrap = bao.keywrap();
-    keywrap
-        .env_remove("VAULT_CACERT")
-        .env("VAULT_SKIP_VERIFY", "true");
+    keywrap.env_remove("VAULT_CACERT").env("VAULT_SKIP_VERIFY", "true");
     let (run, started) = exec_with(&mut keywrap, &["-s", "K=secret/openai#api_key"]);
-    run.assert_success()
-        .assert_stderr_contains("TLS VERIFICATION IS OFF");
+    run.assert_success().assert_stderr_contains("TLS VERIFICATION IS OFF");
     assert!(started);
 }
 
@@ -228,39 +165,23 @@ fn malformed_reference_in_a_flag() {
     run.assert_code(125);
     assert!(!started);
     run.assert_stderr_contains("missing #FIELD");
-    assert!(bao
-        .audit_entries()
-        .iter()
-        .all(|e| e["request"]["path"] != "secret/data/openai"));
+    assert!(bao.audit_entries().iter().all(|e| e["request"]["path"] != "secret/data/openai"));
 }
 
 #[test]
 fn malformed_reference_in_the_config_names_line_and_column() {
     let bao = Bao::start();
     let mut keywrap = bao.keywrap();
-    keywrap.write_file(
-        "keywrap.toml",
-        "[env]\nGOOD = \"secret/a#k\"\nBAD = \"secret/a?version=x#k\"\n",
-    );
+    keywrap.write_file("keywrap.toml", "[env]\nGOOD = \"secret/a#k\"\nBAD = \"secret/a?version=x#k\"\n");
     let (run, started) = exec_with(&mut keywrap, &[]);
-    assert_failed_cleanly(
-        &run,
-        started,
-        &[
-            "keywrap.toml:3:25:",
-            "version must be a positive whole number",
-        ],
-    );
+    assert_failed_cleanly(&run, started, &["keywrap.toml:3:25:", "version must be a positive whole number"]);
 }
 
 #[test]
 fn malformed_toml_names_line_and_column() {
     let bao = Bao::start();
     let mut keywrap = bao.keywrap();
-    keywrap.write_file(
-        "keywrap.toml",
-        "[env]\nA = \"secret/a#k\"\nB = secret/b#k\n",
-    );
+    keywrap.write_file("keywrap.toml", "[env]\nA = \"secret/a#k\"\nB = secret/b#k\n");
     let (run, started) = exec_with(&mut keywrap, &[]);
     assert_failed_cleanly(&run, started, &["keywrap.toml:3:5:"]);
 }
@@ -269,17 +190,12 @@ fn malformed_toml_names_line_and_column() {
 fn invalid_variable_names() {
     let bao = Bao::start();
     let (run, started) = exec_with(&mut bao.keywrap(), &["-s", "1BAD=secret/a#k"]);
-    run.assert_code(125)
-        .assert_stderr_contains("invalid variable name \"1BAD\"");
+    run.assert_code(125).assert_stderr_contains("invalid variable name \"1BAD\"");
     assert!(!started);
     let mut keywrap = bao.keywrap();
     keywrap.write_file("keywrap.toml", "[env]\n\"MY-KEY\" = \"secret/a#k\"\n");
     let (run, started) = exec_with(&mut keywrap, &[]);
-    assert_failed_cleanly(
-        &run,
-        started,
-        &["keywrap.toml:2:1:", "invalid variable name \"MY-KEY\""],
-    );
+    assert_failed_cleanly(&run, started, &["keywrap.toml:2:1:", "invalid variable name \"MY-KEY\""]);
 }
 
 #[test]

@@ -24,29 +24,14 @@ fn injects_a_kv2_field_and_strips_the_token() {
         .env("BAO_TOKEN", ROOT_TOKEN)
         .env("VAULT_ROLE_ID", "fake-role")
         .args(["exec", "--secret", "OPENAI_API_KEY=secret/openai#api_key"])
-        .args(print_vars(&[
-            "OPENAI_API_KEY",
-            "VAULT_TOKEN",
-            "BAO_TOKEN",
-            "VAULT_ROLE_ID",
-            "VAULT_ADDR",
-            "KEYWRAP_RUN",
-        ]))
+        .args(print_vars(&["OPENAI_API_KEY", "VAULT_TOKEN", "BAO_TOKEN", "VAULT_ROLE_ID", "VAULT_ADDR", "KEYWRAP_RUN"]))
         .run();
     run.assert_success();
-    assert!(
-        run.stdout
-            .contains("OPENAI_API_KEY=fake-openai-key-for-tests\n"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("OPENAI_API_KEY=fake-openai-key-for-tests\n"), "{}", run.stdout);
     assert!(run.stdout.contains("VAULT_TOKEN unset"));
     assert!(run.stdout.contains("BAO_TOKEN unset"));
     assert!(run.stdout.contains("VAULT_ROLE_ID unset"));
-    assert!(
-        run.stdout.contains(&format!("VAULT_ADDR={}", bao.addr)),
-        "non-credential settings stay"
-    );
+    assert!(run.stdout.contains(&format!("VAULT_ADDR={}", bao.addr)), "non-credential settings stay");
     assert!(run.stdout.contains("KEYWRAP_RUN="), "{}", run.stdout);
 }
 
@@ -91,33 +76,16 @@ fn reads_each_path_once_however_many_fields() {
     let bao = Bao::start();
     bao.kv_put(
         "secret/multi",
-        &[
-            ("a", "fake-a-value"),
-            ("b", "fake-b-value"),
-            ("c", "fake-c-value"),
-        ],
+        &[("a", "fake-a-value"), ("b", "fake-b-value"), ("c", "fake-c-value")],
     );
     bao.kv_put("secret/other", &[("x", "fake-x-value")]);
     let run = bao
         .keywrap()
-        .args([
-            "exec",
-            "-s",
-            "A=secret/multi#a",
-            "-s",
-            "B=secret/multi#b",
-            "-s",
-            "C=secret/multi#c",
-            "-s",
-            "X=secret/other#x",
-        ])
+        .args(["exec", "-s", "A=secret/multi#a", "-s", "B=secret/multi#b", "-s", "C=secret/multi#c", "-s", "X=secret/other#x"])
         .args(print_vars(&["A", "B", "C", "X"]))
         .run();
     run.assert_success();
-    assert_eq!(
-        run.stdout,
-        "A=fake-a-value\nB=fake-b-value\nC=fake-c-value\nX=fake-x-value\n"
-    );
+    assert_eq!(run.stdout, "A=fake-a-value\nB=fake-b-value\nC=fake-c-value\nX=fake-x-value\n");
     assert_eq!(bao.audit_reads_of("secret/data/multi").len(), 1);
     assert_eq!(bao.audit_reads_of("secret/data/other").len(), 1);
 }
@@ -140,10 +108,7 @@ fn config_is_found_upwards_and_flags_override_it() {
         .args(print_vars(&["BOTH", "FILE_ONLY"]))
         .run();
     run.assert_success();
-    assert_eq!(
-        run.stdout,
-        "BOTH=fake-from-flag\nFILE_ONLY=fake-from-file\n"
-    );
+    assert_eq!(run.stdout, "BOTH=fake-from-flag\nFILE_ONLY=fake-from-file\n");
 }
 
 #[test]
@@ -153,10 +118,7 @@ fn explicit_config_and_address_from_the_file() {
     let mut keywrap = Keywrap::new();
     let config = keywrap.write_file(
         "elsewhere/custom.toml",
-        &format!(
-            "[vault]\naddress = \"{}\"\n[env]\nA = \"secret/a#k\"\n",
-            bao.addr
-        ),
+        &format!("[vault]\naddress = \"{}\"\n[env]\nA = \"secret/a#k\"\n", bao.addr),
     );
     let run = keywrap
         .env("VAULT_TOKEN", ROOT_TOKEN)
@@ -178,11 +140,7 @@ fn environment_address_beats_the_file_and_flag_beats_both() {
         "keywrap.toml",
         &format!("[vault]\naddress = \"{unreachable}\"\n[env]\nA = \"secret/a#k\"\n"),
     );
-    keywrap
-        .args(["exec", "--"])
-        .args(["true"])
-        .run()
-        .assert_success();
+    keywrap.args(["exec", "--"]).args(["true"]).run().assert_success();
 
     let mut keywrap = Keywrap::new();
     let run = keywrap
@@ -199,11 +157,7 @@ fn token_file_is_used_when_no_variable_is_set() {
     let bao = Bao::start();
     bao.kv_put("secret/a", &[("k", "fake-value-3")]);
     let mut keywrap = Keywrap::new();
-    std::fs::write(
-        keywrap.home.path().join(".vault-token"),
-        format!("{ROOT_TOKEN}\n"),
-    )
-    .unwrap();
+    std::fs::write(keywrap.home.path().join(".vault-token"), format!("{ROOT_TOKEN}\n")).unwrap();
     let run = keywrap
         .env("BAO_ADDR", &bao.addr)
         .args(["exec", "-s", "A=secret/a#k"])
@@ -224,28 +178,12 @@ fn passes_on_the_childs_exit_status() {
     run.assert_code(3);
     let run = bao
         .keywrap()
-        .args([
-            "exec",
-            "-s",
-            "A=secret/a#k",
-            "--",
-            "sh",
-            "-c",
-            "kill -KILL $$",
-        ])
+        .args(["exec", "-s", "A=secret/a#k", "--", "sh", "-c", "kill -KILL $$"])
         .run();
     run.assert_code(128 + 9);
     let run = bao
         .keywrap()
-        .args([
-            "exec",
-            "-s",
-            "A=secret/a#k",
-            "--",
-            "sh",
-            "-c",
-            "kill -TERM $$",
-        ])
+        .args(["exec", "-s", "A=secret/a#k", "--", "sh", "-c", "kill -TERM $$"])
         .run();
     run.assert_code(128 + 15);
 }
@@ -258,8 +196,7 @@ fn a_missing_command_costs_no_secret_read() {
         .keywrap()
         .args(["exec", "-s", "A=secret/a#k", "--", "no-such-command-kw"])
         .run();
-    run.assert_code(127)
-        .assert_stderr_contains("no-such-command-kw");
+    run.assert_code(127).assert_stderr_contains("no-such-command-kw");
     assert!(bao.audit_reads_of("secret/data/a").is_empty());
 
     let mut keywrap = bao.keywrap();
@@ -279,28 +216,13 @@ fn dry_run_lists_references_and_reads_nothing() {
     let config = keywrap.write_file("keywrap.toml", "[env]\nFROM_FILE = \"secret/a#k\"\n");
     let marker = keywrap.workdir.path().join("started");
     let run = keywrap
-        .args([
-            "exec",
-            "--dry-run",
-            "-s",
-            "FROM_FLAG=secret/a?version=1#k",
-            "--",
-            "touch",
-        ])
+        .args(["exec", "--dry-run", "-s", "FROM_FLAG=secret/a?version=1#k", "--", "touch"])
         .arg(&marker)
         .run();
     run.assert_success();
     assert!(run.stdout.contains("FROM_FILE"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains(&format!("{}:2", config.display())),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("FROM_FLAG  secret/a?version=1#k"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains(&format!("{}:2", config.display())), "{}", run.stdout);
+    assert!(run.stdout.contains("FROM_FLAG  secret/a?version=1#k"), "{}", run.stdout);
     assert!(run.stdout.contains("--secret"));
     assert!(!run.stdout.contains("fake-value-6"));
     assert!(!marker.exists(), "dry run started the command");
@@ -314,18 +236,7 @@ fn nested_runs_explain_the_missing_credentials() {
     let keywrap_binary = env!("CARGO_BIN_EXE_keywrap");
     let run = bao
         .keywrap()
-        .args([
-            "exec",
-            "-s",
-            "A=secret/a#k",
-            "--",
-            keywrap_binary,
-            "exec",
-            "-s",
-            "B=secret/a#k",
-            "--",
-            "true",
-        ])
+        .args(["exec", "-s", "A=secret/a#k", "--", keywrap_binary, "exec", "-s", "B=secret/a#k", "--", "true"])
         .run();
     run.assert_code(125)
         .assert_stderr_contains("inside another `keywrap exec`");
@@ -348,23 +259,12 @@ fn core_dumps_are_off_for_keywrap_but_not_for_the_child() {
     let run = keywrap.command();
     let output = std::process::Command::new("sh")
         .args(["-c", &script])
-        .envs(
-            run.get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
+        .envs(run.get_envs().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let lines: Vec<Vec<&str>> = stdout
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    assert_eq!(
-        lines.len(),
-        2,
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let lines: Vec<Vec<&str>> = stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines.len(), 2, "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(lines[0][4], "0", "keywrap's own soft core limit: {stdout}");
     // dash counts in 512-byte blocks, bash in KiB: either way, not zero.
     assert!(

@@ -17,14 +17,8 @@ pub struct ChildEnvironment {
 impl std::fmt::Debug for ChildEnvironment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChildEnvironment")
-            .field(
-                "plain",
-                &self.plain.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
-            .field(
-                "secrets",
-                &self.secrets.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
+            .field("plain", &self.plain.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("secrets", &self.secrets.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -91,17 +85,11 @@ mod tests {
             &parent,
             "run-1",
             &["MY_ROLE".to_string()],
-            vec![(
-                "OPENAI_API_KEY".into(),
-                SecretValue::new("fake-value".into()),
-            )],
+            vec![("OPENAI_API_KEY".into(), SecretValue::new("fake-value".into()))],
         );
         let mut names: Vec<String> = env.names().collect();
         names.sort();
-        assert_eq!(
-            names,
-            ["KEYWRAP_RUN", "OPENAI_API_KEY", "PATH", "VAULT_ADDR"]
-        );
+        assert_eq!(names, ["KEYWRAP_RUN", "OPENAI_API_KEY", "PATH", "VAULT_ADDR"]);
         assert!(!format!("{env:?}").contains("fake-value"));
     }
 }

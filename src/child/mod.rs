@@ -18,10 +18,7 @@ pub use command::{resolve, ResolvedCommand};
 use crate::error::CommandError;
 
 /// Starts the command with exactly the given environment.
-pub fn spawn(
-    command: &ResolvedCommand,
-    env: &environment::ChildEnvironment,
-) -> Result<std::process::Child> {
+pub fn spawn(command: &ResolvedCommand, env: &environment::ChildEnvironment) -> Result<std::process::Child> {
     let mut process = Command::new(&command.program);
     std::os::unix::process::CommandExt::arg0(&mut process, &command.name);
     process.args(&command.args).env_clear();

@@ -29,7 +29,12 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
 
     // Resolve the command before touching Vault: a typo costs no secret read.
     let (name, rest) = args.command.split_first().context("no command given")?;
-    let command = child::resolve(name, rest, std::env::var_os("PATH").as_deref(), &cwd)?;
+    let command = child::resolve(
+        name,
+        rest,
+        std::env::var_os("PATH").as_deref(),
+        &cwd,
+    )?;
 
     if args.dry_run {
         print_plan(&bindings, &command, loaded.is_some());
@@ -43,9 +48,7 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
                 cwd.display()
             );
         }
-        crate::log::warn(
-            "keywrap.toml has no [env] references; running the command without secrets",
-        );
+        crate::log::warn("keywrap.toml has no [env] references; running the command without secrets");
     }
 
     let identity = RunIdentity::detect(&env, Some(&command.display_name()));
@@ -58,9 +61,7 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
         let resolved = runtime.block_on(crate::resolve::resolve(&session.client, &bindings))?;
         for (address, read) in &resolved.reads {
             match read.version {
-                Some(version) => {
-                    crate::log::verbose(format_args!("read {address} (version {version})"))
-                }
+                Some(version) => crate::log::verbose(format_args!("read {address} (version {version})")),
                 None => crate::log::verbose(format_args!("read {address}")),
             }
         }
@@ -80,29 +81,17 @@ fn print_plan(bindings: &[Binding], command: &ResolvedCommand, has_config: bool)
     if bindings.is_empty() {
         println!(
             "no references{}",
-            if has_config {
-                " (keywrap.toml has no [env] entries)"
-            } else {
-                ""
-            }
+            if has_config { " (keywrap.toml has no [env] entries)" } else { "" }
         );
     } else {
-        let name_width = bindings
-            .iter()
-            .map(|b| b.name.len())
-            .max()
-            .unwrap_or(0)
-            .max(4);
+        let name_width = bindings.iter().map(|b| b.name.len()).max().unwrap_or(0).max(4);
         let reference_width = bindings
             .iter()
             .map(|b| b.reference.to_string().len())
             .max()
             .unwrap_or(0)
             .max(9);
-        println!(
-            "{:name_width$}  {:reference_width$}  FROM",
-            "NAME", "REFERENCE"
-        );
+        println!("{:name_width$}  {:reference_width$}  FROM", "NAME", "REFERENCE");
         for binding in bindings {
             println!(
                 "{:name_width$}  {:reference_width$}  {}",

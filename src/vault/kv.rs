@@ -344,10 +344,7 @@ mod tests {
             path: "secret/".into(),
             version: KvVersion::V2,
         };
-        assert_eq!(
-            v2.data_path("secret/team/openai"),
-            "secret/data/team/openai"
-        );
+        assert_eq!(v2.data_path("secret/team/openai"), "secret/data/team/openai");
         assert_eq!(v2.metadata_path("secret/openai"), "secret/metadata/openai");
         let v1 = Mount {
             path: "kv1/".into(),

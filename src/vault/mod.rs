@@ -123,8 +123,7 @@ impl VaultClient {
         for (name, value) in identity.headers() {
             let value = HeaderValue::from_str(&value)
                 .with_context(|| format!("cannot send the {name} header"))?;
-            let name =
-                HeaderName::from_bytes(name.as_bytes()).expect("identity header names are valid");
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("identity header names are valid");
             headers.insert(name, value);
         }
         headers.insert("X-Vault-Request", HeaderValue::from_static("true"));
@@ -238,8 +237,7 @@ impl VaultClient {
                         }
                     };
                     let answer = VaultResponse { status, body };
-                    let retryable = status.is_server_error()
-                        && status != StatusCode::NOT_IMPLEMENTED
+                    let retryable = status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED
                         || status == StatusCode::TOO_MANY_REQUESTS;
                     if !retryable {
                         return Ok(answer);

@@ -124,9 +124,7 @@ impl Bao {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&server_log).unwrap())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("server.err")).unwrap(),
-            ));
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("server.err")).unwrap()));
         let ca_dir = dir.path().join("tls");
         if options.tls {
             std::fs::create_dir_all(&ca_dir).unwrap();
@@ -187,13 +185,7 @@ impl Bao {
         self.api_as(ROOT_TOKEN, method, path, body)
     }
 
-    pub fn api_as(
-        &self,
-        token: &str,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
+    pub fn api_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}/v1/{}", self.addr, path);
         let agent = self.agent();
         let response = match (method, body) {
@@ -223,34 +215,23 @@ impl Bao {
     /// Calls the API and panics unless it succeeds.
     pub fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let (status, value) = self.api(method, path, body);
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path}: {status} {value}"
-        );
+        assert!((200..300).contains(&status), "{method} {path}: {status} {value}");
         value
     }
 
     /// Writes a KV v2 secret on the `secret/` mount; returns the new version.
     pub fn kv_put(&self, path: &str, fields: &[(&str, &str)]) -> u64 {
         let (mount, rest) = path.split_once('/').unwrap();
-        let data: serde_json::Map<String, Value> = fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v)))
-            .collect();
-        let answer = self.ok(
-            "POST",
-            &format!("{mount}/data/{rest}"),
-            Some(json!({ "data": data })),
-        );
+        let data: serde_json::Map<String, Value> =
+            fields.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let answer = self.ok("POST", &format!("{mount}/data/{rest}"), Some(json!({ "data": data })));
         answer["data"]["version"].as_u64().unwrap()
     }
 
     /// Writes a secret on a KV v1 mount.
     pub fn kv1_put(&self, path: &str, fields: &[(&str, &str)]) {
-        let data: serde_json::Map<String, Value> = fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v)))
-            .collect();
+        let data: serde_json::Map<String, Value> =
+            fields.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
         self.ok("POST", path, Some(Value::Object(data)));
     }
 
@@ -264,11 +245,7 @@ impl Bao {
     }
 
     pub fn write_policy(&self, name: &str, hcl: &str) {
-        self.ok(
-            "POST",
-            &format!("sys/policies/acl/{name}"),
-            Some(json!({ "policy": hcl })),
-        );
+        self.ok("POST", &format!("sys/policies/acl/{name}"), Some(json!({ "policy": hcl })));
     }
 
     /// A new token with the given policies (no default policy unless named).
@@ -313,9 +290,7 @@ impl Bao {
     /// keywrap, set up to reach this server with the root token, in a clean environment.
     pub fn keywrap(&self) -> Keywrap {
         let mut keywrap = Keywrap::new();
-        keywrap
-            .env("VAULT_ADDR", &self.addr)
-            .env("VAULT_TOKEN", ROOT_TOKEN);
+        keywrap.env("VAULT_ADDR", &self.addr).env("VAULT_TOKEN", ROOT_TOKEN);
         if let Some(ca) = &self.ca_cert {
             keywrap.env("VAULT_CACERT", ca);
         }
@@ -378,11 +353,7 @@ impl Run {
 
     #[track_caller]
     pub fn assert_stderr_contains(&self, text: &str) -> &Self {
-        assert!(
-            self.stderr.contains(text),
-            "stderr lacks {text:?}:\n{}",
-            self.stderr
-        );
+        assert!(self.stderr.contains(text), "stderr lacks {text:?}:\n{}", self.stderr);
         self
     }
 }
@@ -464,11 +435,7 @@ impl Keywrap {
     pub fn run(&mut self) -> Run {
         use std::io::Write;
         self.command
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = self.command.spawn().expect("cannot start keywrap");
@@ -493,90 +460,5 @@ impl Keywrap {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
-    }
-}
-
-/// A git repository in a scratch directory with a committer identity, for scan and hook
-/// tests. Git runs without the user's global or system configuration.
-pub struct GitRepo {
-    pub dir: tempfile::TempDir,
-}
-
-impl Default for GitRepo {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl GitRepo {
-    pub fn new() -> Self {
-        let repo = GitRepo {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        repo.git(&["init", "-q", "-b", "main"]);
-        repo.git(&["config", "user.name", "Test Committer"]);
-        repo.git(&["config", "user.email", "committer@example.com"]);
-        repo.git(&["config", "commit.gpgsign", "false"]);
-        repo
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Writes a file in the work tree (creating directories).
-    pub fn write(&self, name: &str, contents: &str) -> &Self {
-        let path = self.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, contents).unwrap();
-        self
-    }
-
-    /// Runs git in the repository; returns its output whether or not it succeeded.
-    pub fn try_git(&self, args: &[&str]) -> Output {
-        Command::new("git")
-            .args(args)
-            .current_dir(self.path())
-            .env("HOME", self.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_INDEX_FILE")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Runs git and panics unless it succeeds; returns standard output.
-    #[track_caller]
-    pub fn git(&self, args: &[&str]) -> String {
-        let output = self.try_git(args);
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    /// Stages everything and commits as `author` ("Name <email>"); returns the commit id.
-    pub fn commit_all(&self, message: &str, author: &str) -> String {
-        self.git(&["add", "-A"]);
-        self.git(&[
-            "commit",
-            "-q",
-            "--no-verify",
-            "-m",
-            message,
-            "--author",
-            author,
-        ]);
-        self.git(&["rev-parse", "HEAD"]).trim().to_string()
-    }
-
-    /// keywrap running in this repository.
-    pub fn keywrap(&self) -> Keywrap {
-        let mut keywrap = Keywrap::new();
-        keywrap.current_dir(self.path());
-        keywrap
     }
 }
