@@ -334,3 +334,13 @@ fn vault_values_are_found_without_being_printed() {
     run.assert_stderr_contains("PIN (secret/myapp#pin) is shorter than 8 characters");
     assert_eq!(bao.audit_reads_of("secret/data/myapp").len(), 1);
 }
+
+#[test]
+fn this_repository_scans_clean() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let run = Keywrap::new()
+        .current_dir(root)
+        .args(["scan", "src", "tests", "docs", "bench", "Cargo.toml", ".pre-commit-hooks.yaml"])
+        .run();
+    run.assert_success();
+}
