@@ -34,6 +34,7 @@ pub struct CompiledRule {
     require_digit: bool,
     /// Yields to any other rule matching the same text.
     fallback: bool,
+    reject_identifiers: bool,
 }
 
 /// One match: which rule, where the whole match is and where the secret is.
@@ -85,6 +86,7 @@ impl Matcher {
                     .collect(),
                 require_digit: rule.require_digit,
                 fallback: rule.fallback,
+                reject_identifiers: rule.reject_identifiers,
             });
         }
 
@@ -222,6 +224,9 @@ impl CompiledRule {
         {
             return false;
         }
+        if self.reject_identifiers && is_identifier(secret) {
+            return false;
+        }
         if self.stopwords.is_empty() {
             return true;
         }
@@ -231,6 +236,40 @@ impl CompiledRule {
             .iter()
             .any(|word| lower.windows(word.len()).any(|w| w == word.as_slice()))
     }
+}
+
+/// Whether text is a name in code rather than a random value: words joined by underscores,
+/// each in one case (`nl80211_key_attributes`, `MSV1_0_CREDENTIAL_KEY_TYPE`), or
+/// PascalCase words (`X509CertificateTemplateFlag`). Random values mix cases within runs.
+fn is_identifier(text: &[u8]) -> bool {
+    let snake = text.contains(&b'_')
+        && text.split(|&b| b == b'_').all(|word| {
+            word.iter().all(u8::is_ascii_alphanumeric)
+                && !(word.iter().any(u8::is_ascii_lowercase)
+                    && word.iter().any(u8::is_ascii_uppercase))
+        });
+    snake || is_pascal_case(text)
+}
+
+/// Two or more words, each one or more capitals then at least two lowercase letters or
+/// digits (the last word may be shorter).
+fn is_pascal_case(text: &[u8]) -> bool {
+    let mut rest = text;
+    let mut words = 0;
+    while !rest.is_empty() {
+        let capitals = rest.iter().take_while(|b| b.is_ascii_uppercase()).count();
+        let tail = rest[capitals..]
+            .iter()
+            .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            .count();
+        let end = capitals + tail;
+        if capitals == 0 || (tail < 2 && end < rest.len()) {
+            return false;
+        }
+        rest = &rest[end..];
+        words += 1;
+    }
+    words >= 2
 }
 
 /// The start of the line holding `pos`, looking back at most `reach` bytes.

@@ -345,6 +345,24 @@ fn generic_assignments() {
         "secret_name = \"production-database-credentials\"",
     );
     not_found("generic-secret", &format!("checksum = \"{value}\""));
+    // Rust constants and fields: a name, a colon, and a type or constant name.
+    not_found(
+        "generic-secret",
+        "pub const NL80211_KEY_MAX: nl80211_key_attributes = 1;",
+    );
+    not_found(
+        "generic-secret",
+        "pub const CredKey: MSV1_0_CREDENTIAL_KEY_TYPE = 2i32;",
+    );
+    not_found(
+        "generic-secret",
+        "pub const PrivateKeyFlag: X509CertificateTemplateFlag = 1;",
+    );
+    // Random text with underscores is still a secret.
+    found(
+        "generic-secret",
+        &format!("token: {}_{}", random(2, 12, ALNUM), random(3, 12, ALNUM)),
+    );
 }
 
 #[test]
@@ -377,6 +395,7 @@ fn user_rules_need_no_keywords() {
             stopwords: Vec::new(),
             require_digit: false,
             fallback: false,
+            reject_identifiers: false,
         }],
     )
     .unwrap();

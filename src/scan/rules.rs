@@ -28,6 +28,8 @@ pub struct Rule {
     pub require_digit: bool,
     #[serde(default)]
     pub fallback: bool,
+    #[serde(default)]
+    pub reject_identifiers: bool,
 }
 
 /// A file of rules: `[[rules]]` tables.
