@@ -238,22 +238,25 @@ impl CompiledRule {
     }
 }
 
-/// Whether text is a name in code rather than a random value: words joined by underscores,
-/// each in one case (`nl80211_key_attributes`, `MSV1_0_CREDENTIAL_KEY_TYPE`), or
-/// PascalCase words (`X509CertificateTemplateFlag`). Random values mix cases within runs.
+/// Whether text is a name or member path in code rather than a random value: words joined
+/// by `_` or `.`, each in one case or PascalCase (`nl80211_key_attributes`,
+/// `MSV1_0_CREDENTIAL_KEY_TYPE`, `created.auth.client_token.0`), or PascalCase words
+/// (`X509CertificateTemplateFlag`). Random values mix cases within their runs.
 fn is_identifier(text: &[u8]) -> bool {
-    let snake = text.contains(&b'_')
-        && text.split(|&b| b == b'_').all(|word| {
+    let separator = |b: &u8| *b == b'_' || *b == b'.';
+    let joined = text.iter().any(separator)
+        && text.split(separator).all(|word| {
             word.iter().all(u8::is_ascii_alphanumeric)
-                && !(word.iter().any(u8::is_ascii_lowercase)
+                && (!(word.iter().any(u8::is_ascii_lowercase)
                     && word.iter().any(u8::is_ascii_uppercase))
+                    || pascal_words(word) >= 1)
         });
-    snake || is_pascal_case(text)
+    joined || pascal_words(text) >= 2
 }
 
-/// Two or more words, each one or more capitals then at least two lowercase letters or
-/// digits (the last word may be shorter).
-fn is_pascal_case(text: &[u8]) -> bool {
+/// The number of PascalCase words in text (0 if it is not PascalCase): each word one or
+/// more capitals, then at least two lowercase letters or digits (the last may be shorter).
+fn pascal_words(text: &[u8]) -> usize {
     let mut rest = text;
     let mut words = 0;
     while !rest.is_empty() {
@@ -264,12 +267,12 @@ fn is_pascal_case(text: &[u8]) -> bool {
             .count();
         let end = capitals + tail;
         if capitals == 0 || (tail < 2 && end < rest.len()) {
-            return false;
+            return 0;
         }
         rest = &rest[end..];
         words += 1;
     }
-    words >= 2
+    words
 }
 
 /// The start of the line holding `pos`, looking back at most `reach` bytes.

@@ -358,6 +358,10 @@ fn generic_assignments() {
         "generic-secret",
         "pub const PrivateKeyFlag: X509CertificateTemplateFlag = 1;",
     );
+    not_found(
+        "generic-secret",
+        "let token: SecretString = created.auth.client_token.0;",
+    );
     // Random text with underscores is still a secret.
     found(
         "generic-secret",
