@@ -49,10 +49,7 @@ pub fn run(cli: &Cli, args: &ScanArgs) -> Result<ExitCode> {
     let (findings, totals) = collect(&scanner, args)?;
     report_speed(&totals, started);
 
-    let findings = match &args.baseline {
-        Some(path) => Baseline::load(path)?.filter(findings),
-        None => findings,
-    };
+    // A new baseline holds everything found now, including what an old one accepted.
     if let Some(path) = &args.write_baseline {
         Baseline::from_findings(&findings).write(path)?;
         eprintln!(
@@ -63,6 +60,10 @@ pub fn run(cli: &Cli, args: &ScanArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let findings = match &args.baseline {
+        Some(path) => Baseline::load(path)?.filter(findings),
+        None => findings,
+    };
 
     let stdout = std::io::stdout();
     let color = args.format == Format::Text
