@@ -175,6 +175,10 @@ pub enum Command {
     /// key from an audit log (report).
     #[command(subcommand)]
     Audit(AuditCommand),
+    Scan(ScanArgs),
+    /// The git pre-commit hook that runs `keywrap scan --staged`.
+    #[command(subcommand)]
+    Hook(HookCommand),
     Proxy(Box<ProxyArgs>),
     Rotate(RotateArgs),
     Status(StatusArgs),
@@ -378,6 +382,87 @@ pub struct KeyCreateArgs {
     /// Total tokens this key may use while the proxy runs [default: unlimited]
     #[arg(long, value_name = "TOKENS")]
     pub budget: Option<u64>,
+}
+
+/// Find API keys and other secrets in files, git history, staged changes or piped text.
+///
+/// Files and directories honour .gitignore and .keywrapignore and skip binary and huge
+/// files. Findings show file, line, column, rule and a redacted preview, never the key.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap scan                       # the current directory
+  keywrap scan --git                 # every blob in the repository's history, once
+  keywrap scan --staged              # what `git commit` would commit (the pre-commit hook)
+  git diff | keywrap scan --stdin
+  keywrap scan --vault               # also the exact values keywrap.toml references
+  keywrap scan --format sarif > keywrap.sarif
+  keywrap scan --write-baseline .keywrap-baseline.json   # accept what is there today
+  keywrap scan --baseline .keywrap-baseline.json         # fail only on new leaks
+
+Suppress one line with a `keywrap:allow` comment on it.
+Exit status: 1 if anything was found, 0 if clean, 2 on a usage or I/O error.")]
+pub struct ScanArgs {
+    /// Files and directories to scan [default: .]; with --git or --staged, a directory in
+    /// the repository.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Scan every blob in the git history (all refs), each once, with the commit that
+    /// introduced it.
+    #[arg(long, conflicts_with_all = ["staged", "stdin"])]
+    pub git: bool,
+
+    /// Scan the staged contents of added and changed files (what `git commit` would commit).
+    #[arg(long, conflicts_with = "stdin")]
+    pub staged: bool,
+
+    /// Scan standard input.
+    #[arg(long, conflicts_with = "paths")]
+    pub stdin: bool,
+
+    /// Also find the exact values that keywrap.toml references in Vault (compared as keyed
+    /// hashes; never printed).
+    #[arg(long)]
+    pub vault: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: crate::scan::report::Format,
+
+    /// Add rules from a TOML file of [[rules]] (a rule with a built-in id replaces it).
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+
+    /// Report only findings whose fingerprint is not in this baseline file.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Write the fingerprints of all findings to FILE and exit 0 (adopt the scanner in a
+    /// repository with known leaks).
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
+
+    /// Skip files larger than this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 10)]
+    pub max_file_size: u64,
+
+    /// Worker threads [default: the number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Install a pre-commit hook running `keywrap scan --staged`. An existing hook is kept
+    /// and run first; --force replaces a hook that cannot be kept.
+    Install {
+        /// Replace a foreign hook that cannot be chained.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove keywrap's pre-commit hook (and put back the hook it chained, if any).
+    Uninstall,
 }
 
 #[derive(Debug, Subcommand)]

@@ -30,6 +30,9 @@ pub struct ConfigFile {
     /// `[proxy]`: settings and routes of `keywrap proxy`.
     #[serde(default)]
     pub proxy: ProxySection,
+    /// Extra `keywrap scan` rules, in the format of the built-in rules file.
+    #[serde(default)]
+    pub rules: Vec<crate::scan::rules::Rule>,
 }
 
 /// `[policy]`: project-wide key lifecycle settings.

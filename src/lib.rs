@@ -11,6 +11,7 @@
 //! - [`child`]: resolving, starting and supervising the child process.
 //! - [`lifecycle`]: key age policy, rotation and overlap; [`audit_report`]: reading Vault's audit log.
 //! - [`proxy`]: `keywrap proxy`, the key-holding HTTP proxy with client keys and limits.
+//! - [`scan`]: finding keys in files, git history and staged changes.
 
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -32,6 +33,7 @@ pub mod log;
 pub mod proxy;
 pub mod reference;
 pub mod resolve;
+pub mod scan;
 pub mod secret;
 pub mod session;
 pub mod settings;

@@ -661,3 +661,88 @@ impl Background {
         panic!("keywrap did not exit after SIG{signal}:\n{}", self.stderr());
     }
 }
+
+/// A git repository in a scratch directory with a committer identity, for scan and hook
+/// tests. Git runs without the user's global or system configuration.
+pub struct GitRepo {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for GitRepo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GitRepo {
+    pub fn new() -> Self {
+        let repo = GitRepo {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo.git(&["config", "user.name", "Test Committer"]);
+        repo.git(&["config", "user.email", "committer@example.com"]);
+        repo.git(&["config", "commit.gpgsign", "false"]);
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file in the work tree (creating directories).
+    pub fn write(&self, name: &str, contents: &str) -> &Self {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+        self
+    }
+
+    /// Runs git in the repository; returns its output whether or not it succeeded.
+    pub fn try_git(&self, args: &[&str]) -> Output {
+        Command::new("git")
+            .args(args)
+            .current_dir(self.path())
+            .env("HOME", self.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_INDEX_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs git and panics unless it succeeds; returns standard output.
+    #[track_caller]
+    pub fn git(&self, args: &[&str]) -> String {
+        let output = self.try_git(args);
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Stages everything and commits as `author` ("Name <email>"); returns the commit id.
+    pub fn commit_all(&self, message: &str, author: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&[
+            "commit",
+            "-q",
+            "--no-verify",
+            "-m",
+            message,
+            "--author",
+            author,
+        ]);
+        self.git(&["rev-parse", "HEAD"]).trim().to_string()
+    }
+
+    /// keywrap running in this repository.
+    pub fn keywrap(&self) -> Keywrap {
+        let mut keywrap = Keywrap::new();
+        keywrap.current_dir(self.path());
+        keywrap
+    }
+}
