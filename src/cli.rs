@@ -186,6 +186,11 @@ pub enum Command {
     /// key from an audit log (report).
     #[command(subcommand)]
     Audit(AuditCommand),
+    Scan(ScanArgs),
+    /// The git pre-commit hook that runs `keywrap scan --staged`.
+    #[command(subcommand)]
+    Hook(HookCommand),
+    Proxy(Box<ProxyArgs>),
     Rotate(RotateArgs),
     Status(StatusArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -307,6 +312,208 @@ pub struct PolicyArgs {
     /// Also allow creating per-run child tokens (`exec --per-run-token`).
     #[arg(long)]
     pub per_run_token: bool,
+}
+
+/// Serve an HTTP proxy that adds API keys from Vault to upstream requests: clients get
+/// their own revocable, rate-limited keys and never see the real one.
+///
+/// Routes come from keywrap.toml's [[proxy.routes]], or from --upstream and --header for one
+/// route; {NAME} in a header is the secret NAME from [env] or --secret.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    next_help_heading = "Proxy options",
+    after_help = "\
+Examples:
+  keywrap proxy keys create webapp --rpm 60 --tpm 40000
+  keywrap proxy --upstream https://api.openai.com -s OPENAI=secret/openai#api_key \\
+      --header 'Authorization: Bearer {OPENAI}' --metrics 127.0.0.1:9464
+  curl -H \"Authorization: Bearer $CLIENT_KEY\" http://127.0.0.1:8787/v1/models"
+)]
+pub struct ProxyArgs {
+    #[command(subcommand)]
+    pub command: Option<ProxyCommand>,
+
+    /// Address to serve on [default: 127.0.0.1:8787]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Forward everything to this base URL (one route at /; replaces [[proxy.routes]]).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// A header to set on upstream requests, 'Name: template' with {NAME} for a secret.
+    #[arg(long = "header", value_name = "HEADER", requires = "upstream")]
+    pub headers: Vec<String>,
+    /// The secret REF ([vault://]PATH[?version=N]#FIELD) as NAME for header templates.
+    #[arg(short = 's', long = "secret", value_name = "NAME=REF")]
+    pub secrets: Vec<SecretFlag>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Forward requests that carry no client key (they are still counted, as "anonymous").
+    #[arg(long)]
+    pub allow_anonymous: bool,
+    /// KV v2 path of the client keys [default: secret/keywrap/proxy-keys]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub keys_path: Option<String>,
+    /// After a key rotation, retry a request once with the previous key if the upstream
+    /// answers 401.
+    #[arg(long)]
+    pub overlap: bool,
+    /// Seconds to connect to the upstream [default: 10]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub connect_timeout: Option<Duration>,
+    /// Seconds to wait for the upstream's response headers [default: 600]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub upstream_timeout: Option<Duration>,
+    /// Retries of idempotent requests (GET, HEAD, OPTIONS, PUT, DELETE) after a connection
+    /// error, a timeout, 502, 503 or 504 [default: 2]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// CA certificate (PEM) to verify the upstream with, instead of the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
+    /// Seconds between reloads of the client keys from Vault (revocations take effect) [default: 10]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub keys_reload: Option<Duration>,
+    /// Seconds between checks of the secrets' versions in Vault [default: 30]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub watch_interval: Option<Duration>,
+    /// Seconds to let in-flight requests finish after SIGTERM [default: 30]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub shutdown_deadline: Option<Duration>,
+    /// Access log on stderr, one line per request: text, json or off [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    pub access_log: Option<String>,
+    /// Let browser apps from this origin (e.g. https://app.example.com, or *) call the proxy
+    /// (CORS); repeat for several.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Worker threads [default: one per core]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyCommand {
+    /// Client keys: create, list, revoke.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a client key; prints it once on stdout. Vault keeps only its SHA-256 hash.
+    Create(KeyCreateArgs),
+    /// List client keys and their limits (never the keys).
+    List,
+    /// Revoke a client key; a running proxy refuses it at its next key reload.
+    Revoke {
+        /// The key's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Key options")]
+pub struct KeyCreateArgs {
+    /// A name for the client (letters, digits, '.', '_', '-'); it labels metrics and logs.
+    pub name: String,
+    /// Allow only this route prefix (repeat for several) [default: all routes]
+    #[arg(long = "route", value_name = "PREFIX")]
+    pub routes: Vec<String>,
+    /// Allow only this model in JSON request bodies (repeat for several) [default: any]
+    #[arg(long = "model", value_name = "MODEL")]
+    pub models: Vec<String>,
+    /// Requests per minute [default: unlimited]
+    #[arg(long, value_name = "N")]
+    pub rpm: Option<u64>,
+    /// Tokens (prompt + completion) per minute [default: unlimited]
+    #[arg(long, value_name = "N")]
+    pub tpm: Option<u64>,
+    /// Total tokens this key may use while the proxy runs [default: unlimited]
+    #[arg(long, value_name = "TOKENS")]
+    pub budget: Option<u64>,
+}
+
+/// Find API keys and other secrets in files, git history, staged changes or piped text.
+///
+/// Files and directories honour .gitignore and .keywrapignore and skip binary and huge
+/// files. Findings show file, line, column, rule and a redacted preview, never the key.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap scan                       # the current directory
+  keywrap scan --git                 # every blob in the repository's history, once
+  keywrap scan --staged              # what `git commit` would commit (the pre-commit hook)
+  git diff | keywrap scan --stdin
+  keywrap scan --vault               # also the exact values keywrap.toml references
+  keywrap scan --format sarif > keywrap.sarif
+  keywrap scan --write-baseline .keywrap-baseline.json   # accept what is there today
+  keywrap scan --baseline .keywrap-baseline.json         # fail only on new leaks
+
+Suppress one line with a `keywrap:allow` comment on it.
+Exit status: 1 if anything was found, 0 if clean, 2 on a usage or I/O error.")]
+pub struct ScanArgs {
+    /// Files and directories to scan [default: .]; with --git or --staged, a directory in
+    /// the repository.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Scan every blob in the git history (all refs), each once, with the commit that
+    /// introduced it.
+    #[arg(long, conflicts_with_all = ["staged", "stdin"])]
+    pub git: bool,
+
+    /// Scan the staged contents of added and changed files (what `git commit` would commit).
+    #[arg(long, conflicts_with = "stdin")]
+    pub staged: bool,
+
+    /// Scan standard input.
+    #[arg(long, conflicts_with = "paths")]
+    pub stdin: bool,
+
+    /// Also find the exact values that keywrap.toml references in Vault (compared as keyed
+    /// hashes; never printed).
+    #[arg(long)]
+    pub vault: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: crate::scan::report::Format,
+
+    /// Add rules from a TOML file of [[rules]] (a rule with a built-in id replaces it).
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+
+    /// Report only findings whose fingerprint is not in this baseline file.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Write the fingerprints of all findings to FILE and exit 0 (adopt the scanner in a
+    /// repository with known leaks).
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
+
+    /// Skip files larger than this many MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 10)]
+    pub max_file_size: u64,
+
+    /// Worker threads [default: the number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Install a pre-commit hook running `keywrap scan --staged`. An existing hook is kept
+    /// and run first; --force replaces a hook that cannot be kept.
+    Install {
+        /// Replace a foreign hook that cannot be chained.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove keywrap's pre-commit hook (and put back the hook it chained, if any).
+    Uninstall,
 }
 
 #[derive(Debug, Subcommand)]

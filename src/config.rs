@@ -30,6 +30,12 @@ pub struct ConfigFile {
     /// `[policy]`: defaults for the key lifecycle.
     #[serde(default)]
     pub policy: PolicySection,
+    /// `[proxy]`: settings and routes of `keywrap proxy`.
+    #[serde(default)]
+    pub proxy: ProxySection,
+    /// Extra `keywrap scan` rules, in the format of the built-in rules file.
+    #[serde(default)]
+    pub rules: Vec<crate::scan::rules::Rule>,
 }
 
 /// `[policy]`: project-wide key lifecycle settings.
@@ -38,6 +44,40 @@ pub struct ConfigFile {
 pub struct PolicySection {
     /// Maximum key age for every reference without its own `max_age` (default 90d).
     pub max_age: Option<Spanned<String>>,
+}
+
+/// `[proxy]`: every setting has a flag of the same name, which wins.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    pub listen: Option<String>,
+    pub metrics: Option<String>,
+    pub keys_path: Option<String>,
+    pub allow_anonymous: Option<bool>,
+    pub overlap: Option<bool>,
+    pub connect_timeout: Option<f64>,
+    pub upstream_timeout: Option<f64>,
+    pub retries: Option<u32>,
+    pub upstream_ca: Option<PathBuf>,
+    pub keys_reload: Option<f64>,
+    pub watch_interval: Option<f64>,
+    pub shutdown_deadline: Option<f64>,
+    pub access_log: Option<String>,
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    #[serde(default)]
+    pub routes: Vec<ProxyRoute>,
+}
+
+/// One `[[proxy.routes]]` entry: requests under `prefix` go to `upstream` with `headers` set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyRoute {
+    pub prefix: String,
+    pub upstream: String,
+    /// Header name → template, e.g. `Authorization = "Bearer {OPENAI_API_KEY}"`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// `[vault]`: connection settings, lowest in precedence (flags > environment > file).

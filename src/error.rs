@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 /// keywrap itself failed: configuration, reference, Vault, auth.
 pub const KEYWRAP_FAILED: u8 = 125;
+/// `scan` and `hook`: a usage or I/O error (1 means a finding, as linters do).
+pub const USAGE_OR_IO: u8 = 2;
 /// The command was found but could not be executed.
 pub const CANNOT_EXECUTE: u8 = 126;
 /// The command was not found.

@@ -11,6 +11,8 @@
 //! - [`child`]: resolving, starting and supervising the child process (output plumbing, restarts).
 //! - [`lifecycle`]: key age policy, rotation and overlap; [`audit_report`]: reading Vault's audit log.
 //! - [`mask`]: the output filter; [`dotenv`]: env files; [`watch`]: `--watch` version polling.
+//! - [`proxy`]: `keywrap proxy`, the key-holding HTTP proxy with client keys and limits.
+//! - [`scan`]: finding keys in files, git history and staged changes.
 
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -31,8 +33,10 @@ pub mod identity;
 pub mod lifecycle;
 pub mod log;
 pub mod mask;
+pub mod proxy;
 pub mod reference;
 pub mod resolve;
+pub mod scan;
 pub mod secret;
 pub mod session;
 pub mod settings;

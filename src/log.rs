@@ -24,3 +24,8 @@ pub fn verbose(message: impl std::fmt::Display) {
 pub fn warn(message: impl std::fmt::Display) {
     eprintln!("keywrap: warning: {message}");
 }
+
+/// A note that is always shown: what a long-running command (the proxy) is doing.
+pub fn note(message: impl std::fmt::Display) {
+    eprintln!("keywrap: {message}");
+}

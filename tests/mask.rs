@@ -112,8 +112,7 @@ fn a_progress_line_without_newline_appears_at_once() {
         !running.stdout().contains("fake-"),
         "a possible start of the secret is held back"
     );
-    running.signal("TERM");
-    assert_eq!(running.wait_exit(10).code(), Some(128 + 15));
+    assert_eq!(running.signal_and_wait("TERM").code(), Some(128 + 15));
 }
 
 #[test]

@@ -40,9 +40,8 @@ fn a_new_version_restarts_the_child_with_the_new_value() {
         running.stderr()
     );
 
-    running.signal("TERM");
     assert_eq!(
-        running.wait_exit(10).code(),
+        running.signal_and_wait("TERM").code(),
         Some(7),
         "the child's own status"
     );
@@ -83,8 +82,7 @@ fn a_child_that_ignores_the_restart_signal_is_killed_after_the_timeout() {
         "{}",
         running.stderr()
     );
-    running.signal("INT");
-    assert!(running.wait_exit(10).code().is_some());
+    assert!(running.signal_and_wait("INT").code().is_some());
 }
 
 #[test]
@@ -116,8 +114,7 @@ fn a_restarted_child_that_fails_at_once_is_retried_with_backoff() {
     running.wait_for_stderr("starting it again in 1s", 10);
     bao.kv_put("secret/rotating", &[("v", "fake-good-two")]);
     running.wait_for_stdout("started with fake-good-two", 15);
-    running.signal("TERM");
-    assert_eq!(running.wait_exit(10).code(), Some(7));
+    assert_eq!(running.signal_and_wait("TERM").code(), Some(7));
 }
 
 #[test]
@@ -130,9 +127,8 @@ fn stopping_keywrap_forwards_the_signal_once_and_passes_the_status_on() {
         .arg("n=0; trap 'n=$((n+1))' TERM; echo ready; i=0; while [ $i -lt 100 ] && [ $n -eq 0 ]; do sleep 0.1; i=$((i+1)); done; sleep 0.5; exit $((20+n))")
         .spawn();
     running.wait_for_stdout("ready", 10);
-    running.signal("TERM");
     assert_eq!(
-        running.wait_exit(15).code(),
+        running.signal_and_wait("TERM").code(),
         Some(21),
         "one TERM, and the child's status"
     );

@@ -4,8 +4,11 @@ pub mod audit;
 pub mod check;
 pub mod completions;
 pub mod exec;
+pub mod hook;
 pub mod policy;
+pub mod proxy;
 pub mod rotate;
+pub mod scan;
 pub mod status;
 
 use std::process::ExitCode;
@@ -22,9 +25,13 @@ pub fn run() -> Result<ExitCode> {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
-            // Usage errors are keywrap's own failure: 125, as `env` does.
+            // Usage errors are keywrap's own failure: 125, as `env` does; scan and hook
+            // follow linters instead (2), since 1 means "found something".
             return match err.exit_code() {
                 0 => Ok(ExitCode::SUCCESS),
+                _ if scan::is_scan_command_line(std::env::args_os().skip(1)) => {
+                    Err(SilentExit(crate::error::USAGE_OR_IO).into())
+                }
                 _ => Err(SilentExit(crate::error::KEYWRAP_FAILED).into()),
             };
         }
@@ -37,6 +44,9 @@ pub fn run() -> Result<ExitCode> {
         Command::Audit(command) => audit::run(&cli, command),
         Command::Rotate(args) => rotate::run(&cli, args),
         Command::Status(args) => status::run(&cli, args),
+        Command::Proxy(args) => proxy::run(&cli, args),
+        Command::Scan(args) => scan::run(&cli, args).or_else(scan::exit_two),
+        Command::Hook(command) => hook::run(command).or_else(scan::exit_two),
         Command::Completions { shell } => completions::run(*shell),
     }
 }

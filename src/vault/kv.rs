@@ -329,6 +329,40 @@ struct ReadAnswerV2 {
     data: Option<V2Data>,
 }
 
+#[derive(Deserialize)]
+struct ListAnswer {
+    data: ListData,
+}
+
+#[derive(Deserialize)]
+struct ListData {
+    #[serde(default)]
+    keys: Vec<String>,
+}
+
+/// The names directly under `path` (`vault kv list`); sub-folders end with `/`. Empty when
+/// nothing was ever written there.
+pub async fn list(client: &VaultClient, mount: &Mount, path: &str) -> Result<Vec<String>, KvError> {
+    let api_path = mount.metadata_path(path);
+    let method = reqwest::Method::from_bytes(b"LIST").expect("LIST is a valid method");
+    let response = client.request(method, &api_path, None).await?;
+    match response.status.as_u16() {
+        200 => Ok(response.json::<ListAnswer>(&api_path)?.data.keys),
+        404 => Ok(Vec::new()),
+        403 => Err(KvError::Denied {
+            path: path.to_string(),
+            capability: "list",
+            api_path,
+        }),
+        status => Err(VaultError::Api {
+            status,
+            path: api_path,
+            errors: response.errors(),
+        }
+        .into()),
+    }
+}
+
 /// Whether Vault still accepts the token: tells "bad token" from "missing capability".
 pub async fn token_is_valid(client: &VaultClient) -> bool {
     matches!(client.get("auth/token/lookup-self").await, Ok(r) if r.status.is_success())

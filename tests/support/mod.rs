@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod fault;
 pub mod jwt;
 pub mod stub;
+pub mod upstream;
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
@@ -470,96 +471,6 @@ impl Run {
     }
 }
 
-/// A keywrap running in the background; killed when dropped.
-pub struct Spawned {
-    pub child: Child,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-}
-
-fn collect(mut source: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = source.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            into.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Spawned {
-    pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
-    }
-
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    /// Waits (at most `seconds`) until stdout contains `text`; panics with both streams if not.
-    #[track_caller]
-    pub fn wait_for_stdout(&self, text: &str, seconds: u64) {
-        self.wait_for(|| self.stdout().contains(text), text, seconds);
-    }
-
-    /// Waits (at most `seconds`) until stderr contains `text`; panics with both streams if not.
-    #[track_caller]
-    pub fn wait_for_stderr(&self, text: &str, seconds: u64) {
-        self.wait_for(|| self.stderr().contains(text), text, seconds);
-    }
-
-    #[track_caller]
-    fn wait_for(&self, seen: impl Fn() -> bool, text: &str, seconds: u64) {
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        while Instant::now() < deadline {
-            if seen() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "never saw {text:?}\nstdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-    }
-
-    /// Sends `signal` (e.g. "TERM") to keywrap.
-    pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits (at most `seconds`) for keywrap to exit and returns its status.
-    #[track_caller]
-    pub fn wait_exit(&mut self, seconds: u64) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "keywrap did not exit\nstdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-    }
-}
-
 impl Default for Keywrap {
     fn default() -> Self {
         Self::new()
@@ -663,9 +574,9 @@ impl Keywrap {
         self.run()
     }
 
-    /// Starts keywrap in the background with stdout and stderr captured as they arrive.
-    /// Keep the `Keywrap` alive meanwhile: it owns the working directory.
-    pub fn spawn(&mut self) -> Spawned {
+    /// Starts keywrap in the background (a server, e.g. `proxy`, or a supervised command);
+    /// its stdout and stderr are collected as they arrive.
+    pub fn spawn(&mut self) -> Background {
         self.command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -675,10 +586,16 @@ impl Keywrap {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         collect(child.stdout.take().unwrap(), Arc::clone(&stdout));
         collect(child.stderr.take().unwrap(), Arc::clone(&stderr));
-        Spawned {
+        // The process outlives this builder: it keeps the scratch directories.
+        let dirs = [
+            std::mem::replace(&mut self.home, tempfile::tempdir().unwrap()),
+            std::mem::replace(&mut self.workdir, tempfile::tempdir().unwrap()),
+        ];
+        Background {
             child,
             stdout,
             stderr,
+            _dirs: dirs,
         }
     }
 
@@ -715,5 +632,190 @@ impl Keywrap {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+}
+
+/// keywrap running in the background; killed when dropped.
+pub struct Background {
+    pub child: Child,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads `source` to its end into `into`, as bytes arrive.
+fn collect(mut source: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = source.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+}
+
+impl Background {
+    /// What it wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (at most `seconds`) until stdout contains `text`; panics with both streams if not.
+    #[track_caller]
+    pub fn wait_for_stdout(&self, text: &str, seconds: u64) {
+        self.wait_for(|| self.stdout().contains(text), text, seconds);
+    }
+
+    /// Waits (at most `seconds`) until stderr contains `text`; panics with both streams if not.
+    #[track_caller]
+    pub fn wait_for_stderr(&self, text: &str, seconds: u64) {
+        self.wait_for(|| self.stderr().contains(text), text, seconds);
+    }
+
+    #[track_caller]
+    fn wait_for(&self, seen: impl Fn() -> bool, text: &str, seconds: u64) {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        while Instant::now() < deadline {
+            if seen() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "never saw {text:?}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+    }
+
+    /// Waits (up to 20 s) until something listens on `port`; panics with stderr if it exited.
+    pub fn wait_for_port(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(50));
+                panic!("keywrap exited with {status}:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nothing listens on {port} after 20 s:\n{}", self.stderr());
+    }
+
+    /// Sends a signal (e.g. "TERM") and waits up to 20 s for the exit status.
+    pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("keywrap did not exit after SIG{signal}:\n{}", self.stderr());
+    }
+}
+
+/// A git repository in a scratch directory with a committer identity, for scan and hook
+/// tests. Git runs without the user's global or system configuration.
+pub struct GitRepo {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for GitRepo {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GitRepo {
+    pub fn new() -> Self {
+        let repo = GitRepo {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo.git(&["config", "user.name", "Test Committer"]);
+        repo.git(&["config", "user.email", "committer@example.com"]);
+        repo.git(&["config", "commit.gpgsign", "false"]);
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file in the work tree (creating directories).
+    pub fn write(&self, name: &str, contents: &str) -> &Self {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+        self
+    }
+
+    /// Runs git in the repository; returns its output whether or not it succeeded.
+    pub fn try_git(&self, args: &[&str]) -> Output {
+        Command::new("git")
+            .args(args)
+            .current_dir(self.path())
+            .env("HOME", self.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_INDEX_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs git and panics unless it succeeds; returns standard output.
+    #[track_caller]
+    pub fn git(&self, args: &[&str]) -> String {
+        let output = self.try_git(args);
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Stages everything and commits as `author` ("Name <email>"); returns the commit id.
+    pub fn commit_all(&self, message: &str, author: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&[
+            "commit",
+            "-q",
+            "--no-verify",
+            "-m",
+            message,
+            "--author",
+            author,
+        ]);
+        self.git(&["rev-parse", "HEAD"]).trim().to_string()
+    }
+
+    /// keywrap running in this repository.
+    pub fn keywrap(&self) -> Keywrap {
+        let mut keywrap = Keywrap::new();
+        keywrap.current_dir(self.path());
+        keywrap
     }
 }

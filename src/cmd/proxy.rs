@@ -1,0 +1,139 @@
+//! `keywrap proxy`: serve the key-holding proxy, or manage its client keys.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+use crate::auth::lifecycle::TokenKeeper;
+use crate::cli::{Cli, KeyCreateArgs, KeysCommand, ProxyArgs, ProxyCommand};
+use crate::config::{self, LoadedConfig};
+use crate::environment::Environment;
+use crate::identity::RunIdentity;
+use crate::proxy::config::{keys_path, ProxyConfig};
+use crate::proxy::keys::{KeyPolicy, KeyStore};
+use crate::secret::ExposeSecret;
+use crate::session::Session;
+
+pub fn run(cli: &Cli, args: &ProxyArgs) -> Result<ExitCode> {
+    let env = Environment::from_process();
+    let loaded = config::locate(cli.config.as_deref())?;
+    if let Some(found) = &loaded {
+        crate::log::verbose(format_args!("config {}", found.path.display()));
+    }
+    match &args.command {
+        Some(ProxyCommand::Keys(command)) => keys(cli, args, &env, loaded.as_ref(), command),
+        None => serve(cli, args, &env, loaded.as_ref()),
+    }
+}
+
+fn serve(
+    cli: &Cli,
+    args: &ProxyArgs,
+    env: &Environment,
+    loaded: Option<&LoadedConfig>,
+) -> Result<ExitCode> {
+    let config = ProxyConfig::build(args, loaded)?;
+    let identity = RunIdentity::detect(env, Some("proxy"));
+    // Forwarding is CPU work per request: use every core unless told otherwise.
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads.into());
+    }
+    let runtime = runtime.enable_all().build()?;
+    let session = runtime.block_on(Session::open(cli.session_inputs(env, loaded), identity))?;
+    // The proxy renews its token itself (any token, since it runs for days); a token it
+    // logged in for is revoked when it stops.
+    let keeper = TokenKeeper::new(&session.client, session.obtained.clone(), None);
+    let served = runtime.block_on(crate::proxy::serve(config, session.client.clone()));
+    drop(runtime);
+    keeper.finish();
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keys(
+    cli: &Cli,
+    args: &ProxyArgs,
+    env: &Environment,
+    loaded: Option<&LoadedConfig>,
+    command: &KeysCommand,
+) -> Result<ExitCode> {
+    let path = keys_path(args, loaded);
+    let identity = RunIdentity::detect(env, Some("proxy keys"));
+    super::runtime()?.block_on(async {
+        let session = Session::open(cli.session_inputs(env, loaded), identity).await?;
+        let outcome = manage_keys(&session, &path, command).await;
+        session.close().await;
+        outcome
+    })
+}
+
+async fn manage_keys(session: &Session, path: &str, command: &KeysCommand) -> Result<ExitCode> {
+    let client = &session.client;
+    let store = KeyStore::open(client, path).await?;
+    match command {
+        KeysCommand::Create(create) => {
+            let key = store.create(client, &policy(create)).await?;
+            println!("{}", key.expose_secret());
+            crate::log::note(format_args!(
+                "client key {} created; its hash is in {path}/{}. The key is shown only this once.",
+                create.name, create.name
+            ));
+        }
+        KeysCommand::List => {
+            let mut records = store.list(client).await?;
+            records.sort_by(|a, b| a.policy.name.cmp(&b.policy.name));
+            let limit = |n: u64| {
+                if n == 0 {
+                    "-".to_string()
+                } else {
+                    n.to_string()
+                }
+            };
+            let all = |list: &[String]| {
+                if list.is_empty() {
+                    "*".to_string()
+                } else {
+                    list.join(",")
+                }
+            };
+            println!(
+                "{:<20} {:<16} {:<20} {:>8} {:>10} {:>12}  CREATED",
+                "NAME", "ROUTES", "MODELS", "RPM", "TPM", "BUDGET"
+            );
+            for record in records {
+                let p = &record.policy;
+                println!(
+                    "{:<20} {:<16} {:<20} {:>8} {:>10} {:>12}  {}",
+                    p.name,
+                    all(&p.routes),
+                    all(&p.models),
+                    limit(p.rpm),
+                    limit(p.tpm),
+                    limit(p.budget),
+                    record.created
+                );
+            }
+        }
+        KeysCommand::Revoke { name } => {
+            if !store.revoke(client, name).await? {
+                bail!("no client key named {name:?} under {path}");
+            }
+            crate::log::note(format_args!(
+                "client key {name} revoked; running proxies refuse it at their next key reload"
+            ));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn policy(args: &KeyCreateArgs) -> KeyPolicy {
+    KeyPolicy {
+        name: args.name.clone(),
+        routes: args.routes.clone(),
+        models: args.models.clone(),
+        rpm: args.rpm.unwrap_or(0),
+        tpm: args.tpm.unwrap_or(0),
+        budget: args.budget.unwrap_or(0),
+    }
+}

@@ -1,0 +1,297 @@
+//! The proxy's settings, from flags over keywrap.toml `[proxy]` over defaults, validated once.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::access_log::LogFormat;
+use super::cors::Cors;
+use super::routes::{self, Route};
+use crate::bindings::{self, Binding};
+use crate::cli::ProxyArgs;
+use crate::config::{LoadedConfig, ProxySection};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+pub const DEFAULT_KEYS_PATH: &str = "secret/keywrap/proxy-keys";
+
+/// Request bodies up to this size (with a Content-Length) are read before forwarding, so
+/// they can be checked (model allow-lists) and sent again (retries, the 401 overlap retry).
+/// Larger or chunked uploads stream through.
+pub const MAX_BUFFERED_BODY: u64 = 1 << 20;
+
+/// Everything `keywrap proxy` runs with.
+#[derive(Debug)]
+pub struct ProxyConfig {
+    pub listen: SocketAddr,
+    pub metrics: Option<SocketAddr>,
+    /// Longest prefix first, so the first match is the most specific.
+    pub routes: Vec<Route>,
+    /// The secrets the routes' headers use.
+    pub bindings: Vec<Binding>,
+    pub keys_path: String,
+    pub allow_anonymous: bool,
+    pub overlap: bool,
+    pub connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub retries: u32,
+    pub upstream_ca: Option<PathBuf>,
+    pub keys_reload: Duration,
+    pub watch_interval: Duration,
+    pub shutdown_deadline: Duration,
+    pub access_log: LogFormat,
+    pub cors: Cors,
+}
+
+/// The client-key path from `--keys-path`, `[proxy] keys_path` or the default.
+pub fn keys_path(args: &ProxyArgs, file: Option<&LoadedConfig>) -> String {
+    args.keys_path
+        .clone()
+        .or_else(|| file.and_then(|f| f.file.proxy.keys_path.clone()))
+        .unwrap_or_else(|| DEFAULT_KEYS_PATH.to_string())
+        .trim_matches('/')
+        .to_string()
+}
+
+impl ProxyConfig {
+    pub fn build(args: &ProxyArgs, file: Option<&LoadedConfig>) -> Result<Self> {
+        let empty = ProxySection::default();
+        let section = file.map_or(&empty, |f| &f.file.proxy);
+        let routes = routes_from(args, section)?;
+        let bindings = bindings_for(&routes, file, args)?;
+        let seconds = |flag: Option<Duration>, value: Option<f64>, default: u64, name: &str| match (
+            flag, value,
+        ) {
+            (Some(flag), _) => Ok(flag),
+            (None, Some(v)) if v > 0.0 && v.is_finite() => Ok(Duration::from_secs_f64(v)),
+            (None, Some(v)) => bail!("[proxy] {name} = {v} is not a positive number of seconds"),
+            (None, None) => Ok(Duration::from_secs(default)),
+        };
+        let access_log = args
+            .access_log
+            .as_deref()
+            .or(section.access_log.as_deref())
+            .map_or(Ok(LogFormat::Text), str::parse)?;
+        Ok(ProxyConfig {
+            listen: address(
+                args.listen
+                    .as_deref()
+                    .or(section.listen.as_deref())
+                    .unwrap_or(DEFAULT_LISTEN),
+            )?,
+            metrics: args
+                .metrics
+                .as_deref()
+                .or(section.metrics.as_deref())
+                .map(address)
+                .transpose()?,
+            routes,
+            bindings,
+            keys_path: keys_path(args, file),
+            allow_anonymous: args.allow_anonymous || section.allow_anonymous.unwrap_or(false),
+            overlap: args.overlap || section.overlap.unwrap_or(false),
+            connect_timeout: seconds(
+                args.connect_timeout,
+                section.connect_timeout,
+                10,
+                "connect_timeout",
+            )?,
+            upstream_timeout: seconds(
+                args.upstream_timeout,
+                section.upstream_timeout,
+                600,
+                "upstream_timeout",
+            )?,
+            retries: args.retries.or(section.retries).unwrap_or(2),
+            upstream_ca: args.upstream_ca.clone().or_else(|| {
+                section
+                    .upstream_ca
+                    .as_ref()
+                    .map(|p| file.map_or(p.clone(), |f| f.resolve_path(p)))
+            }),
+            keys_reload: seconds(args.keys_reload, section.keys_reload, 10, "keys_reload")?,
+            watch_interval: seconds(
+                args.watch_interval,
+                section.watch_interval,
+                30,
+                "watch_interval",
+            )?,
+            shutdown_deadline: seconds(
+                args.shutdown_deadline,
+                section.shutdown_deadline,
+                30,
+                "shutdown_deadline",
+            )?,
+            access_log,
+            cors: Cors::new(if args.cors_origins.is_empty() {
+                section.cors_origins.clone()
+            } else {
+                args.cors_origins.clone()
+            }),
+        })
+    }
+
+    /// The route that takes `path`, and the rest of the path after its prefix.
+    pub fn route_for<'a>(&self, path: &'a str) -> Option<(usize, &Route, &'a str)> {
+        self.routes
+            .iter()
+            .enumerate()
+            .find_map(|(index, route)| route.strip(path).map(|rest| (index, route, rest)))
+    }
+}
+
+fn address(text: &str) -> Result<SocketAddr> {
+    text.parse()
+        .with_context(|| format!("invalid address {text:?}: expected IP:PORT, e.g. 127.0.0.1:8787"))
+}
+
+fn routes_from(args: &ProxyArgs, section: &ProxySection) -> Result<Vec<Route>> {
+    let mut routes = match &args.upstream {
+        Some(upstream) => {
+            let headers = args
+                .headers
+                .iter()
+                .map(|h| routes::parse_header_flag(h))
+                .collect::<Result<Vec<_>>>()?;
+            vec![Route::new("/", upstream, headers)?]
+        }
+        None => section
+            .routes
+            .iter()
+            .map(|r| {
+                let headers = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                Route::new(&r.prefix, &r.upstream, headers)
+                    .with_context(|| format!("[[proxy.routes]] prefix {:?}", r.prefix))
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
+    if routes.is_empty() {
+        bail!("no routes: give --upstream URL, or add [[proxy.routes]] to keywrap.toml");
+    }
+    let mut seen = BTreeSet::new();
+    for route in &routes {
+        if !seen.insert(route.prefix.clone()) {
+            bail!("two routes have the prefix {:?}", route.label());
+        }
+    }
+    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+    Ok(routes)
+}
+
+/// The bindings the header templates name; each name must be in `[env]` or a `--secret`.
+fn bindings_for(
+    routes: &[Route],
+    file: Option<&LoadedConfig>,
+    args: &ProxyArgs,
+) -> Result<Vec<Binding>> {
+    let available = bindings::collect(file, &args.secrets)?;
+    let mut used = BTreeSet::new();
+    for route in routes {
+        for (header, template) in &route.headers {
+            for name in template.names() {
+                if !available.iter().any(|b| b.name == name) {
+                    bail!(
+                        "header {header} of route {} uses {{{name}}}, which is neither in [env] nor given with --secret",
+                        route.label()
+                    );
+                }
+                used.insert(name.to_string());
+            }
+        }
+    }
+    Ok(available
+        .into_iter()
+        .filter(|b| used.contains(&b.name))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn build(flags: &[&str], file: &str) -> Result<ProxyConfig> {
+        let cli = Cli::parse_from(["keywrap", "proxy"].iter().chain(flags));
+        let Command::Proxy(args) = cli.command else {
+            panic!("not proxy")
+        };
+        let loaded = LoadedConfig::parse(Path::new("keywrap.toml"), file.to_string())?;
+        ProxyConfig::build(&args, Some(&loaded))
+    }
+
+    const FILE: &str = "[env]\nKEY = \"secret/openai#api_key\"\nOTHER = \"secret/x#y\"\n\n\
+        [proxy]\nlisten = \"127.0.0.1:9000\"\nretries = 5\n\n\
+        [[proxy.routes]]\nprefix = \"/a\"\nupstream = \"https://a.example\"\nheaders = { Authorization = \"Bearer {KEY}\" }\n\n\
+        [[proxy.routes]]\nprefix = \"/a/b\"\nupstream = \"https://b.example\"\n";
+
+    #[test]
+    fn flags_override_the_file_and_routes_prefer_longer_prefixes() {
+        let config = build(&["--listen", "127.0.0.1:9100"], FILE).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(config.retries, 5);
+        assert_eq!(config.keys_path, DEFAULT_KEYS_PATH);
+        assert_eq!(
+            config
+                .route_for("/a/b/c")
+                .map(|(_, r, rest)| (r.label(), rest)),
+            Some(("/a/b", "/c"))
+        );
+        assert_eq!(
+            config
+                .route_for("/a/c")
+                .map(|(_, r, rest)| (r.label(), rest)),
+            Some(("/a", "/c"))
+        );
+        assert!(config.route_for("/z").is_none());
+        let names: Vec<&str> = config.bindings.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["KEY"], "only the secrets the headers use are read");
+    }
+
+    #[test]
+    fn an_upstream_flag_replaces_the_routes() {
+        let config = build(
+            &[
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--header",
+                "X-Key: {OTHER}",
+            ],
+            FILE,
+        )
+        .unwrap();
+        assert_eq!(config.routes.len(), 1);
+        assert_eq!(config.routes[0].label(), "/");
+        assert_eq!(config.bindings[0].name, "OTHER");
+    }
+
+    #[test]
+    fn unknown_secret_names_are_refused() {
+        let err = build(
+            &[
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--header",
+                "X-Key: {NOPE}",
+            ],
+            FILE,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("{NOPE}, which is neither in [env] nor given with --secret"),
+            "{err}"
+        );
+        let err = build(&[], "").unwrap_err();
+        assert!(err.to_string().starts_with("no routes"), "{err}");
+    }
+}

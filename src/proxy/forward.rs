@@ -1,0 +1,402 @@
+//! Handling one request: route, authenticate, limit, forward with the route's headers, and
+//! stream the answer back with the key masked.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use super::auth::{self, Caller};
+use super::body::{ProxyBody, Streamed};
+use super::config::MAX_BUFFERED_BODY;
+use super::cors;
+use super::credentials::HeaderSet;
+use super::limits;
+use super::record::RequestRecord;
+use super::redact::StreamRedactor;
+use super::usage::UsageScanner;
+use super::Shared;
+
+/// The body type sent upstream.
+pub type UpstreamBody = BoxBody<Bytes, hyper::Error>;
+
+/// Headers that describe one connection, not the message; never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// The hyper service: every request gets an answer, errors included.
+pub async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    let path = request.uri().path();
+    let patterns = shared.credentials.current().patterns.clone();
+    let logged_path = if patterns.contains(path.as_bytes()) {
+        let mut bytes = path.as_bytes().to_vec();
+        patterns.mask(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        path.to_string()
+    };
+    let mut slot = Some(RequestRecord::new(
+        request.method().clone(),
+        logged_path,
+        started,
+    ));
+    let origin = shared.config.cors.allowed(request.headers());
+    let mut response = match &origin {
+        Some(origin) if cors::is_preflight(request.method(), request.headers()) => {
+            cors::preflight(origin, request.headers())
+        }
+        _ => forward(&shared, request, &mut slot)
+            .await
+            .unwrap_or_else(|local| local),
+    };
+    if let Some(origin) = &origin {
+        cors::decorate(response.headers_mut(), origin);
+    }
+    // A forwarded answer took the record with it, to finish when its body ends.
+    if let Some(mut record) = slot {
+        record.status = response.status().as_u16();
+        record.finish(&shared);
+    }
+    Ok(response)
+}
+
+/// A response the proxy makes itself, in the OpenAI error shape clients already parse.
+fn local(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    let body = json!({ "error": { "message": message, "type": "keywrap_proxy" } }).to_string();
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(ProxyBody::local(body))
+        .expect("a valid local response")
+}
+
+/// Forwards the request; `Err` is a local answer (refusal or upstream failure). A forwarded
+/// answer takes the record out of `slot`.
+async fn forward(
+    shared: &Arc<Shared>,
+    request: Request<Incoming>,
+    slot: &mut Option<RequestRecord>,
+) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
+    let record = slot.as_mut().expect("the record is taken only at the end");
+    let path = request.uri().path().to_string();
+    let Some((route_index, route, rest)) = shared.config.route_for(&path) else {
+        return Err(local(StatusCode::NOT_FOUND, "no route for this path"));
+    };
+    record.route = Some(route_index);
+    let caller = auth::authenticate(
+        request.headers(),
+        &shared.keys,
+        shared.config.allow_anonymous,
+    )
+    .await
+    .map_err(|rejected| local(StatusCode::UNAUTHORIZED, rejected.message()))?;
+    record.client = caller.name().to_string();
+    if let Caller::Key(policy) = &caller {
+        record.policy = Some(policy.clone());
+        if !policy.allows_route(route.label()) {
+            return Err(local(
+                StatusCode::FORBIDDEN,
+                "this client key may not use this route",
+            ));
+        }
+        if let Err(refusal) = shared.limits.admit(policy, Instant::now()) {
+            shared
+                .metrics
+                .rate_limited(&policy.name, refusal.limit.label());
+            let mut response = local(StatusCode::TOO_MANY_REQUESTS, refusal.limit.message());
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(limits::retry_after_seconds(refusal.retry_after)),
+            );
+            return Err(response);
+        }
+    }
+
+    let (parts, body) = request.into_parts();
+    let body = RequestBody::read(&parts.headers, body)
+        .await
+        .map_err(|_| local(StatusCode::BAD_REQUEST, "cannot read the request body"))?;
+    if let Some(policy) = caller.policy().filter(|p| !p.models.is_empty()) {
+        let model = body.model();
+        match model {
+            Some(model) if policy.allows_model(&model) => {}
+            Some(_) => return Err(local(StatusCode::FORBIDDEN, "this client key may not use this model")),
+            None => return Err(local(StatusCode::BAD_REQUEST, "this client key is limited to some models: send a JSON body (under 1 MiB) with \"model\"")),
+        }
+    }
+    let uri = route.upstream.uri(rest, parts.uri.query()).map_err(|_| {
+        local(
+            StatusCode::BAD_REQUEST,
+            "the request path cannot be forwarded",
+        )
+    })?;
+    let headers = client_headers(&parts.headers, &route.headers);
+    let credentials = shared.credentials.current();
+    let upstream_started = Instant::now();
+    let label = route.label();
+
+    let mut body = body;
+    let mut response = send(
+        shared,
+        label,
+        &parts.method,
+        &uri,
+        &headers,
+        credentials.headers(route_index),
+        &mut body,
+    )
+    .await?;
+    if response.status() == StatusCode::UNAUTHORIZED && shared.config.overlap {
+        if let (Some(previous), true) =
+            (credentials.previous_headers(route_index), body.replayable())
+        {
+            record.previous_key = true;
+            response = send(
+                shared,
+                label,
+                &parts.method,
+                &uri,
+                &headers,
+                previous,
+                &mut body,
+            )
+            .await?;
+        }
+    }
+    record.upstream = Some(upstream_started.elapsed());
+    record.status = response.status().as_u16();
+
+    let (mut parts, incoming) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    for value in parts.headers.values_mut() {
+        if credentials.patterns.contains(value.as_bytes()) {
+            let mut bytes = value.as_bytes().to_vec();
+            credentials.patterns.mask(&mut bytes);
+            *value = HeaderValue::from_bytes(&bytes).expect("masking keeps a header value valid");
+        }
+    }
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let usage = UsageScanner::for_content_type(content_type);
+    if matches!(usage, UsageScanner::Events { .. }) {
+        // Tell nginx and other buffering proxies in front to pass events on at once.
+        parts
+            .headers
+            .insert("x-accel-buffering", HeaderValue::from_static("no"));
+        parts
+            .headers
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    let finished = slot.take().expect("the record is still here");
+    let streamed = Streamed::new(
+        incoming,
+        StreamRedactor::new(credentials.patterns.clone()),
+        usage,
+        finished,
+        shared.clone(),
+    );
+    Ok(Response::from_parts(
+        parts,
+        ProxyBody::Upstream(Box::new(streamed)),
+    ))
+}
+
+/// Sends one request upstream, retrying idempotent ones that can be sent again.
+async fn send(
+    shared: &Shared,
+    label: &str,
+    method: &Method,
+    uri: &hyper::Uri,
+    headers: &HeaderMap,
+    injected: &HeaderSet,
+    body: &mut RequestBody,
+) -> Result<Response<Incoming>, Response<ProxyBody>> {
+    let idempotent = matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    );
+    let attempts = if idempotent && body.replayable() {
+        1 + shared.config.retries
+    } else {
+        1
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut request = Request::builder().method(method.clone()).uri(uri.clone());
+        let request_headers = request.headers_mut().expect("a valid request");
+        request_headers.clone_from(headers);
+        for (name, value) in injected {
+            request_headers.insert(name.clone(), value.clone());
+        }
+        let request = request.body(body.take()).expect("a valid request");
+        let outcome = tokio::time::timeout(
+            shared.config.upstream_timeout,
+            shared.upstream.request(request),
+        )
+        .await;
+        let retry = attempt < attempts;
+        match outcome {
+            Ok(Ok(response)) => {
+                let status = response.status();
+                if status.is_server_error() {
+                    shared.metrics.upstream_error(label, "status_5xx");
+                }
+                let transient = matches!(status.as_u16(), 502..=504);
+                if !(transient && retry) {
+                    return Ok(response);
+                }
+            }
+            Ok(Err(err)) => {
+                shared.metrics.upstream_error(label, "connect");
+                if !retry {
+                    crate::log::warn(format_args!(
+                        "upstream of route {label}: {}",
+                        describe(&err)
+                    ));
+                    return Err(local(
+                        StatusCode::BAD_GATEWAY,
+                        "the upstream could not be reached",
+                    ));
+                }
+            }
+            Err(_) => {
+                shared.metrics.upstream_error(label, "timeout");
+                if !retry {
+                    return Err(local(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "the upstream did not answer in time",
+                    ));
+                }
+            }
+        }
+        let ceiling = 50u64 << attempt.min(6);
+        tokio::time::sleep(Duration::from_millis(
+            ceiling / 2 + fastrand::u64(0..=ceiling / 2),
+        ))
+        .await;
+    }
+}
+
+fn describe(err: &hyper_util::client::legacy::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text = cause.to_string();
+        source = cause.source();
+    }
+    text
+}
+
+/// The client's headers minus credentials, hop-by-hop headers, Host (set from the upstream
+/// URI), Expect and every header the route injects.
+fn client_headers(
+    from: &HeaderMap,
+    injected: &[(HeaderName, super::routes::Template)],
+) -> HeaderMap {
+    let mut headers = from.clone();
+    strip_hop_by_hop(&mut headers);
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(header::HOST);
+    // The proxy already answered `Expect: 100-continue` by reading the body.
+    headers.remove(header::EXPECT);
+    for (name, _) in injected {
+        headers.remove(name);
+    }
+    // Plain bodies, so keys can be masked and usage read in answers.
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    headers
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// A request body: read whole when small (so it can be checked and sent again), else streamed.
+enum RequestBody {
+    Buffered(Bytes),
+    Streaming(Option<Incoming>),
+}
+
+impl RequestBody {
+    async fn read(headers: &HeaderMap, body: Incoming) -> Result<Self, hyper::Error> {
+        let length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let empty = http_body::Body::is_end_stream(&body);
+        match length {
+            _ if empty => Ok(RequestBody::Buffered(Bytes::new())),
+            Some(length) if length <= MAX_BUFFERED_BODY => {
+                Ok(RequestBody::Buffered(body.collect().await?.to_bytes()))
+            }
+            _ => Ok(RequestBody::Streaming(Some(body))),
+        }
+    }
+
+    fn replayable(&self) -> bool {
+        matches!(self, RequestBody::Buffered(_))
+    }
+
+    /// The body for one attempt; a streamed body can be taken once.
+    fn take(&mut self) -> UpstreamBody {
+        match self {
+            RequestBody::Buffered(bytes) => Full::new(bytes.clone())
+                .map_err(|never| match never {})
+                .boxed(),
+            RequestBody::Streaming(body) => match body.take() {
+                Some(body) => body.boxed(),
+                None => Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed(),
+            },
+        }
+    }
+
+    /// The `model` of a JSON body.
+    fn model(&self) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct WithModel {
+            model: String,
+        }
+        match self {
+            RequestBody::Buffered(bytes) => serde_json::from_slice::<WithModel>(bytes)
+                .ok()
+                .map(|m| m.model),
+            RequestBody::Streaming(_) => None,
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! Client keys ("virtual keys"): what `keywrap proxy keys` writes to Vault, and the set a
+//! running proxy checks requests against.
+//!
+//! A key is 32 random bytes shown once to its owner. Vault keeps only its SHA-256 hash (a
+//! hash of 256 random bits needs no salt or stretching) with the key's name and limits, one
+//! KV v2 secret per key under the keys path.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use futures_util::future::join_all;
+use ring::rand::SecureRandom;
+use serde_json::json;
+
+use crate::secret::{SecretString, SecretValue};
+use crate::vault::kv::{self, KvVersion, Mount};
+use crate::vault::VaultClient;
+
+/// Client keys start with this, so scanners and people can tell what they are.
+pub const KEY_PREFIX: &str = "kwp_";
+
+/// A key's SHA-256.
+pub type KeyHash = [u8; 32];
+
+/// What a client key may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyPolicy {
+    pub name: String,
+    /// Route prefixes it may use; empty means all.
+    pub routes: Vec<String>,
+    /// Models it may ask for; empty means any.
+    pub models: Vec<String>,
+    /// Requests per minute, tokens per minute, total tokens; 0 means unlimited.
+    pub rpm: u64,
+    pub tpm: u64,
+    pub budget: u64,
+}
+
+impl KeyPolicy {
+    pub fn allows_route(&self, label: &str) -> bool {
+        self.routes.is_empty()
+            || self
+                .routes
+                .iter()
+                .any(|r| r.trim_end_matches('/') == label.trim_end_matches('/'))
+    }
+
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|m| m == model)
+    }
+}
+
+/// A key as stored: its policy, hash and creation time.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub policy: KeyPolicy,
+    pub hash: KeyHash,
+    pub created: String,
+}
+
+pub fn hash(key: &str) -> KeyHash {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
+}
+
+/// A new random key.
+pub fn generate() -> Result<SecretString> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    ring::rand::SystemRandom::new()
+        .fill(bytes.as_mut())
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+    let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref());
+    Ok(SecretString::from(format!("{KEY_PREFIX}{encoded}")))
+}
+
+/// Names label metrics and log lines, so they are kept plain.
+pub fn validate_name(name: &str) -> Result<()> {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !plain || name == "anonymous" || name == "unauthenticated" {
+        bail!("invalid key name {name:?}: use 1 to 64 letters, digits, '.', '_' or '-' (not \"anonymous\" or \"unauthenticated\")");
+    }
+    Ok(())
+}
+
+/// The keys path in Vault.
+#[derive(Debug, Clone)]
+pub struct KeyStore {
+    path: String,
+    mount: Mount,
+}
+
+impl KeyStore {
+    pub async fn open(client: &VaultClient, path: &str) -> Result<Self> {
+        let mount = kv::find_mount(client, path)
+            .await
+            .with_context(|| format!("client keys path {path}"))?;
+        if mount.version != KvVersion::V2 {
+            bail!("client keys path {path} is on a KV v1 mount; use a KV v2 mount (--keys-path)");
+        }
+        Ok(KeyStore {
+            path: path.to_string(),
+            mount,
+        })
+    }
+
+    fn key_path(&self, name: &str) -> String {
+        format!("{}/{name}", self.path)
+    }
+
+    /// Writes a new key's hash and policy; fails if the name is taken. Returns the key.
+    pub async fn create(&self, client: &VaultClient, policy: &KeyPolicy) -> Result<SecretString> {
+        validate_name(&policy.name)?;
+        let key = generate()?;
+        let key_hash = hash(crate::secret::ExposeSecret::expose_secret(&key));
+        let body = json!({
+            "options": { "cas": 0 },
+            "data": {
+                "hash": format!("sha256:{}", hex(&key_hash)),
+                "routes": policy.routes.join(","),
+                "models": policy.models.join(","),
+                "rpm": policy.rpm,
+                "tpm": policy.tpm,
+                "budget": policy.budget,
+                "created": crate::proxy::access_log::rfc3339(std::time::SystemTime::now()),
+            }
+        });
+        let api_path = self.mount.data_path(&self.key_path(&policy.name));
+        let response = client.post(&api_path, &body).await?;
+        match response.status.as_u16() {
+            200 | 204 => Ok(key),
+            400 if response
+                .errors()
+                .iter()
+                .any(|e| e.contains("check-and-set")) =>
+            {
+                bail!(
+                    "a client key named {:?} exists; revoke it first or pick another name",
+                    policy.name
+                )
+            }
+            403 => bail!("permission denied writing {api_path}: the token needs \"create\" on it"),
+            status => bail!(
+                "Vault answered {status} writing {api_path}: {}",
+                response.errors().join("; ")
+            ),
+        }
+    }
+
+    /// Every stored key. Entries that cannot be read or parsed are reported, not skipped silently.
+    pub async fn list(&self, client: &VaultClient) -> Result<Vec<KeyRecord>> {
+        let names = kv::list(client, &self.mount, &self.path)
+            .await
+            .with_context(|| format!("listing client keys under {}", self.path))?;
+        let names: Vec<String> = names.into_iter().filter(|n| !n.ends_with('/')).collect();
+        let reads = join_all(names.iter().map(|name| async move {
+            let path = self.key_path(name);
+            let read = kv::read(client, &self.mount, &path, None).await;
+            (name, read)
+        }))
+        .await;
+        let mut records = Vec::new();
+        for (name, read) in reads {
+            match read {
+                Ok(secret) => records
+                    .push(parse_record(name, &secret.fields).with_context(|| {
+                        format!("client key {name} at {}", self.key_path(name))
+                    })?),
+                // Revoked between the list and the read.
+                Err(kv::KvError::NotFound { .. } | kv::KvError::VersionGone { .. }) => {}
+                Err(err) => return Err(err).with_context(|| format!("reading client key {name}")),
+            }
+        }
+        Ok(records)
+    }
+
+    /// Deletes the key and all its versions; false if there was none.
+    pub async fn revoke(&self, client: &VaultClient, name: &str) -> Result<bool> {
+        validate_name(name)?;
+        let path = self.key_path(name);
+        let exists = match kv::read(client, &self.mount, &path, None).await {
+            Ok(_) => true,
+            Err(kv::KvError::NotFound { .. } | kv::KvError::VersionGone { .. }) => false,
+            Err(err) => return Err(err).with_context(|| format!("reading client key {name}")),
+        };
+        let api_path = self.mount.metadata_path(&path);
+        let response = client
+            .request(reqwest::Method::DELETE, &api_path, None)
+            .await?;
+        match response.status.as_u16() {
+            200 | 204 | 404 => Ok(exists),
+            403 => bail!("permission denied deleting {api_path}: the token needs \"delete\" on it"),
+            status => bail!(
+                "Vault answered {status} deleting {api_path}: {}",
+                response.errors().join("; ")
+            ),
+        }
+    }
+}
+
+fn parse_record(name: &str, fields: &BTreeMap<String, SecretValue>) -> Result<KeyRecord> {
+    let text = |field: &str| {
+        fields
+            .get(field)
+            .map(|v| v.expose().trim().to_string())
+            .unwrap_or_default()
+    };
+    let number = |field: &str| -> Result<u64> {
+        let value = text(field);
+        if value.is_empty() {
+            return Ok(0);
+        }
+        value
+            .parse()
+            .with_context(|| format!("field {field} is not a number"))
+    };
+    let list = |field: &str| -> Vec<String> {
+        text(field)
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let stored = text("hash");
+    let hash = stored
+        .strip_prefix("sha256:")
+        .and_then(unhex)
+        .context("field hash is not sha256:<64 hex digits>")?;
+    Ok(KeyRecord {
+        policy: KeyPolicy {
+            name: name.to_string(),
+            routes: list("routes"),
+            models: list("models"),
+            rpm: number("rpm")?,
+            tpm: number("tpm")?,
+            budget: number("budget")?,
+        },
+        hash,
+        created: text("created"),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<KeyHash> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// How often a miss may reload the keys.
+const MISS_RELOAD_GAP: Duration = Duration::from_secs(1);
+
+/// The keys a running proxy accepts, reloaded from Vault periodically and on a miss.
+pub struct KeyRing {
+    store: KeyStore,
+    client: VaultClient,
+    keys: RwLock<Arc<HashMap<KeyHash, Arc<KeyPolicy>>>>,
+    last_reload: tokio::sync::Mutex<Instant>,
+}
+
+impl KeyRing {
+    pub async fn load(store: KeyStore, client: VaultClient) -> Result<Self> {
+        let ring = KeyRing {
+            store,
+            client,
+            keys: RwLock::default(),
+            last_reload: tokio::sync::Mutex::new(Instant::now()),
+        };
+        let count = ring.reload().await?;
+        crate::log::verbose(format_args!(
+            "{count} client keys loaded from {}",
+            ring.store.path
+        ));
+        Ok(ring)
+    }
+
+    /// Replaces the set with what Vault holds now; on failure the old set stays.
+    pub async fn reload(&self) -> Result<usize> {
+        let records = self.store.list(&self.client.renewed_deadline()).await?;
+        let keys: HashMap<KeyHash, Arc<KeyPolicy>> = records
+            .into_iter()
+            .map(|r| (r.hash, Arc::new(r.policy)))
+            .collect();
+        let count = keys.len();
+        *self.keys.write().expect("key set lock") = Arc::new(keys);
+        Ok(count)
+    }
+
+    fn lookup(&self, key_hash: &KeyHash) -> Option<Arc<KeyPolicy>> {
+        self.keys
+            .read()
+            .expect("key set lock")
+            .get(key_hash)
+            .cloned()
+    }
+
+    /// The policy of a presented key. An unknown key makes the ring reload from Vault, at
+    /// most once per second (a miss may wait for that), so a key created after the proxy
+    /// started works within a second and unknown keys cannot make the proxy hammer Vault.
+    pub async fn authenticate(&self, key: &str) -> Option<Arc<KeyPolicy>> {
+        let key_hash = hash(key);
+        if let Some(policy) = self.lookup(&key_hash) {
+            return Some(policy);
+        }
+        let missed_at = Instant::now();
+        let mut last = self.last_reload.lock().await;
+        // A reload that started after the miss has already seen any key created before it.
+        if *last < missed_at {
+            tokio::time::sleep((*last + MISS_RELOAD_GAP).saturating_duration_since(Instant::now()))
+                .await;
+            *last = Instant::now();
+            if let Err(err) = self.reload().await {
+                crate::log::warn(format_args!("cannot reload client keys: {err:#}"));
+            }
+        }
+        drop(last);
+        self.lookup(&key_hash)
+    }
+
+    /// Reloads every `interval` for as long as the proxy runs.
+    pub async fn keep_fresh(&self, interval: Duration) {
+        loop {
+            tokio::time::sleep(interval).await;
+            let mut last = self.last_reload.lock().await;
+            *last = Instant::now();
+            let reloaded = self.reload().await;
+            drop(last);
+            if let Err(err) = reloaded {
+                crate::log::warn(format_args!(
+                    "cannot reload client keys (keeping the old set): {err:#}"
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_random_and_hashes_round_trip() {
+        use crate::secret::ExposeSecret;
+        let a = generate().unwrap();
+        let b = generate().unwrap();
+        assert!(a.expose_secret().starts_with(KEY_PREFIX));
+        assert_eq!(a.expose_secret().len(), KEY_PREFIX.len() + 43);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        let h = hash(a.expose_secret());
+        assert_eq!(unhex(&hex(&h)), Some(h));
+    }
+
+    #[test]
+    fn names_stay_plain() {
+        assert!(validate_name("web-app.v2_1").is_ok());
+        for bad in ["", "a b", "x\"y", "anonymous", &"x".repeat(65)] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+}

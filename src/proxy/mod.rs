@@ -1,0 +1,234 @@
+//! `keywrap proxy`: an HTTP proxy that holds the real API key and gives clients their own.
+//!
+//! - [`config`] and [`routes`]: settings, routes and header templates.
+//! - [`keys`] and [`auth`]: client keys in Vault (hashes only) and checking them.
+//! - [`limits`]: requests and tokens per minute, budgets.
+//! - [`forward`] and [`body`]: forwarding and streaming, with [`redact`] masking the key and
+//!   [`usage`] reading token counts from answers.
+//! - [`credentials`] and [`watch`]: the injected headers and switching them on rotation.
+//! - [`metrics`], [`access_log`] and [`record`]: what is known about each request.
+//! - [`cors`]: answers browsers on other origins may read.
+//! - [`token`]: keeping the proxy's own Vault token alive.
+
+pub mod access_log;
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod cors;
+pub mod credentials;
+pub mod forward;
+pub mod keys;
+pub mod limits;
+pub mod metrics;
+pub mod record;
+pub mod redact;
+pub mod routes;
+pub mod token;
+pub mod usage;
+pub mod watch;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use self::config::ProxyConfig;
+use self::credentials::{CredentialStore, Credentials};
+use self::forward::UpstreamBody;
+use self::keys::{KeyRing, KeyStore};
+use self::limits::Limits;
+use self::metrics::Metrics;
+use crate::settings::TlsSettings;
+use crate::vault::VaultClient;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
+
+/// What every request handler shares.
+pub struct Shared {
+    pub config: ProxyConfig,
+    pub credentials: CredentialStore,
+    pub keys: KeyRing,
+    pub limits: Limits,
+    pub metrics: Metrics,
+    upstream: UpstreamClient,
+}
+
+/// Reads the secrets and client keys, then serves until SIGTERM or SIGINT.
+pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
+    let resolved = crate::resolve::resolve(&client, &config.bindings).await?;
+    for (address, read) in &resolved.reads {
+        crate::log::verbose(format_args!(
+            "read {address} (version {})",
+            read.version.map_or("-".into(), |v| v.to_string())
+        ));
+    }
+    let credentials = Credentials::build(&config.routes, resolved, None)?;
+    let store = KeyStore::open(&client, &config.keys_path).await?;
+    let keys = KeyRing::load(store, client.renewed_deadline()).await?;
+    let upstream = upstream_client(&config)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let metrics_listener = match config.metrics {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot serve metrics on {address}"))?,
+        ),
+        None => None,
+    };
+    if !config.listen.ip().is_loopback() {
+        crate::log::warn(format_args!(
+            "the proxy listens on {}, beyond this machine; put TLS in front of it",
+            config.listen
+        ));
+    }
+    let shared = Arc::new(Shared {
+        config,
+        credentials: CredentialStore::new(credentials),
+        keys,
+        limits: Limits::default(),
+        metrics: Metrics::default(),
+        upstream,
+    });
+    for route in &shared.config.routes {
+        crate::log::note(format_args!(
+            "proxy: http://{}{} -> {}",
+            shared.config.listen,
+            route.label(),
+            route.upstream
+        ));
+    }
+    if let Some(listener) = metrics_listener {
+        crate::log::note(format_args!(
+            "proxy: metrics at http://{}/metrics",
+            listener.local_addr()?
+        ));
+        tokio::spawn(serve_metrics(listener, shared.clone()));
+    }
+    let renewer = tokio::spawn(token::keep_alive(client.renewed_deadline()));
+    let watcher = tokio::spawn(watch::watch(shared.clone(), client.renewed_deadline()));
+    let reloader = {
+        let shared = shared.clone();
+        tokio::spawn(async move { shared.keys.keep_fresh(shared.config.keys_reload).await })
+    };
+    accept(listener, shared.clone()).await?;
+    renewer.abort();
+    watcher.abort();
+    reloader.abort();
+    Ok(())
+}
+
+fn upstream_client(config: &ProxyConfig) -> Result<UpstreamClient> {
+    let tls = crate::vault::tls::client_config(&TlsSettings {
+        ca_cert: config.upstream_ca.clone(),
+        ..TlsSettings::default()
+    })
+    .context("TLS set-up for the upstream")?;
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(config.connect_timeout));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(connector))
+}
+
+/// Accepts connections until a stop signal, then lets in-flight requests finish up to the deadline.
+async fn accept(listener: TcpListener, shared: Arc<Shared>) -> Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot handle SIGTERM")?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot handle SIGINT")?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        crate::log::warn(format_args!("accepting a connection: {err}"));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let service = service_fn(move |request| forward::handle(shared.clone(), request));
+                let connection = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    drop(listener);
+    let deadline = shared.config.shutdown_deadline;
+    crate::log::note(format_args!(
+        "proxy: stopping; letting requests in flight finish (up to {}s)",
+        deadline.as_secs_f64()
+    ));
+    tokio::select! {
+        _ = graceful.shutdown() => crate::log::note("proxy: stopped"),
+        _ = tokio::time::sleep(deadline) => crate::log::warn("proxy: shutdown deadline passed; dropping the requests still in flight"),
+    }
+    Ok(())
+}
+
+/// Serves `/metrics` on its own listener.
+async fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let shared = shared.clone();
+        let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+            let shared = shared.clone();
+            async move {
+                let response = if request.uri().path() == "/metrics" {
+                    Response::builder()
+                        .header("content-type", "text/plain; version=0.0.4")
+                        .body(Full::new(Bytes::from(shared.metrics.render())))
+                } else {
+                    Response::builder()
+                        .status(StatusCode::NOT_FOUND)
+                        .body(Full::new(Bytes::from_static(b"metrics are at /metrics\n")))
+                };
+                Ok::<_, Infallible>(response.expect("a valid metrics response"))
+            }
+        });
+        tokio::spawn(async move {
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,288 @@
+//! The rule set compiled once into one multi-pattern matcher.
+//!
+//! Every rule names literal keywords its matches contain. One Aho-Corasick automaton over
+//! all keywords (ASCII case-insensitive) passes over the input once; only the regions
+//! around keyword hits (the hit's line, or 16 KiB for multi-line rules) are run through
+//! the hit rules' regexes. Most of a source tree is never seen by a regex.
+
+use std::ops::Range;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use anyhow::{Context, Result};
+use regex::bytes::Regex;
+
+use super::rules::{entropy, Rule};
+
+/// How far a single-line rule's region reaches around a keyword hit, when the line is
+/// longer (minified files): enough for the longest key format and the name before it.
+const LINE_REACH_BACK: usize = 256;
+const LINE_REACH_FORWARD: usize = 1024;
+/// How far a multi-line rule's region reaches past its keyword (a 4096-bit RSA key is
+/// about 3.3 KiB).
+const MULTILINE_REACH: usize = 16 * 1024;
+
+/// A rule ready to run.
+#[derive(Debug)]
+pub struct CompiledRule {
+    pub id: String,
+    pub description: String,
+    regex: Regex,
+    group: usize,
+    min_entropy: Option<f64>,
+    multiline: bool,
+    stopwords: Vec<Vec<u8>>,
+    require_digit: bool,
+    /// Yields to any other rule matching the same text.
+    fallback: bool,
+    reject_identifiers: bool,
+}
+
+/// One match: which rule, where the whole match is and where the secret is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMatch {
+    pub rule: usize,
+    pub secret: Range<usize>,
+}
+
+/// All rules, compiled.
+#[derive(Debug)]
+pub struct Matcher {
+    pub rules: Vec<CompiledRule>,
+    keywords: AhoCorasick,
+    /// For each keyword: the rules to check when it is seen (every rule whose keyword it
+    /// contains, since leftmost-longest matching reports only the longer keyword).
+    keyword_rules: Vec<Vec<usize>>,
+    /// Rules without keywords: run on the whole input.
+    unfiltered: Vec<usize>,
+}
+
+impl Matcher {
+    pub fn new(rules: &[Rule]) -> Result<Matcher> {
+        let mut compiled = Vec::with_capacity(rules.len());
+        for rule in rules {
+            let regex = regex::bytes::RegexBuilder::new(&rule.regex)
+                .size_limit(50 << 20)
+                .build()
+                .with_context(|| format!("rule {}: invalid regex", rule.id))?;
+            let group = rule
+                .group
+                .unwrap_or(if regex.captures_len() > 1 { 1 } else { 0 });
+            anyhow::ensure!(
+                group < regex.captures_len(),
+                "rule {}: group {group} does not exist in its regex",
+                rule.id
+            );
+            compiled.push(CompiledRule {
+                id: rule.id.clone(),
+                description: rule.description.clone(),
+                regex,
+                group,
+                min_entropy: rule.entropy,
+                multiline: rule.multiline,
+                stopwords: rule
+                    .stopwords
+                    .iter()
+                    .map(|w| w.to_ascii_lowercase().into_bytes())
+                    .collect(),
+                require_digit: rule.require_digit,
+                fallback: rule.fallback,
+                reject_identifiers: rule.reject_identifiers,
+            });
+        }
+
+        let mut keywords: Vec<String> = rules
+            .iter()
+            .flat_map(|r| r.keywords.iter().map(|k| k.to_ascii_lowercase()))
+            .filter(|k| !k.is_empty())
+            .collect();
+        keywords.sort_unstable();
+        keywords.dedup();
+        let keyword_rules = keywords
+            .iter()
+            .map(|keyword| {
+                rules
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| {
+                        r.keywords
+                            .iter()
+                            .any(|k| !k.is_empty() && keyword.contains(&k.to_ascii_lowercase()))
+                    })
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .collect();
+        let unfiltered = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.keywords.iter().all(|k| k.is_empty()))
+            .map(|(i, _)| i)
+            .collect();
+        let keywords = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&keywords)
+            .context("cannot build the keyword matcher")?;
+        Ok(Matcher {
+            rules: compiled,
+            keywords,
+            keyword_rules,
+            unfiltered,
+        })
+    }
+
+    /// Every match of every rule in `data`, in order of position.
+    pub fn find(&self, data: &[u8]) -> Vec<RuleMatch> {
+        let mut regions: Vec<(usize, Range<usize>)> = Vec::new();
+        for hit in self.keywords.find_iter(data) {
+            for &rule in &self.keyword_rules[hit.pattern().as_usize()] {
+                regions.push((rule, self.region(rule, data, hit.start(), hit.end())));
+            }
+        }
+        for &rule in &self.unfiltered {
+            regions.push((rule, 0..data.len()));
+        }
+        if regions.is_empty() {
+            return Vec::new();
+        }
+        regions.sort_unstable_by_key(|(rule, range)| (*rule, range.start));
+
+        let mut matches = Vec::new();
+        let mut current: Option<(usize, Range<usize>)> = None;
+        for (rule, range) in regions {
+            match &mut current {
+                Some((r, merged)) if *r == rule && range.start <= merged.end => {
+                    merged.end = merged.end.max(range.end);
+                }
+                _ => {
+                    if let Some((r, merged)) = current.take() {
+                        self.run_rule(r, data, merged, &mut matches);
+                    }
+                    current = Some((rule, range));
+                }
+            }
+        }
+        if let Some((r, merged)) = current {
+            self.run_rule(r, data, merged, &mut matches);
+        }
+        matches.sort_unstable_by_key(|m| (m.secret.start, m.rule));
+        matches.dedup();
+        let specific: Vec<Range<usize>> = matches
+            .iter()
+            .filter(|m| !self.rules[m.rule].fallback)
+            .map(|m| m.secret.clone())
+            .collect();
+        if specific.len() < matches.len() {
+            matches.retain(|m| {
+                !self.rules[m.rule].fallback
+                    || !specific
+                        .iter()
+                        .any(|s| s.start < m.secret.end && m.secret.start < s.end)
+            });
+        }
+        matches
+    }
+
+    /// The part of `data` a rule's regex must see for a keyword hit at `start..end`.
+    fn region(&self, rule: usize, data: &[u8], start: usize, end: usize) -> Range<usize> {
+        if self.rules[rule].multiline {
+            let from = line_start(data, start, LINE_REACH_BACK);
+            return from..(end + MULTILINE_REACH).min(data.len());
+        }
+        line_start(data, start, LINE_REACH_BACK)..line_end(data, end, LINE_REACH_FORWARD)
+    }
+
+    fn run_rule(&self, index: usize, data: &[u8], region: Range<usize>, out: &mut Vec<RuleMatch>) {
+        let rule = &self.rules[index];
+        let offset = region.start;
+        let haystack = &data[region];
+        for captures in rule.regex.captures_iter(haystack) {
+            let Some(secret) = captures.get(rule.group) else {
+                continue;
+            };
+            if rule.accepts(secret.as_bytes()) {
+                out.push(RuleMatch {
+                    rule: index,
+                    secret: offset + secret.start()..offset + secret.end(),
+                });
+            }
+        }
+    }
+}
+
+impl CompiledRule {
+    /// Whether a matched secret is one: entropy, placeholders, and a digit where required.
+    fn accepts(&self, secret: &[u8]) -> bool {
+        if let Some(minimum) = self.min_entropy {
+            if entropy(secret) < minimum {
+                return false;
+            }
+        }
+        if self.require_digit
+            && !(secret.iter().any(u8::is_ascii_digit)
+                && secret.iter().any(u8::is_ascii_alphabetic))
+        {
+            return false;
+        }
+        if self.reject_identifiers && is_identifier(secret) {
+            return false;
+        }
+        if self.stopwords.is_empty() {
+            return true;
+        }
+        let lower = secret.to_ascii_lowercase();
+        !self
+            .stopwords
+            .iter()
+            .any(|word| lower.windows(word.len()).any(|w| w == word.as_slice()))
+    }
+}
+
+/// Whether text is a name or member path in code rather than a random value: words joined
+/// by `_` or `.`, each in one case or PascalCase (`nl80211_key_attributes`,
+/// `MSV1_0_CREDENTIAL_KEY_TYPE`, `created.auth.client_token.0`), or PascalCase words
+/// (`X509CertificateTemplateFlag`). Random values mix cases within their runs.
+fn is_identifier(text: &[u8]) -> bool {
+    let separator = |b: &u8| *b == b'_' || *b == b'.';
+    let joined = text.iter().any(separator)
+        && text.split(separator).all(|word| {
+            word.iter().all(u8::is_ascii_alphanumeric)
+                && (!(word.iter().any(u8::is_ascii_lowercase)
+                    && word.iter().any(u8::is_ascii_uppercase))
+                    || pascal_words(word) >= 1)
+        });
+    joined || pascal_words(text) >= 2
+}
+
+/// The number of PascalCase words in text (0 if it is not PascalCase): each word one or
+/// more capitals, then at least two lowercase letters or digits (the last may be shorter).
+fn pascal_words(text: &[u8]) -> usize {
+    let mut rest = text;
+    let mut words = 0;
+    while !rest.is_empty() {
+        let capitals = rest.iter().take_while(|b| b.is_ascii_uppercase()).count();
+        let tail = rest[capitals..]
+            .iter()
+            .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            .count();
+        let end = capitals + tail;
+        if capitals == 0 || (tail < 2 && end < rest.len()) {
+            return 0;
+        }
+        rest = &rest[end..];
+        words += 1;
+    }
+    words
+}
+
+/// The start of the line holding `pos`, looking back at most `reach` bytes.
+fn line_start(data: &[u8], pos: usize, reach: usize) -> usize {
+    let floor = pos.saturating_sub(reach);
+    memchr::memrchr(b'\n', &data[floor..pos]).map_or(floor, |i| floor + i + 1)
+}
+
+/// The end of the line holding `pos`, looking forward at most `reach` bytes.
+fn line_end(data: &[u8], pos: usize, reach: usize) -> usize {
+    let ceiling = (pos + reach).min(data.len());
+    memchr::memchr(b'\n', &data[pos..ceiling]).map_or(ceiling, |i| pos + i)
+}

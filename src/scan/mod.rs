@@ -1,0 +1,181 @@
+//! Finding secrets in files, git history, staged changes and piped text.
+//!
+//! - [`rules`]: the rule definitions (built-in data file plus the user's).
+//! - [`matcher`]: all rules compiled into one keyword-prefiltered matcher.
+//! - [`vault`]: the exact values keywrap.toml references, as keyed hashes only.
+//! - [`walk`], [`git`]: where the bytes come from (a parallel file walk; git blobs).
+//! - [`suppress`]: `keywrap:allow`, `.keywrapignore`, baselines.
+//! - [`report`]: text, JSON and SARIF output.
+
+pub mod git;
+pub mod matcher;
+pub mod report;
+pub mod rules;
+pub mod suppress;
+pub mod vault;
+pub mod walk;
+
+#[cfg(test)]
+mod rule_tests;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use matcher::Matcher;
+use vault::VaultValues;
+
+/// The marker that silences a finding on its line.
+pub const ALLOW_MARKER: &[u8] = b"keywrap:allow";
+
+/// Where a blob came from in git history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Provenance {
+    pub commit: String,
+    pub author: String,
+    pub date: String,
+}
+
+/// One secret found. Holds a preview and a fingerprint, never the secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+    pub rule: String,
+    pub description: String,
+    /// The first 4 characters and the length.
+    pub preview: String,
+    /// SHA-256 of the rule, file and secret: stable across line moves, useless to an
+    /// attacker for anything but confirming a guess of a high-entropy key they already have.
+    pub fingerprint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+}
+
+/// Everything needed to scan one buffer: the compiled rules and the Vault values.
+pub struct Scanner {
+    pub matcher: Matcher,
+    pub vault: Option<VaultValues>,
+}
+
+impl Scanner {
+    /// The findings in one file's (or blob's) contents, `keywrap:allow` lines left out.
+    pub fn scan(&self, file: &str, data: &[u8], provenance: Option<&Provenance>) -> Vec<Finding> {
+        let mut found: Vec<(String, String, std::ops::Range<usize>)> = self
+            .matcher
+            .find(data)
+            .into_iter()
+            .map(|m| {
+                let rule = &self.matcher.rules[m.rule];
+                (rule.id.clone(), rule.description.clone(), m.secret)
+            })
+            .collect();
+        if let Some(vault) = &self.vault {
+            for (label, range) in vault.find(data) {
+                found.push((
+                    "vault-value".into(),
+                    format!("Value of {label} from Vault"),
+                    range,
+                ));
+            }
+        }
+        if found.is_empty() {
+            return Vec::new();
+        }
+        let mut lines = LineIndex::new(data);
+        found.sort_by_key(|(_, _, range)| range.start);
+        found
+            .into_iter()
+            .filter_map(|(rule, description, range)| {
+                let (line, column, line_range) = lines.position(range.start);
+                let line_text = &data[line_range];
+                if memchr::memmem::find(line_text, ALLOW_MARKER).is_some() {
+                    return None;
+                }
+                let (end_line, end_column, _) = lines.position(range.end);
+                let secret = &data[range];
+                Some(Finding {
+                    file: file.to_string(),
+                    line,
+                    column,
+                    end_line,
+                    end_column,
+                    preview: preview(secret),
+                    fingerprint: fingerprint(&rule, file, secret),
+                    rule,
+                    description,
+                    commit: provenance.map(|p| p.commit.clone()),
+                    author: provenance.map(|p| p.author.clone()),
+                    date: provenance.map(|p| p.date.clone()),
+                })
+            })
+            .collect()
+    }
+}
+
+/// "sk-p… (164 chars)": enough to recognise which key, not enough to use it.
+pub fn preview(secret: &[u8]) -> String {
+    let text = String::from_utf8_lossy(secret);
+    let head: String = text.chars().take(4).collect();
+    format!("{head}… ({} chars)", text.chars().count())
+}
+
+/// A baseline fingerprint: hex SHA-256 of rule, file and secret.
+pub fn fingerprint(rule: &str, file: &str, secret: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"keywrap-fingerprint-v1\0");
+    hash.update(rule.as_bytes());
+    hash.update(b"\0");
+    hash.update(file.as_bytes());
+    hash.update(b"\0");
+    hash.update(secret);
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Line and column lookups for ascending offsets into one buffer.
+struct LineIndex<'a> {
+    data: &'a [u8],
+    /// Line number and start offset of the last lookup's line.
+    line: usize,
+    start: usize,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        LineIndex {
+            data,
+            line: 1,
+            start: 0,
+        }
+    }
+
+    /// 1-based line, 1-based column (in characters), and the line's byte range.
+    fn position(&mut self, offset: usize) -> (usize, usize, std::ops::Range<usize>) {
+        if offset < self.start {
+            self.line = 1;
+            self.start = 0;
+        }
+        self.line += memchr::memchr_iter(b'\n', &self.data[self.start..offset]).count();
+        if let Some(i) = memchr::memrchr(b'\n', &self.data[self.start..offset]) {
+            self.start += i + 1;
+        }
+        let end =
+            memchr::memchr(b'\n', &self.data[offset..]).map_or(self.data.len(), |i| offset + i);
+        let column = String::from_utf8_lossy(&self.data[self.start..offset])
+            .chars()
+            .count()
+            + 1;
+        (self.line, column, self.start..end)
+    }
+}
+
+/// Whether a buffer looks binary: a NUL byte in its first 8 KiB, as git decides.
+pub fn is_binary(data: &[u8]) -> bool {
+    memchr::memchr(0, &data[..data.len().min(8192)]).is_some()
+}

@@ -1,0 +1,108 @@
+//! Scanning files and directories: a parallel walk that honours `.gitignore` and
+//! `.keywrapignore`, and skips `.git`, binary files and files over the size limit.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use anyhow::{bail, Result};
+use ignore::{WalkBuilder, WalkState};
+
+use super::suppress::IGNORE_FILE;
+use super::{is_binary, Finding, Scanner};
+
+/// What the walk looked at, for the summary and the benchmark.
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub files: u64,
+    pub bytes: u64,
+    /// Files that could not be read (each already warned about).
+    pub errors: u64,
+}
+
+/// Scans every file under `paths` with `threads` threads.
+pub fn scan_paths(
+    scanner: &Scanner,
+    paths: &[PathBuf],
+    max_file_size: u64,
+    threads: usize,
+) -> Result<(Vec<Finding>, Totals)> {
+    for path in paths {
+        if !path.exists() {
+            bail!("{}: no such file or directory", path.display());
+        }
+    }
+    let mut builder = WalkBuilder::new(&paths[0]);
+    for path in &paths[1..] {
+        builder.add(path);
+    }
+    builder
+        .hidden(false)
+        .require_git(false)
+        .add_custom_ignore_filename(IGNORE_FILE)
+        .max_filesize(Some(max_file_size))
+        .threads(threads)
+        .filter_entry(|entry| entry.file_name() != ".git");
+
+    let findings = Mutex::new(Vec::new());
+    let files = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
+    let errors = AtomicU64::new(0);
+    let (findings_ref, files_ref, bytes_ref, errors_ref) = (&findings, &files, &bytes, &errors);
+    builder.build_parallel().run(|| {
+        let mut buffer = Vec::new();
+        Box::new(move |entry| {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(err) => {
+                    crate::log::warn(format_args!("{err}"));
+                    errors_ref.fetch_add(1, Ordering::Relaxed);
+                    return WalkState::Continue;
+                }
+            };
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                return WalkState::Continue;
+            }
+            let path = entry.path();
+            buffer.clear();
+            if let Err(err) = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buffer))
+            {
+                crate::log::warn(format_args!("cannot read {}: {err}", path.display()));
+                errors_ref.fetch_add(1, Ordering::Relaxed);
+                return WalkState::Continue;
+            }
+            if buffer.len() as u64 > max_file_size || is_binary(&buffer) {
+                return WalkState::Continue;
+            }
+            files_ref.fetch_add(1, Ordering::Relaxed);
+            bytes_ref.fetch_add(buffer.len() as u64, Ordering::Relaxed);
+            let found = scanner.scan(&display_path(path), &buffer, None);
+            if !found.is_empty() {
+                findings_ref
+                    .lock()
+                    .expect("no panics while holding the lock")
+                    .extend(found);
+            }
+            WalkState::Continue
+        })
+    });
+    let mut findings = findings
+        .into_inner()
+        .expect("no panics while holding the lock");
+    findings.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    Ok((
+        findings,
+        Totals {
+            files: files.into_inner(),
+            bytes: bytes.into_inner(),
+            errors: errors.into_inner(),
+        },
+    ))
+}
+
+/// The path as the user would write it: without a leading `./`.
+fn display_path(path: &Path) -> String {
+    let path = path.strip_prefix(".").unwrap_or(path);
+    path.to_string_lossy().into_owned()
+}

@@ -1,0 +1,141 @@
+//! `keywrap hook`: the pre-commit hook blocks a real `git commit` that adds a key, keeps a
+//! hook that was already there, and never removes or overwrites another tool's hook.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use support::GitRepo;
+
+fn fake_token() -> String {
+    let mut rng = fastrand::Rng::with_seed(42);
+    let tail: String = (0..36).map(|_| rng.alphanumeric()).collect();
+    format!("{}_{tail}", "ghp")
+}
+
+fn hooks(repo: &GitRepo) -> std::path::PathBuf {
+    repo.path().join(".git/hooks")
+}
+
+fn write_foreign_hook(repo: &GitRepo, name: &str, marker_file: &str) -> String {
+    let script = format!("#!/bin/sh\ntouch \"{marker_file}\"\n");
+    let path = hooks(repo).join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn blocks_a_commit_that_adds_a_key_and_says_what_to_do() {
+    let repo = GitRepo::new();
+    repo.keywrap()
+        .args(["hook", "install"])
+        .run()
+        .assert_success();
+
+    repo.write("app.py", "print('hello')\n");
+    repo.git(&["add", "app.py"]);
+    let clean = repo.try_git(&["commit", "-q", "-m", "clean"]);
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
+
+    repo.write(".env", &format!("GITHUB_TOKEN={}\n", fake_token()));
+    repo.git(&["add", ".env"]);
+    let blocked = repo.try_git(&["commit", "-q", "-m", "add env"]);
+    assert!(!blocked.status.success(), "the commit went through");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&blocked.stdout),
+        String::from_utf8_lossy(&blocked.stderr)
+    );
+    assert!(output.contains(".env:1:14"), "{output}");
+    assert!(output.contains("commit blocked"), "{output}");
+    assert!(
+        output.contains("keywrap import .env --to secret/myapp"),
+        "{output}"
+    );
+    assert!(output.contains("keywrap exec"), "{output}");
+    assert!(
+        !output.contains(&fake_token()[4..]),
+        "the key is not printed"
+    );
+    assert_eq!(repo.git(&["rev-list", "--count", "HEAD"]).trim(), "1");
+}
+
+#[test]
+fn keeps_an_existing_hook_by_chaining_and_restores_it() {
+    let repo = GitRepo::new();
+    let ran = repo.path().join("foreign-hook-ran");
+    let original = write_foreign_hook(&repo, "pre-commit", &ran.to_string_lossy());
+
+    repo.keywrap()
+        .args(["hook", "install"])
+        .run()
+        .assert_success();
+    repo.write("a.txt", "a\n");
+    repo.git(&["add", "a.txt"]);
+    let commit = repo.try_git(&["commit", "-q", "-m", "a"]);
+    assert!(
+        commit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&commit.stderr)
+    );
+    assert!(ran.exists(), "the hook that was there still runs");
+
+    repo.keywrap()
+        .args(["hook", "uninstall"])
+        .run()
+        .assert_success()
+        .assert_stderr_contains("restored");
+    let restored = std::fs::read_to_string(hooks(&repo).join("pre-commit")).unwrap();
+    assert_eq!(restored, original);
+    assert!(!hooks(&repo).join("pre-commit.keywrap-chained").exists());
+}
+
+#[test]
+fn refuses_to_overwrite_or_remove_a_foreign_hook() {
+    let repo = GitRepo::new();
+    let original = write_foreign_hook(&repo, "pre-commit", "/dev/null");
+    write_foreign_hook(&repo, "pre-commit.keywrap-chained", "/dev/null");
+
+    repo.keywrap()
+        .args(["hook", "install"])
+        .run()
+        .assert_code(2)
+        .assert_stderr_contains("--force");
+    let hook = hooks(&repo).join("pre-commit");
+    assert_eq!(std::fs::read_to_string(&hook).unwrap(), original);
+
+    repo.keywrap()
+        .args(["hook", "uninstall"])
+        .run()
+        .assert_code(2)
+        .assert_stderr_contains("not keywrap's hook");
+    assert_eq!(std::fs::read_to_string(&hook).unwrap(), original);
+
+    repo.keywrap()
+        .args(["hook", "install", "--force"])
+        .run()
+        .assert_success();
+    assert!(std::fs::read_to_string(&hook)
+        .unwrap()
+        .contains("keywrap-managed-hook"));
+    repo.keywrap()
+        .args(["hook", "install"])
+        .run()
+        .assert_success()
+        .assert_stderr_contains("updated");
+}
+
+#[test]
+fn hook_outside_a_repository_is_an_error() {
+    support::Keywrap::new()
+        .args(["hook", "install"])
+        .run()
+        .assert_code(2)
+        .assert_stderr_contains("not in a git repository");
+}

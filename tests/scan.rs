@@ -1,0 +1,347 @@
+//! `keywrap scan` end to end: files, git history, the index, stdin, output formats,
+//! suppressions, exit statuses, user rules, and `--vault` against a real OpenBao.
+//!
+//! Keys are generated at run time, so this file holds nothing a scanner would flag.
+
+mod support;
+
+use serde_json::Value;
+use support::{Bao, GitRepo, Keywrap};
+
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+fn random(seed: u64, n: usize) -> String {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..n)
+        .map(|_| ALNUM[rng.usize(..ALNUM.len())] as char)
+        .collect()
+}
+
+/// A GitHub-token-shaped string.
+fn github_token(seed: u64) -> String {
+    format!("{}_{}", "ghp", random(seed, 36))
+}
+
+fn json(stdout: &str) -> Vec<Value> {
+    serde_json::from_str::<Vec<Value>>(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn finds_keys_in_files_with_position_and_preview_only() {
+    let mut keywrap = Keywrap::new();
+    let key = github_token(1);
+    keywrap.write_file("src/app.py", &format!("import os\n\nTOKEN = \"{key}\"\n"));
+    keywrap.write_file("README.md", "nothing here\n");
+    let run = keywrap.args(["scan", "--format", "json"]).run();
+    run.assert_code(1);
+    let findings = json(&run.stdout);
+    assert_eq!(findings.len(), 1);
+    let finding = &findings[0];
+    assert_eq!(finding["file"], "src/app.py");
+    assert_eq!(finding["line"], 3);
+    assert_eq!(finding["column"], 10);
+    assert_eq!(finding["rule"], "github-token");
+    assert_eq!(finding["preview"], "ghp_… (40 chars)");
+    assert!(finding.get("commit").is_none());
+    assert!(!run.stdout.contains(&key[4..]) && !run.stderr.contains(&key[4..]));
+    run.assert_stderr_contains("keywrap exec");
+}
+
+#[test]
+fn clean_tree_exits_zero_and_text_names_the_place() {
+    let mut keywrap = Keywrap::new();
+    keywrap.write_file("main.rs", "fn main() {}\n");
+    keywrap.args(["scan"]).run().assert_success();
+
+    let mut keywrap = Keywrap::new();
+    keywrap.write_file(".env", &format!("GITHUB_TOKEN={}\n", github_token(2)));
+    let run = keywrap.args(["scan"]).run();
+    run.assert_code(1);
+    assert!(
+        run.stdout
+            .starts_with(".env:1:14  github-token  ghp_… (40 chars)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains('\x1b'),
+        "no colour when not on a terminal"
+    );
+}
+
+#[test]
+fn honours_gitignore_keywrapignore_inline_allow_and_skips_binaries() {
+    let mut keywrap = Keywrap::new();
+    let key = github_token(3);
+    keywrap.write_file(".gitignore", "build/\n");
+    keywrap.write_file(".keywrapignore", "fixtures/\n");
+    keywrap.write_file("build/out.txt", &key);
+    keywrap.write_file("fixtures/token.txt", &key);
+    keywrap.write_file("test.py", &format!("t = '{key}'  # keywrap:allow\n"));
+    std::fs::write(
+        keywrap.workdir.path().join("blob.bin"),
+        [b"\0\0\0".as_slice(), key.as_bytes()].concat(),
+    )
+    .unwrap();
+    keywrap.args(["scan"]).run().assert_success();
+}
+
+#[test]
+fn history_finds_a_removed_key_with_its_commit_and_author() {
+    let repo = GitRepo::new();
+    repo.write("README.md", "# app\n");
+    repo.commit_all("start", "Bob <bob@example.com>");
+    repo.write(
+        "config.py",
+        &format!("API = 1\nGITHUB_TOKEN = \"{}\"\n", github_token(4)),
+    );
+    let leaked = repo.commit_all("add config", "Alice Example <alice@example.com>");
+    repo.write(
+        "config.py",
+        "API = 1\nGITHUB_TOKEN = os.environ[\"GITHUB_TOKEN\"]\n",
+    );
+    repo.commit_all("use the environment", "Alice Example <alice@example.com>");
+
+    repo.keywrap().args(["scan"]).run().assert_success();
+
+    let run = repo
+        .keywrap()
+        .args(["scan", "--git", "--format", "json"])
+        .run();
+    run.assert_code(1);
+    let findings = json(&run.stdout);
+    assert_eq!(findings.len(), 1, "one blob, scanned once: {findings:?}");
+    assert_eq!(findings[0]["file"], "config.py");
+    assert_eq!(findings[0]["line"], 2);
+    assert_eq!(findings[0]["commit"], leaked.as_str());
+    assert_eq!(findings[0]["author"], "Alice Example <alice@example.com>");
+
+    let text = repo.keywrap().args(["scan", "--git"]).run();
+    assert!(
+        text.stdout.contains(&format!("commit {}", &leaked[..12])),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn staged_scans_the_index_not_the_work_tree() {
+    let repo = GitRepo::new();
+    repo.write("app.py", "print(1)\n");
+    repo.commit_all("start", "Bob <bob@example.com>");
+    repo.write("settings.py", &format!("SLACK = \"{}\"\n", github_token(5)));
+    repo.write("notes.txt", &format!("{}\n", github_token(6)));
+    repo.git(&["add", "settings.py"]);
+
+    let run = repo
+        .keywrap()
+        .args(["scan", "--staged", "--format", "json"])
+        .run();
+    run.assert_code(1);
+    let findings = json(&run.stdout);
+    assert_eq!(findings.len(), 1, "only the staged file: {findings:?}");
+    assert_eq!(findings[0]["file"], "settings.py");
+    run.assert_stderr_contains("commit blocked");
+
+    // The index holds the clean version even though the work tree still has the key.
+    repo.write("settings.py", "SLACK = None\n");
+    repo.git(&["add", "settings.py"]);
+    repo.write("settings.py", &format!("SLACK = \"{}\"\n", github_token(5)));
+    repo.keywrap()
+        .args(["scan", "--staged"])
+        .run()
+        .assert_success();
+}
+
+#[test]
+fn stdin_is_scanned() {
+    let run = Keywrap::new()
+        .args(["scan", "--stdin", "--format", "json"])
+        .stdin(format!("+ token = \"{}\"\n", github_token(7)))
+        .run();
+    run.assert_code(1);
+    assert_eq!(json(&run.stdout)[0]["file"], "<stdin>");
+}
+
+#[test]
+fn sarif_is_valid_against_the_2_1_0_schema() {
+    let repo = GitRepo::new();
+    repo.write("dir with space/k.env", &format!("T={}\n", github_token(8)));
+    repo.commit_all("leak", "Alice <alice@example.com>");
+    let run = repo
+        .keywrap()
+        .args(["scan", "--git", "--format", "sarif"])
+        .run();
+    run.assert_code(1);
+    let log: Value = serde_json::from_str(&run.stdout).unwrap();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/sarif-2.1.0.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&log).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    let result = &log["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "github-token");
+    let rule_index = result["ruleIndex"].as_u64().unwrap() as usize;
+    assert_eq!(
+        log["runs"][0]["tool"]["driver"]["rules"][rule_index]["id"],
+        "github-token"
+    );
+    let location = &result["locations"][0]["physicalLocation"];
+    assert_eq!(
+        location["artifactLocation"]["uri"],
+        "dir%20with%20space/k.env"
+    );
+    assert_eq!(location["region"]["startLine"], 1);
+    assert!(result["partialFingerprints"]["keywrapFingerprint/v1"].is_string());
+}
+
+#[test]
+fn baseline_round_trip_fails_only_on_new_leaks() {
+    let mut first = Keywrap::new();
+    let old_key = github_token(9);
+    first.write_file("legacy.py", &format!("T = \"{old_key}\"\n"));
+    let baseline = first.workdir.path().join(".keywrap-baseline.json");
+    let run = first
+        .args(["scan", "--write-baseline"])
+        .arg(&baseline)
+        .run();
+    run.assert_success();
+    let saved = std::fs::read_to_string(&baseline).unwrap();
+    assert!(
+        !saved.contains(&old_key[4..]),
+        "a baseline holds fingerprints, not secrets"
+    );
+    assert!(saved.contains("legacy.py"));
+
+    let mut again = Keywrap::new();
+    again.current_dir(first.workdir.path());
+    again
+        .args(["scan", "--baseline"])
+        .arg(&baseline)
+        .run()
+        .assert_success();
+
+    first.write_file("new.py", &format!("T = \"{}\"\n", github_token(10)));
+    let run = Keywrap::new()
+        .current_dir(first.workdir.path())
+        .args(["scan", "--format", "json", "--baseline"])
+        .arg(&baseline)
+        .run();
+    run.assert_code(1);
+    let findings = json(&run.stdout);
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0]["file"], "new.py");
+}
+
+#[test]
+fn usage_and_io_errors_exit_two() {
+    Keywrap::new()
+        .args(["scan", "--no-such-flag"])
+        .run()
+        .assert_code(2);
+    Keywrap::new()
+        .args(["scan", "does-not-exist"])
+        .run()
+        .assert_code(2)
+        .assert_stderr_contains("does-not-exist");
+    Keywrap::new()
+        .args(["scan", "--git"])
+        .run()
+        .assert_code(2)
+        .assert_stderr_contains("not in a git repository");
+    Keywrap::new()
+        .args(["scan", "--baseline", "missing.json"])
+        .run()
+        .assert_code(2);
+}
+
+#[test]
+fn user_rules_from_keywrap_toml_and_a_rules_file() {
+    let mut keywrap = Keywrap::new();
+    keywrap.write_file(
+        "keywrap.toml",
+        "[[rules]]\nid = \"acme-key\"\ndescription = \"Acme key\"\nregex = '''acme_[0-9a-f]{16}'''\nkeywords = [\"acme_\"]\n",
+    );
+    keywrap.write_file(
+        "extra.toml",
+        "[[rules]]\nid = \"initech-key\"\ndescription = \"Initech key\"\nregex = '''initech-[A-Z]{12}'''\nkeywords = [\"initech-\"]\n",
+    );
+    keywrap.write_file(
+        "a.txt",
+        &format!(
+            "{}{}\n{}{}\n",
+            "acme_", "0123456789abcdef", "initech-", "QWERTYUIOPAS"
+        ),
+    );
+    let run = keywrap
+        .args(["scan", "a.txt", "--format", "json", "--rules", "extra.toml"])
+        .run();
+    run.assert_code(1);
+    let findings = json(&run.stdout);
+    let rules: Vec<&str> = findings
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["acme-key", "initech-key"]);
+}
+
+#[test]
+fn vault_values_are_found_without_being_printed() {
+    let bao = Bao::start();
+    // A value with no recognisable prefix: only --vault can know it is a secret.
+    let value = format!(
+        "{}-{}",
+        random(11, 12).to_lowercase(),
+        random(12, 12).to_lowercase()
+    );
+    bao.kv_put("secret/myapp", &[("db_password", &value), ("pin", "1234")]);
+    let mut keywrap = bao.keywrap();
+    keywrap.write_file(
+        "keywrap.toml",
+        "[env]\nDB_PASSWORD = \"secret/myapp#db_password\"\nPIN = \"secret/myapp#pin\"\n",
+    );
+    keywrap.write_file(
+        "deploy/run.sh",
+        &format!("#!/bin/sh\n./migrate --as app --with {value}\n"),
+    );
+    keywrap.write_file("other.txt", &format!("not it: {value}x and x{value}\n"));
+
+    let without = Keywrap::new()
+        .current_dir(keywrap.workdir.path())
+        .args(["scan"])
+        .run();
+    without.assert_success();
+
+    let run = keywrap.args(["scan", "--vault", "--format", "json"]).run();
+    run.assert_code(1);
+    let findings = json(&run.stdout);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["file"], "deploy/run.sh");
+    assert_eq!(findings[0]["rule"], "vault-value");
+    assert_eq!(findings[0]["line"], 2);
+    assert!(findings[0]["description"]
+        .as_str()
+        .unwrap()
+        .contains("DB_PASSWORD (secret/myapp#db_password)"));
+    assert!(!run.stdout.contains(&value[4..]) && !run.stderr.contains(&value[4..]));
+    run.assert_stderr_contains("PIN (secret/myapp#pin) is shorter than 8 characters");
+    assert_eq!(bao.audit_reads_of("secret/data/myapp").len(), 1);
+}
+
+#[test]
+fn this_repository_scans_clean() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let run = Keywrap::new()
+        .current_dir(root)
+        .args(["scan", "src", "tests", "docs", "bench", "Cargo.toml"])
+        .arg(".pre-commit-hooks.yaml")
+        .run();
+    run.assert_success();
+}
