@@ -71,10 +71,6 @@ impl Environment {
     pub fn iter(&self) -> impl Iterator<Item = (&OsString, &OsString)> {
         self.vars.iter()
     }
-
-    pub fn contains(&self, name: &str) -> bool {
-        self.vars.contains_key(OsStr::new(name))
-    }
 }
 
 /// Parses a boolean the way the Vault CLI does (Go's `strconv.ParseBool`): an unset or empty

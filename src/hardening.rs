@@ -25,17 +25,3 @@ pub fn disable_core_dumps() {
 pub fn inherited_core_limit() -> Option<(u64, u64)> {
     INHERITED_CORE_LIMIT.get().copied()
 }
-
-/// True when core dumps of this process are off (for tests and `-v`).
-pub fn core_dumps_disabled() -> bool {
-    use nix::sys::resource::{getrlimit, Resource};
-    let limit_zero = matches!(getrlimit(Resource::RLIMIT_CORE), Ok((0, _)));
-    #[cfg(target_os = "linux")]
-    {
-        limit_zero && matches!(nix::sys::prctl::get_dumpable(), Ok(false))
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        limit_zero
-    }
-}

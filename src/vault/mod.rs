@@ -236,10 +236,6 @@ impl VaultClient {
         }
     }
 
-    pub fn has_token(&self) -> bool {
-        self.token.is_some()
-    }
-
     /// The node that answered last (or will be tried first).
     pub fn address(&self) -> &str {
         let index = self.current.load(Ordering::Relaxed) % self.nodes.len();
