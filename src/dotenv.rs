@@ -22,6 +22,8 @@ pub struct Entry {
     pub name: String,
     pub value: EnvValue,
     pub line: usize,
+    /// The last line of the entry (a quoted value may span several), for `import`.
+    pub end_line: usize,
 }
 
 /// A value from an env file.
@@ -155,13 +157,18 @@ pub fn parse(
             known.insert(name.clone(), value.clone());
             EnvValue::Plain(value)
         };
-        entries.push(Entry { name, value, line });
+        entries.push(Entry {
+            name,
+            value,
+            line,
+            end_line: parser.line,
+        });
     }
     Ok(entries)
 }
 
 /// The kind of credential `value` looks like, for the warning; never the value.
-fn looks_like_live_key(value: &str) -> Option<&'static str> {
+pub(crate) fn looks_like_live_key(value: &str) -> Option<&'static str> {
     let body_ok = |rest: &str, min: usize| {
         rest.len() >= min
             && rest
