@@ -62,6 +62,26 @@ pub fn parse(
     known: &mut BTreeMap<String, String>,
     inherited: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Entry>> {
+    parse_entries(path, text, known, inherited, true)
+}
+
+/// [`parse`] without the live-key warning, for `import`, which moves those keys itself.
+pub fn parse_quietly(
+    path: &Path,
+    text: &str,
+    known: &mut BTreeMap<String, String>,
+    inherited: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Entry>> {
+    parse_entries(path, text, known, inherited, false)
+}
+
+fn parse_entries(
+    path: &Path,
+    text: &str,
+    known: &mut BTreeMap<String, String>,
+    inherited: &dyn Fn(&str) -> Option<String>,
+    warn_live_keys: bool,
+) -> Result<Vec<Entry>> {
     let mut parser = Parser {
         chars: text.chars().collect(),
         pos: 0,
@@ -147,7 +167,7 @@ pub fn parse(
             references.push(name.clone());
             EnvValue::Reference(reference)
         } else {
-            if let Some(kind) = looks_like_live_key(&value) {
+            if let Some(kind) = looks_like_live_key(&value).filter(|_| warn_live_keys) {
                 crate::log::warn(format_args!(
                     "{}:{line}: {name} looks like a live {kind}; keep it in Vault and write a vault://PATH#FIELD reference here instead",
                     path.display()

@@ -60,11 +60,14 @@ pub fn run(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
     }
     if !sorted.moved.is_empty() {
         if output == Output::Config {
-            let target = match &cli.config {
-                Some(explicit) => explicit.clone(),
-                None => config::discover(&dir).unwrap_or_else(|| dir.join(config::FILE_NAME)),
+            // No keywrap.toml found means a new one next to the env file.
+            let (target, before) = match cli.config.clone().or_else(|| config::discover(&dir)) {
+                Some(found) => {
+                    let before = Change::read_original(&found)?;
+                    (found, before)
+                }
+                None => (dir.join(config::FILE_NAME), None),
             };
-            let before = Change::read_original(&target)?;
             let text = match &before {
                 Some(bytes) => Some(
                     String::from_utf8(bytes.clone())

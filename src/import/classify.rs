@@ -44,11 +44,9 @@ impl std::fmt::Display for Reason {
     }
 }
 
-/// Whether `NAME=value` holds a secret, and why.
+/// Whether `NAME=value` holds a secret, and why: the scan rules first (their ids are the
+/// most precise reason), then the env-file key check, then the name.
 pub fn classify(matcher: &Matcher, name: &str, value: &str) -> Option<Reason> {
-    if let Some(kind) = crate::dotenv::looks_like_live_key(value) {
-        return Some(Reason::Rule(kind.to_string()));
-    }
     // The rules see the assignment, so the generic `name = value` rule applies too.
     let line = zeroize::Zeroizing::new(format!("{name}={value}"));
     let value_start = name.len() + 1;
@@ -58,6 +56,9 @@ pub fn classify(matcher: &Matcher, name: &str, value: &str) -> Option<Reason> {
         .find(|m| m.secret.start >= value_start && !m.secret.is_empty());
     if let Some(found) = rule {
         return Some(Reason::Rule(matcher.rules[found.rule].id.clone()));
+    }
+    if let Some(kind) = crate::dotenv::looks_like_live_key(value) {
+        return Some(Reason::Rule(kind.to_string()));
     }
     (name_looks_like_credential(name) && !is_trivial(value)).then_some(Reason::Name)
 }

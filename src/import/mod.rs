@@ -82,7 +82,7 @@ pub fn sort(
     layout: Layout,
 ) -> Result<Sorted> {
     let to = to.trim_end_matches('/');
-    let entries = dotenv::parse(path, text, &mut BTreeMap::new(), &|_| None)?;
+    let entries = dotenv::parse_quietly(path, text, &mut BTreeMap::new(), &|_| None)?;
     let mut moved: Vec<Moved> = Vec::new();
     let mut kept = Vec::new();
     for entry in entries {
