@@ -407,3 +407,26 @@ fn on_a_terminal_it_asks_and_no_means_nothing_changes() {
     assert_eq!(bao.kv_field("secret/app", "DB_PASSWORD", None), PASSWORD);
     assert!(read(dir.join(".env")).contains("# DB_PASSWORD moved to Vault"));
 }
+
+#[test]
+fn a_token_that_cannot_write_the_path_changes_nothing() {
+    let bao = Bao::start();
+    bao.write_policy(
+        "read-only",
+        "path \"sys/internal/ui/mounts/*\" { capabilities = [\"read\"] }\npath \"secret/data/app\" { capabilities = [\"read\"] }\npath \"secret/metadata/app\" { capabilities = [\"read\"] }\n",
+    );
+    let token = bao.token_with(&["read-only"]);
+    let keywrap = &mut setup(&bao);
+    let dir = keywrap.workdir.path().to_path_buf();
+    let run = keywrap
+        .env("VAULT_TOKEN", &token)
+        .args(["import", ".env", "--to", "secret/app", "--yes"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("permission denied")
+        .assert_stderr_contains("no local file was changed");
+    assert_no_values(&run);
+    assert_eq!(read(dir.join(".env")), env_text());
+    assert!(!dir.join(".gitignore").exists());
+    assert!(!dir.join("keywrap.toml").exists());
+}

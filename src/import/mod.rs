@@ -85,10 +85,19 @@ pub fn sort(
     let entries = dotenv::parse_quietly(path, text, &mut BTreeMap::new(), &|_| None)?;
     let mut moved: Vec<Moved> = Vec::new();
     let mut kept = Vec::new();
+    let mut first_lines: BTreeMap<String, usize> = BTreeMap::new();
     for entry in entries {
-        // A later definition wins in dotenv; an earlier one of the same name is dead text.
-        moved.retain(|m| m.name != entry.name);
-        kept.retain(|k: &Kept| k.name != entry.name);
+        // A later definition wins in dotenv; an earlier one of the same name is dead text,
+        // which may still hold an old key: refuse rather than leave it behind.
+        if let Some(first) = first_lines.get(&entry.name) {
+            bail!(
+                "{}: {} is defined twice (lines {first} and {}); keep one definition and import again",
+                path.display(),
+                entry.name,
+                entry.line
+            );
+        }
+        first_lines.insert(entry.name.clone(), entry.line);
         let value = match entry.value {
             EnvValue::Reference(_) => {
                 kept.push(Kept {
@@ -143,4 +152,54 @@ pub fn env_file(path: &Path) -> Result<(PathBuf, PathBuf)> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
     Ok((absolute, dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_defined_twice_is_refused() {
+        let matcher = Matcher::new(&crate::scan::rules::builtin()).unwrap();
+        let text = "API_TOKEN=fake-first-value\nDEBUG=1\nAPI_TOKEN=fake-second-value\n";
+        let err = sort(
+            Path::new(".env"),
+            text,
+            &matcher,
+            "secret/app",
+            Layout::Single,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("API_TOKEN is defined twice (lines 1 and 3)"),
+            "{err}"
+        );
+        assert!(!err.contains("fake-"), "{err}");
+    }
+
+    #[test]
+    fn references_follow_the_layout() {
+        let matcher = Matcher::new(&crate::scan::rules::builtin()).unwrap();
+        let text = "API_TOKEN=fake-token-value\nX=vault://secret/x#y\nPORT=80\n";
+        let single = sort(
+            Path::new(".env"),
+            text,
+            &matcher,
+            "secret/app/",
+            Layout::Single,
+        )
+        .unwrap();
+        assert_eq!(single.moved[0].reference(), "secret/app#API_TOKEN");
+        assert_eq!(single.kept.len(), 2);
+        let split = sort(
+            Path::new(".env"),
+            text,
+            &matcher,
+            "secret/app",
+            Layout::Split,
+        )
+        .unwrap();
+        assert_eq!(split.moved[0].reference(), "secret/app/API_TOKEN#value");
+    }
 }
