@@ -206,6 +206,7 @@ mod tests {
             name: name.into(),
             value,
             line: 1,
+            end_line: 1,
         };
         let reference = |text: &str| EnvValue::Reference(text.parse().unwrap());
         let files = vec![

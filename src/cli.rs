@@ -192,6 +192,7 @@ pub enum Command {
     Hook(HookCommand),
     Proxy(Box<ProxyArgs>),
     Rotate(RotateArgs),
+    Import(ImportArgs),
     Status(StatusArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
@@ -678,4 +679,52 @@ mod tests {
         assert_eq!(exec.secrets[0].name, "A");
         assert_eq!(cli.config, Some(PathBuf::from("x.toml")));
     }
+}
+
+/// Move the secrets of a dotenv file into Vault and leave references behind.
+///
+/// Values that a scan rule matches, or whose name looks like a credential's (KEY, TOKEN,
+/// SECRET, PASSWORD, ...), go to Vault; plain settings stay. The values are written and read
+/// back before any local file changes; keywrap.toml gets references (or, with --env-refs,
+/// the env file gets vault:// lines), the env file is added to .gitignore, and keywrap says
+/// whether the file was ever committed (then rotate the keys). Never prints a value.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap import .env --to secret/myapp --dry-run
+  keywrap import .env --to secret/myapp
+  keywrap import .env --to secret/myapp --split --env-refs --yes
+
+Exit status: 0 on success; 125 on any failure (the message says what was left unchanged).
+Docs: docs/import.md")]
+pub struct ImportArgs {
+    /// The dotenv file to import.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The KV v2 secret path to write to (e.g. secret/myapp).
+    #[arg(long, value_name = "PATH")]
+    pub to: String,
+
+    /// One secret per variable at PATH/NAME (field `value`) instead of one field each in PATH.
+    #[arg(long)]
+    pub split: bool,
+
+    /// Rewrite the env file with NAME=vault://REF lines (for `exec --env-file`) instead of
+    /// adding references to keywrap.toml.
+    #[arg(long)]
+    pub env_refs: bool,
+
+    /// Replace fields that already exist in Vault with a different value (and keywrap.toml
+    /// entries that name another reference).
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// Do not ask before rewriting files.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Show the plan (names, references, files) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -22,6 +22,8 @@ pub struct Entry {
     pub name: String,
     pub value: EnvValue,
     pub line: usize,
+    /// The last line of the entry (a quoted value may span several), for `import`.
+    pub end_line: usize,
 }
 
 /// A value from an env file.
@@ -59,6 +61,26 @@ pub fn parse(
     text: &str,
     known: &mut BTreeMap<String, String>,
     inherited: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Entry>> {
+    parse_entries(path, text, known, inherited, true)
+}
+
+/// [`parse`] without the live-key warning, for `import`, which moves those keys itself.
+pub fn parse_quietly(
+    path: &Path,
+    text: &str,
+    known: &mut BTreeMap<String, String>,
+    inherited: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Entry>> {
+    parse_entries(path, text, known, inherited, false)
+}
+
+fn parse_entries(
+    path: &Path,
+    text: &str,
+    known: &mut BTreeMap<String, String>,
+    inherited: &dyn Fn(&str) -> Option<String>,
+    warn_live_keys: bool,
 ) -> Result<Vec<Entry>> {
     let mut parser = Parser {
         chars: text.chars().collect(),
@@ -145,7 +167,7 @@ pub fn parse(
             references.push(name.clone());
             EnvValue::Reference(reference)
         } else {
-            if let Some(kind) = looks_like_live_key(&value) {
+            if let Some(kind) = looks_like_live_key(&value).filter(|_| warn_live_keys) {
                 crate::log::warn(format_args!(
                     "{}:{line}: {name} looks like a live {kind}; keep it in Vault and write a vault://PATH#FIELD reference here instead",
                     path.display()
@@ -155,13 +177,18 @@ pub fn parse(
             known.insert(name.clone(), value.clone());
             EnvValue::Plain(value)
         };
-        entries.push(Entry { name, value, line });
+        entries.push(Entry {
+            name,
+            value,
+            line,
+            end_line: parser.line,
+        });
     }
     Ok(entries)
 }
 
 /// The kind of credential `value` looks like, for the warning; never the value.
-fn looks_like_live_key(value: &str) -> Option<&'static str> {
+pub(crate) fn looks_like_live_key(value: &str) -> Option<&'static str> {
     let body_ok = |rest: &str, min: usize| {
         rest.len() >= min
             && rest

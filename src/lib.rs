@@ -13,6 +13,7 @@
 //! - [`mask`]: the output filter; [`dotenv`]: env files; [`watch`]: `--watch` version polling.
 //! - [`proxy`]: `keywrap proxy`, the key-holding HTTP proxy with client keys and limits.
 //! - [`scan`]: finding keys in files, git history and staged changes.
+//! - [`import`]: moving a dotenv file's secrets into Vault, leaving references.
 
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -30,6 +31,7 @@ pub mod environment;
 pub mod error;
 pub mod hardening;
 pub mod identity;
+pub mod import;
 pub mod lifecycle;
 pub mod log;
 pub mod mask;

@@ -5,6 +5,7 @@ pub mod check;
 pub mod completions;
 pub mod exec;
 pub mod hook;
+pub mod import;
 pub mod policy;
 pub mod proxy;
 pub mod rotate;
@@ -43,6 +44,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Policy(args) => policy::run(&cli, args),
         Command::Audit(command) => audit::run(&cli, command),
         Command::Rotate(args) => rotate::run(&cli, args),
+        Command::Import(args) => import::run(&cli, args),
         Command::Status(args) => status::run(&cli, args),
         Command::Proxy(args) => proxy::run(&cli, args),
         Command::Scan(args) => scan::run(&cli, args).or_else(scan::exit_two),
