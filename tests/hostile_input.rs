@@ -69,3 +69,63 @@ proptest! {
         }
     }
 }
+
+fn dotenv_parse(text: &str) -> anyhow::Result<Vec<keywrap::dotenv::Entry>> {
+    let mut known = std::collections::BTreeMap::new();
+    keywrap::dotenv::parse_quietly(Path::new(".env"), text, &mut known, &|_| None)
+}
+
+proptest! {
+    #[test]
+    fn env_files_never_panic(input in ".{0,300}") {
+        let _ = dotenv_parse(&input);
+    }
+
+    #[test]
+    fn env_file_shaped_input_never_panics_and_errors_point_inside(
+        lines in proptest::collection::vec(
+            prop_oneof![
+                "(export )?[A-Z_]{1,8}=[a-z0-9 ]{0,12}",
+                "[A-Z_]{1,8}=\"[a-z0-9 $\\\\{}\"\n]{0,16}\"?",
+                "[A-Z_]{1,8}='[a-z0-9 \n$]{0,16}'?",
+                "[A-Z_]{1,8}=\\$\\{?[A-Z_:-]{0,8}\\}?",
+                "[A-Z_]{1,8}=vault://[a-z/#?=0-9]{0,16}",
+                "# [ -~]{0,20}",
+                "[ -~]{0,20}",
+            ],
+            0..10,
+        )
+    ) {
+        let text = lines.join("\n");
+        if let Err(err) = dotenv_parse(&text) {
+            let message = err.to_string();
+            // FILE:LINE:COLUMN: with a line inside the file.
+            let mut parts = message.splitn(4, ':');
+            prop_assert_eq!(parts.next(), Some(".env"));
+            let line: usize = parts.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+            prop_assert!(line >= 1 && line <= text.lines().count().max(1) + 1, "{}", message);
+        }
+    }
+
+    #[test]
+    fn the_audit_log_reader_never_panics(
+        lines in proptest::collection::vec(
+            prop_oneof![
+                ".{0,200}",
+                Just(r#"{"type":"request","time":"2026-11-30T05:00:00Z","request":{"operation":"read","path":"secret/data/a"}}"#.to_string()),
+                Just(r#"{"type":"request","request":{"operation":"read","path":"secret/data/a","headers":{"x-keywrap-host":["h"]}},"auth":{"policy_results":{"allowed":false}}}"#.to_string()),
+                r#"\{"type":"request","time":"[0-9T:Z-]{0,25}","request":\{"operation":"read","path":"[a-z/]{0,20}"\}"#,
+                r#"\{"type":"request","request":\{"operation":"read"[ -~]{0,60}"#,
+            ],
+            0..20,
+        )
+    ) {
+        let log = lines.join("\n");
+        let report = keywrap::audit_report::scan(
+            std::io::Cursor::new(log.as_bytes()),
+            &keywrap::audit_report::Filters::default(),
+            |_| {},
+        );
+        prop_assert!(report.is_ok());
+    }
+}
