@@ -4,6 +4,11 @@
 //! all keywords (ASCII case-insensitive) passes over the input once; only the regions
 //! around keyword hits (the hit's line, or 16 KiB for multi-line rules) are run through
 //! the hit rules' regexes. Most of a source tree is never seen by a regex.
+//!
+//! Case-insensitivity comes from searching an ASCII-lowercased copy of the input for the
+//! lowercased keywords: lowercasing is a cheap linear pass, and a case-sensitive search
+//! for a few dozen literals runs on a SIMD prefilter, about twice as fast as an
+//! ASCII-case-insensitive automaton stepping byte by byte.
 
 use std::ops::Range;
 
@@ -20,6 +25,11 @@ const LINE_REACH_FORWARD: usize = 1024;
 /// How far a multi-line rule's region reaches past its keyword (a 4096-bit RSA key is
 /// about 3.3 KiB).
 const MULTILINE_REACH: usize = 16 * 1024;
+
+thread_local! {
+    /// The lowercased copy of the input, reused from file to file by each scanning thread.
+    static LOWERCASED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// A rule ready to run.
 #[derive(Debug)]
@@ -119,7 +129,6 @@ impl Matcher {
             .map(|(i, _)| i)
             .collect();
         let keywords = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
             .build(&keywords)
             .context("cannot build the keyword matcher")?;
@@ -134,11 +143,16 @@ impl Matcher {
     /// Every match of every rule in `data`, in order of position.
     pub fn find(&self, data: &[u8]) -> Vec<RuleMatch> {
         let mut regions: Vec<(usize, Range<usize>)> = Vec::new();
-        for hit in self.keywords.find_iter(data) {
-            for &rule in &self.keyword_rules[hit.pattern().as_usize()] {
-                regions.push((rule, self.region(rule, data, hit.start(), hit.end())));
+        LOWERCASED.with(|buffer| {
+            let mut lower = buffer.borrow_mut();
+            lower.clear();
+            lower.extend(data.iter().map(u8::to_ascii_lowercase));
+            for hit in self.keywords.find_iter(&lower[..]) {
+                for &rule in &self.keyword_rules[hit.pattern().as_usize()] {
+                    regions.push((rule, self.region(rule, data, hit.start(), hit.end())));
+                }
             }
-        }
+        });
         for &rule in &self.unfiltered {
             regions.push((rule, 0..data.len()));
         }
