@@ -22,7 +22,7 @@ pub enum Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Flag => f.write_str("--secret"),
+            Origin::Flag => f.write_str("--secret flag"),
             Origin::ConfigFile { path, line } | Origin::EnvFile { path, line } => {
                 write!(f, "{}:{line}", path.display())
             }
@@ -179,8 +179,8 @@ mod tests {
             summary,
             [
                 ("A", "secret/a#x".into(), "keywrap.toml:2".into()),
-                ("B", "secret/flag#y".into(), "--secret".into()),
-                ("C", "kv/c#z".into(), "--secret".into()),
+                ("B", "secret/flag#y".into(), "--secret flag".into()),
+                ("C", "kv/c#z".into(), "--secret flag".into()),
             ]
         );
     }
@@ -243,7 +243,7 @@ mod tests {
             [
                 ("B", "secret/env2#b".into(), "two.env:1".into()),
                 ("C", "secret/c#x".into(), "keywrap.toml:4".into()),
-                ("D", "secret/flag#y".into(), "--secret".into()),
+                ("D", "secret/flag#y".into(), "--secret flag".into()),
             ]
         );
         assert_eq!(

@@ -122,13 +122,13 @@ fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
 #[command(next_help_heading = "Login")]
 pub struct AuthArgs {
     /// Auth method: token, approle, jwt, kubernetes (default: picked from what is found)
-    #[arg(long, global = true, value_name = "METHOD")]
+    #[arg(long, global = true, value_name = "METHOD", visible_alias = "method")]
     pub auth_method: Option<Method>,
     /// Mount path of the auth method (default: the method's name)
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", visible_alias = "mount")]
     pub auth_mount: Option<String>,
     /// Vault role to log in as (jwt, kubernetes)
-    #[arg(long, global = true, value_name = "ROLE")]
+    #[arg(long, global = true, value_name = "ROLE", visible_alias = "role")]
     pub auth_role: Option<String>,
     /// File holding the AppRole role ID
     #[arg(long, global = true, value_name = "FILE")]
@@ -146,7 +146,7 @@ pub struct AuthArgs {
     #[arg(long, global = true, value_name = "NAME")]
     pub jwt_env: Option<String>,
     /// Audience to request from GitHub Actions' OIDC token service
-    #[arg(long, global = true, value_name = "AUD")]
+    #[arg(long, global = true, value_name = "AUD", visible_alias = "audience")]
     pub jwt_audience: Option<String>,
     /// Kubernetes service-account token file
     #[arg(long, global = true, value_name = "FILE")]
@@ -240,9 +240,9 @@ pub struct ExecArgs {
     pub no_mask: bool,
 
     /// Restart the command when a referenced secret gets a new version, checking KV v2
-    /// metadata (versions only) every INTERVAL (30s, 5m; default 60s).
+    /// metadata (versions only) every INTERVAL (30s, 5m, or seconds; default 60s).
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
-          default_missing_value = "60s", value_parser = crate::duration::parse)]
+          default_missing_value = "60s", value_parser = crate::duration::parse_interval)]
     pub watch: Option<Duration>,
 
     /// Signal that asks the command to stop before a --watch restart.
@@ -250,7 +250,7 @@ pub struct ExecArgs {
     pub restart_signal: nix::sys::signal::Signal,
 
     /// How long a restart waits after --restart-signal before KILL.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::duration::parse_interval)]
     pub restart_timeout: Duration,
 
     /// Read through a short-lived child token made for this run (limited uses and TTL,

@@ -8,6 +8,16 @@ const HOUR: u64 = 60 * MINUTE;
 const DAY: u64 = 24 * HOUR;
 const WEEK: u64 = 7 * DAY;
 
+/// A command-line interval: like [`parse`], and a bare number is seconds (as `sleep` and
+/// `timeout` take it), which is unambiguous for intervals of seconds to minutes.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+        Ok(_) => Err(format!("invalid interval {text:?}: must be more than zero")),
+        Err(_) => parse(text),
+    }
+}
+
 /// Parses `<number><unit>` groups (units `s`, `m`, `h`, `d`, `w`), e.g. `90d` or `1d12h`.
 /// A bare number is refused: `90` could mean seconds or days.
 pub fn parse(text: &str) -> Result<Duration, String> {
@@ -72,6 +82,14 @@ pub fn format(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_take_bare_seconds() {
+        assert_eq!(parse_interval("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_interval("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_interval("0").is_err());
+        assert!(parse_interval("x").is_err());
+    }
 
     #[test]
     fn parses_units_and_sums() {
