@@ -21,6 +21,9 @@ const RENEW_AT: f64 = 2.0 / 3.0;
 pub struct TokenKeeper {
     /// The token keywrap logged in for, with its lease; `None` for a supplied token.
     obtained: Option<(VaultClient, LoginLease)>,
+    /// A supplied token kept alive too (long-running commands such as the proxy), with the
+    /// lease `lookup-self` reported. Never revoked.
+    supplied: Option<(VaultClient, LoginLease)>,
     /// The per-run child token, if one was created.
     per_run: Option<VaultClient>,
     renewal: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
@@ -34,14 +37,27 @@ impl TokenKeeper {
     ) -> Self {
         TokenKeeper {
             obtained: obtained.map(|lease| (client.clone(), lease)),
+            supplied: None,
             per_run,
             renewal: None,
         }
     }
 
+    /// For a command that runs for days (the proxy): also keeps a supplied token alive,
+    /// since it outlives most token TTLs; the supplied token is still never revoked.
+    pub async fn for_daemon(client: &VaultClient, obtained: Option<LoginLease>) -> Self {
+        let mut keeper = TokenKeeper::new(client, obtained, None);
+        if keeper.obtained.is_none() {
+            keeper.supplied = supplied_lease(client)
+                .await
+                .map(|lease| (client.clone(), lease));
+        }
+        keeper
+    }
+
     /// Starts renewing the obtained token in the background, if it can be renewed.
     pub fn keep_alive(&mut self) {
-        let Some((client, lease)) = &self.obtained else {
+        let Some((client, lease)) = self.obtained.as_ref().or(self.supplied.as_ref()) else {
             return;
         };
         if !lease.renewable || lease.ttl == 0 {
@@ -93,6 +109,34 @@ impl TokenKeeper {
             }
         }
     }
+}
+
+/// The lease of a supplied token, from `lookup-self`; `None` when it never expires or
+/// cannot be looked up.
+async fn supplied_lease(client: &VaultClient) -> Option<LoginLease> {
+    let response = client
+        .renewed_deadline()
+        .get("auth/token/lookup-self")
+        .await
+        .ok()?;
+    if !response.status.is_success() {
+        return None;
+    }
+    let answer: serde_json::Value = response.json("auth/token/lookup-self").ok()?;
+    let ttl = answer
+        .pointer("/data/ttl")
+        .and_then(|t| t.as_u64())
+        .unwrap_or(0);
+    let renewable = answer
+        .pointer("/data/renewable")
+        .and_then(|r| r.as_bool())
+        .unwrap_or(false);
+    if ttl > 0 && !renewable {
+        crate::log::warn(format_args!(
+            "the Vault token expires in {ttl}s and cannot be renewed; after that keywrap can no longer reach Vault"
+        ));
+    }
+    (ttl > 0).then_some(LoginLease { ttl, renewable })
 }
 
 /// Renews at two thirds of each lease until told to stop; says once if it cannot.

@@ -41,9 +41,13 @@ fn serve(
     }
     let runtime = runtime.enable_all().build()?;
     let session = runtime.block_on(Session::open(cli.session_inputs(env, loaded), identity))?;
-    // The proxy renews its token itself (any token, since it runs for days); a token it
-    // logged in for is revoked when it stops.
-    let keeper = TokenKeeper::new(&session.client, session.obtained.clone(), None);
+    // The proxy runs for days: it keeps any token alive, and revokes one it logged in for
+    // when it stops.
+    let mut keeper = runtime.block_on(TokenKeeper::for_daemon(
+        &session.client,
+        session.obtained.clone(),
+    ));
+    keeper.keep_alive();
     let served = runtime.block_on(crate::proxy::serve(config, session.client.clone()));
     drop(runtime);
     keeper.finish();

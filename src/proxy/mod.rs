@@ -23,7 +23,6 @@ pub mod metrics;
 pub mod record;
 pub mod redact;
 pub mod routes;
-pub mod token;
 pub mod usage;
 pub mod watch;
 
@@ -120,14 +119,12 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
         ));
         tokio::spawn(serve_metrics(listener, shared.clone()));
     }
-    let renewer = tokio::spawn(token::keep_alive(client.renewed_deadline()));
     let watcher = tokio::spawn(watch::watch(shared.clone(), client.renewed_deadline()));
     let reloader = {
         let shared = shared.clone();
         tokio::spawn(async move { shared.keys.keep_fresh(shared.config.keys_reload).await })
     };
     accept(listener, shared.clone()).await?;
-    renewer.abort();
     watcher.abort();
     reloader.abort();
     Ok(())
