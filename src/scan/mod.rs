@@ -19,7 +19,6 @@ pub mod walk;
 mod rule_tests;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use matcher::Matcher;
 use vault::VaultValues;
@@ -128,14 +127,18 @@ pub fn preview(secret: &[u8]) -> String {
 
 /// A baseline fingerprint: hex SHA-256 of rule, file and secret.
 pub fn fingerprint(rule: &str, file: &str, secret: &[u8]) -> String {
-    let mut hash = Sha256::new();
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
     hash.update(b"keywrap-fingerprint-v1\0");
     hash.update(rule.as_bytes());
     hash.update(b"\0");
     hash.update(file.as_bytes());
     hash.update(b"\0");
     hash.update(secret);
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hash.finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Line and column lookups for ascending offsets into one buffer.

@@ -10,12 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::ops::Range;
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::secret::SecretValue;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Values shorter than this are too likely to occur by chance (`true`, `8080`).
 pub const MIN_LENGTH: usize = 8;
@@ -25,7 +23,7 @@ pub struct VaultValues {
     lengths: Vec<usize>,
     quick: RandomState,
     quick_hashes: HashSet<u64>,
-    hmac_key: [u8; 32],
+    hmac_key: hmac::Key,
     labels: HashMap<[u8; 32], String>,
 }
 
@@ -39,8 +37,11 @@ impl VaultValues {
     /// Hashes each `(label, value)`; values shorter than [`MIN_LENGTH`] are skipped and
     /// their labels returned.
     pub fn new(values: Vec<(String, SecretValue)>) -> (VaultValues, Vec<String>) {
-        let mut hmac_key = [0u8; 32];
-        hmac_key.iter_mut().for_each(|b| *b = fastrand::u8(..));
+        let mut key_bytes = zeroize::Zeroizing::new([0u8; 32]);
+        SystemRandom::new()
+            .fill(&mut key_bytes[..])
+            .expect("the system random number generator works");
+        let hmac_key = hmac::Key::new(hmac::HMAC_SHA256, &key_bytes[..]);
         let mut set = VaultValues {
             lengths: Vec::new(),
             quick: RandomState::new(),
@@ -69,10 +70,10 @@ impl VaultValues {
     }
 
     fn mac(&self, bytes: &[u8]) -> [u8; 32] {
-        let mut mac =
-            HmacSha256::new_from_slice(&self.hmac_key).expect("HMAC takes any key length");
-        mac.update(bytes);
-        mac.finalize().into_bytes().into()
+        let tag = hmac::sign(&self.hmac_key, bytes);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
     }
 
     /// Every occurrence of a value in `data`: its label and where it is.
