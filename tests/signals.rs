@@ -32,10 +32,9 @@ fn wait_for_lines(path: &std::path::Path, count: usize) -> Vec<String> {
     }
 }
 
-#[test]
-fn signals_sent_to_keywrap_reach_the_child_once() {
-    let bao = Bao::start();
-    bao.kv_put("secret/a", &[("k", "fake-value-sig")]);
+/// keywrap running [`TRAPPING_CHILD`], which has said "ready"; its signal log; and the
+/// Keywrap whose scratch directories must outlive the run.
+fn start_trapping_child(bao: &Bao) -> (std::process::Child, std::path::PathBuf, support::Keywrap) {
     let mut keywrap = bao.keywrap();
     let log = keywrap.workdir.path().join("signals.log");
     let command = keywrap
@@ -60,6 +59,14 @@ fn signals_sent_to_keywrap_reach_the_child_once() {
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n");
+    (process, log, keywrap)
+}
+
+#[test]
+fn signals_sent_to_keywrap_reach_the_child_once() {
+    let bao = Bao::start();
+    bao.kv_put("secret/a", &[("k", "fake-value-sig")]);
+    let (mut process, log, _keywrap) = start_trapping_child(&bao);
 
     let pid = nix::unistd::Pid::from_raw(process.id() as i32);
     use nix::sys::signal::Signal::*;
@@ -137,24 +144,7 @@ fn ctrl_c_on_a_terminal_reaches_the_child_once() {
 fn the_child_does_not_outlive_a_killed_keywrap() {
     let bao = Bao::start();
     bao.kv_put("secret/a", &[("k", "fake-value-orphan")]);
-    let mut keywrap = bao.keywrap();
-    let log = keywrap.workdir.path().join("signals.log");
-    let command = keywrap
-        .env("LOG", &log)
-        .args([
-            "exec",
-            "-s",
-            "A=secret/a#k",
-            "--",
-            "sh",
-            "-c",
-            TRAPPING_CHILD,
-        ])
-        .command();
-    let mut process = command.stdout(Stdio::piped()).spawn().unwrap();
-    let mut stdout = BufReader::new(process.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let (mut process, log, _keywrap) = start_trapping_child(&bao);
     process.kill().unwrap();
     process.wait().unwrap();
     assert_eq!(
