@@ -101,8 +101,10 @@ fn ctrl_c_on_a_terminal_reaches_the_child_once() {
     let mut keywrap = bao.keywrap();
     let log = keywrap.workdir.path().join("signals.log");
     let child = r#"trap 'echo INT >> "$LOG"' INT; echo ready; i=0; while [ $i -lt 40 ]; do sleep 0.05; i=$((i+1)); done; exit 7"#;
+    // `exec`: without it a shell that does not replace itself (dash, when SHELL is unset)
+    // stays in the foreground group, dies of the ^C and `script` reports its 130.
     let inner = format!(
-        "{} exec -s A=secret/a#k -- sh -c '{}'",
+        "exec {} exec -s A=secret/a#k -- sh -c '{}'",
         env!("CARGO_BIN_EXE_keywrap"),
         child.replace('\'', r"'\''")
     );
