@@ -68,6 +68,21 @@ fn exec_sees_the_right_keys_before_during_and_after_the_overlap() {
         &bao,
         "[env]\nOPENAI_API_KEY = { ref = \"secret/openai#api_key\", previous = \"OPENAI_API_KEY_PREVIOUS\", overlap = \"2s\" }\n",
     );
+    let plan = bao
+        .keywrap()
+        .arg("--config")
+        .arg(&config)
+        .args(["exec", "--dry-run", "--", "true"])
+        .run();
+    plan.assert_success();
+    assert!(
+        plan.stdout
+            .lines()
+            .any(|line| line.starts_with("OPENAI_API_KEY_PREVIOUS ")
+                && line.contains("secret/openai#api_key (previous version, for 2s")),
+        "--dry-run lists the overlap variable: {}",
+        plan.stdout
+    );
     assert_eq!(
         exec_sees(&bao, &config),
         format!("OPENAI_API_KEY={old}\nOPENAI_API_KEY_PREVIOUS unset\n")
@@ -390,9 +405,10 @@ fn status_reports_ages_and_check_fails_on_overdue_keys() {
     let bao = Bao::start();
     bao.kv_put("secret/openai", &[("api_key", &key("a"))]);
     bao.kv_put("secret/db", &[("password", &key("b"))]);
+    bao.kv_put("secret/short", &[("k", &key("c"))]);
     let fresh = config(
         &bao,
-        "[policy]\nmax_age = \"30d\"\n[env]\nOPENAI_API_KEY = \"secret/openai#api_key\"\nDB = { ref = \"secret/db#password\", max_age = \"90d\" }\n",
+        "[policy]\nmax_age = \"30d\"\n[env]\nOPENAI_API_KEY = \"secret/openai#api_key\"\nDB = { ref = \"secret/db#password\", max_age = \"90d\" }\nSHORT = { ref = \"secret/short#k\", max_age = \"10d\" }\n",
     );
     let run = bao
         .keywrap()
@@ -415,6 +431,11 @@ fn status_reports_ages_and_check_fails_on_overdue_keys() {
     assert!(
         lines[2].contains("30d") && lines[2].contains(" ok"),
         "{}",
+        run.stdout
+    );
+    assert!(
+        lines[3].starts_with("SHORT ") && lines[3].contains(" rotate soon"),
+        "a fresh key is within 14 days of a 10-day limit, and --check still passes: {}",
         run.stdout
     );
 

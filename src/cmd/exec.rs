@@ -40,7 +40,7 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
     let command = child::resolve(name, rest, std::env::var_os("PATH").as_deref(), &cwd)?;
 
     if args.dry_run {
-        print_plan(&bindings, &command, loaded.is_some());
+        print_plan(&bindings, loaded.as_ref(), &command)?;
         if !settings.is_empty() {
             let names: Vec<&str> = settings.iter().map(|(name, _)| name.as_str()).collect();
             println!("plain settings from env files: {}", names.join(", "));
@@ -191,41 +191,45 @@ async fn read_secrets(
 }
 
 /// `--dry-run`: each variable with its reference and where it was written; no values.
-fn print_plan(bindings: &[Binding], command: &ResolvedCommand, has_config: bool) {
+/// A reference with an overlap window also lists the variable that gets its previous version.
+fn print_plan(
+    bindings: &[Binding],
+    config: Option<&config::LoadedConfig>,
+    command: &ResolvedCommand,
+) -> Result<()> {
     if bindings.is_empty() {
         println!(
             "no references{}",
-            if has_config {
+            if config.is_some() {
                 " (keywrap.toml has no [env] entries)"
             } else {
                 ""
             }
         );
     } else {
-        let name_width = bindings
-            .iter()
-            .map(|b| b.name.len())
-            .max()
-            .unwrap_or(0)
-            .max(4);
-        let reference_width = bindings
-            .iter()
-            .map(|b| b.reference.to_string().len())
-            .max()
-            .unwrap_or(0)
-            .max(9);
-        println!(
-            "{:name_width$}  {:reference_width$}  FROM",
-            "NAME", "REFERENCE"
-        );
+        let mut rows = Vec::new();
         for binding in bindings {
-            println!(
-                "{:name_width$}  {:reference_width$}  {}",
-                binding.name,
+            let origin = binding.origin.to_string();
+            rows.push(vec![
+                binding.name.clone(),
                 binding.reference.to_string(),
-                binding.origin
-            );
+                origin.clone(),
+            ]);
+            let options = crate::lifecycle::policy::options_for(config, binding)?;
+            if let Some((previous, window)) = options.previous {
+                rows.push(vec![
+                    previous,
+                    format!(
+                        "{} (previous version, for {} after a rotation)",
+                        binding.reference,
+                        crate::duration::format(window)
+                    ),
+                    origin,
+                ]);
+            }
         }
+        let header = ["NAME", "REFERENCE", "FROM"].map(String::from);
+        crate::table::print(&header, &rows);
     }
     println!(
         "would run: {}{}",
@@ -236,4 +240,5 @@ fn print_plan(bindings: &[Binding], command: &ResolvedCommand, has_config: bool)
             .map(|a| format!(" {}", a.to_string_lossy()))
             .collect::<String>()
     );
+    Ok(())
 }

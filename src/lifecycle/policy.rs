@@ -15,8 +15,8 @@ use crate::reference::validate_env_name;
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(90 * 86_400);
 /// The overlap window when a reference names `previous` but no `overlap`.
 pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(7 * 86_400);
-/// "Rotate soon" starts this long before the limit (or in the last quarter of a shorter
-/// `max_age`, so a key with `max_age = "1d"` is not "due soon" the moment it is written).
+/// "Rotate soon" starts this long before the limit: two weeks for a person to act. A key
+/// whose `max_age` is shorter than that is "rotate soon" from the moment it is written.
 pub const SOON_WINDOW: Duration = Duration::from_secs(14 * 86_400);
 
 /// Lifecycle options of one binding.
@@ -124,14 +124,12 @@ impl fmt::Display for AgeState {
     }
 }
 
-/// Overdue past `max_age`; "rotate soon" within [`SOON_WINDOW`] of it (at most the last
-/// quarter of `max_age`).
+/// Overdue past `max_age`; "rotate soon" within [`SOON_WINDOW`] of it.
 pub fn age_state(age: Duration, max_age: Duration) -> AgeState {
     if age > max_age {
         return AgeState::Overdue;
     }
-    let window = SOON_WINDOW.min(max_age / 4);
-    if age >= max_age - window {
+    if age >= max_age.saturating_sub(SOON_WINDOW) {
         AgeState::Soon
     } else {
         AgeState::Ok
@@ -156,12 +154,10 @@ mod tests {
         assert_eq!(age_state(days(76), days(90)), AgeState::Soon);
         assert_eq!(age_state(days(90), days(90)), AgeState::Soon);
         assert_eq!(age_state(days(91), days(90)), AgeState::Overdue);
-        // Short limits warn in their last quarter only.
-        assert_eq!(age_state(Duration::from_secs(10), days(1)), AgeState::Ok);
-        assert_eq!(
-            age_state(Duration::from_secs(19 * 3600), days(1)),
-            AgeState::Soon
-        );
+        // A limit shorter than the warning window is "rotate soon" from the start.
+        assert_eq!(age_state(Duration::ZERO, days(10)), AgeState::Soon);
+        assert_eq!(age_state(Duration::from_secs(10), days(1)), AgeState::Soon);
+        assert_eq!(age_state(Duration::ZERO, days(15)), AgeState::Ok);
         assert_eq!(
             age_state(Duration::from_secs(2), Duration::from_secs(1)),
             AgeState::Overdue
