@@ -9,12 +9,28 @@ use std::time::{Duration, Instant};
 
 use support::Bao;
 
-/// A child that logs each signal it gets to `$LOG` and exits 42 on TERM.
+/// A child that logs each signal it gets to `$LOG`, one line per delivery, and exits 42 on
+/// TERM. A shell's `trap` cannot count: two deliveries that arrive while it waits for a
+/// command run the trap once. Python's wakeup fd gets one byte per delivery of the C-level
+/// handler, so a signal that arrives twice is logged twice. SIGALRM ends it if a test
+/// never sends TERM.
 const TRAPPING_CHILD: &str = r#"
-for s in INT HUP QUIT USR1 USR2 WINCH; do trap "echo $s >> \"\$LOG\"" $s; done
-trap 'echo TERM >> "$LOG"; exit 42' TERM
-echo ready
-i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
+import os, signal, sys
+signal.alarm(30)
+r, w = os.pipe()
+os.set_blocking(w, False)
+signal.set_wakeup_fd(w)
+for s in ("INT", "HUP", "QUIT", "USR1", "USR2", "WINCH", "TERM"):
+    signal.signal(getattr(signal, "SIG" + s), lambda *_: None)
+log = open(os.environ["LOG"], "a")
+print("ready", flush=True)
+while True:
+    for number in os.read(r, 64):
+        name = signal.Signals(number).name[3:]
+        log.write(name + "\n")
+        log.flush()
+        if name == "TERM":
+            sys.exit(42)
 "#;
 
 fn wait_for_lines(path: &std::path::Path, count: usize) -> Vec<String> {
@@ -33,8 +49,13 @@ fn wait_for_lines(path: &std::path::Path, count: usize) -> Vec<String> {
 }
 
 /// keywrap running [`TRAPPING_CHILD`], which has said "ready"; its signal log; and the
-/// Keywrap whose scratch directories must outlive the run.
-fn start_trapping_child(bao: &Bao) -> (std::process::Child, std::path::PathBuf, support::Keywrap) {
+/// Keywrap whose scratch directories must outlive the run. With `new_session`, keywrap
+/// runs as `setsid` leaves it: leading its own session and process group, with no
+/// controlling terminal, as on a CI runner.
+fn start_trapping_child(
+    bao: &Bao,
+    new_session: bool,
+) -> (std::process::Child, std::path::PathBuf, support::Keywrap) {
     let mut keywrap = bao.keywrap();
     let log = keywrap.workdir.path().join("signals.log");
     let command = keywrap
@@ -44,11 +65,29 @@ fn start_trapping_child(bao: &Bao) -> (std::process::Child, std::path::PathBuf, 
             "-s",
             "A=secret/a#k",
             "--",
-            "sh",
+            "python3",
             "-c",
             TRAPPING_CHILD,
         ])
         .command();
+    let mut command = if new_session {
+        let mut setsid = std::process::Command::new("setsid");
+        setsid
+            .arg(command.get_program())
+            .args(command.get_args())
+            .env_clear()
+            .envs(
+                command
+                    .get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            );
+        if let Some(dir) = command.get_current_dir() {
+            setsid.current_dir(dir);
+        }
+        setsid
+    } else {
+        std::mem::replace(command, std::process::Command::new("true"))
+    };
     let mut process = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -66,7 +105,7 @@ fn start_trapping_child(bao: &Bao) -> (std::process::Child, std::path::PathBuf, 
 fn signals_sent_to_keywrap_reach_the_child_once() {
     let bao = Bao::start();
     bao.kv_put("secret/a", &[("k", "fake-value-sig")]);
-    let (mut process, log, _keywrap) = start_trapping_child(&bao);
+    let (mut process, log, _keywrap) = start_trapping_child(&bao, false);
 
     let pid = nix::unistd::Pid::from_raw(process.id() as i32);
     use nix::sys::signal::Signal::*;
@@ -84,6 +123,28 @@ fn signals_sent_to_keywrap_reach_the_child_once() {
         lines,
         ["USR1", "USR2", "HUP", "WINCH", "INT", "QUIT", "TERM"]
     );
+}
+
+#[test]
+fn a_signal_to_keywrap_s_whole_process_group_reaches_the_child_once() {
+    let bao = Bao::start();
+    bao.kv_put("secret/a", &[("k", "fake-value-group")]);
+    let (mut process, log, _keywrap) = start_trapping_child(&bao, true);
+    // setsid made keywrap the leader of its group: this is `kill -USR1 -PGID`, what
+    // GitLab Runner and `timeout` do.
+    let group = nix::unistd::Pid::from_raw(process.id() as i32);
+    use nix::sys::signal::Signal::*;
+    for (i, signal) in [SIGUSR1, SIGUSR2].iter().enumerate() {
+        nix::sys::signal::killpg(group, *signal).unwrap();
+        wait_for_lines(&log, i + 1);
+        // A second delivery would follow within milliseconds.
+        std::thread::sleep(Duration::from_millis(300));
+        let lines = wait_for_lines(&log, 0);
+        assert_eq!(lines.len(), i + 1, "after {signal}: {lines:?}");
+    }
+    nix::sys::signal::killpg(group, SIGTERM).unwrap();
+    assert_eq!(process.wait().unwrap().code(), Some(42));
+    assert_eq!(wait_for_lines(&log, 3), ["USR1", "USR2", "TERM"]);
 }
 
 #[test]
@@ -146,7 +207,7 @@ fn ctrl_c_on_a_terminal_reaches_the_child_once() {
 fn the_child_does_not_outlive_a_killed_keywrap() {
     let bao = Bao::start();
     bao.kv_put("secret/a", &[("k", "fake-value-orphan")]);
-    let (mut process, log, _keywrap) = start_trapping_child(&bao);
+    let (mut process, log, _keywrap) = start_trapping_child(&bao, false);
     process.kill().unwrap();
     process.wait().unwrap();
     assert_eq!(

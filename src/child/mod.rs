@@ -19,11 +19,13 @@ pub use command::{resolve, ResolvedCommand};
 
 use crate::error::CommandError;
 
-/// Starts the command with exactly the given environment and standard streams.
+/// Starts the command with exactly the given environment and standard streams; with
+/// `own_group`, as the leader of a new process group (see [`signals::child_needs_own_group`]).
 pub fn spawn(
     command: &ResolvedCommand,
     env: &environment::ChildEnvironment,
     stdio: output::ChildStdio,
+    own_group: bool,
 ) -> Result<std::process::Child> {
     let mut process = Command::new(&command.program);
     std::os::unix::process::CommandExt::arg0(&mut process, &command.name);
@@ -41,6 +43,8 @@ pub fn spawn(
     }
     if let Some(fd) = stdio.controlling_terminal {
         crate::sys::controlling_terminal(&mut process, fd);
+    } else if own_group {
+        std::os::unix::process::CommandExt::process_group(&mut process, 0);
     }
     process.spawn().map_err(|err| {
         let path = command.program.clone();

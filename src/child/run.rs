@@ -42,6 +42,7 @@ pub fn run(
     let resize = || output.resize();
     let attachment = Attachment {
         own_terminal: output.uses_pty(),
+        own_group: !output.uses_pty() && super::signals::child_needs_own_group(),
         on_resize: output.uses_pty().then_some(&resize as &dyn Fn()),
     };
     let mut restarted = false;
@@ -51,7 +52,7 @@ pub fn run(
             ChildEnvironment::build(plan.env, plan.run_id, plan.also_remove, values.clone());
         let (stdio, filters) = output.attach()?;
         let started = Instant::now();
-        let mut process = super::spawn(plan.command, &child_env, stdio)?;
+        let mut process = super::spawn(plan.command, &child_env, stdio, attachment.own_group)?;
         drop(child_env);
         let status = match supervisor.supervise(&mut process, &attachment)? {
             Outcome::Exited(status) => status,

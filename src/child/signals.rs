@@ -7,6 +7,13 @@
 //! `kill` from another process is marked as sent by a user, so only the latter is
 //! forwarded. The exception is a child on keywrap's pseudo-terminal: it is in a session of
 //! its own, so the real terminal's signals reach only keywrap and are all passed on.
+//!
+//! Without a controlling terminal (a CI job, a service, a container without `-t`) no
+//! terminal sends signals, but supervisors do send them to a whole process group (GitLab
+//! Runner cancelling a job, `timeout`): a child in keywrap's group would get each of them
+//! twice. There the child leads a process group of its own, so only keywrap is reached,
+//! and keywrap passes each signal on to that whole group (the child and anything it
+//! started), the way the group signal would have reached them.
 
 use std::process::{Child, ExitStatus};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
@@ -43,6 +50,8 @@ pub enum Event {
 pub struct Attachment<'a> {
     /// The child runs on keywrap's pseudo-terminal, in its own session.
     pub own_terminal: bool,
+    /// The child leads its own process group: signals go to that group.
+    pub own_group: bool,
     /// Called on SIGWINCH instead of forwarding it (copies the window size to the pty).
     pub on_resize: Option<&'a dyn Fn()>,
 }
@@ -147,8 +156,7 @@ impl Supervisor {
         timeout: Duration,
         attachment: &Attachment,
     ) -> Result<ExitStatus> {
-        let pid = Pid::from_raw(child.id() as i32);
-        let _ = kill(pid, signal);
+        send(child, signal, attachment);
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().context("cannot wait for the child")? {
@@ -163,7 +171,7 @@ impl Supervisor {
                         "the command did not stop within {}s of {signal}; killing it",
                         timeout.as_secs_f64()
                     ));
-                    let _ = kill(pid, Signal::SIGKILL);
+                    send(child, Signal::SIGKILL, attachment);
                     return child.wait().context("cannot wait for the child");
                 }
                 Err(RecvTimeoutError::Disconnected) => anyhow::bail!("the signal thread ended"),
@@ -199,12 +207,46 @@ impl Supervisor {
                 return;
             }
         }
-        if attachment.own_terminal || should_forward(origin) {
+        if attachment.own_terminal || attachment.own_group || should_forward(origin) {
             if let Ok(signal) = Signal::try_from(origin.signal) {
-                let _ = kill(Pid::from_raw(child.id() as i32), signal);
+                send(child, signal, attachment);
             }
         }
     }
+}
+
+/// Sends `signal` to the child, or to its whole process group when it leads one.
+fn send(child: &Child, signal: Signal, attachment: &Attachment) {
+    let pid = Pid::from_raw(child.id() as i32);
+    if attachment.own_group {
+        let _ = nix::sys::signal::killpg(pid, signal);
+    } else {
+        let _ = kill(pid, signal);
+    }
+}
+
+/// True when keywrap has no controlling terminal: then nothing needs the child in
+/// keywrap's process group, and a signal sent to that group must not reach it directly.
+pub fn child_needs_own_group() -> bool {
+    !has_controlling_terminal()
+}
+
+#[cfg(target_os = "linux")]
+fn has_controlling_terminal() -> bool {
+    // Field 7 of /proc/self/stat (`tty_nr`) is 0 without one; the fields after the
+    // command name (which may hold spaces) start at the last ')'.
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let after_name = &stat[stat.rfind(')')? + 1..];
+            after_name.split_whitespace().nth(4)?.parse::<i64>().ok()
+        })
+        .is_none_or(|tty| tty != 0)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn has_controlling_terminal() -> bool {
+    std::fs::File::open("/dev/tty").is_ok()
 }
 
 /// True for signals sent by a process (`kill`), false for those the terminal generated.
