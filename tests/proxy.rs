@@ -51,12 +51,12 @@ impl Proxy {
                 "--header",
                 "Authorization: Bearer {OPENAI}",
             ])
-            .args([
-                "--metrics",
-                &format!("127.0.0.1:{metrics_port}"),
-                "--keys-reload",
-                "0.3",
-            ])
+            .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
+            .args(if extra.contains(&"--keys-reload") {
+                &[][..]
+            } else {
+                &["--keys-reload", "0.3"][..]
+            })
             .args(extra)
             .spawn();
         process.wait_for_port(port);
@@ -279,6 +279,39 @@ fn client_keys_are_hashed_checked_and_revocable() {
 }
 
 #[test]
+fn a_short_key_is_masked_too() {
+    let bao = Bao::start();
+    let short = format!("sk-{}", "test");
+    bao.kv_put("secret/openai", &[("api_key", &short)]);
+    let proxy = Proxy::start_with(bao, &["--allow-anonymous"]);
+    let echo = get(&proxy.url("/v1/echo"), None);
+    assert_eq!(echo.status, 200);
+    assert!(!echo.body.contains(&short), "{}", echo.body);
+    assert_eq!(echo.header("x-echo"), Some("Bearer *******"));
+}
+
+#[test]
+fn revocation_takes_effect_within_seconds_between_full_reloads() {
+    let proxy = Proxy::start(&["--keys-reload", "60"]);
+    let key = proxy.create_key("alice", &[]);
+    assert_eq!(get(&proxy.url("/v1/echo"), Some(&key)).status, 200);
+    proxy
+        .bao
+        .keywrap()
+        .args(["proxy", "keys", "revoke", "alice"])
+        .run()
+        .assert_success();
+    let revoked = Instant::now();
+    while get(&proxy.url("/v1/echo"), Some(&key)).status != 401 {
+        assert!(
+            revoked.elapsed() < Duration::from_secs(3),
+            "the revoked key still works after 3 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn anonymous_access_only_when_allowed() {
     let proxy = Proxy::start(&["--allow-anonymous", "--access-log", "json"]);
     assert_eq!(
@@ -408,6 +441,47 @@ fn route_and_model_allow_lists() {
     assert_eq!(upstream.seen().len(), 1);
     assert_eq!(upstream.seen()[0].path, "/v1/echo");
     assert_eq!(upstream.seen()[0].body_len, 17);
+    let list_models = agent()
+        .get(&format!("http://127.0.0.1:{port}/openai/v1/echo"))
+        .header("Authorization", &format!("Bearer {key}"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        list_models.status().as_u16(),
+        200,
+        "a request without a body names no model"
+    );
+    let run = bao
+        .keywrap()
+        .current_dir(&dir)
+        .args(["proxy", "keys", "create", "carol"])
+        .args(["--routes", "other,/openai/", "--models", "gpt-y,gpt-z"])
+        .args(["--requests-per-minute", "50", "--tokens-per-minute", "900"])
+        .run();
+    run.assert_success();
+    let carol = run.stdout.trim().to_string();
+    let post_as = |key: &str, path: &str, model: &str| {
+        agent()
+            .post(&format!("http://127.0.0.1:{port}{path}"))
+            .header("Authorization", &format!("Bearer {key}"))
+            .send(format!("{{\"model\":\"{model}\"}}"))
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(post_as(&carol, "/other/echo", "gpt-z"), 200);
+    assert_eq!(post_as(&carol, "/openai/v1/echo", "gpt-y"), 200);
+    assert_eq!(post_as(&carol, "/openai/v1/echo", "gpt-x"), 403);
+    let list = bao
+        .keywrap()
+        .current_dir(&dir)
+        .args(["proxy", "keys", "list"])
+        .run();
+    assert!(
+        list.stdout.contains("gpt-y,gpt-z") && list.stdout.contains("900"),
+        "{}",
+        list.stdout
+    );
     drop(process);
 }
 
@@ -532,6 +606,13 @@ fn metrics_name_clients_never_keys() {
         assert!(metrics.contains(expected), "{expected} missing:\n{metrics}");
     }
     assert!(!metrics.contains(&key) && !metrics.contains(&fake_key("one")));
+    let root = get(&format!("http://127.0.0.1:{}/", proxy.metrics_port), None);
+    assert!(
+        root.body
+            .contains("# TYPE keywrap_proxy_requests_total counter"),
+        "the metrics address answers at / too: {}",
+        root.body
+    );
 }
 
 #[test]
@@ -607,6 +688,33 @@ fn overlap_retries_once_with_the_previous_key_on_401() {
         ]
     );
     proxy.log_with("previous-key");
+}
+
+#[test]
+fn an_overlap_in_the_env_entry_turns_on_the_401_retry() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", &fake_key("one"))]);
+    let upstream = Upstream::start();
+    upstream.accept_only(&[format!("Bearer {}", fake_key("one"))]);
+    let port = free_port();
+    let keywrap = bao.keywrap();
+    keywrap.write_file(
+        "keywrap.toml",
+        &format!(
+            "[env]\nOPENAI = {{ ref = \"secret/openai#api_key\", previous = \"OPENAI_PREVIOUS\", overlap = \"1h\" }}\n\n\
+             [proxy]\nlisten = \"localhost:{port}\"\nallow_anonymous = true\nwatch_interval = 0.2\nupstream_timeout = \"30s\"\n\n\
+             [[proxy.routes]]\nprefix = \"/openai\"\nupstream = \"{}\"\nheaders = {{ Authorization = \"Bearer {{OPENAI}}\" }}\n",
+            upstream.url()
+        ),
+    );
+    let dir = keywrap.workdir.path().to_path_buf();
+    let mut process = bao.keywrap().current_dir(&dir).arg("proxy").spawn();
+    process.wait_for_port(port);
+    bao.kv_put("secret/openai", &[("api_key", &fake_key("two"))]);
+    process.wait_for_stderr("switched to", 5);
+    let answer = get(&format!("http://127.0.0.1:{port}/openai/v1/echo"), None);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    process.wait_for_stderr("previous-key", 5);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use super::cors::Cors;
 use super::routes::{self, Route};
 use crate::bindings::{self, Binding};
 use crate::cli::ProxyArgs;
-use crate::config::{LoadedConfig, ProxySection};
+use crate::config::{LoadedConfig, ProxyOverlap, ProxySection, Seconds};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_KEYS_PATH: &str = "secret/keywrap/proxy-keys";
@@ -33,7 +33,9 @@ pub struct ProxyConfig {
     pub bindings: Vec<Binding>,
     pub keys_path: String,
     pub allow_anonymous: bool,
-    pub overlap: bool,
+    /// How long after a switch a 401 is retried with the previous key: `None` is off,
+    /// `Duration::MAX` until the next switch.
+    pub overlap: Option<Duration>,
     pub connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub retries: u32,
@@ -61,14 +63,19 @@ impl ProxyConfig {
         let section = file.map_or(&empty, |f| &f.file.proxy);
         let routes = routes_from(args, section)?;
         let bindings = bindings_for(&routes, file, args)?;
-        let seconds = |flag: Option<Duration>, value: Option<f64>, default: u64, name: &str| match (
-            flag, value,
-        ) {
-            (Some(flag), _) => Ok(flag),
-            (None, Some(v)) if v > 0.0 && v.is_finite() => Ok(Duration::from_secs_f64(v)),
-            (None, Some(v)) => bail!("[proxy] {name} = {v} is not a positive number of seconds"),
-            (None, None) => Ok(Duration::from_secs(default)),
+        let seconds = |flag: Option<Duration>,
+                       value: &Option<Seconds>,
+                       default: u64,
+                       name: &str|
+         -> Result<Duration> {
+            match (flag, value) {
+                (Some(flag), _) => Ok(flag),
+                (None, Some(value)) => to_duration(value)
+                    .map_err(|problem| anyhow::anyhow!("[proxy] {name}: {problem}")),
+                (None, None) => Ok(Duration::from_secs(default)),
+            }
         };
+        let overlap = overlap(args, section, file, &bindings)?;
         let access_log = args
             .access_log
             .as_deref()
@@ -91,16 +98,16 @@ impl ProxyConfig {
             bindings,
             keys_path: keys_path(args, file),
             allow_anonymous: args.allow_anonymous || section.allow_anonymous.unwrap_or(false),
-            overlap: args.overlap || section.overlap.unwrap_or(false),
+            overlap,
             connect_timeout: seconds(
                 args.connect_timeout,
-                section.connect_timeout,
+                &section.connect_timeout,
                 10,
                 "connect_timeout",
             )?,
             upstream_timeout: seconds(
                 args.upstream_timeout,
-                section.upstream_timeout,
+                &section.upstream_timeout,
                 600,
                 "upstream_timeout",
             )?,
@@ -111,16 +118,16 @@ impl ProxyConfig {
                     .as_ref()
                     .map(|p| file.map_or(p.clone(), |f| f.resolve_path(p)))
             }),
-            keys_reload: seconds(args.keys_reload, section.keys_reload, 10, "keys_reload")?,
+            keys_reload: seconds(args.keys_reload, &section.keys_reload, 10, "keys_reload")?,
             watch_interval: seconds(
                 args.watch_interval,
-                section.watch_interval,
+                &section.watch_interval,
                 30,
                 "watch_interval",
             )?,
             shutdown_deadline: seconds(
                 args.shutdown_deadline,
-                section.shutdown_deadline,
+                &section.shutdown_deadline,
                 30,
                 "shutdown_deadline",
             )?,
@@ -142,9 +149,71 @@ impl ProxyConfig {
     }
 }
 
+/// `IP:PORT`, `HOST:PORT` (an IPv4 address preferred, as `localhost` means 127.0.0.1 to
+/// most clients) or a bare `PORT` on loopback.
 fn address(text: &str) -> Result<SocketAddr> {
-    text.parse()
-        .with_context(|| format!("invalid address {text:?}: expected IP:PORT, e.g. 127.0.0.1:8787"))
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    resolved
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(resolved.first())
+        .copied()
+        .with_context(|| {
+            format!("invalid address {text:?}: expected IP:PORT, HOST:PORT or PORT, e.g. 127.0.0.1:8787")
+        })
+}
+
+fn to_duration(value: &Seconds) -> Result<Duration, String> {
+    match value {
+        Seconds::Number(n) if *n > 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(*n)),
+        Seconds::Number(n) => Err(format!("{n} is not a positive number of seconds")),
+        Seconds::Text(text) => crate::cli::parse_seconds(text),
+    }
+}
+
+/// The overlap from `--overlap [DURATION]`, else `[proxy] overlap`, else the longest
+/// `overlap` window of the injected secrets' `[env]` entries (with `previous`): the
+/// project already says how long the previous key stays valid after a rotation.
+fn overlap(
+    args: &ProxyArgs,
+    section: &ProxySection,
+    file: Option<&LoadedConfig>,
+    bindings: &[Binding],
+) -> Result<Option<Duration>> {
+    if let Some(flag) = &args.overlap {
+        return match flag.as_str() {
+            "on" | "true" => Ok(Some(Duration::MAX)),
+            "off" | "false" => Ok(None),
+            text => crate::cli::parse_seconds(text)
+                .map(Some)
+                .map_err(|problem| anyhow::anyhow!("--overlap: {problem}")),
+        };
+    }
+    match &section.overlap {
+        Some(ProxyOverlap::Switch(on)) => return Ok(on.then_some(Duration::MAX)),
+        Some(ProxyOverlap::Window(window)) => {
+            return to_duration(window)
+                .map(Some)
+                .map_err(|problem| anyhow::anyhow!("[proxy] overlap: {problem}"))
+        }
+        None => {}
+    }
+    let mut window = None;
+    for binding in bindings {
+        let options = crate::lifecycle::policy::options_for(file, binding)?;
+        if let Some((_, overlap)) = options.previous {
+            window = window.max(Some(overlap));
+        }
+    }
+    Ok(window)
 }
 
 fn routes_from(args: &ProxyArgs, section: &ProxySection) -> Result<Vec<Route>> {
@@ -272,6 +341,27 @@ mod tests {
         assert_eq!(config.routes.len(), 1);
         assert_eq!(config.routes[0].label(), "/");
         assert_eq!(config.bindings[0].name, "OTHER");
+    }
+
+    #[test]
+    fn times_take_seconds_or_durations_and_addresses_take_hosts_and_ports() {
+        let config = build(
+            &["--upstream-timeout", "2m", "--overlap", "1h", "--listen", "localhost:9100"],
+            "[env]\nKEY = \"secret/openai#api_key\"\n\n[proxy]\nkeys_reload = 2\nshutdown_timeout = \"5s\"\n\n\
+             [[proxy.routes]]\nlisten_prefix = \"/a\"\nupstream = \"https://a.example\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.upstream_timeout, Duration::from_secs(120));
+        assert_eq!(config.keys_reload, Duration::from_secs(2));
+        assert_eq!(config.shutdown_deadline, Duration::from_secs(5));
+        assert_eq!(config.overlap, Some(Duration::from_secs(3600)));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(config.routes[0].label(), "/a");
+        let bare = build(&["--overlap", "--metrics", "9464"], FILE).unwrap();
+        assert_eq!(bare.overlap, Some(Duration::MAX));
+        assert_eq!(bare.metrics.unwrap().to_string(), "127.0.0.1:9464");
+        assert_eq!(build(&[], FILE).unwrap().overlap, None);
+        assert!(crate::cli::parse_seconds("soon").is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! hash of 256 random bits needs no salt or stretching) with the key's name and limits, one
 //! KV v2 secret per key under the keys path.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -40,12 +40,11 @@ pub struct KeyPolicy {
 }
 
 impl KeyPolicy {
+    /// Whether the key may use the route with this prefix; `openai`, `/openai` and
+    /// `/openai/` name the same route.
     pub fn allows_route(&self, label: &str) -> bool {
-        self.routes.is_empty()
-            || self
-                .routes
-                .iter()
-                .any(|r| r.trim_end_matches('/') == label.trim_end_matches('/'))
+        let plain = |prefix: &str| prefix.trim_matches('/').to_string();
+        self.routes.is_empty() || self.routes.iter().any(|r| plain(r) == plain(label))
     }
 
     pub fn allows_model(&self, model: &str) -> bool {
@@ -153,12 +152,17 @@ impl KeyStore {
         }
     }
 
-    /// Every stored key. Entries that cannot be read or parsed are reported, not skipped silently.
-    pub async fn list(&self, client: &VaultClient) -> Result<Vec<KeyRecord>> {
+    /// The names of the stored keys: one Vault request, however many keys there are.
+    pub async fn names(&self, client: &VaultClient) -> Result<BTreeSet<String>> {
         let names = kv::list(client, &self.mount, &self.path)
             .await
             .with_context(|| format!("listing client keys under {}", self.path))?;
-        let names: Vec<String> = names.into_iter().filter(|n| !n.ends_with('/')).collect();
+        Ok(names.into_iter().filter(|n| !n.ends_with('/')).collect())
+    }
+
+    /// Every stored key. Entries that cannot be read or parsed are reported, not skipped silently.
+    pub async fn list(&self, client: &VaultClient) -> Result<Vec<KeyRecord>> {
+        let names = self.names(client).await?;
         let reads = join_all(names.iter().map(|name| async move {
             let path = self.key_path(name);
             let read = kv::read(client, &self.mount, &path, None).await;
@@ -264,6 +268,9 @@ fn unhex(text: &str) -> Option<KeyHash> {
 
 /// How often a miss may reload the keys.
 const MISS_RELOAD_GAP: Duration = Duration::from_secs(1);
+/// How often the key names are listed between full reloads: a revoked key's name is gone,
+/// so revocation takes effect within about this long for the price of one small request.
+const REVOCATION_CHECK: Duration = Duration::from_secs(1);
 
 /// The keys a running proxy accepts, reloaded from Vault periodically and on a miss.
 pub struct KeyRing {
@@ -332,10 +339,35 @@ impl KeyRing {
         self.lookup(&key_hash)
     }
 
-    /// Reloads every `interval` for as long as the proxy runs.
+    /// Whether the names in Vault differ from the loaded ones (a key revoked or created).
+    async fn names_changed(&self) -> bool {
+        let loaded: BTreeSet<String> = self
+            .keys
+            .read()
+            .expect("key set lock")
+            .values()
+            .map(|policy| policy.name.clone())
+            .collect();
+        match self.store.names(&self.client.renewed_deadline()).await {
+            Ok(stored) => stored != loaded,
+            Err(err) => {
+                // The next full reload warns.
+                crate::log::verbose(format_args!("listing client keys: {err:#}"));
+                false
+            }
+        }
+    }
+
+    /// Reloads every `interval` for as long as the proxy runs, and sooner when the list of
+    /// names changes (checked every second).
     pub async fn keep_fresh(&self, interval: Duration) {
+        let mut last_full = Instant::now();
         loop {
-            tokio::time::sleep(interval).await;
+            tokio::time::sleep(interval.min(REVOCATION_CHECK)).await;
+            if last_full.elapsed() < interval && !self.names_changed().await {
+                continue;
+            }
+            last_full = Instant::now();
             let mut last = self.last_reload.lock().await;
             *last = Instant::now();
             let reloaded = self.reload().await;

@@ -210,7 +210,8 @@ async fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
         let service = service_fn(move |request: Request<hyper::body::Incoming>| {
             let shared = shared.clone();
             async move {
-                let response = if request.uri().path() == "/metrics" {
+                // `/` too: whoever types the address into a browser gets the metrics.
+                let response = if matches!(request.uri().path(), "/metrics" | "/") {
                     Response::builder()
                         .header("content-type", "text/plain; version=0.0.4")
                         .body(Full::new(Bytes::from(shared.metrics.render())))
