@@ -450,7 +450,8 @@ pub struct KeyCreateArgs {
     /// Tokens (prompt + completion) per minute [default: unlimited]
     #[arg(long, alias = "tokens-per-minute", value_name = "N")]
     pub tpm: Option<u64>,
-    /// Total tokens this key may use while the proxy runs [default: unlimited]
+    /// Total tokens this key may use, ever; what it spent is kept in Vault, so restarting the
+    /// proxy does not renew it [default: unlimited]
     #[arg(long, value_name = "TOKENS")]
     pub budget: Option<u64>,
 }

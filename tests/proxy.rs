@@ -36,6 +36,23 @@ impl Proxy {
         let upstream = Upstream::start();
         let port = free_port();
         let metrics_port = free_port();
+        let process = Self::spawn(&bao, &upstream, port, metrics_port, extra);
+        Proxy {
+            bao,
+            upstream,
+            process,
+            port,
+            metrics_port,
+        }
+    }
+
+    fn spawn(
+        bao: &Bao,
+        upstream: &Upstream,
+        port: u16,
+        metrics_port: u16,
+        extra: &[&str],
+    ) -> Background {
         let mut process = bao
             .keywrap()
             .args([
@@ -60,13 +77,20 @@ impl Proxy {
             .args(extra)
             .spawn();
         process.wait_for_port(port);
-        Proxy {
-            bao,
-            upstream,
-            process,
-            port,
-            metrics_port,
-        }
+        process
+    }
+
+    /// Stops the proxy with SIGTERM and starts it again on the same addresses.
+    fn restart(&mut self, extra: &[&str]) {
+        let status = self.process.signal_and_wait("TERM");
+        assert!(status.success(), "{status}");
+        self.process = Self::spawn(
+            &self.bao,
+            &self.upstream,
+            self.port,
+            self.metrics_port,
+            extra,
+        );
     }
 
     fn url(&self, path: &str) -> String {
@@ -583,6 +607,49 @@ fn tokens_are_counted_per_client_and_limited() {
         metrics.contains("keywrap_proxy_tokens_total{client=\"other\",kind=\"completion\"} 5"),
         "{metrics}"
     );
+}
+
+#[test]
+fn a_spent_budget_stays_spent_across_a_restart() {
+    let mut proxy = Proxy::start(&[]);
+    let key = proxy.create_key("thrifty", &["--budget", "10"]);
+    for _ in 0..2 {
+        assert_eq!(get(&proxy.url("/v1/echo"), Some(&key)).status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(get(&proxy.url("/v1/echo"), Some(&key)).status, 429);
+    proxy.restart(&[]);
+    let stored = proxy
+        .bao
+        .ok("GET", "secret/data/keywrap/proxy-keys/spent/thrifty", None);
+    assert_eq!(stored["data"]["data"]["tokens"], 16, "{stored}");
+    let after = get(&proxy.url("/v1/echo"), Some(&key));
+    assert_eq!(
+        after.status, 429,
+        "16 tokens of 10 were spent before the restart"
+    );
+    assert!(after.body.contains("budget"), "{}", after.body);
+    let list = proxy.bao.keywrap().args(["proxy", "keys", "list"]).run();
+    let line = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("thrifty"))
+        .unwrap();
+    assert_eq!(
+        line.split_whitespace().nth(6),
+        Some("16"),
+        "SPENT column: {line}"
+    );
+    proxy
+        .bao
+        .keywrap()
+        .args(["proxy", "keys", "revoke", "thrifty"])
+        .run()
+        .assert_success();
+    let (status, _) = proxy
+        .bao
+        .api("GET", "secret/data/keywrap/proxy-keys/spent/thrifty", None);
+    assert_eq!(status, 404, "revoking forgets the spend");
 }
 
 #[test]

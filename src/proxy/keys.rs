@@ -22,6 +22,9 @@ use crate::vault::VaultClient;
 /// Client keys start with this, so scanners and people can tell what they are.
 pub const KEY_PREFIX: &str = "kwp_";
 
+/// The folder under the keys path that holds what each key with a budget has spent.
+const SPENT_FOLDER: &str = "spent";
+
 /// A key's SHA-256.
 pub type KeyHash = [u8; 32];
 
@@ -43,8 +46,8 @@ impl KeyPolicy {
     /// Whether the key may use the route with this prefix; `openai`, `/openai` and
     /// `/openai/` name the same route.
     pub fn allows_route(&self, label: &str) -> bool {
-        let plain = |prefix: &str| prefix.trim_matches('/').to_string();
-        self.routes.is_empty() || self.routes.iter().any(|r| plain(r) == plain(label))
+        let label = label.trim_matches('/');
+        self.routes.is_empty() || self.routes.iter().any(|r| r.trim_matches('/') == label)
     }
 
     pub fn allows_model(&self, model: &str) -> bool {
@@ -113,6 +116,83 @@ impl KeyStore {
         format!("{}/{name}", self.path)
     }
 
+    fn spent_path(&self, name: &str) -> String {
+        format!("{}/{SPENT_FOLDER}/{name}", self.path)
+    }
+
+    /// The tokens a key has spent as stored, and the version a write must replace (0: none).
+    pub async fn read_spent(&self, client: &VaultClient, name: &str) -> Result<(u64, u64)> {
+        let path = self.spent_path(name);
+        match kv::read(client, &self.mount, &path, None).await {
+            Ok(secret) => {
+                let tokens = match secret.fields.get("tokens") {
+                    Some(value) => value
+                        .expose()
+                        .trim()
+                        .parse()
+                        .with_context(|| format!("field tokens of {path} is not a number"))?,
+                    None => 0,
+                };
+                Ok((tokens, secret.version.unwrap_or(0)))
+            }
+            Err(kv::KvError::NotFound { .. }) => Ok((0, 0)),
+            Err(err) => Err(err).with_context(|| format!("reading {path}")),
+        }
+    }
+
+    /// Stores a key's spent tokens if the stored version is still `version`; false when
+    /// another proxy wrote in between (the caller reads again next time).
+    pub async fn write_spent(
+        &self,
+        client: &VaultClient,
+        name: &str,
+        tokens: u64,
+        version: u64,
+    ) -> Result<bool> {
+        let body = json!({
+            "options": { "cas": version },
+            "data": {
+                "tokens": tokens,
+                "updated": crate::proxy::access_log::rfc3339(std::time::SystemTime::now()),
+            }
+        });
+        let api_path = self.mount.data_path(&self.spent_path(name));
+        let response = client.post(&api_path, &body).await?;
+        match response.status.as_u16() {
+            200 | 204 => Ok(true),
+            400 if response
+                .errors()
+                .iter()
+                .any(|e| e.contains("check-and-set")) =>
+            {
+                Ok(false)
+            }
+            403 => bail!(
+                "permission denied writing {api_path}: the proxy's token needs \"create\" and \"update\" on it to keep budgets across restarts"
+            ),
+            status => bail!(
+                "Vault answered {status} writing {api_path}: {}",
+                response.errors().join("; ")
+            ),
+        }
+    }
+
+    /// Forgets what a key spent (all versions); a missing record is fine.
+    async fn delete_spent(&self, client: &VaultClient, name: &str) -> Result<()> {
+        let api_path = self.mount.metadata_path(&self.spent_path(name));
+        let response = client
+            .request(reqwest::Method::DELETE, &api_path, None)
+            .await?;
+        match response.status.as_u16() {
+            200 | 204 | 404 => Ok(()),
+            403 => bail!("permission denied deleting {api_path}: the token needs \"delete\" on it"),
+            status => bail!(
+                "Vault answered {status} deleting {api_path}: {}",
+                response.errors().join("; ")
+            ),
+        }
+    }
+
     /// Writes a new key's hash and policy; fails if the name is taken. Returns the key.
     pub async fn create(&self, client: &VaultClient, policy: &KeyPolicy) -> Result<SecretString> {
         validate_name(&policy.name)?;
@@ -133,7 +213,14 @@ impl KeyStore {
         let api_path = self.mount.data_path(&self.key_path(&policy.name));
         let response = client.post(&api_path, &body).await?;
         match response.status.as_u16() {
-            200 | 204 => Ok(key),
+            // A spend left by a key of the same name deleted outside keywrap is not this key's.
+            200 | 204 => match self.delete_spent(client, &policy.name).await {
+                Ok(()) => Ok(key),
+                Err(err) => {
+                    crate::log::warn(format_args!("{err:#}"));
+                    Ok(key)
+                }
+            },
             400 if response
                 .errors()
                 .iter()
@@ -198,7 +285,10 @@ impl KeyStore {
             .request(reqwest::Method::DELETE, &api_path, None)
             .await?;
         match response.status.as_u16() {
-            200 | 204 | 404 => Ok(exists),
+            200 | 204 | 404 => {
+                self.delete_spent(client, name).await?;
+                Ok(exists)
+            }
             403 => bail!("permission denied deleting {api_path}: the token needs \"delete\" on it"),
             status => bail!(
                 "Vault answered {status} deleting {api_path}: {}",
@@ -306,6 +396,21 @@ impl KeyRing {
         let count = keys.len();
         *self.keys.write().expect("key set lock") = Arc::new(keys);
         Ok(count)
+    }
+
+    pub fn store(&self) -> &KeyStore {
+        &self.store
+    }
+
+    /// The loaded keys that have a budget.
+    pub fn budgeted(&self) -> Vec<Arc<KeyPolicy>> {
+        self.keys
+            .read()
+            .expect("key set lock")
+            .values()
+            .filter(|policy| policy.budget > 0)
+            .cloned()
+            .collect()
     }
 
     fn lookup(&self, key_hash: &KeyHash) -> Option<Arc<KeyPolicy>> {

@@ -2,7 +2,7 @@
 //!
 //! - [`config`] and [`routes`]: settings, routes and header templates.
 //! - [`keys`] and [`auth`]: client keys in Vault (hashes only) and checking them.
-//! - [`limits`]: requests and tokens per minute, budgets.
+//! - [`limits`]: requests and tokens per minute, budgets; [`spend`]: budgets kept in Vault.
 //! - [`forward`] and [`body`]: forwarding and streaming, with [`redact`] masking the key and
 //!   [`usage`] reading token counts from answers.
 //! - [`credentials`] and [`watch`]: the injected headers and switching them on rotation.
@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod record;
 pub mod redact;
 pub mod routes;
+pub mod spend;
 pub mod usage;
 pub mod watch;
 
@@ -53,6 +54,8 @@ use crate::vault::VaultClient;
 
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long saving the budgets' spends may hold up the exit.
+const FINAL_SAVE_DEADLINE: Duration = Duration::from_secs(5);
 
 type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
 
@@ -119,6 +122,12 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
         ));
         tokio::spawn(serve_metrics(listener, shared.clone()));
     }
+    if let Err(err) = spend::save(&shared, &client).await {
+        crate::log::warn(format_args!(
+            "reading what budgeted keys spent (their budgets count from now): {err:#}"
+        ));
+    }
+    let saver = tokio::spawn(spend::keep_saving(shared.clone(), client.clone()));
     let watcher = tokio::spawn(watch::watch(shared.clone(), client.renewed_deadline()));
     let reloader = {
         let shared = shared.clone();
@@ -127,6 +136,12 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
     accept(listener, shared.clone()).await?;
     watcher.abort();
     reloader.abort();
+    saver.abort();
+    match tokio::time::timeout(FINAL_SAVE_DEADLINE, spend::save(&shared, &client)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => crate::log::warn(format_args!("saving what budgeted keys spent: {err:#}")),
+        Err(_) => crate::log::warn("saving what budgeted keys spent: Vault did not answer in time"),
+    }
     Ok(())
 }
 
