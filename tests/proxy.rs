@@ -345,10 +345,19 @@ fn anonymous_access_only_when_allowed() {
     assert_eq!(
         get(&proxy.url("/v1/echo"), Some("kwp_not-a-key")).status,
         401,
-        "a bad key is not anonymous"
+        "a bad client key is not anonymous"
+    );
+    let foreign = get(&proxy.url("/v1/echo"), Some("app-session-token"));
+    assert_eq!(
+        foreign.status, 200,
+        "the app's own Authorization is replaced"
+    );
+    assert_eq!(
+        proxy.upstream.seen().last().unwrap().headers["authorization"],
+        format!("Bearer {}", fake_key("one"))
     );
     assert!(proxy.metrics().contains(
-        "keywrap_proxy_requests_total{client=\"anonymous\",route=\"/\",status=\"200\"} 1"
+        "keywrap_proxy_requests_total{client=\"anonymous\",route=\"/\",status=\"200\"} 2"
     ));
     let log = proxy.log_with("\"status\":401");
     let line = log
