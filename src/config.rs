@@ -93,8 +93,11 @@ pub enum ProxyOverlap {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyRoute {
-    #[serde(alias = "listen_prefix", alias = "path")]
-    pub prefix: String,
+    #[serde(alias = "listen_prefix", alias = "path", alias = "path_prefix")]
+    pub prefix: Option<String>,
+    /// The prefix (`/openai`), or the address and prefix (`127.0.0.1:8787/openai`) the
+    /// route listens on; every route shares the proxy's one address.
+    pub listen: Option<String>,
     pub upstream: String,
     /// Header name → template, e.g. `Authorization = "Bearer {OPENAI_API_KEY}"`.
     #[serde(default)]

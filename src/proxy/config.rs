@@ -12,7 +12,7 @@ use super::cors::Cors;
 use super::routes::{self, Route};
 use crate::bindings::{self, Binding};
 use crate::cli::ProxyArgs;
-use crate::config::{LoadedConfig, ProxyOverlap, ProxySection, Seconds};
+use crate::config::{LoadedConfig, ProxyOverlap, ProxyRoute, ProxySection, Seconds};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_KEYS_PATH: &str = "secret/keywrap/proxy-keys";
@@ -61,7 +61,7 @@ impl ProxyConfig {
     pub fn build(args: &ProxyArgs, file: Option<&LoadedConfig>) -> Result<Self> {
         let empty = ProxySection::default();
         let section = file.map_or(&empty, |f| &f.file.proxy);
-        let routes = routes_from(args, section)?;
+        let (routes, route_listen) = routes_from(args, section)?;
         let bindings = bindings_for(&routes, file, args)?;
         let seconds = |flag: Option<Duration>,
                        value: &Option<Seconds>,
@@ -86,6 +86,7 @@ impl ProxyConfig {
                 args.listen
                     .as_deref()
                     .or(section.listen.as_deref())
+                    .or(route_listen.as_deref())
                     .unwrap_or(DEFAULT_LISTEN),
             )?,
             metrics: args
@@ -216,7 +217,36 @@ fn overlap(
     Ok(window)
 }
 
-fn routes_from(args: &ProxyArgs, section: &ProxySection) -> Result<Vec<Route>> {
+/// A route's `prefix`, or the prefix and address its `listen` gives.
+fn route_place(route: &ProxyRoute) -> Result<(String, Option<String>)> {
+    match (&route.prefix, route.listen.as_deref()) {
+        (Some(prefix), None) => Ok((prefix.clone(), None)),
+        (None, Some(listen)) if listen.starts_with('/') => Ok((listen.to_string(), None)),
+        (prefix, Some(listen)) => {
+            let (address, path) = match listen.find('/') {
+                Some(at) => (&listen[..at], Some(&listen[at..])),
+                None => (listen, None),
+            };
+            let prefix = match (prefix, path) {
+                (Some(_), Some(_)) => bail!(
+                    "[[proxy.routes]] listen = {listen:?} and prefix both give a prefix: keep one"
+                ),
+                (Some(prefix), None) => prefix.clone(),
+                (None, Some(path)) => path.to_string(),
+                (None, None) => "/".to_string(),
+            };
+            Ok((prefix, Some(address.to_string())))
+        }
+        (None, None) => bail!(
+            "[[proxy.routes]] needs prefix = \"/PATH\" (upstream {:?})",
+            route.upstream
+        ),
+    }
+}
+
+/// The routes, longest prefix first, and the address the routes' `listen` named.
+fn routes_from(args: &ProxyArgs, section: &ProxySection) -> Result<(Vec<Route>, Option<String>)> {
+    let mut route_listen: Option<String> = None;
     let mut routes = match &args.upstream {
         Some(upstream) => {
             let headers = args
@@ -230,13 +260,22 @@ fn routes_from(args: &ProxyArgs, section: &ProxySection) -> Result<Vec<Route>> {
             .routes
             .iter()
             .map(|r| {
+                let (prefix, listen) = route_place(r)?;
+                if let Some(listen) = listen {
+                    match &route_listen {
+                        Some(other) if *other != listen => bail!(
+                            "[[proxy.routes]] listen on {other} and {listen}: the proxy serves one address; give the routes one"
+                        ),
+                        _ => route_listen = Some(listen),
+                    }
+                }
                 let headers = r
                     .headers
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                Route::new(&r.prefix, &r.upstream, headers)
-                    .with_context(|| format!("[[proxy.routes]] prefix {:?}", r.prefix))
+                Route::new(&prefix, &r.upstream, headers)
+                    .with_context(|| format!("[[proxy.routes]] prefix {prefix:?}"))
             })
             .collect::<Result<Vec<_>>>()?,
     };
@@ -250,7 +289,7 @@ fn routes_from(args: &ProxyArgs, section: &ProxySection) -> Result<Vec<Route>> {
         }
     }
     routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-    Ok(routes)
+    Ok((routes, route_listen))
 }
 
 /// The bindings the header templates name; each name must be in `[env]` or a `--secret`.
@@ -362,6 +401,24 @@ mod tests {
         assert_eq!(bare.metrics.unwrap().to_string(), "127.0.0.1:9464");
         assert_eq!(build(&[], FILE).unwrap().overlap, None);
         assert!(crate::cli::parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn a_routes_listen_gives_its_prefix_and_the_address() {
+        let route = |listen: &str| {
+            format!("[[proxy.routes]]\nlisten = \"{listen}\"\nupstream = \"https://a.example\"\n")
+        };
+        let config = build(&[], &route("/a")).unwrap();
+        assert_eq!(config.routes[0].label(), "/a");
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        let config = build(&[], &route("127.0.0.1:9200/b")).unwrap();
+        assert_eq!(config.routes[0].label(), "/b");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9200");
+        let config = build(&["--listen", "127.0.0.1:9300"], &route("127.0.0.1:9200")).unwrap();
+        assert_eq!(config.routes[0].label(), "/");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9300", "the flag wins");
+        let two = format!("{}{}", route("127.0.0.1:9200/a"), route("127.0.0.1:9201/b"));
+        assert!(build(&[], &two).is_err());
     }
 
     #[test]
