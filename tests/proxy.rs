@@ -438,7 +438,7 @@ fn route_and_model_allow_lists() {
         &format!(
             "[env]\nOPENAI = \"secret/openai#api_key\"\n\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n\n\
              [[proxy.routes]]\nprefix = \"/openai\"\nupstream = \"{0}\"\nheaders = {{ Authorization = \"Bearer {{OPENAI}}\" }}\n\n\
-             [[proxy.routes]]\nprefix = \"/other\"\nupstream = \"{0}/v1\"\n",
+             [[proxy.routes]]\nprefix = \"/other\"\nupstream = \"{0}/v1\"\nheaders = {{ x-api-key = \"{{secret/openai#api_key}}\" }}\n",
             upstream.url()
         ),
     );
@@ -503,6 +503,11 @@ fn route_and_model_allow_lists() {
             .as_u16()
     };
     assert_eq!(post_as(&carol, "/other/echo", "gpt-z"), 200);
+    assert_eq!(
+        upstream.seen().last().unwrap().headers["x-api-key"],
+        fake_key("one"),
+        "a reference right in the header template"
+    );
     assert_eq!(post_as(&carol, "/openai/v1/echo", "gpt-y"), 200);
     assert_eq!(post_as(&carol, "/openai/v1/echo", "gpt-x"), 403);
     let list = bao

@@ -292,17 +292,27 @@ fn routes_from(args: &ProxyArgs, section: &ProxySection) -> Result<(Vec<Route>, 
     Ok((routes, route_listen))
 }
 
-/// The bindings the header templates name; each name must be in `[env]` or a `--secret`.
+/// The bindings the header templates name; each name must be in `[env]` or a `--secret`,
+/// or be a reference itself.
 fn bindings_for(
     routes: &[Route],
     file: Option<&LoadedConfig>,
     args: &ProxyArgs,
 ) -> Result<Vec<Binding>> {
-    let available = bindings::collect(file, &args.secrets)?;
+    let mut available = bindings::collect(file, &args.secrets)?;
     let mut used = BTreeSet::new();
     for route in routes {
         for (header, template) in &route.headers {
             for name in template.names() {
+                if !available.iter().any(|b| b.name == name) && name.contains('#') {
+                    // Checked when the template was parsed.
+                    let reference = name.parse().map_err(|err| anyhow::anyhow!("{err}"))?;
+                    available.push(Binding {
+                        name: name.to_string(),
+                        reference,
+                        origin: bindings::Origin::Flag,
+                    });
+                }
                 if !available.iter().any(|b| b.name == name) {
                     bail!(
                         "header {header} of route {} uses {{{name}}}, which is neither in [env] nor given with --secret",
