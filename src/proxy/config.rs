@@ -123,7 +123,7 @@ impl ProxyConfig {
             watch_interval: seconds(
                 args.watch_interval,
                 &section.watch_interval,
-                30,
+                5,
                 "watch_interval",
             )?,
             shutdown_deadline: seconds(
@@ -358,6 +358,11 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
         assert_eq!(config.retries, 5);
         assert_eq!(config.keys_path, DEFAULT_KEYS_PATH);
+        assert_eq!(
+            config.watch_interval,
+            Duration::from_secs(5),
+            "a rotated key is picked up within seconds"
+        );
         assert_eq!(
             config
                 .route_for("/a/b/c")
