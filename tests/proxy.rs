@@ -427,6 +427,37 @@ fn an_unreachable_upstream_is_a_502_after_retries() {
 }
 
 #[test]
+fn errors_pass_through_and_only_idempotent_requests_are_retried_within_the_timeout() {
+    let proxy = Proxy::start(&["--allow-anonymous", "--retries", "1", "--timeout", "0.5"]);
+    let attempts = |path: &str| {
+        proxy
+            .upstream
+            .seen()
+            .iter()
+            .filter(|s| s.path == path)
+            .count()
+    };
+    let unavailable = get(&proxy.url("/v1/unavailable"), None);
+    assert_eq!(unavailable.status, 503);
+    assert!(
+        unavailable.body.contains("overloaded"),
+        "{}",
+        unavailable.body
+    );
+    assert_eq!(unavailable.header("x-upstream-note"), Some("busy"));
+    assert_eq!(attempts("/v1/unavailable"), 2, "a GET is retried once");
+    let posted = agent()
+        .post(&proxy.url("/v1/unavailable"))
+        .send("{}")
+        .unwrap();
+    assert_eq!(posted.status().as_u16(), 503);
+    assert_eq!(attempts("/v1/unavailable"), 3, "a POST is not retried");
+    let slow = get(&proxy.url("/v1/slow"), None);
+    assert_eq!(slow.status, 504, "{}", slow.body);
+    assert_eq!(attempts("/v1/slow"), 2);
+}
+
+#[test]
 fn route_and_model_allow_lists() {
     let bao = Bao::start();
     bao.kv_put("secret/openai", &[("api_key", &fake_key("one"))]);

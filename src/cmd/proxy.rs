@@ -32,7 +32,7 @@ fn serve(
     env: &Environment,
     loaded: Option<&LoadedConfig>,
 ) -> Result<ExitCode> {
-    let config = ProxyConfig::build(args, loaded)?;
+    let config = ProxyConfig::build(args, loaded, cli.connection.timeout)?;
     let identity = RunIdentity::detect(env, Some("proxy"));
     // Forwarding is CPU work per request: use every core unless told otherwise.
     let mut runtime = tokio::runtime::Builder::new_multi_thread();

@@ -58,7 +58,13 @@ pub fn keys_path(args: &ProxyArgs, file: Option<&LoadedConfig>) -> String {
 }
 
 impl ProxyConfig {
-    pub fn build(args: &ProxyArgs, file: Option<&LoadedConfig>) -> Result<Self> {
+    /// `timeout` is the global `--timeout`: given to `keywrap proxy`, it is meant for the
+    /// upstream as much as for Vault, so it is the upstream timeout unless one is set.
+    pub fn build(
+        args: &ProxyArgs,
+        file: Option<&LoadedConfig>,
+        timeout: Option<Duration>,
+    ) -> Result<Self> {
         let empty = ProxySection::default();
         let section = file.map_or(&empty, |f| &f.file.proxy);
         let (routes, route_listen) = routes_from(args, section)?;
@@ -106,12 +112,15 @@ impl ProxyConfig {
                 10,
                 "connect_timeout",
             )?,
-            upstream_timeout: seconds(
-                args.upstream_timeout,
-                &section.upstream_timeout,
-                600,
-                "upstream_timeout",
-            )?,
+            upstream_timeout: match (&section.upstream_timeout, timeout) {
+                (None, Some(timeout)) => args.upstream_timeout.unwrap_or(timeout),
+                _ => seconds(
+                    args.upstream_timeout,
+                    &section.upstream_timeout,
+                    600,
+                    "upstream_timeout",
+                )?,
+            },
             retries: args.retries.or(section.retries).unwrap_or(2),
             upstream_ca: args.upstream_ca.clone().or_else(|| {
                 section
@@ -344,7 +353,7 @@ mod tests {
             panic!("not proxy")
         };
         let loaded = LoadedConfig::parse(Path::new("keywrap.toml"), file.to_string())?;
-        ProxyConfig::build(&args, Some(&loaded))
+        ProxyConfig::build(&args, Some(&loaded), cli.connection.timeout)
     }
 
     const FILE: &str = "[env]\nKEY = \"secret/openai#api_key\"\nOTHER = \"secret/x#y\"\n\n\
@@ -415,6 +424,16 @@ mod tests {
         assert_eq!(bare.overlap, Some(Duration::MAX));
         assert_eq!(bare.metrics.unwrap().to_string(), "127.0.0.1:9464");
         assert_eq!(build(&[], FILE).unwrap().overlap, None);
+        let timeout = build(&["--timeout", "3"], FILE).unwrap();
+        assert_eq!(
+            timeout.upstream_timeout,
+            Duration::from_secs(3),
+            "--timeout is the upstream's too"
+        );
+        assert_eq!(
+            build(&[], FILE).unwrap().upstream_timeout,
+            Duration::from_secs(600)
+        );
         assert!(crate::cli::parse_seconds("soon").is_err());
     }
 

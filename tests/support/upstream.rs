@@ -1,6 +1,7 @@
 //! A stand-in for an upstream API (the real one cannot be reached from tests), on loopback:
 //! it records what it received, can insist on a set of keys, echoes keys back (to test
-//! masking), and streams server-sent events one at a time as the test releases them.
+//! masking), streams server-sent events one at a time as the test releases them, and can
+//! be slow (`/v1/slow`) or unavailable (`/v1/unavailable`).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -210,6 +211,21 @@ async fn answer(
                 let _ = tx.send(Bytes::from(usage)).await;
             })
         }),
+        "/v1/slow" => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            full(200, "application/json", "{}".to_string())
+        }
+        "/v1/unavailable" => {
+            let mut response = full(
+                503,
+                "application/json",
+                json!({ "error": { "message": "overloaded" } }).to_string(),
+            );
+            response
+                .headers_mut()
+                .insert("x-upstream-note", "busy".parse().unwrap());
+            response
+        }
         _ => full(
             404,
             "application/json",
