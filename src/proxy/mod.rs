@@ -122,7 +122,7 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
         ));
         tokio::spawn(serve_metrics(listener, shared.clone()));
     }
-    if let Err(err) = spend::save(&shared, &client).await {
+    if let Err(err) = spend::save(&shared, &client, true).await {
         crate::log::warn(format_args!(
             "reading what budgeted keys spent (their budgets count from now): {err:#}"
         ));
@@ -137,7 +137,7 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
     watcher.abort();
     reloader.abort();
     saver.abort();
-    match tokio::time::timeout(FINAL_SAVE_DEADLINE, spend::save(&shared, &client)).await {
+    match tokio::time::timeout(FINAL_SAVE_DEADLINE, spend::save(&shared, &client, false)).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => crate::log::warn(format_args!("saving what budgeted keys spent: {err:#}")),
         Err(_) => crate::log::warn("saving what budgeted keys spent: Vault did not answer in time"),
