@@ -384,7 +384,7 @@ pub struct ProxyArgs {
     /// Seconds between reloads of the client keys from Vault (revocations take effect) [default: 10]
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub keys_reload: Option<Duration>,
-    /// Seconds between checks of the secrets' versions in Vault [default: 5]
+    /// Seconds between checks of the secrets' versions in Vault [default: 2]
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub watch_interval: Option<Duration>,
     /// Seconds to let in-flight requests finish after SIGTERM [default: 30]

@@ -132,7 +132,7 @@ impl ProxyConfig {
             watch_interval: seconds(
                 args.watch_interval,
                 &section.watch_interval,
-                5,
+                2,
                 "watch_interval",
             )?,
             shutdown_deadline: seconds(
@@ -369,7 +369,7 @@ mod tests {
         assert_eq!(config.keys_path, DEFAULT_KEYS_PATH);
         assert_eq!(
             config.watch_interval,
-            Duration::from_secs(5),
+            Duration::from_secs(2),
             "a rotated key is picked up within seconds"
         );
         assert_eq!(
