@@ -594,6 +594,45 @@ fn event_streams_pass_through_one_event_at_a_time() {
 }
 
 #[test]
+fn an_http_1_0_upstream_still_gets_http_1_1_answers_with_usage_counted() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", &fake_key("one"))]);
+    let upstream = support::upstream::http10(
+        2,
+        "data: {\"n\":0}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":6}}\n\ndata: [DONE]\n\n",
+    );
+    let port = free_port();
+    let metrics_port = free_port();
+    let mut process = bao
+        .keywrap()
+        .args(["proxy", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--upstream",
+            &format!("http://{upstream}"),
+            "--allow-anonymous",
+        ])
+        .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
+        .spawn();
+    process.wait_for_port(port);
+    let agent = agent();
+    for _ in 0..2 {
+        let response = agent
+            .get(&format!("http://127.0.0.1:{port}/v1/chat/completions"))
+            .call()
+            .unwrap();
+        assert_eq!(response.version(), ureq::http::Version::HTTP_11);
+        let body = response.into_body().read_to_string().unwrap();
+        assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let metrics = get(&format!("http://127.0.0.1:{metrics_port}/metrics"), None).body;
+    assert!(
+        metrics.contains("keywrap_proxy_tokens_total{client=\"anonymous\",kind=\"completion\"} 12"),
+        "{metrics}"
+    );
+}
+
+#[test]
 fn requests_per_minute_hold_under_concurrency() {
     let proxy = Proxy::start(&[]);
     let key = proxy.create_key("busy", &["--rpm", "5"]);

@@ -192,6 +192,9 @@ async fn forward(
 
     let (mut parts, incoming) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    // The version is the connection's, like the hop-by-hop headers: an HTTP/1.0 upstream
+    // (Python's http.server) must not make the client's HTTP/1.1 answer close-delimited.
+    parts.version = hyper::Version::HTTP_11;
     for value in parts.headers.values_mut() {
         if credentials.patterns.contains(value.as_bytes()) {
             let mut bytes = value.as_bytes().to_vec();

@@ -113,6 +113,29 @@ impl Upstream {
     }
 }
 
+/// An HTTP/1.0 upstream as simple servers are (Python's `http.server`): answers each of
+/// `answers` connections with `body` as an event stream delimited by closing the connection.
+pub fn http10(answers: usize, body: &'static str) -> SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(answers) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.0 200 OK\r\ncontent-type: text/event-stream\r\n\r\n{body}"
+            );
+        }
+    });
+    addr
+}
+
 fn full(status: u16, content_type: &str, body: String) -> Response<Body> {
     Response::builder()
         .status(status)
