@@ -381,7 +381,8 @@ pub struct ProxyArgs {
     /// CA certificate (PEM) to verify the upstream with, instead of the system roots.
     #[arg(long, value_name = "FILE")]
     pub upstream_ca: Option<PathBuf>,
-    /// Seconds between reloads of the client keys from Vault (revocations take effect) [default: 10]
+    /// Seconds between full reloads of the client keys from Vault (changed limits; a revoked
+    /// or new key is seen within a second) [default: 10]
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub keys_reload: Option<Duration>,
     /// Seconds between checks of the secrets' versions in Vault [default: 2]
