@@ -68,6 +68,13 @@ impl Credentials {
         })
     }
 
+    /// The same generation, as if it had replaced the previous one at `at` (a proxy that
+    /// starts during an overlap window counts the window from the rotation).
+    pub fn switched_at(mut self, at: Instant) -> Self {
+        self.switched = at;
+        self
+    }
+
     pub fn headers(&self, route: usize) -> &HeaderSet {
         &self.routes[route]
     }

@@ -44,7 +44,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use self::config::ProxyConfig;
-use self::credentials::{CredentialStore, Credentials};
+use self::credentials::CredentialStore;
 use self::forward::UpstreamBody;
 use self::keys::{KeyRing, KeyStore};
 use self::limits::Limits;
@@ -78,7 +78,7 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
             read.version.map_or("-".into(), |v| v.to_string())
         ));
     }
-    let credentials = Credentials::build(&config.routes, resolved, None)?;
+    let credentials = watch::starting_credentials(&config, &client, resolved).await?;
     let store = KeyStore::open(&client, &config.keys_path).await?;
     let keys = KeyRing::load(store, client.renewed_deadline()).await?;
     let upstream = upstream_client(&config)?;
