@@ -348,7 +348,8 @@ pub struct ProxyArgs {
     /// Forward everything to this base URL (one route at /; replaces [[proxy.routes]]).
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
-    /// A header to set on upstream requests, 'Name: template' with {NAME} for a secret.
+    /// A header to set on upstream requests, 'Name: template' with {NAME} for a secret
+    /// [default with one --secret NAME: 'Authorization: Bearer {NAME}']
     #[arg(long = "header", value_name = "HEADER", requires = "upstream")]
     pub headers: Vec<String>,
     /// The secret REF ([vault://]PATH[?version=N]#FIELD) as NAME for header templates.

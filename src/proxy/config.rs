@@ -258,11 +258,18 @@ fn routes_from(args: &ProxyArgs, section: &ProxySection) -> Result<(Vec<Route>, 
     let mut route_listen: Option<String> = None;
     let mut routes = match &args.upstream {
         Some(upstream) => {
-            let headers = args
+            let mut headers = args
                 .headers
                 .iter()
                 .map(|h| routes::parse_header_flag(h))
                 .collect::<Result<Vec<_>>>()?;
+            // One secret and no --header: the common case, a bearer key.
+            if let ([secret], true) = (args.secrets.as_slice(), headers.is_empty()) {
+                headers.push((
+                    "Authorization".to_string(),
+                    format!("Bearer {{{}}}", secret.name),
+                ));
+            }
             vec![Route::new("/", upstream, headers)?]
         }
         None => section
@@ -404,6 +411,17 @@ mod tests {
         assert_eq!(config.routes.len(), 1);
         assert_eq!(config.routes[0].label(), "/");
         assert_eq!(config.bindings[0].name, "OTHER");
+        let defaulted = build(
+            &["--upstream", "http://127.0.0.1:1", "-s", "K=secret/k#v"],
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            defaulted.routes[0].headers[0].0.as_str(),
+            "authorization",
+            "one secret and no --header: Authorization: Bearer {{K}}"
+        );
+        assert_eq!(defaulted.bindings[0].name, "K");
     }
 
     #[test]
