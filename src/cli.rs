@@ -170,10 +170,17 @@ impl AuthArgs {
     }
 }
 
-fn parse_seconds(text: &str) -> Result<Duration, String> {
+/// Seconds (`2.5`) or a duration (`30s`, `10m`).
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
         Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
-        _ => Err(format!("{text:?} is not a positive number of seconds")),
+        Ok(_) => Err(format!("{text:?} is not a positive number of seconds")),
+        Err(_) => crate::duration::parse(text)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                format!("{text:?} is neither a number of seconds nor a duration like 30s or 10m")
+            }),
     }
 }
 
@@ -341,7 +348,8 @@ pub struct ProxyArgs {
     /// Forward everything to this base URL (one route at /; replaces [[proxy.routes]]).
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
-    /// A header to set on upstream requests, 'Name: template' with {NAME} for a secret.
+    /// A header to set on upstream requests, 'Name: template' with {NAME} for a secret
+    /// [default with one --secret NAME: 'Authorization: Bearer {NAME}']
     #[arg(long = "header", value_name = "HEADER", requires = "upstream")]
     pub headers: Vec<String>,
     /// The secret REF ([vault://]PATH[?version=N]#FIELD) as NAME for header templates.
@@ -357,9 +365,10 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "PATH", global = true)]
     pub keys_path: Option<String>,
     /// After a key rotation, retry a request once with the previous key if the upstream
-    /// answers 401.
-    #[arg(long)]
-    pub overlap: bool,
+    /// answers 401: until the next rotation, or for DURATION (e.g. 1h) [default: off, or
+    /// the `overlap` of the secrets' [env] entries]
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "on")]
+    pub overlap: Option<String>,
     /// Seconds to connect to the upstream [default: 10]
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub connect_timeout: Option<Duration>,
@@ -373,17 +382,18 @@ pub struct ProxyArgs {
     /// CA certificate (PEM) to verify the upstream with, instead of the system roots.
     #[arg(long, value_name = "FILE")]
     pub upstream_ca: Option<PathBuf>,
-    /// Seconds between reloads of the client keys from Vault (revocations take effect) [default: 10]
+    /// Seconds between full reloads of the client keys from Vault (changed limits; a revoked
+    /// or new key is seen within a second) [default: 10]
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub keys_reload: Option<Duration>,
-    /// Seconds between checks of the secrets' versions in Vault [default: 30]
+    /// Seconds between checks of the secrets' versions in Vault [default: 2]
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub watch_interval: Option<Duration>,
     /// Seconds to let in-flight requests finish after SIGTERM [default: 30]
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long, alias = "shutdown-timeout", value_name = "SECONDS", value_parser = parse_seconds)]
     pub shutdown_deadline: Option<Duration>,
     /// Access log on stderr, one line per request: text, json or off [default: text]
-    #[arg(long, value_name = "FORMAT")]
+    #[arg(long, alias = "log-format", value_name = "FORMAT")]
     pub access_log: Option<String>,
     /// Let browser apps from this origin (e.g. https://app.example.com, or *) call the proxy
     /// (CORS); repeat for several.
@@ -419,19 +429,31 @@ pub enum KeysCommand {
 pub struct KeyCreateArgs {
     /// A name for the client (letters, digits, '.', '_', '-'); it labels metrics and logs.
     pub name: String,
-    /// Allow only this route prefix (repeat for several) [default: all routes]
-    #[arg(long = "route", value_name = "PREFIX")]
+    /// Allow only this route prefix (repeat, or separate with commas) [default: all routes]
+    #[arg(
+        long = "route",
+        alias = "routes",
+        value_name = "PREFIX",
+        value_delimiter = ','
+    )]
     pub routes: Vec<String>,
-    /// Allow only this model in JSON request bodies (repeat for several) [default: any]
-    #[arg(long = "model", value_name = "MODEL")]
+    /// Allow only this model in JSON request bodies (repeat, or separate with commas)
+    /// [default: any]
+    #[arg(
+        long = "model",
+        alias = "models",
+        value_name = "MODEL",
+        value_delimiter = ','
+    )]
     pub models: Vec<String>,
     /// Requests per minute [default: unlimited]
-    #[arg(long, value_name = "N")]
+    #[arg(long, alias = "requests-per-minute", value_name = "N")]
     pub rpm: Option<u64>,
     /// Tokens (prompt + completion) per minute [default: unlimited]
-    #[arg(long, value_name = "N")]
+    #[arg(long, alias = "tokens-per-minute", value_name = "N")]
     pub tpm: Option<u64>,
-    /// Total tokens this key may use while the proxy runs [default: unlimited]
+    /// Total tokens this key may use, ever; what it spent is kept in Vault, so restarting the
+    /// proxy does not renew it [default: unlimited]
     #[arg(long, value_name = "TOKENS")]
     pub budget: Option<u64>,
 }

@@ -54,14 +54,18 @@ pub struct ProxySection {
     pub metrics: Option<String>,
     pub keys_path: Option<String>,
     pub allow_anonymous: Option<bool>,
-    pub overlap: Option<bool>,
-    pub connect_timeout: Option<f64>,
-    pub upstream_timeout: Option<f64>,
+    /// `true`, or how long after a rotation the previous key is retried (`"1h"`).
+    pub overlap: Option<ProxyOverlap>,
+    pub connect_timeout: Option<Seconds>,
+    #[serde(alias = "timeout")]
+    pub upstream_timeout: Option<Seconds>,
     pub retries: Option<u32>,
     pub upstream_ca: Option<PathBuf>,
-    pub keys_reload: Option<f64>,
-    pub watch_interval: Option<f64>,
-    pub shutdown_deadline: Option<f64>,
+    pub keys_reload: Option<Seconds>,
+    pub watch_interval: Option<Seconds>,
+    #[serde(alias = "shutdown_timeout")]
+    pub shutdown_deadline: Option<Seconds>,
+    #[serde(alias = "log_format")]
     pub access_log: Option<String>,
     #[serde(default)]
     pub cors_origins: Vec<String>,
@@ -69,11 +73,31 @@ pub struct ProxySection {
     pub routes: Vec<ProxyRoute>,
 }
 
+/// A time in keywrap.toml: a number of seconds (`2.5`) or a duration (`"30s"`, `"10m"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Seconds {
+    Number(f64),
+    Text(String),
+}
+
+/// `[proxy] overlap`: on or off, or a window (`"1h"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ProxyOverlap {
+    Switch(bool),
+    Window(Seconds),
+}
+
 /// One `[[proxy.routes]]` entry: requests under `prefix` go to `upstream` with `headers` set.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyRoute {
-    pub prefix: String,
+    #[serde(alias = "listen_prefix", alias = "path", alias = "path_prefix")]
+    pub prefix: Option<String>,
+    /// The prefix (`/openai`), or the address and prefix (`127.0.0.1:8787/openai`) the
+    /// route listens on; every route shares the proxy's one address.
+    pub listen: Option<String>,
     pub upstream: String,
     /// Header name → template, e.g. `Authorization = "Bearer {OPENAI_API_KEY}"`.
     #[serde(default)]

@@ -36,6 +36,23 @@ impl Proxy {
         let upstream = Upstream::start();
         let port = free_port();
         let metrics_port = free_port();
+        let process = Self::spawn(&bao, &upstream, port, metrics_port, extra);
+        Proxy {
+            bao,
+            upstream,
+            process,
+            port,
+            metrics_port,
+        }
+    }
+
+    fn spawn(
+        bao: &Bao,
+        upstream: &Upstream,
+        port: u16,
+        metrics_port: u16,
+        extra: &[&str],
+    ) -> Background {
         let mut process = bao
             .keywrap()
             .args([
@@ -51,22 +68,29 @@ impl Proxy {
                 "--header",
                 "Authorization: Bearer {OPENAI}",
             ])
-            .args([
-                "--metrics",
-                &format!("127.0.0.1:{metrics_port}"),
-                "--keys-reload",
-                "0.3",
-            ])
+            .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
+            .args(if extra.contains(&"--keys-reload") {
+                &[][..]
+            } else {
+                &["--keys-reload", "0.3"][..]
+            })
             .args(extra)
             .spawn();
         process.wait_for_port(port);
-        Proxy {
-            bao,
-            upstream,
-            process,
-            port,
-            metrics_port,
-        }
+        process
+    }
+
+    /// Stops the proxy with SIGTERM and starts it again on the same addresses.
+    fn restart(&mut self, extra: &[&str]) {
+        let status = self.process.signal_and_wait("TERM");
+        assert!(status.success(), "{status}");
+        self.process = Self::spawn(
+            &self.bao,
+            &self.upstream,
+            self.port,
+            self.metrics_port,
+            extra,
+        );
     }
 
     fn url(&self, path: &str) -> String {
@@ -279,6 +303,39 @@ fn client_keys_are_hashed_checked_and_revocable() {
 }
 
 #[test]
+fn a_short_key_is_masked_too() {
+    let bao = Bao::start();
+    let short = format!("sk-{}", "test");
+    bao.kv_put("secret/openai", &[("api_key", &short)]);
+    let proxy = Proxy::start_with(bao, &["--allow-anonymous"]);
+    let echo = get(&proxy.url("/v1/echo"), None);
+    assert_eq!(echo.status, 200);
+    assert!(!echo.body.contains(&short), "{}", echo.body);
+    assert_eq!(echo.header("x-echo"), Some("Bearer *******"));
+}
+
+#[test]
+fn revocation_takes_effect_within_seconds_between_full_reloads() {
+    let proxy = Proxy::start(&["--keys-reload", "60"]);
+    let key = proxy.create_key("alice", &[]);
+    assert_eq!(get(&proxy.url("/v1/echo"), Some(&key)).status, 200);
+    proxy
+        .bao
+        .keywrap()
+        .args(["proxy", "keys", "revoke", "alice"])
+        .run()
+        .assert_success();
+    let revoked = Instant::now();
+    while get(&proxy.url("/v1/echo"), Some(&key)).status != 401 {
+        assert!(
+            revoked.elapsed() < Duration::from_secs(3),
+            "the revoked key still works after 3 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn anonymous_access_only_when_allowed() {
     let proxy = Proxy::start(&["--allow-anonymous", "--access-log", "json"]);
     assert_eq!(
@@ -288,10 +345,19 @@ fn anonymous_access_only_when_allowed() {
     assert_eq!(
         get(&proxy.url("/v1/echo"), Some("kwp_not-a-key")).status,
         401,
-        "a bad key is not anonymous"
+        "a bad client key is not anonymous"
+    );
+    let foreign = get(&proxy.url("/v1/echo"), Some("app-session-token"));
+    assert_eq!(
+        foreign.status, 200,
+        "the app's own Authorization is replaced"
+    );
+    assert_eq!(
+        proxy.upstream.seen().last().unwrap().headers["authorization"],
+        format!("Bearer {}", fake_key("one"))
     );
     assert!(proxy.metrics().contains(
-        "keywrap_proxy_requests_total{client=\"anonymous\",route=\"/\",status=\"200\"} 1"
+        "keywrap_proxy_requests_total{client=\"anonymous\",route=\"/\",status=\"200\"} 2"
     ));
     let log = proxy.log_with("\"status\":401");
     let line = log
@@ -361,6 +427,37 @@ fn an_unreachable_upstream_is_a_502_after_retries() {
 }
 
 #[test]
+fn errors_pass_through_and_only_idempotent_requests_are_retried_within_the_timeout() {
+    let proxy = Proxy::start(&["--allow-anonymous", "--retries", "1", "--timeout", "0.5"]);
+    let attempts = |path: &str| {
+        proxy
+            .upstream
+            .seen()
+            .iter()
+            .filter(|s| s.path == path)
+            .count()
+    };
+    let unavailable = get(&proxy.url("/v1/unavailable"), None);
+    assert_eq!(unavailable.status, 503);
+    assert!(
+        unavailable.body.contains("overloaded"),
+        "{}",
+        unavailable.body
+    );
+    assert_eq!(unavailable.header("x-upstream-note"), Some("busy"));
+    assert_eq!(attempts("/v1/unavailable"), 2, "a GET is retried once");
+    let posted = agent()
+        .post(&proxy.url("/v1/unavailable"))
+        .send("{}")
+        .unwrap();
+    assert_eq!(posted.status().as_u16(), 503);
+    assert_eq!(attempts("/v1/unavailable"), 3, "a POST is not retried");
+    let slow = get(&proxy.url("/v1/slow"), None);
+    assert_eq!(slow.status, 504, "{}", slow.body);
+    assert_eq!(attempts("/v1/slow"), 2);
+}
+
+#[test]
 fn route_and_model_allow_lists() {
     let bao = Bao::start();
     bao.kv_put("secret/openai", &[("api_key", &fake_key("one"))]);
@@ -372,7 +469,7 @@ fn route_and_model_allow_lists() {
         &format!(
             "[env]\nOPENAI = \"secret/openai#api_key\"\n\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n\n\
              [[proxy.routes]]\nprefix = \"/openai\"\nupstream = \"{0}\"\nheaders = {{ Authorization = \"Bearer {{OPENAI}}\" }}\n\n\
-             [[proxy.routes]]\nprefix = \"/other\"\nupstream = \"{0}/v1\"\n",
+             [[proxy.routes]]\nprefix = \"/other\"\nupstream = \"{0}/v1\"\nheaders = {{ x-api-key = \"{{secret/openai#api_key}}\" }}\n",
             upstream.url()
         ),
     );
@@ -408,6 +505,52 @@ fn route_and_model_allow_lists() {
     assert_eq!(upstream.seen().len(), 1);
     assert_eq!(upstream.seen()[0].path, "/v1/echo");
     assert_eq!(upstream.seen()[0].body_len, 17);
+    let list_models = agent()
+        .get(&format!("http://127.0.0.1:{port}/openai/v1/echo"))
+        .header("Authorization", &format!("Bearer {key}"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        list_models.status().as_u16(),
+        200,
+        "a request without a body names no model"
+    );
+    let run = bao
+        .keywrap()
+        .current_dir(&dir)
+        .args(["proxy", "keys", "create", "carol"])
+        .args(["--routes", "other,/openai/", "--models", "gpt-y,gpt-z"])
+        .args(["--requests-per-minute", "50", "--tokens-per-minute", "900"])
+        .run();
+    run.assert_success();
+    let carol = run.stdout.trim().to_string();
+    let post_as = |key: &str, path: &str, model: &str| {
+        agent()
+            .post(&format!("http://127.0.0.1:{port}{path}"))
+            .header("Authorization", &format!("Bearer {key}"))
+            .send(format!("{{\"model\":\"{model}\"}}"))
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(post_as(&carol, "/other/echo", "gpt-z"), 200);
+    assert_eq!(
+        upstream.seen().last().unwrap().headers["x-api-key"],
+        fake_key("one"),
+        "a reference right in the header template"
+    );
+    assert_eq!(post_as(&carol, "/openai/v1/echo", "gpt-y"), 200);
+    assert_eq!(post_as(&carol, "/openai/v1/echo", "gpt-x"), 403);
+    let list = bao
+        .keywrap()
+        .current_dir(&dir)
+        .args(["proxy", "keys", "list"])
+        .run();
+    assert!(
+        list.stdout.contains("gpt-y,gpt-z") && list.stdout.contains("900"),
+        "{}",
+        list.stdout
+    );
     drop(process);
 }
 
@@ -446,6 +589,45 @@ fn event_streams_pass_through_one_event_at_a_time() {
     );
     assert!(
         metrics.contains("keywrap_proxy_tokens_total{client=\"alice\",kind=\"completion\"} 11"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn an_http_1_0_upstream_still_gets_http_1_1_answers_with_usage_counted() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", &fake_key("one"))]);
+    let upstream = support::upstream::http10(
+        2,
+        "data: {\"n\":0}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":6}}\n\ndata: [DONE]\n\n",
+    );
+    let port = free_port();
+    let metrics_port = free_port();
+    let mut process = bao
+        .keywrap()
+        .args(["proxy", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--upstream",
+            &format!("http://{upstream}"),
+            "--allow-anonymous",
+        ])
+        .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
+        .spawn();
+    process.wait_for_port(port);
+    let agent = agent();
+    for _ in 0..2 {
+        let response = agent
+            .get(&format!("http://127.0.0.1:{port}/v1/chat/completions"))
+            .call()
+            .unwrap();
+        assert_eq!(response.version(), ureq::http::Version::HTTP_11);
+        let body = response.into_body().read_to_string().unwrap();
+        assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let metrics = get(&format!("http://127.0.0.1:{metrics_port}/metrics"), None).body;
+    assert!(
+        metrics.contains("keywrap_proxy_tokens_total{client=\"anonymous\",kind=\"completion\"} 12"),
         "{metrics}"
     );
 }
@@ -512,6 +694,49 @@ fn tokens_are_counted_per_client_and_limited() {
 }
 
 #[test]
+fn a_spent_budget_stays_spent_across_a_restart() {
+    let mut proxy = Proxy::start(&[]);
+    let key = proxy.create_key("thrifty", &["--budget", "10"]);
+    for _ in 0..2 {
+        assert_eq!(get(&proxy.url("/v1/echo"), Some(&key)).status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(get(&proxy.url("/v1/echo"), Some(&key)).status, 429);
+    proxy.restart(&[]);
+    let stored = proxy
+        .bao
+        .ok("GET", "secret/data/keywrap/proxy-keys/spent/thrifty", None);
+    assert_eq!(stored["data"]["data"]["tokens"], 16, "{stored}");
+    let after = get(&proxy.url("/v1/echo"), Some(&key));
+    assert_eq!(
+        after.status, 429,
+        "16 tokens of 10 were spent before the restart"
+    );
+    assert!(after.body.contains("budget"), "{}", after.body);
+    let list = proxy.bao.keywrap().args(["proxy", "keys", "list"]).run();
+    let line = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("thrifty"))
+        .unwrap();
+    assert_eq!(
+        line.split_whitespace().nth(6),
+        Some("16"),
+        "SPENT column: {line}"
+    );
+    proxy
+        .bao
+        .keywrap()
+        .args(["proxy", "keys", "revoke", "thrifty"])
+        .run()
+        .assert_success();
+    let (status, _) = proxy
+        .bao
+        .api("GET", "secret/data/keywrap/proxy-keys/spent/thrifty", None);
+    assert_eq!(status, 404, "revoking forgets the spend");
+}
+
+#[test]
 fn metrics_name_clients_never_keys() {
     let proxy = Proxy::start(&[]);
     let key = proxy.create_key("alice", &[]);
@@ -532,6 +757,13 @@ fn metrics_name_clients_never_keys() {
         assert!(metrics.contains(expected), "{expected} missing:\n{metrics}");
     }
     assert!(!metrics.contains(&key) && !metrics.contains(&fake_key("one")));
+    let root = get(&format!("http://127.0.0.1:{}/", proxy.metrics_port), None);
+    assert!(
+        root.body
+            .contains("# TYPE keywrap_proxy_requests_total counter"),
+        "the metrics address answers at / too: {}",
+        root.body
+    );
 }
 
 #[test]
@@ -607,6 +839,37 @@ fn overlap_retries_once_with_the_previous_key_on_401() {
         ]
     );
     proxy.log_with("previous-key");
+}
+
+#[test]
+fn an_overlap_in_the_env_entry_holds_across_a_restart() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", &fake_key("one"))]);
+    // Rotated before the proxy starts: the new key is not active upstream yet.
+    bao.kv_put("secret/openai", &[("api_key", &fake_key("two"))]);
+    let upstream = Upstream::start();
+    upstream.accept_only(&[format!("Bearer {}", fake_key("one"))]);
+    let port = free_port();
+    let keywrap = bao.keywrap();
+    keywrap.write_file(
+        "keywrap.toml",
+        &format!(
+            "[env]\nOPENAI = {{ ref = \"secret/openai#api_key\", previous = \"OPENAI_PREVIOUS\", overlap = \"1h\" }}\n\n\
+             [proxy]\nlisten = \"localhost:{port}\"\nallow_anonymous = true\nwatch_interval = 0.2\nupstream_timeout = \"30s\"\n\n\
+             [[proxy.routes]]\nprefix = \"/openai\"\nupstream = \"{}\"\nheaders = {{ Authorization = \"Bearer {{OPENAI}}\" }}\n",
+            upstream.url()
+        ),
+    );
+    let dir = keywrap.workdir.path().to_path_buf();
+    let mut process = bao.keywrap().current_dir(&dir).arg("proxy").spawn();
+    process.wait_for_port(port);
+    let answer = get(&format!("http://127.0.0.1:{port}/openai/v1/echo"), None);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        !answer.body.contains(&fake_key("one")),
+        "the previous key is masked too"
+    );
+    process.wait_for_stderr("previous-key", 5);
 }
 
 #[test]

@@ -32,7 +32,7 @@ fn serve(
     env: &Environment,
     loaded: Option<&LoadedConfig>,
 ) -> Result<ExitCode> {
-    let config = ProxyConfig::build(args, loaded)?;
+    let config = ProxyConfig::build(args, loaded, cli.connection.timeout)?;
     let identity = RunIdentity::detect(env, Some("proxy"));
     // Forwarding is CPU work per request: use every core unless told otherwise.
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -102,19 +102,26 @@ async fn manage_keys(session: &Session, path: &str, command: &KeysCommand) -> Re
                 }
             };
             println!(
-                "{:<20} {:<16} {:<20} {:>8} {:>10} {:>12}  CREATED",
-                "NAME", "ROUTES", "MODELS", "RPM", "TPM", "BUDGET"
+                "{:<20} {:<16} {:<20} {:>8} {:>10} {:>12} {:>12}  CREATED",
+                "NAME", "ROUTES", "MODELS", "RPM", "TPM", "BUDGET", "SPENT"
             );
             for record in records {
                 let p = &record.policy;
+                // Spends are kept for keys with a budget only.
+                let spent = if p.budget > 0 {
+                    store.read_spent(client, &p.name).await?.0.to_string()
+                } else {
+                    "-".to_string()
+                };
                 println!(
-                    "{:<20} {:<16} {:<20} {:>8} {:>10} {:>12}  {}",
+                    "{:<20} {:<16} {:<20} {:>8} {:>10} {:>12} {:>12}  {}",
                     p.name,
                     all(&p.routes),
                     all(&p.models),
                     limit(p.rpm),
                     limit(p.tpm),
                     limit(p.budget),
+                    spent,
                     record.created
                 );
             }

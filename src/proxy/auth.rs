@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use hyper::header::{HeaderMap, AUTHORIZATION};
 
-use super::keys::{KeyPolicy, KeyRing};
+use super::keys::{KeyPolicy, KeyRing, KEY_PREFIX};
 
 /// The caller of one request.
 #[derive(Debug, Clone)]
@@ -46,30 +46,35 @@ impl Rejected {
     }
 }
 
-/// Identifies the caller. A key that is present must be valid even when anonymous access is on.
+/// Identifies the caller. A client key (`kwp_…`) that is present must be valid even when
+/// anonymous access is on, so a revoked key is told so; any other `Authorization` (a browser
+/// app's own session token, say) is no client key: it is removed like every client
+/// `Authorization`, and the request is anonymous if that is allowed. Such values never make
+/// the proxy reload its keys.
 pub async fn authenticate(
     headers: &HeaderMap,
     keys: &KeyRing,
     allow_anonymous: bool,
 ) -> Result<Caller, Rejected> {
-    let Some(value) = headers.get(AUTHORIZATION) else {
-        return if allow_anonymous {
-            Ok(Caller::Anonymous)
-        } else {
-            Err(Rejected::Missing)
-        };
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or(Rejected::Unknown)?;
-    keys.authenticate(key)
-        .await
-        .map(Caller::Key)
-        .ok_or(Rejected::Unknown)
+    let header = headers.get(AUTHORIZATION);
+    let key = header.and_then(|v| bearer(v.as_bytes()));
+    match key {
+        Some(key) if key.starts_with(KEY_PREFIX) => keys
+            .authenticate(key)
+            .await
+            .map(Caller::Key)
+            .ok_or(Rejected::Unknown),
+        _ if allow_anonymous => Ok(Caller::Anonymous),
+        _ if header.is_none() => Err(Rejected::Missing),
+        _ => Err(Rejected::Unknown),
+    }
+}
+
+/// The credentials of `Bearer <token>`; the scheme is case-insensitive (RFC 9110).
+fn bearer(value: &[u8]) -> Option<&str> {
+    let (scheme, token) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    std::str::from_utf8(token).ok().map(str::trim)
 }

@@ -12,7 +12,7 @@ use super::cors::Cors;
 use super::routes::{self, Route};
 use crate::bindings::{self, Binding};
 use crate::cli::ProxyArgs;
-use crate::config::{LoadedConfig, ProxySection};
+use crate::config::{LoadedConfig, ProxyOverlap, ProxyRoute, ProxySection, Seconds};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_KEYS_PATH: &str = "secret/keywrap/proxy-keys";
@@ -33,7 +33,9 @@ pub struct ProxyConfig {
     pub bindings: Vec<Binding>,
     pub keys_path: String,
     pub allow_anonymous: bool,
-    pub overlap: bool,
+    /// How long after a switch a 401 is retried with the previous key: `None` is off,
+    /// `Duration::MAX` until the next switch.
+    pub overlap: Option<Duration>,
     pub connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub retries: u32,
@@ -56,19 +58,30 @@ pub fn keys_path(args: &ProxyArgs, file: Option<&LoadedConfig>) -> String {
 }
 
 impl ProxyConfig {
-    pub fn build(args: &ProxyArgs, file: Option<&LoadedConfig>) -> Result<Self> {
+    /// `timeout` is the global `--timeout`: given to `keywrap proxy`, it is meant for the
+    /// upstream as much as for Vault, so it is the upstream timeout unless one is set.
+    pub fn build(
+        args: &ProxyArgs,
+        file: Option<&LoadedConfig>,
+        timeout: Option<Duration>,
+    ) -> Result<Self> {
         let empty = ProxySection::default();
         let section = file.map_or(&empty, |f| &f.file.proxy);
-        let routes = routes_from(args, section)?;
+        let (routes, route_listen) = routes_from(args, section)?;
         let bindings = bindings_for(&routes, file, args)?;
-        let seconds = |flag: Option<Duration>, value: Option<f64>, default: u64, name: &str| match (
-            flag, value,
-        ) {
-            (Some(flag), _) => Ok(flag),
-            (None, Some(v)) if v > 0.0 && v.is_finite() => Ok(Duration::from_secs_f64(v)),
-            (None, Some(v)) => bail!("[proxy] {name} = {v} is not a positive number of seconds"),
-            (None, None) => Ok(Duration::from_secs(default)),
+        let seconds = |flag: Option<Duration>,
+                       value: &Option<Seconds>,
+                       default: u64,
+                       name: &str|
+         -> Result<Duration> {
+            match (flag, value) {
+                (Some(flag), _) => Ok(flag),
+                (None, Some(value)) => to_duration(value)
+                    .map_err(|problem| anyhow::anyhow!("[proxy] {name}: {problem}")),
+                (None, None) => Ok(Duration::from_secs(default)),
+            }
         };
+        let overlap = overlap(args, section, file, &bindings)?;
         let access_log = args
             .access_log
             .as_deref()
@@ -79,6 +92,7 @@ impl ProxyConfig {
                 args.listen
                     .as_deref()
                     .or(section.listen.as_deref())
+                    .or(route_listen.as_deref())
                     .unwrap_or(DEFAULT_LISTEN),
             )?,
             metrics: args
@@ -91,19 +105,22 @@ impl ProxyConfig {
             bindings,
             keys_path: keys_path(args, file),
             allow_anonymous: args.allow_anonymous || section.allow_anonymous.unwrap_or(false),
-            overlap: args.overlap || section.overlap.unwrap_or(false),
+            overlap,
             connect_timeout: seconds(
                 args.connect_timeout,
-                section.connect_timeout,
+                &section.connect_timeout,
                 10,
                 "connect_timeout",
             )?,
-            upstream_timeout: seconds(
-                args.upstream_timeout,
-                section.upstream_timeout,
-                600,
-                "upstream_timeout",
-            )?,
+            upstream_timeout: match (&section.upstream_timeout, timeout) {
+                (None, Some(timeout)) => args.upstream_timeout.unwrap_or(timeout),
+                _ => seconds(
+                    args.upstream_timeout,
+                    &section.upstream_timeout,
+                    600,
+                    "upstream_timeout",
+                )?,
+            },
             retries: args.retries.or(section.retries).unwrap_or(2),
             upstream_ca: args.upstream_ca.clone().or_else(|| {
                 section
@@ -111,16 +128,16 @@ impl ProxyConfig {
                     .as_ref()
                     .map(|p| file.map_or(p.clone(), |f| f.resolve_path(p)))
             }),
-            keys_reload: seconds(args.keys_reload, section.keys_reload, 10, "keys_reload")?,
+            keys_reload: seconds(args.keys_reload, &section.keys_reload, 10, "keys_reload")?,
             watch_interval: seconds(
                 args.watch_interval,
-                section.watch_interval,
-                30,
+                &section.watch_interval,
+                2,
                 "watch_interval",
             )?,
             shutdown_deadline: seconds(
                 args.shutdown_deadline,
-                section.shutdown_deadline,
+                &section.shutdown_deadline,
                 30,
                 "shutdown_deadline",
             )?,
@@ -142,32 +159,139 @@ impl ProxyConfig {
     }
 }
 
+/// `IP:PORT`, `HOST:PORT` (an IPv4 address preferred, as `localhost` means 127.0.0.1 to
+/// most clients) or a bare `PORT` on loopback.
 fn address(text: &str) -> Result<SocketAddr> {
-    text.parse()
-        .with_context(|| format!("invalid address {text:?}: expected IP:PORT, e.g. 127.0.0.1:8787"))
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    resolved
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(resolved.first())
+        .copied()
+        .with_context(|| {
+            format!("invalid address {text:?}: expected IP:PORT, HOST:PORT or PORT, e.g. 127.0.0.1:8787")
+        })
 }
 
-fn routes_from(args: &ProxyArgs, section: &ProxySection) -> Result<Vec<Route>> {
+fn to_duration(value: &Seconds) -> Result<Duration, String> {
+    match value {
+        Seconds::Number(n) if *n > 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(*n)),
+        Seconds::Number(n) => Err(format!("{n} is not a positive number of seconds")),
+        Seconds::Text(text) => crate::cli::parse_seconds(text),
+    }
+}
+
+/// The overlap from `--overlap [DURATION]`, else `[proxy] overlap`, else the longest
+/// `overlap` window of the injected secrets' `[env]` entries (with `previous`): the
+/// project already says how long the previous key stays valid after a rotation.
+fn overlap(
+    args: &ProxyArgs,
+    section: &ProxySection,
+    file: Option<&LoadedConfig>,
+    bindings: &[Binding],
+) -> Result<Option<Duration>> {
+    if let Some(flag) = &args.overlap {
+        return match flag.as_str() {
+            "on" | "true" => Ok(Some(Duration::MAX)),
+            "off" | "false" => Ok(None),
+            text => crate::cli::parse_seconds(text)
+                .map(Some)
+                .map_err(|problem| anyhow::anyhow!("--overlap: {problem}")),
+        };
+    }
+    match &section.overlap {
+        Some(ProxyOverlap::Switch(on)) => return Ok(on.then_some(Duration::MAX)),
+        Some(ProxyOverlap::Window(window)) => {
+            return to_duration(window)
+                .map(Some)
+                .map_err(|problem| anyhow::anyhow!("[proxy] overlap: {problem}"))
+        }
+        None => {}
+    }
+    let mut window = None;
+    for binding in bindings {
+        let options = crate::lifecycle::policy::options_for(file, binding)?;
+        if let Some((_, overlap)) = options.previous {
+            window = window.max(Some(overlap));
+        }
+    }
+    Ok(window)
+}
+
+/// A route's `prefix`, or the prefix and address its `listen` gives.
+fn route_place(route: &ProxyRoute) -> Result<(String, Option<String>)> {
+    match (&route.prefix, route.listen.as_deref()) {
+        (Some(prefix), None) => Ok((prefix.clone(), None)),
+        (None, Some(listen)) if listen.starts_with('/') => Ok((listen.to_string(), None)),
+        (prefix, Some(listen)) => {
+            let (address, path) = match listen.find('/') {
+                Some(at) => (&listen[..at], Some(&listen[at..])),
+                None => (listen, None),
+            };
+            let prefix = match (prefix, path) {
+                (Some(_), Some(_)) => bail!(
+                    "[[proxy.routes]] listen = {listen:?} and prefix both give a prefix: keep one"
+                ),
+                (Some(prefix), None) => prefix.clone(),
+                (None, Some(path)) => path.to_string(),
+                (None, None) => "/".to_string(),
+            };
+            Ok((prefix, Some(address.to_string())))
+        }
+        (None, None) => bail!(
+            "[[proxy.routes]] needs prefix = \"/PATH\" (upstream {:?})",
+            route.upstream
+        ),
+    }
+}
+
+/// The routes, longest prefix first, and the address the routes' `listen` named.
+fn routes_from(args: &ProxyArgs, section: &ProxySection) -> Result<(Vec<Route>, Option<String>)> {
+    let mut route_listen: Option<String> = None;
     let mut routes = match &args.upstream {
         Some(upstream) => {
-            let headers = args
+            let mut headers = args
                 .headers
                 .iter()
                 .map(|h| routes::parse_header_flag(h))
                 .collect::<Result<Vec<_>>>()?;
+            // One secret and no --header: the common case, a bearer key.
+            if let ([secret], true) = (args.secrets.as_slice(), headers.is_empty()) {
+                headers.push((
+                    "Authorization".to_string(),
+                    format!("Bearer {{{}}}", secret.name),
+                ));
+            }
             vec![Route::new("/", upstream, headers)?]
         }
         None => section
             .routes
             .iter()
             .map(|r| {
+                let (prefix, listen) = route_place(r)?;
+                if let Some(listen) = listen {
+                    match &route_listen {
+                        Some(other) if *other != listen => bail!(
+                            "[[proxy.routes]] listen on {other} and {listen}: the proxy serves one address; give the routes one"
+                        ),
+                        _ => route_listen = Some(listen),
+                    }
+                }
                 let headers = r
                     .headers
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                Route::new(&r.prefix, &r.upstream, headers)
-                    .with_context(|| format!("[[proxy.routes]] prefix {:?}", r.prefix))
+                Route::new(&prefix, &r.upstream, headers)
+                    .with_context(|| format!("[[proxy.routes]] prefix {prefix:?}"))
             })
             .collect::<Result<Vec<_>>>()?,
     };
@@ -181,20 +305,30 @@ fn routes_from(args: &ProxyArgs, section: &ProxySection) -> Result<Vec<Route>> {
         }
     }
     routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-    Ok(routes)
+    Ok((routes, route_listen))
 }
 
-/// The bindings the header templates name; each name must be in `[env]` or a `--secret`.
+/// The bindings the header templates name; each name must be in `[env]` or a `--secret`,
+/// or be a reference itself.
 fn bindings_for(
     routes: &[Route],
     file: Option<&LoadedConfig>,
     args: &ProxyArgs,
 ) -> Result<Vec<Binding>> {
-    let available = bindings::collect(file, &args.secrets)?;
+    let mut available = bindings::collect(file, &args.secrets)?;
     let mut used = BTreeSet::new();
     for route in routes {
         for (header, template) in &route.headers {
             for name in template.names() {
+                if !available.iter().any(|b| b.name == name) && name.contains('#') {
+                    // Checked when the template was parsed.
+                    let reference = name.parse().map_err(|err| anyhow::anyhow!("{err}"))?;
+                    available.push(Binding {
+                        name: name.to_string(),
+                        reference,
+                        origin: bindings::Origin::Flag,
+                    });
+                }
                 if !available.iter().any(|b| b.name == name) {
                     bail!(
                         "header {header} of route {} uses {{{name}}}, which is neither in [env] nor given with --secret",
@@ -226,7 +360,7 @@ mod tests {
             panic!("not proxy")
         };
         let loaded = LoadedConfig::parse(Path::new("keywrap.toml"), file.to_string())?;
-        ProxyConfig::build(&args, Some(&loaded))
+        ProxyConfig::build(&args, Some(&loaded), cli.connection.timeout)
     }
 
     const FILE: &str = "[env]\nKEY = \"secret/openai#api_key\"\nOTHER = \"secret/x#y\"\n\n\
@@ -240,6 +374,11 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
         assert_eq!(config.retries, 5);
         assert_eq!(config.keys_path, DEFAULT_KEYS_PATH);
+        assert_eq!(
+            config.watch_interval,
+            Duration::from_secs(2),
+            "a rotated key is picked up within seconds"
+        );
         assert_eq!(
             config
                 .route_for("/a/b/c")
@@ -272,6 +411,66 @@ mod tests {
         assert_eq!(config.routes.len(), 1);
         assert_eq!(config.routes[0].label(), "/");
         assert_eq!(config.bindings[0].name, "OTHER");
+        let defaulted = build(
+            &["--upstream", "http://127.0.0.1:1", "-s", "K=secret/k#v"],
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            defaulted.routes[0].headers[0].0.as_str(),
+            "authorization",
+            "one secret and no --header: Authorization: Bearer {{K}}"
+        );
+        assert_eq!(defaulted.bindings[0].name, "K");
+    }
+
+    #[test]
+    fn times_take_seconds_or_durations_and_addresses_take_hosts_and_ports() {
+        let config = build(
+            &["--upstream-timeout", "2m", "--overlap", "1h", "--listen", "localhost:9100"],
+            "[env]\nKEY = \"secret/openai#api_key\"\n\n[proxy]\nkeys_reload = 2\nshutdown_timeout = \"5s\"\n\n\
+             [[proxy.routes]]\nlisten_prefix = \"/a\"\nupstream = \"https://a.example\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.upstream_timeout, Duration::from_secs(120));
+        assert_eq!(config.keys_reload, Duration::from_secs(2));
+        assert_eq!(config.shutdown_deadline, Duration::from_secs(5));
+        assert_eq!(config.overlap, Some(Duration::from_secs(3600)));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(config.routes[0].label(), "/a");
+        let bare = build(&["--overlap", "--metrics", "9464"], FILE).unwrap();
+        assert_eq!(bare.overlap, Some(Duration::MAX));
+        assert_eq!(bare.metrics.unwrap().to_string(), "127.0.0.1:9464");
+        assert_eq!(build(&[], FILE).unwrap().overlap, None);
+        let timeout = build(&["--timeout", "3"], FILE).unwrap();
+        assert_eq!(
+            timeout.upstream_timeout,
+            Duration::from_secs(3),
+            "--timeout is the upstream's too"
+        );
+        assert_eq!(
+            build(&[], FILE).unwrap().upstream_timeout,
+            Duration::from_secs(600)
+        );
+        assert!(crate::cli::parse_seconds("soon").is_err());
+    }
+
+    #[test]
+    fn a_routes_listen_gives_its_prefix_and_the_address() {
+        let route = |listen: &str| {
+            format!("[[proxy.routes]]\nlisten = \"{listen}\"\nupstream = \"https://a.example\"\n")
+        };
+        let config = build(&[], &route("/a")).unwrap();
+        assert_eq!(config.routes[0].label(), "/a");
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        let config = build(&[], &route("127.0.0.1:9200/b")).unwrap();
+        assert_eq!(config.routes[0].label(), "/b");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9200");
+        let config = build(&["--listen", "127.0.0.1:9300"], &route("127.0.0.1:9200")).unwrap();
+        assert_eq!(config.routes[0].label(), "/");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9300", "the flag wins");
+        let two = format!("{}{}", route("127.0.0.1:9200/a"), route("127.0.0.1:9201/b"));
+        assert!(build(&[], &two).is_err());
     }
 
     #[test]

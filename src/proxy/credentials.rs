@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use hyper::header::{HeaderName, HeaderValue};
@@ -21,6 +22,8 @@ pub type HeaderSet = Vec<(HeaderName, HeaderValue)>;
 pub struct Credentials {
     routes: Vec<HeaderSet>,
     previous: Option<Vec<HeaderSet>>,
+    /// When this generation replaced the previous one.
+    switched: Instant,
     values: HashMap<String, SecretValue>,
     /// The current and previous values, masked in answers.
     pub patterns: Arc<Patterns>,
@@ -58,20 +61,29 @@ impl Credentials {
         Ok(Credentials {
             routes: rendered,
             previous: before.map(|b| b.routes.clone()),
+            switched: Instant::now(),
             values,
             patterns,
             versions,
         })
     }
 
+    /// The same generation, as if it had replaced the previous one at `at` (a proxy that
+    /// starts during an overlap window counts the window from the rotation).
+    pub fn switched_at(mut self, at: Instant) -> Self {
+        self.switched = at;
+        self
+    }
+
     pub fn headers(&self, route: usize) -> &HeaderSet {
         &self.routes[route]
     }
 
-    /// The headers of the generation before, for the one retry after a 401.
-    pub fn previous_headers(&self, route: usize) -> Option<&HeaderSet> {
+    /// The headers of the generation before, for the one retry after a 401, while the
+    /// overlap `window` after the switch lasts.
+    pub fn previous_headers(&self, route: usize, window: Duration) -> Option<&HeaderSet> {
         let previous = &self.previous.as_ref()?[route];
-        (previous != &self.routes[route]).then_some(previous)
+        (previous != &self.routes[route] && self.switched.elapsed() < window).then_some(previous)
     }
 }
 

@@ -135,7 +135,11 @@ async fn forward(
     let body = RequestBody::read(&parts.headers, body)
         .await
         .map_err(|_| local(StatusCode::BAD_REQUEST, "cannot read the request body"))?;
-    if let Some(policy) = caller.policy().filter(|p| !p.models.is_empty()) {
+    // A request without a body (listing models, say) asks for no model.
+    if let Some(policy) = caller
+        .policy()
+        .filter(|p| !p.models.is_empty() && !body.is_empty())
+    {
         let model = body.model();
         match model {
             Some(model) if policy.allows_model(&model) => {}
@@ -165,10 +169,11 @@ async fn forward(
         &mut body,
     )
     .await?;
-    if response.status() == StatusCode::UNAUTHORIZED && shared.config.overlap {
-        if let (Some(previous), true) =
-            (credentials.previous_headers(route_index), body.replayable())
-        {
+    if let (StatusCode::UNAUTHORIZED, Some(window)) = (response.status(), shared.config.overlap) {
+        if let (Some(previous), true) = (
+            credentials.previous_headers(route_index, window),
+            body.replayable(),
+        ) {
             record.previous_key = true;
             response = send(
                 shared,
@@ -187,6 +192,9 @@ async fn forward(
 
     let (mut parts, incoming) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    // The version is the connection's, like the hop-by-hop headers: an HTTP/1.0 upstream
+    // (Python's http.server) must not make the client's HTTP/1.1 answer close-delimited.
+    parts.version = hyper::Version::HTTP_11;
     for value in parts.headers.values_mut() {
         if credentials.patterns.contains(value.as_bytes()) {
             let mut bytes = value.as_bytes().to_vec();
@@ -365,6 +373,10 @@ impl RequestBody {
             }
             _ => Ok(RequestBody::Streaming(Some(body))),
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, RequestBody::Buffered(bytes) if bytes.is_empty())
     }
 
     fn replayable(&self) -> bool {

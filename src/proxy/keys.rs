@@ -5,7 +5,7 @@
 //! hash of 256 random bits needs no salt or stretching) with the key's name and limits, one
 //! KV v2 secret per key under the keys path.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,9 @@ use crate::vault::VaultClient;
 
 /// Client keys start with this, so scanners and people can tell what they are.
 pub const KEY_PREFIX: &str = "kwp_";
+
+/// The folder under the keys path that holds what each key with a budget has spent.
+const SPENT_FOLDER: &str = "spent";
 
 /// A key's SHA-256.
 pub type KeyHash = [u8; 32];
@@ -40,12 +43,11 @@ pub struct KeyPolicy {
 }
 
 impl KeyPolicy {
+    /// Whether the key may use the route with this prefix; `openai`, `/openai` and
+    /// `/openai/` name the same route.
     pub fn allows_route(&self, label: &str) -> bool {
-        self.routes.is_empty()
-            || self
-                .routes
-                .iter()
-                .any(|r| r.trim_end_matches('/') == label.trim_end_matches('/'))
+        let label = label.trim_matches('/');
+        self.routes.is_empty() || self.routes.iter().any(|r| r.trim_matches('/') == label)
     }
 
     pub fn allows_model(&self, model: &str) -> bool {
@@ -114,6 +116,83 @@ impl KeyStore {
         format!("{}/{name}", self.path)
     }
 
+    fn spent_path(&self, name: &str) -> String {
+        format!("{}/{SPENT_FOLDER}/{name}", self.path)
+    }
+
+    /// The tokens a key has spent as stored, and the version a write must replace (0: none).
+    pub async fn read_spent(&self, client: &VaultClient, name: &str) -> Result<(u64, u64)> {
+        let path = self.spent_path(name);
+        match kv::read(client, &self.mount, &path, None).await {
+            Ok(secret) => {
+                let tokens = match secret.fields.get("tokens") {
+                    Some(value) => value
+                        .expose()
+                        .trim()
+                        .parse()
+                        .with_context(|| format!("field tokens of {path} is not a number"))?,
+                    None => 0,
+                };
+                Ok((tokens, secret.version.unwrap_or(0)))
+            }
+            Err(kv::KvError::NotFound { .. }) => Ok((0, 0)),
+            Err(err) => Err(err).with_context(|| format!("reading {path}")),
+        }
+    }
+
+    /// Stores a key's spent tokens if the stored version is still `version`; false when
+    /// another proxy wrote in between (the caller reads again next time).
+    pub async fn write_spent(
+        &self,
+        client: &VaultClient,
+        name: &str,
+        tokens: u64,
+        version: u64,
+    ) -> Result<bool> {
+        let body = json!({
+            "options": { "cas": version },
+            "data": {
+                "tokens": tokens,
+                "updated": crate::proxy::access_log::rfc3339(std::time::SystemTime::now()),
+            }
+        });
+        let api_path = self.mount.data_path(&self.spent_path(name));
+        let response = client.post(&api_path, &body).await?;
+        match response.status.as_u16() {
+            200 | 204 => Ok(true),
+            400 if response
+                .errors()
+                .iter()
+                .any(|e| e.contains("check-and-set")) =>
+            {
+                Ok(false)
+            }
+            403 => bail!(
+                "permission denied writing {api_path}: the proxy's token needs \"create\" and \"update\" on it to keep budgets across restarts"
+            ),
+            status => bail!(
+                "Vault answered {status} writing {api_path}: {}",
+                response.errors().join("; ")
+            ),
+        }
+    }
+
+    /// Forgets what a key spent (all versions); a missing record is fine.
+    async fn delete_spent(&self, client: &VaultClient, name: &str) -> Result<()> {
+        let api_path = self.mount.metadata_path(&self.spent_path(name));
+        let response = client
+            .request(reqwest::Method::DELETE, &api_path, None)
+            .await?;
+        match response.status.as_u16() {
+            200 | 204 | 404 => Ok(()),
+            403 => bail!("permission denied deleting {api_path}: the token needs \"delete\" on it"),
+            status => bail!(
+                "Vault answered {status} deleting {api_path}: {}",
+                response.errors().join("; ")
+            ),
+        }
+    }
+
     /// Writes a new key's hash and policy; fails if the name is taken. Returns the key.
     pub async fn create(&self, client: &VaultClient, policy: &KeyPolicy) -> Result<SecretString> {
         validate_name(&policy.name)?;
@@ -134,7 +213,14 @@ impl KeyStore {
         let api_path = self.mount.data_path(&self.key_path(&policy.name));
         let response = client.post(&api_path, &body).await?;
         match response.status.as_u16() {
-            200 | 204 => Ok(key),
+            // A spend left by a key of the same name deleted outside keywrap is not this key's.
+            200 | 204 => match self.delete_spent(client, &policy.name).await {
+                Ok(()) => Ok(key),
+                Err(err) => {
+                    crate::log::warn(format_args!("{err:#}"));
+                    Ok(key)
+                }
+            },
             400 if response
                 .errors()
                 .iter()
@@ -153,12 +239,17 @@ impl KeyStore {
         }
     }
 
-    /// Every stored key. Entries that cannot be read or parsed are reported, not skipped silently.
-    pub async fn list(&self, client: &VaultClient) -> Result<Vec<KeyRecord>> {
+    /// The names of the stored keys: one Vault request, however many keys there are.
+    pub async fn names(&self, client: &VaultClient) -> Result<BTreeSet<String>> {
         let names = kv::list(client, &self.mount, &self.path)
             .await
             .with_context(|| format!("listing client keys under {}", self.path))?;
-        let names: Vec<String> = names.into_iter().filter(|n| !n.ends_with('/')).collect();
+        Ok(names.into_iter().filter(|n| !n.ends_with('/')).collect())
+    }
+
+    /// Every stored key. Entries that cannot be read or parsed are reported, not skipped silently.
+    pub async fn list(&self, client: &VaultClient) -> Result<Vec<KeyRecord>> {
+        let names = self.names(client).await?;
         let reads = join_all(names.iter().map(|name| async move {
             let path = self.key_path(name);
             let read = kv::read(client, &self.mount, &path, None).await;
@@ -194,7 +285,10 @@ impl KeyStore {
             .request(reqwest::Method::DELETE, &api_path, None)
             .await?;
         match response.status.as_u16() {
-            200 | 204 | 404 => Ok(exists),
+            200 | 204 | 404 => {
+                self.delete_spent(client, name).await?;
+                Ok(exists)
+            }
             403 => bail!("permission denied deleting {api_path}: the token needs \"delete\" on it"),
             status => bail!(
                 "Vault answered {status} deleting {api_path}: {}",
@@ -264,6 +358,9 @@ fn unhex(text: &str) -> Option<KeyHash> {
 
 /// How often a miss may reload the keys.
 const MISS_RELOAD_GAP: Duration = Duration::from_secs(1);
+/// How often the key names are listed between full reloads: a revoked key's name is gone,
+/// so revocation takes effect within about this long for the price of one small request.
+const REVOCATION_CHECK: Duration = Duration::from_secs(1);
 
 /// The keys a running proxy accepts, reloaded from Vault periodically and on a miss.
 pub struct KeyRing {
@@ -301,6 +398,21 @@ impl KeyRing {
         Ok(count)
     }
 
+    pub fn store(&self) -> &KeyStore {
+        &self.store
+    }
+
+    /// The loaded keys that have a budget.
+    pub fn budgeted(&self) -> Vec<Arc<KeyPolicy>> {
+        self.keys
+            .read()
+            .expect("key set lock")
+            .values()
+            .filter(|policy| policy.budget > 0)
+            .cloned()
+            .collect()
+    }
+
     fn lookup(&self, key_hash: &KeyHash) -> Option<Arc<KeyPolicy>> {
         self.keys
             .read()
@@ -332,10 +444,35 @@ impl KeyRing {
         self.lookup(&key_hash)
     }
 
-    /// Reloads every `interval` for as long as the proxy runs.
+    /// Whether the names in Vault differ from the loaded ones (a key revoked or created).
+    async fn names_changed(&self) -> bool {
+        let loaded: BTreeSet<String> = self
+            .keys
+            .read()
+            .expect("key set lock")
+            .values()
+            .map(|policy| policy.name.clone())
+            .collect();
+        match self.store.names(&self.client.renewed_deadline()).await {
+            Ok(stored) => stored != loaded,
+            Err(err) => {
+                // The next full reload warns.
+                crate::log::verbose(format_args!("listing client keys: {err:#}"));
+                false
+            }
+        }
+    }
+
+    /// Reloads every `interval` for as long as the proxy runs, and sooner when the list of
+    /// names changes (checked every second).
     pub async fn keep_fresh(&self, interval: Duration) {
+        let mut last_full = Instant::now();
         loop {
-            tokio::time::sleep(interval).await;
+            tokio::time::sleep(interval.min(REVOCATION_CHECK)).await;
+            if last_full.elapsed() < interval && !self.names_changed().await {
+                continue;
+            }
+            last_full = Instant::now();
             let mut last = self.last_reload.lock().await;
             *last = Instant::now();
             let reloaded = self.reload().await;

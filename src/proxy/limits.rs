@@ -2,8 +2,9 @@
 //! and a token budget.
 //!
 //! Tokens are known only when an answer ends, so a client is refused once its window holds
-//! its TPM or more; the answer that crossed the line is not cut off. The budget counts
-//! tokens since the proxy started.
+//! its TPM or more; the answer that crossed the line is not cut off. The budget counts every
+//! token the key has spent: what Vault had stored (see [`super::spend`]) plus what this
+//! proxy counted since, of which the part not saved yet is kept apart.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -53,7 +54,10 @@ struct ClientState {
     requests: VecDeque<Instant>,
     tokens: VecDeque<(Instant, u64)>,
     tokens_in_window: u64,
+    /// Everything the key spent, as far as this proxy knows.
     spent: u64,
+    /// The part of `spent` not yet saved to Vault.
+    unsaved: u64,
 }
 
 impl ClientState {
@@ -133,10 +137,30 @@ impl Limits {
         let mut clients = self.clients.lock().expect("limits lock");
         let state = clients.entry(policy.name.clone()).or_default();
         state.spent += tokens;
+        if policy.budget > 0 {
+            state.unsaved += tokens;
+        }
         if policy.tpm > 0 {
             state.tokens.push_back((now, tokens));
             state.tokens_in_window += tokens;
         }
+    }
+}
+
+impl Limits {
+    /// The tokens a client spent that are not saved yet.
+    pub fn unsaved(&self, name: &str) -> u64 {
+        let clients = self.clients.lock().expect("limits lock");
+        clients.get(name).map_or(0, |state| state.unsaved)
+    }
+
+    /// Vault now holds `stored` tokens for the client, `written` of them from this proxy's
+    /// unsaved ones (0 after a read only).
+    pub fn saved(&self, name: &str, stored: u64, written: u64) {
+        let mut clients = self.clients.lock().expect("limits lock");
+        let state = clients.entry(name.to_string()).or_default();
+        state.unsaved = state.unsaved.saturating_sub(written);
+        state.spent = stored + state.unsaved;
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! - [`config`] and [`routes`]: settings, routes and header templates.
 //! - [`keys`] and [`auth`]: client keys in Vault (hashes only) and checking them.
-//! - [`limits`]: requests and tokens per minute, budgets.
+//! - [`limits`]: requests and tokens per minute, budgets; [`spend`]: budgets kept in Vault.
 //! - [`forward`] and [`body`]: forwarding and streaming, with [`redact`] masking the key and
 //!   [`usage`] reading token counts from answers.
 //! - [`credentials`] and [`watch`]: the injected headers and switching them on rotation.
@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod record;
 pub mod redact;
 pub mod routes;
+pub mod spend;
 pub mod usage;
 pub mod watch;
 
@@ -43,7 +44,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use self::config::ProxyConfig;
-use self::credentials::{CredentialStore, Credentials};
+use self::credentials::CredentialStore;
 use self::forward::UpstreamBody;
 use self::keys::{KeyRing, KeyStore};
 use self::limits::Limits;
@@ -53,6 +54,8 @@ use crate::vault::VaultClient;
 
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long saving the budgets' spends may hold up the exit.
+const FINAL_SAVE_DEADLINE: Duration = Duration::from_secs(5);
 
 type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
 
@@ -75,7 +78,7 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
             read.version.map_or("-".into(), |v| v.to_string())
         ));
     }
-    let credentials = Credentials::build(&config.routes, resolved, None)?;
+    let credentials = watch::starting_credentials(&config, &client, resolved).await?;
     let store = KeyStore::open(&client, &config.keys_path).await?;
     let keys = KeyRing::load(store, client.renewed_deadline()).await?;
     let upstream = upstream_client(&config)?;
@@ -119,6 +122,12 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
         ));
         tokio::spawn(serve_metrics(listener, shared.clone()));
     }
+    if let Err(err) = spend::save(&shared, &client, true).await {
+        crate::log::warn(format_args!(
+            "reading what budgeted keys spent (their budgets count from now): {err:#}"
+        ));
+    }
+    let saver = tokio::spawn(spend::keep_saving(shared.clone(), client.clone()));
     let watcher = tokio::spawn(watch::watch(shared.clone(), client.renewed_deadline()));
     let reloader = {
         let shared = shared.clone();
@@ -127,6 +136,12 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
     accept(listener, shared.clone()).await?;
     watcher.abort();
     reloader.abort();
+    saver.abort();
+    match tokio::time::timeout(FINAL_SAVE_DEADLINE, spend::save(&shared, &client, false)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => crate::log::warn(format_args!("saving what budgeted keys spent: {err:#}")),
+        Err(_) => crate::log::warn("saving what budgeted keys spent: Vault did not answer in time"),
+    }
     Ok(())
 }
 
@@ -210,7 +225,8 @@ async fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
         let service = service_fn(move |request: Request<hyper::body::Incoming>| {
             let shared = shared.clone();
             async move {
-                let response = if request.uri().path() == "/metrics" {
+                // `/` too: whoever types the address into a browser gets the metrics.
+                let response = if matches!(request.uri().path(), "/metrics" | "/") {
                     Response::builder()
                         .header("content-type", "text/plain; version=0.0.4")
                         .body(Full::new(Bytes::from(shared.metrics.render())))

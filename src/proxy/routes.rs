@@ -9,7 +9,8 @@ use zeroize::Zeroizing;
 
 use crate::secret::SecretValue;
 
-/// A header value with `{NAME}` placeholders for secrets, e.g. `Bearer {OPENAI_API_KEY}`.
+/// A header value with `{NAME}` placeholders for secrets, e.g. `Bearer {OPENAI_API_KEY}`, or
+/// with a reference in place of the name (`Bearer {secret/openai#api_key}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
@@ -33,8 +34,13 @@ impl Template {
                 bail!("header template {text:?} has an unclosed '{{'");
             };
             let name = &rest[open + 1..open + close];
-            crate::reference::validate_env_name(name)
-                .map_err(|problem| anyhow::anyhow!("header template {text:?}: {problem}"))?;
+            if name.contains('#') {
+                name.parse::<crate::reference::Reference>()
+                    .with_context(|| format!("header template {text:?}"))?;
+            } else {
+                crate::reference::validate_env_name(name)
+                    .map_err(|problem| anyhow::anyhow!("header template {text:?}: {problem}"))?;
+            }
             parts.push(Part::Secret(name.to_string()));
             rest = &rest[open + close + 1..];
         }
@@ -197,6 +203,12 @@ mod tests {
         assert!(Template::parse("Bearer {KEY").is_err());
         assert!(Template::parse("Bearer KEY}").is_err());
         assert!(Template::parse("{1X}").is_err());
+        let inline = Template::parse("Bearer {secret/openai#api_key}").unwrap();
+        assert_eq!(
+            inline.names().collect::<Vec<_>>(),
+            ["secret/openai#api_key"]
+        );
+        assert!(Template::parse("{secret/openai#}").is_err());
     }
 
     #[test]

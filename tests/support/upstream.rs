@@ -1,6 +1,7 @@
 //! A stand-in for an upstream API (the real one cannot be reached from tests), on loopback:
 //! it records what it received, can insist on a set of keys, echoes keys back (to test
-//! masking), and streams server-sent events one at a time as the test releases them.
+//! masking), streams server-sent events one at a time as the test releases them, and can
+//! be slow (`/v1/slow`) or unavailable (`/v1/unavailable`).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -112,6 +113,29 @@ impl Upstream {
     }
 }
 
+/// An HTTP/1.0 upstream as simple servers are (Python's `http.server`): answers each of
+/// `answers` connections with `body` as an event stream delimited by closing the connection.
+pub fn http10(answers: usize, body: &'static str) -> SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(answers) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.0 200 OK\r\ncontent-type: text/event-stream\r\n\r\n{body}"
+            );
+        }
+    });
+    addr
+}
+
 fn full(status: u16, content_type: &str, body: String) -> Response<Body> {
     Response::builder()
         .status(status)
@@ -210,6 +234,21 @@ async fn answer(
                 let _ = tx.send(Bytes::from(usage)).await;
             })
         }),
+        "/v1/slow" => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            full(200, "application/json", "{}".to_string())
+        }
+        "/v1/unavailable" => {
+            let mut response = full(
+                503,
+                "application/json",
+                json!({ "error": { "message": "overloaded" } }).to_string(),
+            );
+            response
+                .headers_mut()
+                .insert("x-upstream-note", "busy".parse().unwrap());
+            response
+        }
         _ => full(
             404,
             "application/json",

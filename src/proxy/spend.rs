@@ -1,0 +1,61 @@
+//! Budgets that outlive the proxy. What each client key with a budget has spent is kept in
+//! Vault next to the key hashes (`KEYS_PATH/spent/NAME`), so a restart does not hand a key
+//! its budget again and proxies sharing a keys path share budgets. Each proxy adds its
+//! unsaved tokens with a check-and-set write, at most once per [`SAVE_INTERVAL`] per key,
+//! and so learns what the others spent; a key it has not used is read again once per
+//! [`REFRESH_INTERVAL`]. Between two reads a key can overspend by what it uses on the
+//! other proxies meanwhile.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::Shared;
+use crate::vault::VaultClient;
+
+/// How often unsaved spends are saved.
+pub const SAVE_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the spends of keys this proxy did not use are read, for what other proxies
+/// spent: one read per budgeted key, so not every few seconds.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Saves every budgeted key's unsaved tokens; with `refresh`, also reads the spends of the
+/// keys with nothing to save.
+pub async fn save(shared: &Shared, client: &VaultClient, refresh: bool) -> Result<()> {
+    let client = client.renewed_deadline();
+    let store = shared.keys.store();
+    for policy in shared.keys.budgeted() {
+        let name = &policy.name;
+        let unsaved = shared.limits.unsaved(name);
+        if unsaved == 0 && !refresh {
+            continue;
+        }
+        let (stored, version) = store.read_spent(&client, name).await?;
+        if unsaved == 0 {
+            shared.limits.saved(name, stored, 0);
+        } else if store
+            .write_spent(&client, name, stored + unsaved, version)
+            .await?
+        {
+            shared.limits.saved(name, stored + unsaved, unsaved);
+        }
+        // Else another proxy saved in between: the next round adds to its total.
+    }
+    Ok(())
+}
+
+/// Saves every [`SAVE_INTERVAL`] for as long as the proxy runs.
+pub async fn keep_saving(shared: Arc<Shared>, client: VaultClient) {
+    let mut refreshed = Instant::now();
+    loop {
+        tokio::time::sleep(SAVE_INTERVAL).await;
+        let refresh = refreshed.elapsed() >= REFRESH_INTERVAL;
+        if refresh {
+            refreshed = Instant::now();
+        }
+        if let Err(err) = save(&shared, &client, refresh).await {
+            crate::log::warn(format_args!("saving what budgeted keys spent: {err:#}"));
+        }
+    }
+}
