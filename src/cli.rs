@@ -229,7 +229,7 @@ pub struct ExecArgs {
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_files: Vec<PathBuf>,
 
-    /// Replace secret values (and their base64/URL forms) in the command's output with
+    /// Replace secret values (and their base64, URL and hex forms) in the command's output with
     /// <concealed by keywrap>. Default: on for output that is not a terminal; with a
     /// terminal, --mask runs the command on a pseudo-terminal keywrap filters.
     #[arg(long, overrides_with = "no_mask")]

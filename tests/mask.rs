@@ -51,11 +51,18 @@ fn base64_and_url_forms_are_masked() {
         .keywrap()
         .args(["exec", "-s", "S=secret/app#key"])
         .args(python(
-            "print('b64', base64.b64encode(S).decode())\nprint('url', base64.urlsafe_b64encode(S).decode().rstrip('='))\nprint('quoted', urllib.parse.quote(S, safe=''))\nprint('inside', base64.b64encode(b'user:' + S).decode())\nprint('Authorization: Bearer ' + S.decode())",
+            "print('b64', base64.b64encode(S).decode())\nprint('url', base64.urlsafe_b64encode(S).decode().rstrip('='))\nprint('quoted', urllib.parse.quote(S, safe=''))\nprint('python quote', urllib.parse.quote(S))\nprint('hex', S.hex())\nprint('inside', base64.b64encode(b'user:' + S).decode())\nprint('Authorization: Bearer ' + S.decode())",
         ))
         .run();
     run.assert_success();
-    for line in ["b64 ", "url ", "quoted ", "Authorization: Bearer "] {
+    for line in [
+        "b64 ",
+        "url ",
+        "quoted ",
+        "python quote ",
+        "hex ",
+        "Authorization: Bearer ",
+    ] {
         assert!(
             run.stdout.contains(&format!("{line}{CONCEALED}\n")),
             "{line}: {}",
@@ -76,11 +83,23 @@ fn no_mask_passes_output_unchanged_and_short_values_warn_once() {
     let bao = bao_with_secret();
     let run = bao
         .keywrap()
-        .args(["exec", "--no-mask", "-s", "S=secret/app#key"])
+        .args([
+            "exec",
+            "--no-mask",
+            "-s",
+            "S=secret/app#key",
+            "-s",
+            "T=secret/app#short",
+        ])
         .args(python("print(S.decode())"))
         .run();
     run.assert_success();
     assert_eq!(run.stdout, format!("{SECRET}\n"));
+    assert!(
+        !run.stderr.contains("shorter than"),
+        "nothing is masked, so nothing to warn about: {}",
+        run.stderr
+    );
 
     let run = bao
         .keywrap()

@@ -133,3 +133,31 @@ fn stopping_keywrap_forwards_the_signal_once_and_passes_the_status_on() {
         "one TERM, and the child's status"
     );
 }
+
+#[test]
+fn a_restart_masks_the_new_value_and_warns_about_short_values_once() {
+    let bao = Bao::start();
+    bao.kv_put("secret/rotating", &[("v", "fake-value-one")]);
+    bao.kv_put("secret/short", &[("v", "abc")]);
+    let mut keywrap = bao.keywrap();
+    let mut running = keywrap
+        .args(["exec", "--watch=1s", "-s", "V=secret/rotating#v", "-s", "S=secret/short#v", "--", "sh", "-c"])
+        .arg("trap 'exit 7' TERM; case $V in *two) echo second;; esac; echo \"started with $V\"; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done")
+        .spawn();
+    running.wait_for_stdout("started with <concealed by keywrap>", 10);
+    bao.kv_put("secret/rotating", &[("v", "fake-value-two")]);
+    running.wait_for_stdout("second", 15);
+    running.wait_for_stdout("second\nstarted with <concealed by keywrap>", 5);
+    assert_eq!(running.signal_and_wait("TERM").code(), Some(7));
+    assert!(
+        !running.stdout().contains("fake-value"),
+        "{}",
+        running.stdout()
+    );
+    assert_eq!(
+        running.stderr().matches("shorter than").count(),
+        1,
+        "{}",
+        running.stderr()
+    );
+}

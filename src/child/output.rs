@@ -146,13 +146,18 @@ pub struct Running {
 
 impl Output {
     /// Output for a run that injects `values`. With nothing long enough to mask, nothing
-    /// is filtered.
+    /// is filtered. The warning about values too short to mask comes only when output is
+    /// masked at all.
     pub fn new<'a>(
         routes: Routes,
         values: impl IntoIterator<Item = &'a SecretValue>,
     ) -> Result<Self> {
         let values: Vec<SecretValue> = values.into_iter().cloned().collect();
-        let masker = crate::mask::for_values(&values);
+        let masker = if routes.masks() {
+            crate::mask::for_values(&values)
+        } else {
+            None
+        };
         let routes = if masker.is_some() {
             routes
         } else {
@@ -179,14 +184,26 @@ impl Output {
         self.routes.uses_pty()
     }
 
-    /// Adds a restart's new values to what is masked from the next run on.
+    /// Adds a restart's new values to what is masked from the next run on. Only a value
+    /// not seen before can add to the warning about values too short to mask.
     pub fn remask(&self, new: &[(String, SecretValue)]) {
         if !self.routes.masks() {
             return;
         }
         let mut values = lock(&self.values);
-        values.extend(new.iter().map(|(_, value)| value.clone()));
-        *lock(&self.masker) = crate::mask::for_values(values.iter()).map(Arc::new);
+        let fresh: Vec<SecretValue> = new
+            .iter()
+            .map(|(_, value)| value)
+            .filter(|value| !values.iter().any(|old| old.expose() == value.expose()))
+            .cloned()
+            .collect();
+        let too_short = fresh
+            .iter()
+            .filter(|v| crate::mask::too_short_to_mask(v))
+            .count();
+        values.extend(fresh);
+        *lock(&self.masker) = Masker::build(values.iter()).masker.map(Arc::new);
+        crate::mask::warn_too_short(too_short);
     }
 
     /// Creates this run's pipes or pty, starts the filters, and returns the child's ends.
