@@ -616,7 +616,8 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub log: PathBuf,
 
-    /// Only this secret path: a prefix (secret/team/) or a glob with * and ? (secret/*/openai).
+    /// Only this secret path: a prefix (secret/team/) or a glob with * and ? (secret/*/openai),
+    /// as references write it (secret/openai) or as the log has it (secret/data/openai).
     #[arg(long, value_name = "PATH")]
     pub path: Option<String>,
 
@@ -628,7 +629,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
 
-    /// Only reads whose X-Keywrap-Host header is HOST.
+    /// Only reads whose X-Keywrap-Host header (or, for other clients, remote address) is HOST.
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
 

@@ -125,8 +125,9 @@ impl Detector {
             .into_iter()
             .filter(|(_, minutes)| minutes.len() > 1)
             .map(|(path, mut minutes)| {
+                // The lower median: with two active minutes, the quieter one is the usual.
                 minutes.sort_unstable();
-                (path, minutes[minutes.len() / 2])
+                (path, minutes[(minutes.len() - 1) / 2])
             })
             .collect();
         self.per_minute
@@ -175,11 +176,18 @@ mod tests {
         for _ in 0..19 {
             detector.observe(1, 1, None, Some(11), true);
         }
+        // Two quiet reads, then 30 in another minute: the quieter minute is the usual rate.
+        for _ in 0..2 {
+            detector.observe(3, 1, None, Some(0), true);
+        }
+        for _ in 0..30 {
+            detector.observe(3, 1, None, Some(7), true);
+        }
         // A path only ever read in one minute has no usual rate.
         for _ in 0..50 {
             detector.observe(2, 1, None, Some(3), true);
         }
-        assert_eq!(detector.bursts(), HashSet::from([(1, 10)]));
+        assert_eq!(detector.bursts(), HashSet::from([(1, 10), (3, 7)]));
     }
 
     #[test]
