@@ -252,3 +252,26 @@ fn keystrokes_reach_a_child_on_the_pty() {
         run.stdout
     );
 }
+
+#[test]
+fn a_resized_terminal_resizes_the_childs_pty() {
+    let bao = bao_with_secret();
+    let child = "w=0; trap 'w=1' WINCH; echo \"before $(stty size </dev/tty) $S\"; touch ready; i=0; while [ $i -lt 100 ]; do sleep 0.1; s=$(stty size </dev/tty); if [ $w = 1 ] && [ \"$s\" = '41 123' ]; then echo \"after WINCH $s\"; exit 0; fi; i=$((i+1)); done; echo \"no WINCH: w=$w size $s\"; exit 1";
+    let run = bao
+        .keywrap()
+        .args(["exec", "--mask", "-s", "S=secret/app#key", "--", "sh", "-c", child])
+        .run_in_pty_shell(|keywrap| {
+            format!("stty rows 30 cols 90; {keywrap} & pid=$!; i=0; while [ ! -f ready ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; stty rows 41 cols 123; wait $pid")
+        });
+    run.assert_success();
+    assert!(
+        run.stdout.contains(&format!("before 30 90 {CONCEALED}")),
+        "{:?}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("after WINCH 41 123"),
+        "{:?}",
+        run.stdout
+    );
+}
