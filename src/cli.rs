@@ -557,8 +557,13 @@ pub struct RotateArgs {
     pub finish: bool,
 
     /// With --finish: destroy the previous version permanently instead of deleting it.
-    #[arg(long, requires = "finish")]
+    #[arg(long, requires = "finish", overrides_with = "delete")]
     pub destroy: bool,
+
+    /// With --finish: delete the previous version (soft, `vault kv undelete` restores it);
+    /// the default, spelled out.
+    #[arg(long, requires = "finish", overrides_with = "destroy")]
+    pub delete: bool,
 
     /// With --finish: first run CMD (with sh -c) with the old key on its stdin to revoke it
     /// at the provider; if it fails, the previous version is kept.

@@ -148,6 +148,7 @@ fn finish_revokes_the_old_key_on_stdin_and_removes_its_version() {
         &bao,
         &[
             "--finish",
+            "--delete",
             "--revoke-with",
             &revoker,
             "secret/openai#api_key",

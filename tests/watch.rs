@@ -97,6 +97,11 @@ fn watch_flags_are_checked() {
         .run();
     run.assert_code(125)
         .assert_stderr_contains("not a signal name");
+    let run = support::Keywrap::new()
+        .args(["exec", "--watch", "5", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("as in `--watch=5`");
 }
 
 #[test]
