@@ -252,6 +252,17 @@ fn block_hash(block: &[u8]) -> usize {
 /// Every form of `value` that is masked.
 fn forms_of(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     let mut forms = vec![Zeroizing::new(value.to_vec())];
+    if value.contains(&b'\n') {
+        // A terminal (the pseudo-terminal of `--mask`) shows each "\n" as "\r\n".
+        let mut on_terminal = Zeroizing::new(Vec::with_capacity(value.len() + 8));
+        for &byte in value {
+            if byte == b'\n' {
+                on_terminal.push(b'\r');
+            }
+            on_terminal.push(byte);
+        }
+        forms.push(on_terminal);
+    }
     for alphabet in [&STANDARD, &URL_SAFE] {
         let padded = engine(alphabet, true);
         let unpadded = engine(alphabet, false);

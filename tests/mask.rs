@@ -275,3 +275,28 @@ fn a_resized_terminal_resizes_the_childs_pty() {
         run.stdout
     );
 }
+
+#[test]
+fn a_multi_line_value_is_masked_on_a_pty_too() {
+    let bao = Bao::start();
+    // A terminal turns each "\n" the child writes into "\r\n".
+    bao.kv_put(
+        "secret/pem",
+        &[(
+            "key",
+            "-----FAKE KEY-----\nfake-line-one\nfake-line-two\n-----END-----",
+        )],
+    );
+    let run = bao
+        .keywrap()
+        .args(["exec", "--mask", "-s", "P=secret/pem#key", "--", "sh", "-c"])
+        .arg("printf 'key: %s\\n' \"$P\"")
+        .run_in_pty();
+    run.assert_success();
+    assert!(
+        run.stdout.contains(&format!("key: {CONCEALED}")),
+        "{:?}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("fake-line"), "{:?}", run.stdout);
+}
