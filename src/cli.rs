@@ -600,6 +600,8 @@ pub struct StatusArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StatusFormat {
+    /// A table for people.
+    #[value(alias = "table")]
     Text,
     Json,
 }
@@ -649,6 +651,8 @@ pub struct ReportArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
+    /// A table for people.
+    #[value(alias = "table")]
     Text,
     Json,
     Csv,

@@ -179,6 +179,15 @@ fn filters_and_formats() {
         .arg(&bao.audit_log)
         .run();
     text.assert_success();
+    let table = bao
+        .keywrap()
+        .args(["audit", "report", "--format", "table", "--log"])
+        .arg(&bao.audit_log)
+        .run();
+    assert_eq!(
+        table.stdout, text.stdout,
+        "--format table is the text table"
+    );
     assert!(text.stdout.starts_with("TIME"), "{}", text.stdout);
     assert!(text.stdout.contains("DENIED"));
     assert!(

@@ -415,7 +415,7 @@ fn status_reports_ages_and_check_fails_on_overdue_keys() {
         .keywrap()
         .arg("--config")
         .arg(&fresh)
-        .args(["status", "--check"])
+        .args(["status", "--check", "--format", "table"])
         .run();
     run.assert_success();
     let lines: Vec<&str> = run.stdout.lines().collect();
