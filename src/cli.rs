@@ -107,6 +107,10 @@ impl ConnectionArgs {
 }
 
 fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
+    if let Ok(number) = text.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(number)
+            .map_err(|_| format!("{text:?} is not a signal number"));
+    }
     let upper = text.to_ascii_uppercase();
     let name = if upper.starts_with("SIG") {
         upper
@@ -245,7 +249,7 @@ pub struct ExecArgs {
           default_missing_value = "60s", value_parser = crate::duration::parse_interval)]
     pub watch: Option<Duration>,
 
-    /// Signal that asks the command to stop before a --watch restart.
+    /// Signal that asks the command to stop before a --watch restart (TERM, HUP, SIGUSR1, 15...).
     #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal)]
     pub restart_signal: nix::sys::signal::Signal,
 

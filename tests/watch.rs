@@ -67,7 +67,7 @@ fn a_child_that_ignores_the_restart_signal_is_killed_after_the_timeout() {
         .args([
             "exec",
             "--watch=1s",
-            "--restart-signal=TERM",
+            "--restart-signal=15",
             "--restart-timeout=1s",
             "-s",
             "V=secret/rotating#v",
