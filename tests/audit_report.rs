@@ -294,11 +294,13 @@ fn a_large_log_shows_progress_on_a_terminal_only() {
         .run_in_pty();
     run.assert_success();
     assert!(
-        run.stdout
-            .contains("\rkeywrap: reading audit log   0% (0 MiB of 65 MiB)")
-            && run
-                .stdout
-                .contains("\rkeywrap: reading audit log 100% (65 MiB of 65 MiB)"),
+        [
+            "\rkeywrap: reading audit log [--------------------]   0% (0 MiB of 65 MiB)",
+            "\rkeywrap: reading audit log [####----------------]  24% (16 MiB of 65 MiB)",
+            "\rkeywrap: reading audit log [####################] 100% (65 MiB of 65 MiB)",
+        ]
+        .iter()
+        .all(|line| run.stdout.contains(line)),
         "{:?}",
         &run.stdout[..run.stdout.len().min(400)]
     );
