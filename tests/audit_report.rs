@@ -328,3 +328,31 @@ fn a_large_log_shows_progress_on_a_terminal_only() {
         piped.stdout
     );
 }
+
+#[test]
+fn a_machine_read_before_keywrap_named_it_is_not_a_new_host() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-key-for-report")]);
+    // Another client, then keywrap before `audit setup`: only the remote address is known.
+    bao.kv_field("secret/openai", "api_key", None);
+    let exec = |bao: &Bao| {
+        bao.keywrap()
+            .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+            .run()
+            .assert_success();
+    };
+    exec(&bao);
+    bao.keywrap()
+        .args(["audit", "setup"])
+        .run()
+        .assert_success();
+    exec(&bao);
+    exec(&bao);
+    let report = report_json(&bao, &[]);
+    let reads = report["reads"].as_array().unwrap();
+    assert_eq!(reads.len(), 4, "{reads:#?}");
+    assert!(!reads[3]["host"].as_str().unwrap().is_empty());
+    for read in reads {
+        assert_eq!(read["flags"], serde_json::json!([]), "{reads:#?}");
+    }
+}

@@ -15,7 +15,7 @@ pub mod progress;
 use std::collections::HashMap;
 use std::io::BufRead;
 
-use anomaly::{Detector, Flags, Id};
+use anomaly::{Detector, Flags, Host, Id};
 use entry::{Line, Prefilter};
 use pattern::PathPattern;
 
@@ -143,11 +143,11 @@ pub fn scan(
         };
         stats.reads += 1;
         let path = strings.id(&read.path);
-        let host = strings.id(if read.host.is_empty() {
-            &read.remote_address
+        let host = if read.host.is_empty() {
+            Host::Address(strings.id(&read.remote_address))
         } else {
-            &read.host
-        });
+            Host::Named(strings.id(&read.host))
+        };
         let ci_job = (!read.ci.is_empty()).then(|| strings.id(&anomaly::ci_job(&read.ci)));
         let minute = read.time.map(|t| t.seconds().div_euclid(60));
         let flags = detector.observe(path, host, ci_job, minute, read.allowed);
