@@ -300,3 +300,30 @@ fn a_multi_line_value_is_masked_on_a_pty_too() {
     );
     assert!(!run.stdout.contains("fake-line"), "{:?}", run.stdout);
 }
+
+#[test]
+fn stdout_and_stderr_into_one_pipe_keep_the_order_they_were_written_in() {
+    let bao = bao_with_secret();
+    let run = bao
+        .keywrap()
+        .args(["exec", "-s", "S=secret/app#key", "--", "sh", "-c"])
+        .arg("for i in 1 2 3 4 5 6 7 8; do echo \"out $i $S\"; echo \"err $i $S\" >&2; done")
+        // `2>&1 | cat`: keywrap's stdout and stderr are one pipe, not a terminal.
+        .run_in_pty_shell(|keywrap| format!("{keywrap} 2>&1 | cat"));
+    run.assert_success();
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .map(|l| l.trim().trim_start_matches("^@"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let expected: Vec<String> = (1..=8)
+        .flat_map(|i| {
+            [
+                format!("out {i} {CONCEALED}"),
+                format!("err {i} {CONCEALED}"),
+            ]
+        })
+        .collect();
+    assert_eq!(lines, expected, "{:?}", run.stdout);
+}
