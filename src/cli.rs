@@ -107,6 +107,10 @@ impl ConnectionArgs {
 }
 
 fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
+    if let Ok(number) = text.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(number)
+            .map_err(|_| format!("{text:?} is not a signal number"));
+    }
     let upper = text.to_ascii_uppercase();
     let name = if upper.starts_with("SIG") {
         upper
@@ -236,7 +240,7 @@ pub struct ExecArgs {
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_files: Vec<PathBuf>,
 
-    /// Replace secret values (and their base64/URL forms) in the command's output with
+    /// Replace secret values (and their base64, URL and hex forms) in the command's output with
     /// <concealed by keywrap>. Default: on for output that is not a terminal; with a
     /// terminal, --mask runs the command on a pseudo-terminal keywrap filters.
     #[arg(long, overrides_with = "no_mask")]
@@ -252,7 +256,7 @@ pub struct ExecArgs {
           default_missing_value = "60s", value_parser = crate::duration::parse_interval)]
     pub watch: Option<Duration>,
 
-    /// Signal that asks the command to stop before a --watch restart.
+    /// Signal that asks the command to stop before a --watch restart (TERM, HUP, SIGUSR1, 15...).
     #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal)]
     pub restart_signal: nix::sys::signal::Signal,
 
@@ -579,8 +583,13 @@ pub struct RotateArgs {
     pub finish: bool,
 
     /// With --finish: destroy the previous version permanently instead of deleting it.
-    #[arg(long, requires = "finish")]
+    #[arg(long, requires = "finish", overrides_with = "delete")]
     pub destroy: bool,
+
+    /// With --finish: delete the previous version (soft, `vault kv undelete` restores it);
+    /// the default, spelled out.
+    #[arg(long, requires = "finish", overrides_with = "destroy")]
+    pub delete: bool,
 
     /// With --finish: first run CMD (with sh -c) with the old key on its stdin to revoke it
     /// at the provider; if it fails, the previous version is kept.
@@ -617,6 +626,8 @@ pub struct StatusArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum StatusFormat {
+    /// A table for people.
+    #[value(alias = "table")]
     Text,
     Json,
 }
@@ -638,7 +649,8 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub log: PathBuf,
 
-    /// Only this secret path: a prefix (secret/team/) or a glob with * and ? (secret/*/openai).
+    /// Only this secret path: a prefix (secret/team/) or a glob with * and ? (secret/*/openai),
+    /// as references write it (secret/openai) or as the log has it (secret/data/openai).
     #[arg(long, value_name = "PATH")]
     pub path: Option<String>,
 
@@ -650,7 +662,7 @@ pub struct ReportArgs {
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
 
-    /// Only reads whose X-Keywrap-Host header is HOST.
+    /// Only reads whose X-Keywrap-Host header (or, for other clients, remote address) is HOST.
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
 
@@ -665,6 +677,8 @@ pub struct ReportArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
+    /// A table for people.
+    #[value(alias = "table")]
     Text,
     Json,
     Csv,

@@ -196,7 +196,8 @@ pub(crate) fn looks_like_live_key(value: &str) -> Option<&'static str> {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     };
     let checks: &[(&str, usize, &str)] = &[
-        ("sk-", 20, "OpenAI/Anthropic-style API key (sk-...)"),
+        // Short enough for the test and sample keys people paste too (`sk-test-12345678`).
+        ("sk-", 12, "OpenAI/Anthropic-style API key (sk-...)"),
         ("ghp_", 30, "GitHub token (ghp_...)"),
         ("gho_", 30, "GitHub token (gho_...)"),
         ("ghs_", 30, "GitHub token (ghs_...)"),
@@ -506,6 +507,7 @@ mod tests {
         let key = ["sk", "-", &"a1".repeat(12)].concat();
         assert!(looks_like_live_key(&key).is_some());
         assert!(looks_like_live_key(&["AKIA", &"A1".repeat(8)].concat()).is_some());
+        assert!(looks_like_live_key(&["sk", "-test-", "12345678"].concat()).is_some());
         assert!(looks_like_live_key("sk-short").is_none());
         assert!(looks_like_live_key("postgres://localhost/db").is_none());
     }

@@ -3,8 +3,9 @@
 //!
 //! The patterns are each value as is, its base64 forms (standard and URL-safe, with and
 //! without padding, and the part of its encoding that is the same at each of the three byte
-//! alignments, so the value inside a longer base64 string is caught too) and its
-//! percent-encoded form. `Bearer <value>` and `KEY=value` come for free.
+//! alignments, so the value inside a longer base64 string is caught too), its
+//! percent-encoded forms as the common URL libraries write them, and its hex encoding.
+//! `Bearer <value>` and `KEY=value` come for free.
 //!
 //! Search: a Wu-Manber skip table over 4-byte blocks proposes candidate starts (most
 //! output is skipped a window at a time), and an aho-corasick automaton confirms each with
@@ -25,7 +26,7 @@ use base64::alphabet::{Alphabet, STANDARD, URL_SAFE};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use zeroize::Zeroizing;
 
 use crate::secret::SecretValue;
@@ -37,12 +38,38 @@ pub const CONCEALED: &[u8] = b"<concealed by keywrap>";
 /// mangle ordinary output and tell a reader which short strings are secret.
 pub const MIN_LEN: usize = 6;
 
-/// Everything but RFC 3986's unreserved characters is percent-encoded, as URL libraries do.
+/// Everything but RFC 3986's unreserved characters is percent-encoded, as most URL
+/// libraries do (`curl`, `jq @uri`, Go, `quote(s, safe="")`).
 const URL_ENCODED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// Python's `urllib.parse.quote` with its default `safe="/"`.
+const URL_KEEPS_SLASH: &AsciiSet = &URL_ENCODED.remove(b'/');
+
+/// JavaScript's `encodeURIComponent`.
+const URI_COMPONENT: &AsciiSet = &URL_ENCODED
+    .remove(b'!')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*');
+
+/// JavaScript's `encodeURI`, which leaves a URL's own punctuation alone.
+const URI: &AsciiSet = &URI_COMPONENT
+    .remove(b';')
+    .remove(b',')
+    .remove(b'/')
+    .remove(b'?')
+    .remove(b':')
+    .remove(b'@')
+    .remove(b'&')
+    .remove(b'=')
+    .remove(b'+')
+    .remove(b'$')
+    .remove(b'#');
 
 /// The compiled set of patterns to conceal. Shared by the per-stream filters.
 pub struct Masker {
@@ -74,12 +101,12 @@ impl Masker {
         let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         let mut too_short = 0;
         for value in values {
-            let value = value.expose().as_bytes();
-            if value.is_empty() {
+            if too_short_to_mask(value) {
+                too_short += 1;
                 continue;
             }
-            if value.len() < MIN_LEN {
-                too_short += 1;
+            let value = value.expose().as_bytes();
+            if value.is_empty() {
                 continue;
             }
             patterns.extend(forms_of(value));
@@ -225,6 +252,17 @@ fn block_hash(block: &[u8]) -> usize {
 /// Every form of `value` that is masked.
 fn forms_of(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     let mut forms = vec![Zeroizing::new(value.to_vec())];
+    if value.contains(&b'\n') {
+        // A terminal (the pseudo-terminal of `--mask`) shows each "\n" as "\r\n".
+        let mut on_terminal = Zeroizing::new(Vec::with_capacity(value.len() + 8));
+        for &byte in value {
+            if byte == b'\n' {
+                on_terminal.push(b'\r');
+            }
+            on_terminal.push(byte);
+        }
+        forms.push(on_terminal);
+    }
     for alphabet in [&STANDARD, &URL_SAFE] {
         let padded = engine(alphabet, true);
         let unpadded = engine(alphabet, false);
@@ -234,10 +272,9 @@ fn forms_of(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
             forms.push(embedded_base64(&unpadded, value, offset));
         }
     }
-    let encoded = Zeroizing::new(utf8_percent_encode_bytes(value));
-    if encoded.as_slice() != value {
-        forms.push(encoded);
-    }
+    forms.extend(url_forms(value));
+    forms.push(Zeroizing::new(hex(value, b"0123456789abcdef")));
+    forms.push(Zeroizing::new(hex(value, b"0123456789ABCDEF")));
     forms
 }
 
@@ -264,27 +301,93 @@ fn embedded_base64(engine: &GeneralPurpose, value: &[u8], offset: usize) -> Zero
     Zeroizing::new(encoded[first..end.max(first)].to_vec())
 }
 
-fn utf8_percent_encode_bytes(value: &[u8]) -> Vec<u8> {
-    match std::str::from_utf8(value) {
-        Ok(text) => utf8_percent_encode(text, URL_ENCODED)
-            .to_string()
-            .into_bytes(),
-        Err(_) => percent_encoding::percent_encode(value, URL_ENCODED)
-            .to_string()
-            .into_bytes(),
+/// The percent-encodings URL libraries write: RFC 3986 (everything but the unreserved
+/// characters escaped), Python's `quote` (keeps `/`), JavaScript's `encodeURIComponent`
+/// (keeps `!'()*`) and `encodeURI` (also keeps `;,/?:@&=+$#`), and form encoding (a space
+/// as `+`), each with upper- and lower-case hex.
+/// For a value of unreserved characters only, all of them are the value itself.
+fn url_forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let mut upper_case = Vec::new();
+    for set in [URL_ENCODED, URL_KEEPS_SLASH, URI_COMPONENT, URI] {
+        upper_case.push(Zeroizing::new(
+            percent_encode(value, set).to_string().into_bytes(),
+        ));
     }
+    upper_case.push(Zeroizing::new(form_spaces(&upper_case[0])));
+    let mut forms = Vec::new();
+    for form in upper_case {
+        forms.push(Zeroizing::new(lower_case_escapes(&form)));
+        forms.push(form);
+    }
+    forms
+}
+
+/// `%2F` → `%2f`: the hex digits after each `%` in lower case.
+fn lower_case_escapes(encoded: &[u8]) -> Vec<u8> {
+    let mut digits_left = 0;
+    encoded
+        .iter()
+        .map(|&byte| {
+            if digits_left > 0 {
+                digits_left -= 1;
+                byte.to_ascii_lowercase()
+            } else {
+                if byte == b'%' {
+                    digits_left = 2;
+                }
+                byte
+            }
+        })
+        .collect()
+}
+
+/// Form encoding writes a space as `+` rather than `%20`.
+fn form_spaces(encoded: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded.len());
+    let mut rest = encoded;
+    while let Some(&first) = rest.first() {
+        match rest.strip_prefix(b"%20") {
+            Some(tail) => {
+                out.push(b'+');
+                rest = tail;
+            }
+            None => {
+                out.push(first);
+                rest = &rest[1..];
+            }
+        }
+    }
+    out
+}
+
+/// Each byte as two hex digits from `digits` (as `xxd -p`, `.hex()` or `%x` print it).
+fn hex(value: &[u8], digits: &[u8; 16]) -> Vec<u8> {
+    value
+        .iter()
+        .flat_map(|b| [digits[usize::from(b >> 4)], digits[usize::from(b & 15)]])
+        .collect()
 }
 
 /// The masker for a run's values; warns once when some are too short to mask.
 pub fn for_values<'a>(values: impl IntoIterator<Item = &'a SecretValue>) -> Option<Masker> {
     let built = Masker::build(values);
-    if built.too_short > 0 {
+    warn_too_short(built.too_short);
+    built.masker
+}
+
+/// True for a value that is not masked because it is shorter than [`MIN_LEN`] (an empty
+/// value has nothing to mask and is not counted).
+pub fn too_short_to_mask(value: &SecretValue) -> bool {
+    (1..MIN_LEN).contains(&value.expose().len())
+}
+
+/// The one warning about `count` values too short to mask; nothing when there are none.
+pub fn warn_too_short(count: usize) {
+    if count > 0 {
         crate::log::warn(format_args!(
-            "{} secret value(s) shorter than {MIN_LEN} characters are not masked in the output",
-            built.too_short
+            "{count} secret value(s) shorter than {MIN_LEN} characters are not masked in the output"
         ));
     }
-    built.masker
 }
 
 /// One stream's filter: holds back only bytes that may be the start of a secret cut off by
@@ -415,6 +518,30 @@ mod tests {
             masked(&[value], &input),
             format!("a {C} b {C} c {C} d {C} e Bearer {C}\n")
         );
+    }
+
+    #[test]
+    fn masks_what_url_libraries_and_hex_dumps_write() {
+        let value = "fake key/with+chars?(1)!";
+        let forms = [
+            "fake%20key%2Fwith%2Bchars%3F%281%29%21", // RFC 3986, curl, jq @uri
+            "fake%20key%2fwith%2bchars%3f%281%29%21", // the same in lower case
+            "fake%20key/with%2Bchars%3F%281%29%21",   // Python quote()
+            "fake%20key%2Fwith%2Bchars%3F(1)!",       // encodeURIComponent
+            "fake%20key/with+chars?(1)!",             // encodeURI
+            "fake+key%2Fwith%2Bchars%3F%281%29%21",   // quote_plus, URLSearchParams
+            "66616b65206b65792f776974682b63686172733f28312921", // .hex(), xxd -p
+        ];
+        for form in forms {
+            assert_eq!(
+                masked(&[value], &format!("<{form}>")),
+                format!("<{C}>"),
+                "{form}"
+            );
+        }
+        let upper_hex = hex(value.as_bytes(), b"0123456789ABCDEF");
+        let upper_hex = String::from_utf8(upper_hex).unwrap();
+        assert_eq!(masked(&[value], &upper_hex), C);
     }
 
     #[test]

@@ -119,6 +119,22 @@ fn filters_and_formats() {
         serde_json::json!([])
     );
     assert_eq!(
+        report_json(&bao, &["--host", "127.0.0.1"])["reads"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5,
+        "a remote address is a host too"
+    );
+    assert_eq!(
+        report_json(&bao, &["--path", "secret/data/db"])["reads"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "the path as the log has it"
+    );
+    assert_eq!(
         report_json(&bao, &["--since", "1h"])["reads"]
             .as_array()
             .unwrap()
@@ -163,6 +179,15 @@ fn filters_and_formats() {
         .arg(&bao.audit_log)
         .run();
     text.assert_success();
+    let table = bao
+        .keywrap()
+        .args(["audit", "report", "--format", "table", "--log"])
+        .arg(&bao.audit_log)
+        .run();
+    assert_eq!(
+        table.stdout, text.stdout,
+        "--format table is the text table"
+    );
     assert!(text.stdout.starts_with("TIME"), "{}", text.stdout);
     assert!(text.stdout.contains("DENIED"));
     assert!(
@@ -198,7 +223,10 @@ fn a_truncated_log_and_foreign_lines_are_survived() {
     run.assert_success();
     let report: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["summary"]["reads"], 5);
-    assert_eq!(report["summary"]["malformed"], 1);
+    assert_eq!(
+        report["summary"]["malformed"], 2,
+        "the line of text and the cut read"
+    );
 
     let empty = bao.dir.path().join("other.log");
     std::fs::write(&empty, "hello\nworld\n").unwrap();
@@ -214,4 +242,117 @@ fn a_truncated_log_and_foreign_lines_are_survived() {
         .run()
         .assert_code(125)
         .assert_stderr_contains("cannot open the audit log /nonexistent/audit.log");
+}
+
+#[test]
+fn a_log_rewritten_with_spaces_reads_the_same() {
+    let bao = server_with_history();
+    let compact = report_json(&bao, &[]);
+    // What `json.dumps` (or `jq` without -c) makes of each entry.
+    let spaced: String = bao
+        .audit_text()
+        .lines()
+        .map(|line| {
+            let entry: Value = serde_json::from_str(line).unwrap();
+            let mut out = serde_json::to_string(&entry)
+                .unwrap()
+                .replace("\":", "\": ")
+                .replace(",\"", ", \"");
+            out.push('\n');
+            out
+        })
+        .collect();
+    let path = bao.dir.path().join("spaced.log");
+    std::fs::write(&path, spaced).unwrap();
+    let run = bao
+        .keywrap()
+        .args(["audit", "report", "--format", "json", "--log"])
+        .arg(&path)
+        .run();
+    run.assert_success();
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["summary"]["reads"], 5, "{}", run.stdout);
+    assert_eq!(report["reads"], compact["reads"]);
+}
+
+#[test]
+fn a_large_log_shows_progress_on_a_terminal_only() {
+    // Over the 64 MiB threshold: responses with a large body, then one read.
+    let padding = format!(
+        "{{\"time\":\"2026-11-30T05:00:00Z\",\"type\":\"response\",\"request\":{{\"operation\":\"update\",\"path\":\"sys/x\"}},\"body\":\"{}\"}}\n",
+        "x".repeat(1000)
+    );
+    let read = r#"{"time":"2026-11-30T05:07:22Z","type":"request","auth":{"accessor":"hmac-sha256:ab76","display_name":"token"},"request":{"operation":"read","mount_point":"secret/","mount_type":"kv","path":"secret/data/openai","remote_address":"10.1.2.3"}}"#;
+    let log = padding.repeat((65 << 20) / padding.len()) + read + "\n";
+    let keywrap = &mut support::Keywrap::new();
+    let path = keywrap.write_file("big-audit.log", &log);
+    drop(log);
+
+    let run = keywrap
+        .args(["audit", "report", "--log"])
+        .arg(&path)
+        .run_in_pty();
+    run.assert_success();
+    assert!(
+        [
+            "\rkeywrap: reading audit log [--------------------]   0% (0 MiB of 65 MiB)",
+            "\rkeywrap: reading audit log [####----------------]  24% (16 MiB of 65 MiB)",
+            "\rkeywrap: reading audit log [####################] 100% (65 MiB of 65 MiB)",
+        ]
+        .iter()
+        .all(|line| run.stdout.contains(line)),
+        "{:?}",
+        &run.stdout[..run.stdout.len().min(400)]
+    );
+    let report = run
+        .stdout
+        .split("\x1b[2K")
+        .nth(1)
+        .expect("the line is cleared");
+    assert!(report.starts_with("TIME"), "{report:?}");
+    assert!(report.contains("secret/openai"), "{report:?}");
+
+    let piped = support::Keywrap::new()
+        .args(["audit", "report", "--log"])
+        .arg(&path)
+        .run();
+    piped.assert_success();
+    assert!(
+        !piped.stderr.contains("reading audit log"),
+        "{}",
+        piped.stderr
+    );
+    assert!(
+        piped.stdout.contains("1 of 1 secret reads shown"),
+        "{}",
+        piped.stdout
+    );
+}
+
+#[test]
+fn a_machine_read_before_keywrap_named_it_is_not_a_new_host() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-key-for-report")]);
+    // Another client, then keywrap before `audit setup`: only the remote address is known.
+    bao.kv_field("secret/openai", "api_key", None);
+    let exec = |bao: &Bao| {
+        bao.keywrap()
+            .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+            .run()
+            .assert_success();
+    };
+    exec(&bao);
+    bao.keywrap()
+        .args(["audit", "setup"])
+        .run()
+        .assert_success();
+    exec(&bao);
+    exec(&bao);
+    let report = report_json(&bao, &[]);
+    let reads = report["reads"].as_array().unwrap();
+    assert_eq!(reads.len(), 4, "{reads:#?}");
+    assert!(!reads[3]["host"].as_str().unwrap().is_empty());
+    for read in reads {
+        assert_eq!(read["flags"], serde_json::json!([]), "{reads:#?}");
+    }
 }

@@ -106,14 +106,20 @@ fn a_malformed_file_names_file_line_and_column() {
 fn a_literal_key_gets_a_warning_without_its_value() {
     let keywrap = &mut support::Keywrap::new();
     let fake_key = ["sk", "-", &"x9".repeat(16)].concat();
-    keywrap.write_file(".env", &format!("OPENAI_API_KEY={fake_key}\n"));
+    let sample_key = ["sk", "-test-", "12345678"].concat();
+    keywrap.write_file(
+        ".env",
+        &format!("OPENAI_API_KEY={fake_key}\nANTHROPIC_API_KEY=\"{sample_key}\"\nMODE=sk-ip\n"),
+    );
     let run = keywrap
         .args(["exec", "--env-file", ".env", "--", "true"])
         .run();
     run.assert_success();
     run.assert_stderr_contains(".env:1: OPENAI_API_KEY looks like a live");
+    run.assert_stderr_contains(".env:2: ANTHROPIC_API_KEY looks like a live");
     run.assert_stderr_contains("Vault");
-    assert!(!run.stderr.contains(&fake_key));
+    assert!(!run.stderr.contains("MODE"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&fake_key) && !run.stderr.contains(&sample_key));
 }
 
 #[test]

@@ -148,6 +148,7 @@ fn finish_revokes_the_old_key_on_stdin_and_removes_its_version() {
         &bao,
         &[
             "--finish",
+            "--delete",
             "--revoke-with",
             &revoker,
             "secret/openai#api_key",
@@ -414,7 +415,7 @@ fn status_reports_ages_and_check_fails_on_overdue_keys() {
         .keywrap()
         .arg("--config")
         .arg(&fresh)
-        .args(["status", "--check"])
+        .args(["status", "--check", "--format", "table"])
         .run();
     run.assert_success();
     let lines: Vec<&str> = run.stdout.lines().collect();
@@ -460,6 +461,21 @@ fn status_reports_ages_and_check_fails_on_overdue_keys() {
         .args(["status", "--check"])
         .run()
         .assert_code(1);
+    // A REF written as in keywrap.toml is that entry, with its own max_age.
+    let run = bao
+        .keywrap()
+        .arg("--config")
+        .arg(&strict)
+        .args(["status", "--check", "secret/openai#api_key"])
+        .run();
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("OPENAI_API_KEY  secret/openai#api_key")
+            && run.stdout.contains(" 1s ")
+            && run.stdout.contains("overdue"),
+        "{}",
+        run.stdout
+    );
 
     let missing = bao
         .keywrap()
@@ -577,5 +593,37 @@ fn a_version_written_while_the_generator_runs_stops_the_rotation() {
         metadata["custom_metadata"],
         Value::Null,
         "no marker was written"
+    );
+}
+
+#[test]
+fn status_output_cut_short_by_the_reader_is_not_an_error() {
+    use std::io::Read;
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", &key("a"))]);
+    // More JSON than a pipe holds, so keywrap is still writing when the reader leaves.
+    let mut keywrap = bao.keywrap();
+    keywrap.args(["status", "--format", "json"]);
+    keywrap.args(std::iter::repeat_n("secret/openai#api_key", 300));
+    let mut child = keywrap
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(first, *b"[");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }

@@ -51,11 +51,18 @@ fn base64_and_url_forms_are_masked() {
         .keywrap()
         .args(["exec", "-s", "S=secret/app#key"])
         .args(python(
-            "print('b64', base64.b64encode(S).decode())\nprint('url', base64.urlsafe_b64encode(S).decode().rstrip('='))\nprint('quoted', urllib.parse.quote(S, safe=''))\nprint('inside', base64.b64encode(b'user:' + S).decode())\nprint('Authorization: Bearer ' + S.decode())",
+            "print('b64', base64.b64encode(S).decode())\nprint('url', base64.urlsafe_b64encode(S).decode().rstrip('='))\nprint('quoted', urllib.parse.quote(S, safe=''))\nprint('python quote', urllib.parse.quote(S))\nprint('hex', S.hex())\nprint('inside', base64.b64encode(b'user:' + S).decode())\nprint('Authorization: Bearer ' + S.decode())",
         ))
         .run();
     run.assert_success();
-    for line in ["b64 ", "url ", "quoted ", "Authorization: Bearer "] {
+    for line in [
+        "b64 ",
+        "url ",
+        "quoted ",
+        "python quote ",
+        "hex ",
+        "Authorization: Bearer ",
+    ] {
         assert!(
             run.stdout.contains(&format!("{line}{CONCEALED}\n")),
             "{line}: {}",
@@ -76,11 +83,23 @@ fn no_mask_passes_output_unchanged_and_short_values_warn_once() {
     let bao = bao_with_secret();
     let run = bao
         .keywrap()
-        .args(["exec", "--no-mask", "-s", "S=secret/app#key"])
+        .args([
+            "exec",
+            "--no-mask",
+            "-s",
+            "S=secret/app#key",
+            "-s",
+            "T=secret/app#short",
+        ])
         .args(python("print(S.decode())"))
         .run();
     run.assert_success();
     assert_eq!(run.stdout, format!("{SECRET}\n"));
+    assert!(
+        !run.stderr.contains("shorter than"),
+        "nothing is masked, so nothing to warn about: {}",
+        run.stderr
+    );
 
     let run = bao
         .keywrap()
@@ -232,4 +251,79 @@ fn keystrokes_reach_a_child_on_the_pty() {
         "{:?}",
         run.stdout
     );
+}
+
+#[test]
+fn a_resized_terminal_resizes_the_childs_pty() {
+    let bao = bao_with_secret();
+    let child = "w=0; trap 'w=1' WINCH; echo \"before $(stty size </dev/tty) $S\"; touch ready; i=0; while [ $i -lt 100 ]; do sleep 0.1; s=$(stty size </dev/tty); if [ $w = 1 ] && [ \"$s\" = '41 123' ]; then echo \"after WINCH $s\"; exit 0; fi; i=$((i+1)); done; echo \"no WINCH: w=$w size $s\"; exit 1";
+    let run = bao
+        .keywrap()
+        .args(["exec", "--mask", "-s", "S=secret/app#key", "--", "sh", "-c", child])
+        .run_in_pty_shell(|keywrap| {
+            format!("stty rows 30 cols 90; {keywrap} & pid=$!; i=0; while [ ! -f ready ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; stty rows 41 cols 123; wait $pid")
+        });
+    run.assert_success();
+    assert!(
+        run.stdout.contains(&format!("before 30 90 {CONCEALED}")),
+        "{:?}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("after WINCH 41 123"),
+        "{:?}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_multi_line_value_is_masked_on_a_pty_too() {
+    let bao = Bao::start();
+    // A terminal turns each "\n" the child writes into "\r\n".
+    bao.kv_put(
+        "secret/pem",
+        &[(
+            "key",
+            "-----FAKE KEY-----\nfake-line-one\nfake-line-two\n-----END-----",
+        )],
+    );
+    let run = bao
+        .keywrap()
+        .args(["exec", "--mask", "-s", "P=secret/pem#key", "--", "sh", "-c"])
+        .arg("printf 'key: %s\\n' \"$P\"")
+        .run_in_pty();
+    run.assert_success();
+    assert!(
+        run.stdout.contains(&format!("key: {CONCEALED}")),
+        "{:?}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("fake-line"), "{:?}", run.stdout);
+}
+
+#[test]
+fn stdout_and_stderr_into_one_pipe_keep_the_order_they_were_written_in() {
+    let bao = bao_with_secret();
+    let run = bao
+        .keywrap()
+        .args(["exec", "-s", "S=secret/app#key", "--", "sh", "-c"])
+        .arg("for i in 1 2 3 4 5 6 7 8; do echo \"out $i $S\"; echo \"err $i $S\" >&2; done")
+        // `2>&1 | cat`: keywrap's stdout and stderr are one pipe, not a terminal.
+        .run_in_pty_shell(|keywrap| format!("{keywrap} 2>&1 | cat"));
+    run.assert_success();
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .map(|l| l.trim().trim_start_matches("^@"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let expected: Vec<String> = (1..=8)
+        .flat_map(|i| {
+            [
+                format!("out {i} {CONCEALED}"),
+                format!("err {i} {CONCEALED}"),
+            ]
+        })
+        .collect();
+    assert_eq!(lines, expected, "{:?}", run.stdout);
 }

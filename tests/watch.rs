@@ -67,7 +67,7 @@ fn a_child_that_ignores_the_restart_signal_is_killed_after_the_timeout() {
         .args([
             "exec",
             "--watch=1s",
-            "--restart-signal=TERM",
+            "--restart-signal=15",
             "--restart-timeout=1s",
             "-s",
             "V=secret/rotating#v",
@@ -97,6 +97,11 @@ fn watch_flags_are_checked() {
         .run();
     run.assert_code(125)
         .assert_stderr_contains("not a signal name");
+    let run = support::Keywrap::new()
+        .args(["exec", "--watch", "5", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("as in `--watch=5`");
 }
 
 #[test]
@@ -131,5 +136,33 @@ fn stopping_keywrap_forwards_the_signal_once_and_passes_the_status_on() {
         running.signal_and_wait("TERM").code(),
         Some(21),
         "one TERM, and the child's status"
+    );
+}
+
+#[test]
+fn a_restart_masks_the_new_value_and_warns_about_short_values_once() {
+    let bao = Bao::start();
+    bao.kv_put("secret/rotating", &[("v", "fake-value-one")]);
+    bao.kv_put("secret/short", &[("v", "abc")]);
+    let mut keywrap = bao.keywrap();
+    let mut running = keywrap
+        .args(["exec", "--watch=1s", "-s", "V=secret/rotating#v", "-s", "S=secret/short#v", "--", "sh", "-c"])
+        .arg("trap 'exit 7' TERM; case $V in *two) echo second;; esac; echo \"started with $V\"; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done")
+        .spawn();
+    running.wait_for_stdout("started with <concealed by keywrap>", 10);
+    bao.kv_put("secret/rotating", &[("v", "fake-value-two")]);
+    running.wait_for_stdout("second", 15);
+    running.wait_for_stdout("second\nstarted with <concealed by keywrap>", 5);
+    assert_eq!(running.signal_and_wait("TERM").code(), Some(7));
+    assert!(
+        !running.stdout().contains("fake-value"),
+        "{}",
+        running.stdout()
+    );
+    assert_eq!(
+        running.stderr().matches("shorter than").count(),
+        1,
+        "{}",
+        running.stderr()
     );
 }

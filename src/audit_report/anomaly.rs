@@ -6,7 +6,10 @@
 //! - **new host** / **new CI job**: a path that had been read before is read from a host
 //!   (the `X-Keywrap-Host` header, else the remote address) or a CI job (the
 //!   `X-Keywrap-CI` header without its per-run parts) that had never read it earlier in the
-//!   log. The first read of a path sets its baseline and is not flagged.
+//!   log. The first read of a path sets its baseline and is not flagged. Host names and
+//!   remote addresses are not compared with each other: the first read of a path by keywrap
+//!   (which names its host) sets a baseline of its own, so a machine whose first reads came
+//!   from another client (or from keywrap before `keywrap audit setup`) is not "new".
 //! - **burst**: a minute in which a path is read at least [`BURST_MIN_READS`] times and at
 //!   least [`BURST_FACTOR`] times its usual rate: the median of its reads per minute over
 //!   the minutes in which it was read at all. A path read in one minute only has no usual
@@ -77,11 +80,20 @@ pub fn ci_job(header: &str) -> String {
 /// Interned ids of what the rules compare.
 pub type Id = u32;
 
+/// Where a read came from: the host keywrap named in its header, or, for other clients,
+/// the remote address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Host {
+    Named(Id),
+    Address(Id),
+}
+
 /// Streaming state of the rules.
 #[derive(Default)]
 pub struct Detector {
-    read_paths: HashSet<Id>,
-    hosts: HashSet<(Id, Id)>,
+    /// Paths read so far, apart for reads with a named host and without.
+    read_paths: HashSet<(Id, bool)>,
+    hosts: HashSet<(Id, Host)>,
     ci_jobs: HashSet<(Id, Id)>,
     per_minute: HashMap<(Id, i64), u32>,
 }
@@ -91,7 +103,7 @@ impl Detector {
     pub fn observe(
         &mut self,
         path: Id,
-        host: Id,
+        host: Host,
         ci_job: Option<Id>,
         minute: Option<i64>,
         allowed: bool,
@@ -100,7 +112,9 @@ impl Detector {
         if !allowed {
             flags.insert(Flags::DENIED);
         }
-        let seen_path = !self.read_paths.insert(path);
+        let seen_path = !self
+            .read_paths
+            .insert((path, matches!(host, Host::Named(_))));
         if self.hosts.insert((path, host)) && seen_path {
             flags.insert(Flags::NEW_HOST);
         }
@@ -125,8 +139,9 @@ impl Detector {
             .into_iter()
             .filter(|(_, minutes)| minutes.len() > 1)
             .map(|(path, mut minutes)| {
+                // The lower median: with two active minutes, the quieter one is the usual.
                 minutes.sort_unstable();
-                (path, minutes[minutes.len() / 2])
+                (path, minutes[(minutes.len() - 1) / 2])
             })
             .collect();
         self.per_minute
@@ -148,16 +163,45 @@ mod tests {
     #[test]
     fn first_reader_sets_the_baseline_then_newcomers_are_flagged() {
         let mut detector = Detector::default();
-        assert!(detector.observe(1, 10, None, Some(0), true).is_empty());
-        assert!(detector.observe(1, 10, None, Some(0), true).is_empty());
+        assert!(detector
+            .observe(1, Host::Named(10), None, Some(0), true)
+            .is_empty());
+        assert!(detector
+            .observe(1, Host::Named(10), None, Some(0), true)
+            .is_empty());
         assert_eq!(
-            detector.observe(1, 11, None, Some(0), true),
+            detector.observe(1, Host::Named(11), None, Some(0), true),
             Flags::NEW_HOST
         );
         // Another path has its own baseline.
-        assert!(detector.observe(2, 11, Some(5), Some(0), true).is_empty());
-        let flags = detector.observe(1, 11, Some(6), Some(0), false);
+        assert!(detector
+            .observe(2, Host::Named(11), Some(5), Some(0), true)
+            .is_empty());
+        let flags = detector.observe(1, Host::Named(11), Some(6), Some(0), false);
         assert_eq!(flags.names(), ["denied", "new CI job"]);
+    }
+
+    #[test]
+    fn names_and_addresses_have_baselines_of_their_own() {
+        let mut detector = Detector::default();
+        // Another client reads first, then keywrap on the same machine, then a new machine.
+        assert!(detector
+            .observe(1, Host::Address(1), None, None, true)
+            .is_empty());
+        assert!(detector
+            .observe(1, Host::Named(2), None, None, true)
+            .is_empty());
+        assert!(detector
+            .observe(1, Host::Named(2), None, None, true)
+            .is_empty());
+        assert_eq!(
+            detector.observe(1, Host::Named(3), None, None, true),
+            Flags::NEW_HOST
+        );
+        assert_eq!(
+            detector.observe(1, Host::Address(4), None, None, true),
+            Flags::NEW_HOST
+        );
     }
 
     #[test]
@@ -165,21 +209,28 @@ mod tests {
         let mut detector = Detector::default();
         for minute in 0..10 {
             for _ in 0..2 {
-                detector.observe(1, 1, None, Some(minute), true);
+                detector.observe(1, Host::Named(1), None, Some(minute), true);
             }
         }
         for _ in 0..25 {
-            detector.observe(1, 1, None, Some(10), true);
+            detector.observe(1, Host::Named(1), None, Some(10), true);
         }
         // 19 reads is below the floor, however quiet the path usually is.
         for _ in 0..19 {
-            detector.observe(1, 1, None, Some(11), true);
+            detector.observe(1, Host::Named(1), None, Some(11), true);
+        }
+        // Two quiet reads, then 30 in another minute: the quieter minute is the usual rate.
+        for _ in 0..2 {
+            detector.observe(3, Host::Named(1), None, Some(0), true);
+        }
+        for _ in 0..30 {
+            detector.observe(3, Host::Named(1), None, Some(7), true);
         }
         // A path only ever read in one minute has no usual rate.
         for _ in 0..50 {
-            detector.observe(2, 1, None, Some(3), true);
+            detector.observe(2, Host::Named(1), None, Some(3), true);
         }
-        assert_eq!(detector.bursts(), HashSet::from([(1, 10)]));
+        assert_eq!(detector.bursts(), HashSet::from([(1, 10), (3, 7)]));
     }
 
     #[test]

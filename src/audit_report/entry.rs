@@ -109,6 +109,8 @@ pub struct Read<'a> {
     pub time_text: Cow<'a, str>,
     /// The logical path references use (`secret/openai`, not `secret/data/openai`).
     pub path: Cow<'a, str>,
+    /// The API path as logged (`secret/data/openai`).
+    pub api_path: Cow<'a, str>,
     pub accessor: Cow<'a, str>,
     pub display_name: Cow<'a, str>,
     pub remote_address: Cow<'a, str>,
@@ -132,26 +134,42 @@ pub enum Line<'a> {
 
 /// Cheap tests that rule a line out before it is parsed.
 pub struct Prefilter {
-    read: memmem::Finder<'static>,
+    operation: memmem::Finder<'static>,
     response: memmem::Finder<'static>,
 }
+
+const OPERATION_KEY: &[u8] = b"\"operation\"";
 
 impl Default for Prefilter {
     fn default() -> Self {
         Prefilter {
-            read: memmem::Finder::new(b"\"operation\":\"read\""),
+            operation: memmem::Finder::new(OPERATION_KEY),
             response: memmem::Finder::new(b"\"type\":\"response\""),
         }
     }
 }
 
 impl Prefilter {
-    /// False when the line cannot be a request entry for a read. Vault and OpenBao write
-    /// compact JSON with `type` among the first keys, so both tests are exact byte searches.
+    /// False when the line cannot be a request entry for a read: it has no `"operation"`
+    /// key with the value `"read"` (whitespace around the colon allowed, as in a log
+    /// rewritten by a JSON tool), or it starts as a response entry (Vault and OpenBao write
+    /// compact JSON with `type` among the first keys; a spaced-out response is ruled out
+    /// by the parser instead).
     pub fn may_be_read(&self, line: &[u8]) -> bool {
         let head = &line[..line.len().min(96)];
-        self.response.find(head).is_none() && self.read.find(line).is_some()
+        self.response.find(head).is_none()
+            && self
+                .operation
+                .find_iter(line)
+                .any(|at| is_read_value(&line[at + OPERATION_KEY.len()..]))
     }
+}
+
+/// True when `rest`, what follows a `"operation"` key, is `: "read"`.
+fn is_read_value(rest: &[u8]) -> bool {
+    let rest = rest.trim_ascii_start();
+    rest.strip_prefix(b":")
+        .is_some_and(|value| value.trim_ascii_start().starts_with(b"\"read\""))
 }
 
 const NON_SECRET_PREFIXES: &[&str] = &["sys/", "auth/", "identity/", "cubbyhole/"];
@@ -182,7 +200,7 @@ pub fn parse<'a>(line: &'a [u8]) -> Line<'a> {
         return Line::Other;
     }
     let mount_point = request.mount_point.as_ref().map(|t| t.0.as_ref());
-    let Some(path) = logical_path(api_path, mount_point) else {
+    let Some(path) = logical_path(api_path.clone(), mount_point) else {
         return Line::Other;
     };
     let auth = entry.auth;
@@ -206,6 +224,7 @@ pub fn parse<'a>(line: &'a [u8]) -> Line<'a> {
         time: Timestamp::parse(&time_text),
         time_text,
         path,
+        api_path,
         accessor: Text::cow(accessor.or(request.client_token_accessor)),
         display_name: Text::cow(display_name),
         remote_address: Text::cow(request.remote_address),
@@ -262,6 +281,20 @@ mod tests {
         assert_eq!(r.correlation_id, "bf1e");
         assert!(!r.allowed);
         assert_eq!(r.time.unwrap().to_rfc3339(), "2026-11-30T05:07:22Z");
+    }
+
+    #[test]
+    fn reads_entries_rewritten_with_spaces() {
+        let spaced = DENIED
+            .replace("\":\"", "\": \"")
+            .replace("\":{", "\": {")
+            .replace("\",\"", "\", \"");
+        let r = read(&spaced);
+        assert_eq!(r.path, "secret/openai");
+        assert_eq!(r.api_path, "secret/data/openai");
+        assert!(!r.allowed);
+        let update = spaced.replace("\"operation\": \"read\"", "\"operation\": \"update\"");
+        assert!(!Prefilter::default().may_be_read(update.as_bytes()));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `keywrap audit report`: who read which secret, from where, and when, from a Vault or
 //! OpenBao file audit log; and which of those reads a person should look at.
 //!
-//! The log is streamed once. Each line is first searched for `"operation":"read"` (a
-//! vectorised byte search), and only lines that pass are parsed, into borrowed fields
+//! The log is streamed once. Each line is first searched for an `"operation"` key with the
+//! value `"read"` (a vectorised byte search), and only lines that pass are parsed, into borrowed fields
 //! ([`entry`]). The rules ([`anomaly`]) see every read; the filters only choose what is
 //! shown. Values never appear in an audit log in clear, and the report needs none.
 
@@ -15,7 +15,7 @@ pub mod progress;
 use std::collections::HashMap;
 use std::io::BufRead;
 
-use anomaly::{Detector, Flags, Id};
+use anomaly::{Detector, Flags, Host, Id};
 use entry::{Line, Prefilter};
 use pattern::PathPattern;
 
@@ -77,7 +77,7 @@ pub struct Record {
 pub struct Stats {
     pub lines: u64,
     pub bytes: u64,
-    /// Lines that were not JSON (truncated or corrupted); skipped.
+    /// Lines that were not JSON objects (truncated, corrupted, or not entries); skipped.
     pub malformed: u64,
     /// Reads of secrets in the whole log, before filters.
     pub reads: u64,
@@ -121,7 +121,16 @@ pub fn scan(
             next_report = stats.bytes + (8 << 20);
         }
         let text = trim_line(&line);
-        if text.is_empty() || !prefilter.may_be_read(text) {
+        if text.is_empty() {
+            continue;
+        }
+        // An entry is one JSON object: a line that does not end like one was cut short (a
+        // crash mid-write) or is not an entry, whatever the prefilter would say.
+        if text.trim_ascii_end().last() != Some(&b'}') {
+            stats.malformed += 1;
+            continue;
+        }
+        if !prefilter.may_be_read(text) {
             continue;
         }
         let read = match entry::parse(text) {
@@ -134,11 +143,11 @@ pub fn scan(
         };
         stats.reads += 1;
         let path = strings.id(&read.path);
-        let host = strings.id(if read.host.is_empty() {
-            &read.remote_address
+        let host = if read.host.is_empty() {
+            Host::Address(strings.id(&read.remote_address))
         } else {
-            &read.host
-        });
+            Host::Named(strings.id(&read.host))
+        };
         let ci_job = (!read.ci.is_empty()).then(|| strings.id(&anomaly::ci_job(&read.ci)));
         let minute = read.time.map(|t| t.seconds().div_euclid(60));
         let flags = detector.observe(path, host, ci_job, minute, read.allowed);
@@ -199,12 +208,13 @@ fn trim_line(line: &[u8]) -> &[u8] {
 
 fn shown(filters: &Filters, read: &entry::Read) -> bool {
     if let Some(pattern) = &filters.path {
-        if !pattern.matches(&read.path) {
+        let api_path = pattern.names_api_path() && pattern.matches(&read.api_path);
+        if !pattern.matches(&read.path) && !api_path {
             return false;
         }
     }
     if let Some(host) = &filters.host {
-        if read.host != host.as_str() {
+        if read.host != host.as_str() && read.remote_address != host.as_str() {
             return false;
         }
     }
@@ -249,7 +259,10 @@ mod tests {
         let filters = Filters::default();
         let report = scan(log.as_bytes(), &filters, |_| {}).unwrap();
         assert_eq!(report.stats.reads, 3);
-        assert_eq!(report.stats.malformed, 1);
+        assert_eq!(
+            report.stats.malformed, 2,
+            "the cut line and the line of text"
+        );
         let flags: Vec<Vec<&str>> = report.records.iter().map(|r| r.flags.names()).collect();
         assert_eq!(flags, [vec![], vec!["denied", "new host"], vec![]]);
 

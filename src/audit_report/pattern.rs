@@ -18,6 +18,16 @@ impl PathPattern {
         }
     }
 
+    /// True when the pattern is written as a KV v2 API path (`secret/data/openai`), as the
+    /// log has it, rather than as references write it.
+    pub fn names_api_path(&self) -> bool {
+        let text = match self {
+            PathPattern::Prefix(prefix) => prefix.as_bytes(),
+            PathPattern::Glob(glob) => glob,
+        };
+        text.windows(6).any(|w| w == b"/data/")
+    }
+
     pub fn matches(&self, path: &str) -> bool {
         match self {
             PathPattern::Prefix(prefix) => path.starts_with(prefix.as_str()),
@@ -76,5 +86,7 @@ mod tests {
                 "{pattern} {path}"
             );
         }
+        assert!(PathPattern::new("secret/data/openai").names_api_path());
+        assert!(!PathPattern::new("secret/d*").names_api_path());
     }
 }

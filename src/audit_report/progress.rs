@@ -5,7 +5,11 @@ use std::io::{IsTerminal, Write};
 /// Logs smaller than this finish before a progress line would help.
 const SHOW_FROM_BYTES: u64 = 64 << 20;
 
-/// Draws `keywrap: reading audit.log  42% (430 MiB of 1.0 GiB)` in place.
+/// Characters in the bar.
+const BAR_WIDTH: u64 = 20;
+
+/// Draws `keywrap: reading audit log [########------------]  42% (430 MiB of 1.0 GiB)` in
+/// place.
 pub struct Progress {
     total: Option<u64>,
     last_percent: Option<u64>,
@@ -31,9 +35,12 @@ impl Progress {
             return;
         }
         self.last_percent = Some(percent);
+        let filled = (percent.min(100) * BAR_WIDTH / 100) as usize;
         let _ = write!(
             std::io::stderr(),
-            "\rkeywrap: reading audit log {percent:3}% ({} of {})",
+            "\rkeywrap: reading audit log [{}{}] {percent:3}% ({} of {})",
+            "#".repeat(filled),
+            "-".repeat(BAR_WIDTH as usize - filled),
             size(done),
             size(total)
         );

@@ -14,7 +14,8 @@
 //!
 //! One thread per filtered stream reads, masks and writes at once, so each stream keeps its
 //! order and nothing waits for a newline; stdout and stderr interleave as the two pipes
-//! deliver them.
+//! deliver them. When keywrap's stdout and stderr are one file or pipe (`2>&1`), the child
+//! gets one pipe for both, so its lines arrive in exactly the order it wrote them.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Read, Write};
@@ -60,14 +61,18 @@ pub struct Routes {
     pub stdout: Route,
     pub stderr: Route,
     pub stdin_to_pty: bool,
+    /// Both go through one pipe (keywrap's stdout and stderr are the same file).
+    pub one_pipe: bool,
 }
 
-/// Which of keywrap's standard streams are terminals.
+/// Which of keywrap's standard streams are terminals, and whether stdout and stderr are
+/// one file.
 #[derive(Debug, Clone, Copy)]
 pub struct Terminals {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
+    pub same_output: bool,
 }
 
 impl Terminals {
@@ -76,8 +81,19 @@ impl Terminals {
             stdin: std::io::stdin().is_terminal(),
             stdout: std::io::stdout().is_terminal(),
             stderr: std::io::stderr().is_terminal(),
+            same_output: same_file(std::io::stdout().as_fd(), std::io::stderr().as_fd()),
         }
     }
+}
+
+/// True when both descriptors lead to the same file or pipe (`2>&1`, or both `/dev/null`).
+fn same_file(a: std::os::fd::BorrowedFd, b: std::os::fd::BorrowedFd) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let identity = |fd: std::os::fd::BorrowedFd| {
+        let metadata = File::from(fd.try_clone_to_owned().ok()?).metadata().ok()?;
+        Some((metadata.dev(), metadata.ino()))
+    };
+    identity(a).is_some_and(|a| identity(b) == Some(a))
 }
 
 impl Routes {
@@ -95,6 +111,7 @@ impl Routes {
             stdout,
             stderr,
             stdin_to_pty: terminals.stdin && (stdout == Route::Pty || stderr == Route::Pty),
+            one_pipe: stdout == Route::Pipe && stderr == Route::Pipe && terminals.same_output,
         }
     }
 
@@ -103,6 +120,7 @@ impl Routes {
             stdout: Route::Inherit,
             stderr: Route::Inherit,
             stdin_to_pty: false,
+            one_pipe: false,
         }
     }
 
@@ -146,13 +164,18 @@ pub struct Running {
 
 impl Output {
     /// Output for a run that injects `values`. With nothing long enough to mask, nothing
-    /// is filtered.
+    /// is filtered. The warning about values too short to mask comes only when output is
+    /// masked at all.
     pub fn new<'a>(
         routes: Routes,
         values: impl IntoIterator<Item = &'a SecretValue>,
     ) -> Result<Self> {
         let values: Vec<SecretValue> = values.into_iter().cloned().collect();
-        let masker = crate::mask::for_values(&values);
+        let masker = if routes.masks() {
+            crate::mask::for_values(&values)
+        } else {
+            None
+        };
         let routes = if masker.is_some() {
             routes
         } else {
@@ -179,14 +202,26 @@ impl Output {
         self.routes.uses_pty()
     }
 
-    /// Adds a restart's new values to what is masked from the next run on.
+    /// Adds a restart's new values to what is masked from the next run on. Only a value
+    /// not seen before can add to the warning about values too short to mask.
     pub fn remask(&self, new: &[(String, SecretValue)]) {
         if !self.routes.masks() {
             return;
         }
         let mut values = lock(&self.values);
-        values.extend(new.iter().map(|(_, value)| value.clone()));
-        *lock(&self.masker) = crate::mask::for_values(values.iter()).map(Arc::new);
+        let fresh: Vec<SecretValue> = new
+            .iter()
+            .map(|(_, value)| value)
+            .filter(|value| !values.iter().any(|old| old.expose() == value.expose()))
+            .cloned()
+            .collect();
+        let too_short = fresh
+            .iter()
+            .filter(|v| crate::mask::too_short_to_mask(v))
+            .count();
+        values.extend(fresh);
+        *lock(&self.masker) = Masker::build(values.iter()).masker.map(Arc::new);
+        crate::mask::warn_too_short(too_short);
     }
 
     /// Creates this run's pipes or pty, starts the filters, and returns the child's ends.
@@ -235,10 +270,15 @@ impl Output {
                 fd.try_clone().context("cannot duplicate the pty")?,
             ))
         };
+        // With `one_pipe`, the pipe made for stdout is stderr's too.
+        let mut shared: Option<OwnedFd> = None;
         for (route, is_stdout) in [(self.routes.stdout, true), (self.routes.stderr, false)] {
             let child_end = match route {
                 Route::Inherit => continue,
                 Route::Pty => slave_stdio(&slave)?,
+                Route::Pipe if shared.is_some() => {
+                    Stdio::from(shared.take().expect("checked just above"))
+                }
                 Route::Pipe => {
                     // Close-on-exec: the child gets only the write end, as its stdout/stderr.
                     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -255,6 +295,9 @@ impl Output {
                     };
                     spawn_pump(File::from(read), sink, Arc::clone(masker), done_tx.clone())?;
                     pumps += 1;
+                    if self.routes.one_pipe {
+                        shared = Some(write.try_clone().context("cannot duplicate a pipe")?);
+                    }
                     Stdio::from(write)
                 }
             };
@@ -451,6 +494,7 @@ mod tests {
             stdin: true,
             stdout,
             stderr,
+            same_output: false,
         };
         use Route::*;
         let routes = |mask, t| {

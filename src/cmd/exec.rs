@@ -37,6 +37,13 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
 
     // Resolve the command before touching Vault: a typo costs no secret read.
     let (name, rest) = args.command.split_first().context("no command given")?;
+    if let Some(interval) = name
+        .to_str()
+        .filter(|word| args.watch.is_some() && crate::duration::parse_interval(word).is_ok())
+    {
+        // The interval is optional, so clap took `--watch 5`'s `5` for the command.
+        bail!("`--watch {interval}` runs {interval:?} as the command: attach the interval with `=`, as in `--watch={interval}`");
+    }
     let command = child::resolve(name, rest, std::env::var_os("PATH").as_deref(), &cwd)?;
 
     if args.dry_run {

@@ -2,9 +2,10 @@
 //! where its rotation stands. Reads metadata only (`GET mount/metadata/path`), never a value.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::bindings::{self, Binding, Origin};
@@ -62,9 +63,16 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
         session.close().await;
         rows
     })?;
-    match args.format {
-        StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-        StatusFormat::Text => print_table(&rows),
+    let text = match args.format {
+        StatusFormat::Json => serde_json::to_string_pretty(&rows)? + "\n",
+        StatusFormat::Text => table(&rows),
+    };
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // `| head` closed the pipe: the reader has what it wanted; the status still counts.
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(err).context("cannot write the status");
+        }
+        _ => {}
     }
     if rows.iter().any(|r| r.error.is_some()) {
         return Err(SilentExit(KEYWRAP_FAILED).into());
@@ -79,28 +87,34 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The bindings to check: the given REFs (named by nothing), else keywrap.toml's.
+/// The bindings to check: the given REFs, else keywrap.toml's. A given REF written exactly
+/// as a keywrap.toml reference is that entry, with its name and its own max_age; any other
+/// is named by nothing and gets the `[policy]` max_age.
 fn targets(
     config: Option<&LoadedConfig>,
     args: &StatusArgs,
 ) -> Result<Vec<(Option<String>, Binding)>> {
+    let configured: Vec<Binding> = bindings::collect(config, &[])?;
     if !args.references.is_empty() {
         return Ok(args
             .references
             .iter()
-            .map(|reference| {
-                (
-                    None,
-                    Binding {
-                        name: String::new(),
-                        reference: reference.clone(),
-                        origin: Origin::Flag,
-                    },
-                )
-            })
+            .map(
+                |reference| match configured.iter().find(|b| b.reference == *reference) {
+                    Some(entry) => (Some(entry.name.clone()), entry.clone()),
+                    None => (
+                        None,
+                        Binding {
+                            name: String::new(),
+                            reference: reference.clone(),
+                            origin: Origin::Flag,
+                        },
+                    ),
+                },
+            )
             .collect());
     }
-    Ok(bindings::collect(config, &[])?
+    Ok(configured
         .into_iter()
         .map(|b| (Some(b.name.clone()), b))
         .collect())
@@ -192,7 +206,7 @@ async fn rows(
     Ok(rows)
 }
 
-fn print_table(rows: &[Row]) {
+fn table(rows: &[Row]) -> String {
     let show_names = rows.iter().any(|r| r.name.is_some());
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -230,5 +244,7 @@ fn print_table(rows: &[Row]) {
         "ROTATION",
     ]);
     let header: Vec<String> = header.into_iter().map(String::from).collect();
-    crate::table::print(&header, &cells);
+    let mut text = String::new();
+    crate::table::render(&header, &cells, &mut text);
+    text
 }
