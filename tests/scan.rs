@@ -154,6 +154,80 @@ fn staged_scans_the_index_not_the_work_tree() {
 }
 
 #[test]
+fn history_reports_a_key_kept_through_later_edits_once_at_its_first_commit() {
+    let repo = GitRepo::new();
+    repo.write(
+        "app.py",
+        &format!("A = 1\nTOKEN = \"{}\"\n", github_token(11)),
+    );
+    let leaked = repo.commit_all("add key", "Alice Example <alice@example.com>");
+    repo.write(
+        "app.py",
+        &format!("A = 2\nTOKEN = \"{}\"\nB = 3\n", github_token(11)),
+    );
+    repo.commit_all("edit around it", "Bob <bob@example.com>");
+    repo.write("app.py", "A = 2\nB = 3\n");
+    repo.commit_all("remove key", "Bob <bob@example.com>");
+
+    let run = repo
+        .keywrap()
+        .args(["scan", "--git", "--format", "json"])
+        .run();
+    run.assert_code(1);
+    let findings = json(&run.stdout);
+    assert_eq!(findings.len(), 1, "one key, reported once: {findings:?}");
+    assert_eq!(findings[0]["commit"], leaked.as_str());
+    assert_eq!(findings[0]["author"], "Alice Example <alice@example.com>");
+}
+
+#[test]
+fn staged_reports_only_the_lines_the_commit_adds() {
+    let repo = GitRepo::new();
+    let old = github_token(12);
+    repo.write("legacy.py", &format!("A = 1\nOLD = \"{old}\"\n"));
+    repo.write("moved.py", &format!("KEPT = \"{}\"\n", github_token(14)));
+    repo.commit_all("legacy key", "Bob <bob@example.com>");
+
+    // Editing a file that already holds a committed key, or moving it, adds no key.
+    repo.write("legacy.py", &format!("A = 1\nOLD = \"{old}\"\nB = 2\n"));
+    repo.git(&["mv", "moved.py", "renamed.py"]);
+    repo.git(&["add", "legacy.py"]);
+    repo.keywrap()
+        .args(["scan", "--staged"])
+        .run()
+        .assert_success();
+
+    // A key added to that file is reported at its line in the staged file.
+    repo.write(
+        "legacy.py",
+        &format!(
+            "A = 1\nOLD = \"{old}\"\nNEW = \"{}\"\nB = 2\n",
+            github_token(13)
+        ),
+    );
+    repo.write("new.py", &format!("\n\nK = \"{}\"\n", github_token(15)));
+    repo.git(&["add", "legacy.py", "new.py"]);
+    let run = repo
+        .keywrap()
+        .args(["scan", "--staged", "--format", "json"])
+        .run();
+    run.assert_code(1);
+    let places: Vec<(String, u64)> = json(&run.stdout)
+        .iter()
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [("legacy.py".to_string(), 3), ("new.py".to_string(), 3)]
+    );
+}
+
+#[test]
 fn stdin_is_scanned() {
     let run = Keywrap::new()
         .args(["scan", "--stdin", "--format", "json"])

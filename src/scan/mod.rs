@@ -32,6 +32,9 @@ pub struct Provenance {
     pub commit: String,
     pub author: String,
     pub date: String,
+    /// Position in `git log --reverse` order: lower is older.
+    #[serde(skip)]
+    pub sequence: usize,
 }
 
 /// One secret found. Holds a preview and a fingerprint, never the secret.
