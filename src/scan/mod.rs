@@ -75,7 +75,16 @@ impl Scanner {
             .into_iter()
             .map(|m| {
                 let rule = &self.matcher.rules[m.rule];
-                (rule.id.clone(), rule.description.clone(), m.secret)
+                let description = match &m.pair {
+                    Some(partner) => format!(
+                        "{}, paired with {} on line {}",
+                        rule.description,
+                        preview(&data[partner.clone()]),
+                        memchr::memchr_iter(b'\n', &data[..partner.start]).count() + 1
+                    ),
+                    None => rule.description.clone(),
+                };
+                (rule.id.clone(), description, m.secret)
             })
             .collect();
         if let Some(vault) = &self.vault {

@@ -143,6 +143,53 @@ fn aws_pair() {
 }
 
 #[test]
+fn aws_pair_is_linked_and_found_without_a_name_next_to_its_key_id() {
+    let id = format!("AKIA{}", random(6, 16, BASE32));
+    let secret = random(7, 40, BASE64);
+    let descriptions = |text: &str| -> Vec<(String, String)> {
+        scanner()
+            .scan("t", text.as_bytes(), None)
+            .into_iter()
+            .map(|f| (f.rule, f.description))
+            .collect()
+    };
+    // A downloaded credentials CSV and a client constructor: no name on the secret.
+    for text in [
+        format!("User name,Access key ID,Secret access key\nbob,{id},{secret}\n"),
+        format!("client = boto3.client(\n    \"s3\",\n    \"{id}\",\n    \"{secret}\",\n)\n"),
+        format!("[default]\naws_secret_access_key = {secret}\naws_access_key_id = {id}\n"),
+    ] {
+        let mut found = descriptions(&text);
+        found.sort();
+        assert_eq!(found.len(), 2, "{text}: {found:?}");
+        assert_eq!(found[0].0, "aws-access-key-id", "{text}");
+        assert_eq!(found[1].0, "aws-secret-access-key", "{text}");
+        assert!(
+            found[0]
+                .1
+                .contains(&format!("paired with {}…", &secret[..4]))
+                && found[1].1.contains("paired with AKIA…"),
+            "{found:?}"
+        );
+    }
+    // A lone key id is still found; a hex digest or a low-entropy run next to it is no secret.
+    let lone = descriptions(&format!("id = \"{id}\"\n"));
+    assert_eq!(
+        lone,
+        [("aws-access-key-id".into(), "AWS access key ID".into())]
+    );
+    let digest = random(8, 40, b"0123456789abcdef");
+    let near_misses = format!(
+        "id = \"{id}\"\nsha = \"{digest}\"\npad = \"{}\"\n",
+        "ab".repeat(20)
+    );
+    assert_eq!(rules_in(&near_misses), ["aws-access-key-id"]);
+    // Far from any key id, an unnamed 40-character token is not one.
+    let far = format!("id = \"{id}\"\n{}x = \"{secret}\"\n", "\n".repeat(5));
+    assert_eq!(rules_in(&far), ["aws-access-key-id"]);
+}
+
+#[test]
 fn github() {
     for (seed, prefix) in [
         (1, "ghp_"),
@@ -400,6 +447,8 @@ fn user_rules_need_no_keywords() {
             require_digit: false,
             fallback: false,
             reject_identifiers: false,
+            near: None,
+            near_regex: None,
         }],
     )
     .unwrap();
