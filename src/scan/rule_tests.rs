@@ -325,6 +325,18 @@ fn private_keys() {
         k = "PRIVATE KEY"
     );
     found("private-key", &encrypted);
+    // Escaped line breaks in a JSON string: a Google service account key file.
+    let json = format!(
+        "{{\"type\": \"service_account\", \"private_key\": \"-----BEGIN {k}-----\\n{}-----END {k}-----\\n\"}}",
+        body.replace('\n', "\\n"),
+        k = "PRIVATE KEY"
+    );
+    found("private-key", &json);
+    let armour_only = format!(
+        "\"-----BEGIN {k}-----\\n-----END {k}-----\\n\"",
+        k = "PRIVATE KEY"
+    );
+    not_found("private-key", &armour_only);
     // The armour alone, as parsers and docs write it.
     not_found(
         "private-key",
