@@ -385,7 +385,8 @@ fn vault_values_are_found_without_being_printed() {
         "deploy/run.sh",
         &format!("#!/bin/sh\n./migrate --as app --with {value}\n"),
     );
-    keywrap.write_file("other.txt", &format!("not it: {value}x and x{value}\n"));
+    // Glued to other text (a `0x` prefix, an escaped tab in a string): still the value.
+    keywrap.write_file("other.txt", &format!("0x{value} \"\\t{value}\\n\"\n"));
 
     let without = Keywrap::new()
         .current_dir(keywrap.workdir.path())
@@ -396,8 +397,26 @@ fn vault_values_are_found_without_being_printed() {
     let run = keywrap.args(["scan", "--vault", "--format", "json"]).run();
     run.assert_code(1);
     let findings = json(&run.stdout);
-    assert_eq!(findings.len(), 1, "{findings:?}");
-    assert_eq!(findings[0]["file"], "deploy/run.sh");
+    let places: Vec<(&str, u64, u64)> = findings
+        .iter()
+        .map(|f| {
+            let column = f["column"].as_u64().unwrap();
+            (
+                f["file"].as_str().unwrap(),
+                f["line"].as_u64().unwrap(),
+                column,
+            )
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [
+            ("deploy/run.sh", 2, 27),
+            ("other.txt", 1, 3),
+            ("other.txt", 1, 32)
+        ],
+        "{findings:?}"
+    );
     assert_eq!(findings[0]["rule"], "vault-value");
     assert_eq!(findings[0]["line"], 2);
     assert!(findings[0]["description"]
