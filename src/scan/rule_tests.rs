@@ -396,6 +396,19 @@ fn generic_assignments() {
         "generic-secret",
         &format!("{{\"client_secret\": \"{value}\"}}"),
     );
+    // A notebook's source lines are JSON strings: their quotes are escaped.
+    found(
+        "generic-secret",
+        &format!("    \"client_secret = \\\"{value}\\\"\\n\","),
+    );
+    found(
+        "generic-secret",
+        &format!("\"env\": \"PASSWORD={value}\\nDEBUG=1\""),
+    );
+    not_found(
+        "generic-secret",
+        "    \"api_key = \\\"get_api_key_from_environment\\\"\\n\",",
+    );
     not_found("generic-secret", "api_key = get_api_key_from_environment()");
     not_found("generic-secret", "token = \"your_token_here_12345\"");
     not_found("generic-secret", "password = \"aaaaaaaaaaaaaaaaaaaaaaaa1\"");
