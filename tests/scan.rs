@@ -156,14 +156,15 @@ fn staged_scans_the_index_not_the_work_tree() {
 #[test]
 fn history_reports_a_key_kept_through_later_edits_once_at_its_first_commit() {
     let repo = GitRepo::new();
+    let key = github_token(11);
     repo.write(
         "app.py",
-        &format!("A = 1\nTOKEN = \"{}\"\n", github_token(11)),
+        &format!("A = 1\nTOKEN = \"{key}\"\nAGAIN = \"{key}\"\n"),
     );
     let leaked = repo.commit_all("add key", "Alice Example <alice@example.com>");
     repo.write(
         "app.py",
-        &format!("A = 2\nTOKEN = \"{}\"\nB = 3\n", github_token(11)),
+        &format!("A = 2\nTOKEN = \"{key}\"\nAGAIN = \"{key}\"\nB = 3\n"),
     );
     repo.commit_all("edit around it", "Bob <bob@example.com>");
     repo.write("app.py", "A = 2\nB = 3\n");
@@ -175,8 +176,15 @@ fn history_reports_a_key_kept_through_later_edits_once_at_its_first_commit() {
         .run();
     run.assert_code(1);
     let findings = json(&run.stdout);
-    assert_eq!(findings.len(), 1, "one key, reported once: {findings:?}");
-    assert_eq!(findings[0]["commit"], leaked.as_str());
+    let places: Vec<(u64, &str)> = findings
+        .iter()
+        .map(|f| (f["line"].as_u64().unwrap(), f["commit"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        places,
+        [(2, leaked.as_str()), (3, leaked.as_str())],
+        "each place once, from the commit that added it: {findings:?}"
+    );
     assert_eq!(findings[0]["author"], "Alice Example <alice@example.com>");
 }
 

@@ -110,7 +110,7 @@ pub fn scan_history(
     Ok((first_of_each(findings, &introduced), totals))
 }
 
-/// One finding per key and file: the one from the earliest commit. A key that stayed in a
+/// Each key in each file as the earliest commit holding it has it. A key that stayed in a
 /// file while other lines changed is in every version of the file, but it leaked once.
 fn first_of_each(
     mut findings: Vec<Finding>,
@@ -126,9 +126,14 @@ fn first_of_each(
             .and_then(|c| order.get(c).copied())
             .unwrap_or(usize::MAX)
     };
-    findings.sort_by_cached_key(|f| (f.fingerprint.clone(), sequence(f)));
-    findings.dedup_by(|later, first| later.fingerprint == first.fingerprint);
-    findings.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    let mut first: HashMap<String, usize> = HashMap::new();
+    for finding in &findings {
+        let seen = first
+            .entry(finding.fingerprint.clone())
+            .or_insert(usize::MAX);
+        *seen = (*seen).min(sequence(finding));
+    }
+    findings.retain(|f| first.get(&f.fingerprint) == Some(&sequence(f)));
     findings
 }
 
