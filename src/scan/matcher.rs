@@ -46,6 +46,7 @@ pub struct CompiledRule {
     min_entropy: Option<f64>,
     multiline: bool,
     stopwords: Vec<Vec<u8>>,
+    placeholders: Vec<Vec<u8>>,
     require_digit: bool,
     /// Yields to any other rule matching the same text.
     fallback: bool,
@@ -126,6 +127,11 @@ impl Matcher {
                 multiline: rule.multiline,
                 stopwords: rule
                     .stopwords
+                    .iter()
+                    .map(|w| w.to_ascii_lowercase().into_bytes())
+                    .collect(),
+                placeholders: rule
+                    .placeholders
                     .iter()
                     .map(|w| w.to_ascii_lowercase().into_bytes())
                     .collect(),
@@ -343,7 +349,8 @@ fn lines_around(data: &[u8], range: &Range<usize>) -> Range<usize> {
 }
 
 impl CompiledRule {
-    /// Whether a matched secret is one: entropy, placeholders, and a digit where required.
+    /// Whether a matched secret is one: entropy, placeholders and stopwords, and a digit
+    /// where required.
     fn accepts(&self, secret: &[u8]) -> bool {
         if let Some(minimum) = self.min_entropy {
             if entropy(secret) < minimum {
@@ -359,14 +366,15 @@ impl CompiledRule {
         if self.reject_identifiers && is_identifier(secret) {
             return false;
         }
-        if self.stopwords.is_empty() {
+        if self.stopwords.is_empty() && self.placeholders.is_empty() {
             return true;
         }
         let lower = secret.to_ascii_lowercase();
-        !self
-            .stopwords
-            .iter()
-            .any(|word| lower.windows(word.len()).any(|w| w == word.as_slice()))
+        !self.placeholders.contains(&lower)
+            && !self
+                .stopwords
+                .iter()
+                .any(|word| lower.windows(word.len()).any(|w| w == word.as_slice()))
     }
 }
 

@@ -99,9 +99,18 @@ fn anthropic() {
         let key = format!("sk-ant-{kind}-{}AA", random(seed, 93, URLSAFE));
         found("anthropic-api-key", &format!("ANTHROPIC_API_KEY='{key}'"));
     }
+    // The length and the final "AA" may change; the versioned prefix says enough.
+    found(
+        "anthropic-api-key",
+        &format!("key: sk-ant-api04-{}", random(4, 95, URLSAFE)),
+    );
     not_found(
         "anthropic-api-key",
         &format!("sk-ant-api03-{}AA", random(3, 40, URLSAFE)),
+    );
+    not_found(
+        "anthropic-api-key",
+        &format!("sk-ant-{}", random(5, 95, URLSAFE)),
     );
     not_found("anthropic-api-key", "ANTHROPIC_API_KEY=sk-ant-api03-...");
 }
@@ -361,7 +370,17 @@ fn database_urls() {
         "database-url",
         &format!("redis://default:{password}@cache:6379/0"),
     );
+    // A word inside a real password does not make it a placeholder.
+    for password in ["supersecret42", "s3cret", "mysecretpassword"] {
+        found(
+            "database-url",
+            &format!("postgresql://admin:{password}@db.internal:5432/prod"),
+        );
+    }
     not_found("database-url", "postgres://user:password@localhost/app");
+    not_found("database-url", "postgres://user:PASSWORD@localhost/app");
+    not_found("database-url", "mysql://root:changeme@db/app");
+    not_found("database-url", "postgres://user:%(password)s@db/app");
     not_found("database-url", "postgres://app:${DB_PASSWORD}@db/app");
     not_found("database-url", "postgres://localhost:5432/app");
     not_found("database-url", "mysql://root:<password>@127.0.0.1/db");
@@ -469,6 +488,7 @@ fn user_rules_need_no_keywords() {
             entropy: None,
             multiline: false,
             stopwords: Vec::new(),
+            placeholders: Vec::new(),
             require_digit: false,
             fallback: false,
             reject_identifiers: false,

@@ -24,6 +24,10 @@ pub struct Rule {
     pub multiline: bool,
     #[serde(default)]
     pub stopwords: Vec<String>,
+    /// Whole secrets (case-insensitive) that are placeholders: `password` is one, but
+    /// `supersecret42` is a password even though it contains a stopword-like word.
+    #[serde(default)]
+    pub placeholders: Vec<String>,
     #[serde(default)]
     pub require_digit: bool,
     #[serde(default)]
