@@ -130,6 +130,11 @@ fn aws_pair() {
         "aws-access-key-id",
         &format!("\"ASIA{}\"", random(3, 16, BASE32)),
     );
+    // Written with the wrong alphabet (0, 1, 8, 9 are not base32): still a key id.
+    found(
+        "aws-access-key-id",
+        &format!("AWS_ACCESS_KEY_ID=AKIA{}0", random(9, 15, UPPER_DIGITS)),
+    );
     // AWS's own documentation example, and ids of the wrong length or alphabet.
     not_found(
         "aws-access-key-id",
@@ -218,6 +223,10 @@ fn github() {
         random(7, 59, ALNUM)
     );
     found("github-fine-grained-token", &format!("GH_TOKEN={fine}"));
+    found(
+        "github-fine-grained-token",
+        &format!("GH_TOKEN=github_pat_{}", random(11, 82, ALNUM)),
+    );
     not_found("github-token", &format!("ghp_{}", random(8, 20, ALNUM)));
     not_found("github-token", &format!("ghx_{}", random(9, 36, ALNUM)));
     not_found(
@@ -311,7 +320,12 @@ fn hugging_face() {
         "huggingface-token",
         "from huggingface_hub import hf_hub_download",
     );
+    found(
+        "huggingface-token",
+        &format!("token = \"hf_{}\"", random(2, 37, ALNUM)),
+    );
     not_found("huggingface-token", &format!("hf_{}", "a".repeat(34)));
+    not_found("huggingface-token", &format!("hf_{}", random(3, 30, ALNUM)));
 }
 
 #[test]
@@ -371,7 +385,7 @@ fn database_urls() {
         &format!("redis://default:{password}@cache:6379/0"),
     );
     // A word inside a real password does not make it a placeholder.
-    for password in ["supersecret42", "s3cret", "mysecretpassword"] {
+    for password in ["supersecret42", "s3cret", "hunter22"] {
         found(
             "database-url",
             &format!("postgresql://admin:{password}@db.internal:5432/prod"),
@@ -380,6 +394,8 @@ fn database_urls() {
     not_found("database-url", "postgres://user:password@localhost/app");
     not_found("database-url", "postgres://user:PASSWORD@localhost/app");
     not_found("database-url", "mysql://root:changeme@db/app");
+    not_found("database-url", "mysql://root:secret@db/app");
+    not_found("database-url", "postgres://app:$POSTGRES_PASSWORD@db/app");
     not_found("database-url", "postgres://user:%(password)s@db/app");
     not_found("database-url", "postgres://app:${DB_PASSWORD}@db/app");
     not_found("database-url", "postgres://localhost:5432/app");
