@@ -149,18 +149,16 @@ pub fn scan_staged(
     // Both listings come from the same diff (same options), so they name the same files
     // in the same order: the raw one gives each file's path and staged blob, the patch
     // (without context lines) the lines each one adds.
-    const DIFF: [&str; 5] = [
+    const DIFF: [&str; 6] = [
         "diff",
         "--cached",
         "-M",
         "--diff-filter=ACMRT",
         "--no-ext-diff",
+        "--no-color",
     ];
     let raw = git(repo, &[&DIFF[..], &["--raw", "-z", "--no-abbrev"]].concat())?;
-    let patch = git(
-        repo,
-        &[&DIFF[..], &["-U0", "--no-color", "--no-textconv"]].concat(),
-    )?;
+    let patch = git(repo, &[&DIFF[..], &["-U0", "--no-textconv"]].concat())?;
     let files = parse_raw(&raw)?;
     let added = added_lines(&patch);
     if added.len() != files.len() {
