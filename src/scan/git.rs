@@ -369,3 +369,39 @@ fn scan_blobs(
     findings.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     Ok((findings, totals))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn added_lines_per_file_from_a_zero_context_patch() {
+        let patch = b"diff --git a/a.py b/a.py\nindex 1..2 100644\n--- a/a.py\n+++ b/a.py\n\
+            @@ -2,0 +3,2 @@ def f():\n+++ b/not-a-header\n+x\n@@ -9 +10,0 @@\n-gone\n\
+            diff --git a/b.bin b/b.bin\nBinary files a/b.bin and b/b.bin differ\n\
+            diff --git a/new.py b/new.py\nnew file mode 100644\n@@ -0,0 +1 @@\n+k\n";
+        let lines: Vec<Vec<(usize, usize)>> = added_lines(patch)
+            .iter()
+            .map(|file| file.iter().map(|r| (r.start, r.end)).collect())
+            .collect();
+        assert_eq!(lines, [vec![(3, 5)], vec![], vec![(1, 2)]]);
+    }
+
+    #[test]
+    fn raw_records_take_the_new_path_of_a_rename() {
+        let zero = "0".repeat(40);
+        let raw = format!(
+            ":100644 100644 {zero} {} M\0a b.py\0:100644 100644 {zero} {} R087\0old.py\0new.py\0",
+            "1".repeat(40),
+            "2".repeat(40)
+        );
+        let files = parse_raw(raw.as_bytes()).unwrap();
+        assert_eq!(
+            files,
+            [
+                ("1".repeat(40), "a b.py".to_string()),
+                ("2".repeat(40), "new.py".to_string())
+            ]
+        );
+    }
+}
