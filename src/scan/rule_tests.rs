@@ -431,6 +431,27 @@ fn generic_assignments() {
         "generic-secret",
         &format!("{{\"client_secret\": \"{value}\"}}"),
     );
+    // Passwords and Django secret keys hold symbols.
+    found(
+        "generic-secret",
+        &format!(
+            "DB_PASSWORD = \"{}!{}$^\"",
+            random(21, 10, ALNUM),
+            random(22, 8, ALNUM)
+        ),
+    );
+    found(
+        "generic-secret",
+        &format!(
+            "SECRET_KEY = 'django-insecure-{}*@{}'",
+            random(23, 20, ALNUM),
+            random(24, 20, ALNUM)
+        ),
+    );
+    not_found(
+        "generic-secret",
+        "// https://user:pass@domain.com:9742/path?key=val&key2=val2#fragment",
+    );
     // A notebook's source lines are JSON strings: their quotes are escaped.
     found(
         "generic-secret",
