@@ -491,7 +491,8 @@ pub struct ScanArgs {
     #[arg(long, conflicts_with_all = ["staged", "stdin"])]
     pub git: bool,
 
-    /// Scan the staged contents of added and changed files (what `git commit` would commit).
+    /// Scan what `git commit` would commit: the staged files, reporting only the lines the
+    /// commit adds (a key already committed in an edited file is not reported again).
     #[arg(long, conflicts_with = "stdin")]
     pub staged: bool,
 

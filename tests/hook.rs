@@ -67,6 +67,34 @@ fn blocks_a_commit_that_adds_a_key_and_says_what_to_do() {
 }
 
 #[test]
+fn a_commit_that_only_edits_around_an_old_key_goes_through() {
+    let repo = GitRepo::new();
+    repo.write(
+        "settings.py",
+        &format!("DEBUG = False\nTOKEN = \"{}\"\n", fake_token()),
+    );
+    repo.commit_all("before keywrap", "Bob <bob@example.com>");
+    repo.keywrap()
+        .args(["hook", "install"])
+        .run()
+        .assert_success();
+
+    // The key was committed before the hook: editing the file does not add it.
+    repo.write(
+        "settings.py",
+        &format!("DEBUG = True\nTOKEN = \"{}\"\n", fake_token()),
+    );
+    repo.git(&["add", "settings.py"]);
+    let edit = repo.try_git(&["commit", "-q", "-m", "debug on"]);
+    assert!(
+        edit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edit.stderr)
+    );
+    assert_eq!(repo.git(&["rev-list", "--count", "HEAD"]).trim(), "2");
+}
+
+#[test]
 fn keeps_an_existing_hook_by_chaining_and_restores_it() {
     let repo = GitRepo::new();
     let ran = repo.path().join("foreign-hook-ran");

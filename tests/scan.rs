@@ -154,6 +154,88 @@ fn staged_scans_the_index_not_the_work_tree() {
 }
 
 #[test]
+fn history_reports_a_key_kept_through_later_edits_once_at_its_first_commit() {
+    let repo = GitRepo::new();
+    let key = github_token(11);
+    repo.write(
+        "app.py",
+        &format!("A = 1\nTOKEN = \"{key}\"\nAGAIN = \"{key}\"\n"),
+    );
+    let leaked = repo.commit_all("add key", "Alice Example <alice@example.com>");
+    repo.write(
+        "app.py",
+        &format!("A = 2\nTOKEN = \"{key}\"\nAGAIN = \"{key}\"\nB = 3\n"),
+    );
+    repo.commit_all("edit around it", "Bob <bob@example.com>");
+    repo.write("app.py", "A = 2\nB = 3\n");
+    repo.commit_all("remove key", "Bob <bob@example.com>");
+
+    let run = repo
+        .keywrap()
+        .args(["scan", "--git", "--format", "json"])
+        .run();
+    run.assert_code(1);
+    let findings = json(&run.stdout);
+    let places: Vec<(u64, &str)> = findings
+        .iter()
+        .map(|f| (f["line"].as_u64().unwrap(), f["commit"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        places,
+        [(2, leaked.as_str()), (3, leaked.as_str())],
+        "each place once, from the commit that added it: {findings:?}"
+    );
+    assert_eq!(findings[0]["author"], "Alice Example <alice@example.com>");
+}
+
+#[test]
+fn staged_reports_only_the_lines_the_commit_adds() {
+    let repo = GitRepo::new();
+    let old = github_token(12);
+    repo.write("legacy.py", &format!("A = 1\nOLD = \"{old}\"\n"));
+    repo.write("moved.py", &format!("KEPT = \"{}\"\n", github_token(14)));
+    repo.commit_all("legacy key", "Bob <bob@example.com>");
+
+    // Editing a file that already holds a committed key, or moving it, adds no key.
+    repo.write("legacy.py", &format!("A = 1\nOLD = \"{old}\"\nB = 2\n"));
+    repo.git(&["mv", "moved.py", "renamed.py"]);
+    repo.git(&["add", "legacy.py"]);
+    repo.keywrap()
+        .args(["scan", "--staged"])
+        .run()
+        .assert_success();
+
+    // A key added to that file is reported at its line in the staged file.
+    repo.write(
+        "legacy.py",
+        &format!(
+            "A = 1\nOLD = \"{old}\"\nNEW = \"{}\"\nB = 2\n",
+            github_token(13)
+        ),
+    );
+    repo.write("new.py", &format!("\n\nK = \"{}\"\n", github_token(15)));
+    repo.git(&["add", "legacy.py", "new.py"]);
+    let run = repo
+        .keywrap()
+        .args(["scan", "--staged", "--format", "json"])
+        .run();
+    run.assert_code(1);
+    let places: Vec<(String, u64)> = json(&run.stdout)
+        .iter()
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [("legacy.py".to_string(), 3), ("new.py".to_string(), 3)]
+    );
+}
+
+#[test]
 fn stdin_is_scanned() {
     let run = Keywrap::new()
         .args(["scan", "--stdin", "--format", "json"])
@@ -311,7 +393,8 @@ fn vault_values_are_found_without_being_printed() {
         "deploy/run.sh",
         &format!("#!/bin/sh\n./migrate --as app --with {value}\n"),
     );
-    keywrap.write_file("other.txt", &format!("not it: {value}x and x{value}\n"));
+    // Glued to other text (a `0x` prefix, an escaped tab in a string): still the value.
+    keywrap.write_file("other.txt", &format!("0x{value} \"\\t{value}\\n\"\n"));
 
     let without = Keywrap::new()
         .current_dir(keywrap.workdir.path())
@@ -322,8 +405,26 @@ fn vault_values_are_found_without_being_printed() {
     let run = keywrap.args(["scan", "--vault", "--format", "json"]).run();
     run.assert_code(1);
     let findings = json(&run.stdout);
-    assert_eq!(findings.len(), 1, "{findings:?}");
-    assert_eq!(findings[0]["file"], "deploy/run.sh");
+    let places: Vec<(&str, u64, u64)> = findings
+        .iter()
+        .map(|f| {
+            let column = f["column"].as_u64().unwrap();
+            (
+                f["file"].as_str().unwrap(),
+                f["line"].as_u64().unwrap(),
+                column,
+            )
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [
+            ("deploy/run.sh", 2, 27),
+            ("other.txt", 1, 3),
+            ("other.txt", 1, 32)
+        ],
+        "{findings:?}"
+    );
     assert_eq!(findings[0]["rule"], "vault-value");
     assert_eq!(findings[0]["line"], 2);
     assert!(findings[0]["description"]

@@ -25,6 +25,11 @@ const LINE_REACH_FORWARD: usize = 1024;
 /// How far a multi-line rule's region reaches past its keyword (a 4096-bit RSA key is
 /// about 3.3 KiB).
 const MULTILINE_REACH: usize = 16 * 1024;
+/// How many lines before and after a `near` rule's anchor its partner may be (an AWS
+/// credentials file, a CSV row, a client constructor spread over a few lines).
+const PAIR_LINES: usize = 3;
+/// How far, in bytes, the pairing window reaches each way at most.
+const PAIR_REACH: usize = 1024;
 
 thread_local! {
     /// The lowercased copy of the input, reused from file to file by each scanning thread.
@@ -41,17 +46,28 @@ pub struct CompiledRule {
     min_entropy: Option<f64>,
     multiline: bool,
     stopwords: Vec<Vec<u8>>,
+    placeholders: Vec<Vec<u8>>,
     require_digit: bool,
     /// Yields to any other rule matching the same text.
     fallback: bool,
     reject_identifiers: bool,
+    near: Option<Near>,
 }
 
-/// One match: which rule, where the whole match is and where the secret is.
+/// A rule's pairing with another rule's matches (see [`Rule::near`]).
+#[derive(Debug)]
+struct Near {
+    anchor: usize,
+    regex: Option<Regex>,
+}
+
+/// One match: which rule, where the secret is, and where its partner is, if it is one half
+/// of a pair (an AWS access key ID and its secret access key name each other).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleMatch {
     pub rule: usize,
     pub secret: Range<usize>,
+    pub pair: Option<Range<usize>>,
 }
 
 /// All rules, compiled.
@@ -70,10 +86,7 @@ impl Matcher {
     pub fn new(rules: &[Rule]) -> Result<Matcher> {
         let mut compiled = Vec::with_capacity(rules.len());
         for rule in rules {
-            let regex = regex::bytes::RegexBuilder::new(&rule.regex)
-                .size_limit(50 << 20)
-                .build()
-                .with_context(|| format!("rule {}: invalid regex", rule.id))?;
+            let regex = compile(&rule.id, &rule.regex)?;
             let group = rule
                 .group
                 .unwrap_or(if regex.captures_len() > 1 { 1 } else { 0 });
@@ -82,6 +95,29 @@ impl Matcher {
                 "rule {}: group {group} does not exist in its regex",
                 rule.id
             );
+            let near = match &rule.near {
+                None => None,
+                Some(anchor) => Some(Near {
+                    anchor: rules
+                        .iter()
+                        .position(|r| &r.id == anchor)
+                        .with_context(|| {
+                            format!("rule {}: near names no rule {anchor:?}", rule.id)
+                        })?,
+                    regex: match &rule.near_regex {
+                        None => None,
+                        Some(near_regex) => {
+                            let regex = compile(&rule.id, near_regex)?;
+                            anyhow::ensure!(
+                                group < regex.captures_len(),
+                                "rule {}: group {group} does not exist in its near_regex",
+                                rule.id
+                            );
+                            Some(regex)
+                        }
+                    },
+                }),
+            };
             compiled.push(CompiledRule {
                 id: rule.id.clone(),
                 description: rule.description.clone(),
@@ -94,9 +130,15 @@ impl Matcher {
                     .iter()
                     .map(|w| w.to_ascii_lowercase().into_bytes())
                     .collect(),
+                placeholders: rule
+                    .placeholders
+                    .iter()
+                    .map(|w| w.to_ascii_lowercase().into_bytes())
+                    .collect(),
                 require_digit: rule.require_digit,
                 fallback: rule.fallback,
                 reject_identifiers: rule.reject_identifiers,
+                near,
             });
         }
 
@@ -181,6 +223,7 @@ impl Matcher {
         }
         matches.sort_unstable_by_key(|m| (m.secret.start, m.rule));
         matches.dedup();
+        self.pair(data, &mut matches);
         let specific: Vec<Range<usize>> = matches
             .iter()
             .filter(|m| !self.rules[m.rule].fallback)
@@ -207,10 +250,21 @@ impl Matcher {
     }
 
     fn run_rule(&self, index: usize, data: &[u8], region: Range<usize>, out: &mut Vec<RuleMatch>) {
+        self.run_regex(index, &self.rules[index].regex, data, region, out);
+    }
+
+    fn run_regex(
+        &self,
+        index: usize,
+        regex: &Regex,
+        data: &[u8],
+        region: Range<usize>,
+        out: &mut Vec<RuleMatch>,
+    ) {
         let rule = &self.rules[index];
         let offset = region.start;
         let haystack = &data[region];
-        for captures in rule.regex.captures_iter(haystack) {
+        for captures in regex.captures_iter(haystack) {
             let Some(secret) = captures.get(rule.group) else {
                 continue;
             };
@@ -218,14 +272,85 @@ impl Matcher {
                 out.push(RuleMatch {
                     rule: index,
                     secret: offset + secret.start()..offset + secret.end(),
+                    pair: None,
                 });
+            }
+        }
+    }
+
+    /// Links each `near` rule's matches to the anchor match a few lines away (and finds,
+    /// with its `near_regex`, partners that carry no name), so a key pair reads as one.
+    /// `matches` is sorted by position and stays so.
+    fn pair(&self, data: &[u8], matches: &mut Vec<RuleMatch>) {
+        let mut added = false;
+        for (index, rule) in self.rules.iter().enumerate() {
+            let Some(near) = &rule.near else { continue };
+            let anchors: Vec<usize> = (0..matches.len())
+                .filter(|&i| matches[i].rule == near.anchor)
+                .collect();
+            for anchor in anchors {
+                let window = lines_around(data, &matches[anchor].secret);
+                if let Some(regex) = &near.regex {
+                    let before = matches.len();
+                    self.run_regex(index, regex, data, window.clone(), matches);
+                    added |= matches.len() > before;
+                }
+            }
+        }
+        if added {
+            matches.sort_unstable_by_key(|m| (m.secret.start, m.rule));
+            matches.dedup();
+        }
+        for (index, rule) in self.rules.iter().enumerate() {
+            let Some(near) = &rule.near else { continue };
+            for anchor in 0..matches.len() {
+                if matches[anchor].rule != near.anchor || matches[anchor].pair.is_some() {
+                    continue;
+                }
+                let window = lines_around(data, &matches[anchor].secret);
+                let anchor_at = matches[anchor].secret.start;
+                let partner = (0..matches.len())
+                    .filter(|&i| {
+                        let m = &matches[i];
+                        m.rule == index
+                            && m.pair.is_none()
+                            && window.start <= m.secret.start
+                            && m.secret.end <= window.end
+                    })
+                    .min_by_key(|&i| matches[i].secret.start.abs_diff(anchor_at));
+                if let Some(partner) = partner {
+                    matches[partner].pair = Some(matches[anchor].secret.clone());
+                    matches[anchor].pair = Some(matches[partner].secret.clone());
+                }
             }
         }
     }
 }
 
+fn compile(id: &str, regex: &str) -> Result<Regex> {
+    regex::bytes::RegexBuilder::new(regex)
+        .size_limit(50 << 20)
+        .build()
+        .with_context(|| format!("rule {id}: invalid regex"))
+}
+
+/// [`PAIR_LINES`] lines before and after the lines holding `range`, within [`PAIR_REACH`]
+/// bytes each way.
+fn lines_around(data: &[u8], range: &Range<usize>) -> Range<usize> {
+    let floor = range.start.saturating_sub(PAIR_REACH);
+    let start = memchr::memrchr_iter(b'\n', &data[floor..range.start])
+        .nth(PAIR_LINES)
+        .map_or(floor, |i| floor + i + 1);
+    let ceiling = (range.end + PAIR_REACH).min(data.len());
+    let end = memchr::memchr_iter(b'\n', &data[range.end..ceiling])
+        .nth(PAIR_LINES)
+        .map_or(ceiling, |i| range.end + i);
+    start..end
+}
+
 impl CompiledRule {
-    /// Whether a matched secret is one: entropy, placeholders, and a digit where required.
+    /// Whether a matched secret is one: entropy, placeholders and stopwords, and a digit
+    /// where required.
     fn accepts(&self, secret: &[u8]) -> bool {
         if let Some(minimum) = self.min_entropy {
             if entropy(secret) < minimum {
@@ -241,14 +366,15 @@ impl CompiledRule {
         if self.reject_identifiers && is_identifier(secret) {
             return false;
         }
-        if self.stopwords.is_empty() {
+        if self.stopwords.is_empty() && self.placeholders.is_empty() {
             return true;
         }
         let lower = secret.to_ascii_lowercase();
-        !self
-            .stopwords
-            .iter()
-            .any(|word| lower.windows(word.len()).any(|w| w == word.as_slice()))
+        !self.placeholders.contains(&lower)
+            && !self
+                .stopwords
+                .iter()
+                .any(|word| lower.windows(word.len()).any(|w| w == word.as_slice()))
     }
 }
 

@@ -32,6 +32,9 @@ pub struct Provenance {
     pub commit: String,
     pub author: String,
     pub date: String,
+    /// Position in `git log --reverse` order: lower is older.
+    #[serde(skip)]
+    pub sequence: usize,
 }
 
 /// One secret found. Holds a preview and a fingerprint, never the secret.
@@ -72,7 +75,16 @@ impl Scanner {
             .into_iter()
             .map(|m| {
                 let rule = &self.matcher.rules[m.rule];
-                (rule.id.clone(), rule.description.clone(), m.secret)
+                let description = match &m.pair {
+                    Some(partner) => format!(
+                        "{}, paired with {} on line {}",
+                        rule.description,
+                        preview(&data[partner.clone()]),
+                        memchr::memchr_iter(b'\n', &data[..partner.start]).count() + 1
+                    ),
+                    None => rule.description.clone(),
+                };
+                (rule.id.clone(), description, m.secret)
             })
             .collect();
         if let Some(vault) = &self.vault {

@@ -99,9 +99,18 @@ fn anthropic() {
         let key = format!("sk-ant-{kind}-{}AA", random(seed, 93, URLSAFE));
         found("anthropic-api-key", &format!("ANTHROPIC_API_KEY='{key}'"));
     }
+    // The length and the final "AA" may change; the versioned prefix says enough.
+    found(
+        "anthropic-api-key",
+        &format!("key: sk-ant-api04-{}", random(4, 95, URLSAFE)),
+    );
     not_found(
         "anthropic-api-key",
         &format!("sk-ant-api03-{}AA", random(3, 40, URLSAFE)),
+    );
+    not_found(
+        "anthropic-api-key",
+        &format!("sk-ant-{}", random(5, 95, URLSAFE)),
     );
     not_found("anthropic-api-key", "ANTHROPIC_API_KEY=sk-ant-api03-...");
 }
@@ -120,6 +129,11 @@ fn aws_pair() {
     found(
         "aws-access-key-id",
         &format!("\"ASIA{}\"", random(3, 16, BASE32)),
+    );
+    // Written with the wrong alphabet (0, 1, 8, 9 are not base32): still a key id.
+    found(
+        "aws-access-key-id",
+        &format!("AWS_ACCESS_KEY_ID=AKIA{}0", random(9, 15, UPPER_DIGITS)),
     );
     // AWS's own documentation example, and ids of the wrong length or alphabet.
     not_found(
@@ -143,6 +157,53 @@ fn aws_pair() {
 }
 
 #[test]
+fn aws_pair_is_linked_and_found_without_a_name_next_to_its_key_id() {
+    let id = format!("AKIA{}", random(6, 16, BASE32));
+    let secret = random(7, 40, BASE64);
+    let descriptions = |text: &str| -> Vec<(String, String)> {
+        scanner()
+            .scan("t", text.as_bytes(), None)
+            .into_iter()
+            .map(|f| (f.rule, f.description))
+            .collect()
+    };
+    // A downloaded credentials CSV and a client constructor: no name on the secret.
+    for text in [
+        format!("User name,Access key ID,Secret access key\nbob,{id},{secret}\n"),
+        format!("client = boto3.client(\n    \"s3\",\n    \"{id}\",\n    \"{secret}\",\n)\n"),
+        format!("[default]\naws_secret_access_key = {secret}\naws_access_key_id = {id}\n"),
+    ] {
+        let mut found = descriptions(&text);
+        found.sort();
+        assert_eq!(found.len(), 2, "{text}: {found:?}");
+        assert_eq!(found[0].0, "aws-access-key-id", "{text}");
+        assert_eq!(found[1].0, "aws-secret-access-key", "{text}");
+        assert!(
+            found[0]
+                .1
+                .contains(&format!("paired with {}…", &secret[..4]))
+                && found[1].1.contains("paired with AKIA…"),
+            "{found:?}"
+        );
+    }
+    // A lone key id is still found; a hex digest or a low-entropy run next to it is no secret.
+    let lone = descriptions(&format!("id = \"{id}\"\n"));
+    assert_eq!(
+        lone,
+        [("aws-access-key-id".into(), "AWS access key ID".into())]
+    );
+    let digest = random(8, 40, b"0123456789abcdef");
+    let near_misses = format!(
+        "id = \"{id}\"\nsha = \"{digest}\"\npad = \"{}\"\n",
+        "ab".repeat(20)
+    );
+    assert_eq!(rules_in(&near_misses), ["aws-access-key-id"]);
+    // Far from any key id, an unnamed 40-character token is not one.
+    let far = format!("id = \"{id}\"\n{}x = \"{secret}\"\n", "\n".repeat(5));
+    assert_eq!(rules_in(&far), ["aws-access-key-id"]);
+}
+
+#[test]
 fn github() {
     for (seed, prefix) in [
         (1, "ghp_"),
@@ -162,6 +223,10 @@ fn github() {
         random(7, 59, ALNUM)
     );
     found("github-fine-grained-token", &format!("GH_TOKEN={fine}"));
+    found(
+        "github-fine-grained-token",
+        &format!("GH_TOKEN=github_pat_{}", random(11, 82, ALNUM)),
+    );
     not_found("github-token", &format!("ghp_{}", random(8, 20, ALNUM)));
     not_found("github-token", &format!("ghx_{}", random(9, 36, ALNUM)));
     not_found(
@@ -255,7 +320,12 @@ fn hugging_face() {
         "huggingface-token",
         "from huggingface_hub import hf_hub_download",
     );
+    found(
+        "huggingface-token",
+        &format!("token = \"hf_{}\"", random(2, 37, ALNUM)),
+    );
     not_found("huggingface-token", &format!("hf_{}", "a".repeat(34)));
+    not_found("huggingface-token", &format!("hf_{}", random(3, 30, ALNUM)));
 }
 
 #[test]
@@ -278,6 +348,18 @@ fn private_keys() {
         k = "PRIVATE KEY"
     );
     found("private-key", &encrypted);
+    // Escaped line breaks in a JSON string: a Google service account key file.
+    let json = format!(
+        "{{\"type\": \"service_account\", \"private_key\": \"-----BEGIN {k}-----\\n{}-----END {k}-----\\n\"}}",
+        body.replace('\n', "\\n"),
+        k = "PRIVATE KEY"
+    );
+    found("private-key", &json);
+    let armour_only = format!(
+        "\"-----BEGIN {k}-----\\n-----END {k}-----\\n\"",
+        k = "PRIVATE KEY"
+    );
+    not_found("private-key", &armour_only);
     // The armour alone, as parsers and docs write it.
     not_found(
         "private-key",
@@ -302,7 +384,19 @@ fn database_urls() {
         "database-url",
         &format!("redis://default:{password}@cache:6379/0"),
     );
+    // A word inside a real password does not make it a placeholder.
+    for password in ["supersecret42", "s3cret", "hunter22"] {
+        found(
+            "database-url",
+            &format!("postgresql://admin:{password}@db.internal:5432/prod"),
+        );
+    }
     not_found("database-url", "postgres://user:password@localhost/app");
+    not_found("database-url", "postgres://user:PASSWORD@localhost/app");
+    not_found("database-url", "mysql://root:changeme@db/app");
+    not_found("database-url", "mysql://root:secret@db/app");
+    not_found("database-url", "postgres://app:$POSTGRES_PASSWORD@db/app");
+    not_found("database-url", "postgres://user:%(password)s@db/app");
     not_found("database-url", "postgres://app:${DB_PASSWORD}@db/app");
     not_found("database-url", "postgres://localhost:5432/app");
     not_found("database-url", "mysql://root:<password>@127.0.0.1/db");
@@ -336,6 +430,40 @@ fn generic_assignments() {
     found(
         "generic-secret",
         &format!("{{\"client_secret\": \"{value}\"}}"),
+    );
+    // Passwords and Django secret keys hold symbols.
+    found(
+        "generic-secret",
+        &format!(
+            "DB_PASSWORD = \"{}!{}$^\"",
+            random(21, 10, ALNUM),
+            random(22, 8, ALNUM)
+        ),
+    );
+    found(
+        "generic-secret",
+        &format!(
+            "SECRET_KEY = 'django-insecure-{}*@{}'",
+            random(23, 20, ALNUM),
+            random(24, 20, ALNUM)
+        ),
+    );
+    not_found(
+        "generic-secret",
+        "// https://user:pass@domain.com:9742/path?key=val&key2=val2#fragment",
+    );
+    // A notebook's source lines are JSON strings: their quotes are escaped.
+    found(
+        "generic-secret",
+        &format!("    \"client_secret = \\\"{value}\\\"\\n\","),
+    );
+    found(
+        "generic-secret",
+        &format!("\"env\": \"PASSWORD={value}\\nDEBUG=1\""),
+    );
+    not_found(
+        "generic-secret",
+        "    \"api_key = \\\"get_api_key_from_environment\\\"\\n\",",
     );
     not_found("generic-secret", "api_key = get_api_key_from_environment()");
     not_found("generic-secret", "token = \"your_token_here_12345\"");
@@ -397,9 +525,12 @@ fn user_rules_need_no_keywords() {
             entropy: None,
             multiline: false,
             stopwords: Vec::new(),
+            placeholders: Vec::new(),
             require_digit: false,
             fallback: false,
             reject_identifiers: false,
+            near: None,
+            near_regex: None,
         }],
     )
     .unwrap();

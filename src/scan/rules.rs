@@ -24,12 +24,22 @@ pub struct Rule {
     pub multiline: bool,
     #[serde(default)]
     pub stopwords: Vec<String>,
+    /// Whole secrets (case-insensitive) that are placeholders: `password` is one, but
+    /// `supersecret42` is a password even though it contains a stopword-like word.
+    #[serde(default)]
+    pub placeholders: Vec<String>,
     #[serde(default)]
     pub require_digit: bool,
     #[serde(default)]
     pub fallback: bool,
     #[serde(default)]
     pub reject_identifiers: bool,
+    /// The id of the rule whose matches this rule's secrets pair with (an AWS secret access
+    /// key with its access key ID): a match within a few lines of one is linked to it.
+    pub near: Option<String>,
+    /// Run within a few lines of each `near` match: finds this rule's secret there without
+    /// the name that the main regex needs (`AKIA…,<secret>` in a credentials CSV).
+    pub near_regex: Option<String>,
 }
 
 /// A file of rules: `[[rules]]` tables.
