@@ -87,6 +87,22 @@ fn honours_gitignore_keywrapignore_inline_allow_and_skips_binaries() {
 }
 
 #[test]
+fn huge_files_are_skipped_and_a_named_one_with_a_warning() {
+    let mut keywrap = Keywrap::new();
+    let key = github_token(30);
+    keywrap.write_file("dump.sql", &format!("{key}\n{}\n", "x".repeat(2 << 20)));
+    keywrap.args(["scan"]).run().assert_code(1);
+
+    let mut keywrap = Keywrap::new();
+    keywrap.write_file("dump.sql", &format!("{key}\n{}\n", "x".repeat(2 << 20)));
+    let run = keywrap
+        .args(["scan", "--max-file-size", "1", "dump.sql"])
+        .run();
+    run.assert_success();
+    run.assert_stderr_contains("dump.sql skipped: 2.0 MiB is over the 1 MiB limit");
+}
+
+#[test]
 fn history_finds_a_removed_key_with_its_commit_and_author() {
     let repo = GitRepo::new();
     repo.write("README.md", "# app\n");

@@ -283,19 +283,25 @@ fn slack() {
 #[test]
 fn stripe() {
     found(
-        "stripe-live-key",
+        "stripe-secret-key",
         &format!("Stripe.api_key = 'sk_live_{}'", random(1, 24, ALNUM)),
     );
     found(
-        "stripe-live-key",
+        "stripe-secret-key",
         &format!("rk_live_{}", random(2, 99, ALNUM)),
     );
-    not_found(
-        "stripe-live-key",
+    // A test-mode secret key opens the account's test data and settings: still a secret.
+    found(
+        "stripe-secret-key",
         &format!("sk_test_{}", random(3, 24, ALNUM)),
     );
+    // Publishable keys are meant for browsers.
     not_found(
-        "stripe-live-key",
+        "stripe-secret-key",
+        &format!("pk_live_{}", random(5, 24, ALNUM)),
+    );
+    not_found(
+        "stripe-secret-key",
         &format!("sk_live_{}", random(4, 10, ALNUM)),
     );
 }

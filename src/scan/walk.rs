@@ -29,8 +29,21 @@ pub fn scan_paths(
     threads: usize,
 ) -> Result<(Vec<Finding>, Totals)> {
     for path in paths {
-        if !path.exists() {
-            bail!("{}: no such file or directory", path.display());
+        let metadata = match std::fs::metadata(path) {
+            Ok(metadata) => metadata,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                bail!("{}: no such file or directory", path.display())
+            }
+            Err(err) => bail!("{}: {err}", path.display()),
+        };
+        // A file named on the command line is skipped like any other, but not silently.
+        if metadata.is_file() && metadata.len() > max_file_size {
+            crate::log::warn(format_args!(
+                "{} skipped: {:.1} MiB is over the {} MiB limit (--max-file-size)",
+                path.display(),
+                metadata.len() as f64 / f64::from(1 << 20),
+                max_file_size >> 20
+            ));
         }
     }
     let mut builder = WalkBuilder::new(&paths[0]);
