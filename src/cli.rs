@@ -29,11 +29,11 @@ Docs: docs/ in the keywrap repository (references, configuration, exit codes, th
 #[command(name = "keywrap", version, after_help = EXAMPLES, propagate_version = true)]
 pub struct Cli {
     /// Say what keywrap does (config used, token source, paths read); never values.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub verbose: bool,
 
     /// Use this keywrap.toml instead of looking for one from the current directory up.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Global options")]
     pub config: Option<PathBuf>,
 
     #[command(flatten)]
@@ -64,6 +64,7 @@ impl Cli {
 
 /// Connection settings; each overrides its VAULT_*/BAO_* variable and keywrap.toml.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Connection")]
 pub struct ConnectionArgs {
     /// Vault address [env: VAULT_ADDR, BAO_ADDR]
     #[arg(long, global = true, value_name = "URL")]
