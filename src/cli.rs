@@ -33,7 +33,12 @@ pub struct Cli {
     pub verbose: bool,
 
     /// Use this keywrap.toml instead of looking for one from the current directory up.
-    #[arg(long, global = true, value_name = "FILE", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub config: Option<PathBuf>,
 
     #[command(flatten)]
