@@ -172,6 +172,33 @@ fn permission_denied_names_the_missing_capability() {
 }
 
 #[test]
+fn permission_denied_when_the_policies_grant_nothing_under_the_mount() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-secret-1")]);
+    bao.write_policy(
+        "elsewhere",
+        "path \"other/data/x\" { capabilities = [\"read\"] }",
+    );
+    // With and without the default policy (which lets a token look itself up).
+    for policies in [&["elsewhere", "default"][..], &["elsewhere"]] {
+        let token = bao.token_with(policies);
+        let mut keywrap = bao.keywrap();
+        keywrap.env("VAULT_TOKEN", &token);
+        let (run, started) = exec_with(&mut keywrap, &["-s", "K=secret/openai#api_key"]);
+        assert_failed_cleanly(
+            &run,
+            started,
+            &[
+                "K (secret/openai#api_key)",
+                "permission denied",
+                "\"read\" capability on secret/data/openai",
+            ],
+        );
+        assert!(!run.stderr.contains(&token));
+    }
+}
+
+#[test]
 fn unreachable_vault_fails_after_a_few_retries() {
     let mut keywrap = Keywrap::new();
     let address = format!("http://127.0.0.1:{}", support::free_port());

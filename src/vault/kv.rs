@@ -87,8 +87,12 @@ pub struct SecretData {
 /// Why a KV operation failed, in terms a user can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
-    #[error("no KV secrets engine is mounted at \"{path}\", or the token's policies grant nothing under it ({detail}); check the path with `vault secrets list`")]
-    NoMount { path: String, detail: String },
+    #[error(
+        "no KV secrets engine is mounted at \"{path}\"; check the path with `vault secrets list`"
+    )]
+    NoMount { path: String },
+    #[error("permission denied reading \"{path}\": the token's policies grant nothing under its mount (or nothing is mounted there); a policy needs the \"read\" capability on {v2_path} (KV v2) or {path} (KV v1)")]
+    NoAccess { path: String, v2_path: String },
     #[error("\"{path}\" is on a {kind} mount at {mount}, not a KV secrets engine")]
     NotKv {
         path: String,
@@ -142,15 +146,13 @@ pub async fn find_mount(client: &VaultClient, path: &str) -> Result<Mount, KvErr
     match response.status.as_u16() {
         200 => {}
         403 => {
-            if !token_is_valid(client).await {
+            // Vault checks the token before the mount: a preflight answer means the token
+            // is good (even one without the default policy, which cannot look itself up).
+            let preflight = response.errors().iter().any(|e| e.contains("preflight"));
+            if !preflight && !token_is_valid(client).await {
                 return Err(KvError::BadToken);
             }
-            return Err(KvError::NoMount {
-                path: path.to_string(),
-                detail: super::api_detail(&response.errors())
-                    .trim_start_matches(": ")
-                    .to_string(),
-            });
+            return Err(no_mount_or_no_access(client, path).await);
         }
         status => {
             return Err(VaultError::Api {
@@ -194,6 +196,43 @@ pub async fn find_mount(client: &VaultClient, path: &str) -> Result<Mount, KvErr
         });
     }
     Ok(mount)
+}
+
+/// `sys/internal/ui/mounts` answers 403 both when nothing is mounted at a path and when the
+/// token's policies grant nothing under the path's mount. The token's own capabilities tell
+/// them apart: one that may use the path (a root token) is looking at a missing mount.
+async fn no_mount_or_no_access(client: &VaultClient, path: &str) -> KvError {
+    let (mount, rest) = path.split_once('/').unwrap_or((path, ""));
+    let v2_path = format!("{mount}/data/{rest}");
+    let body = serde_json::json!({ "paths": [path, v2_path] });
+    let allowed = match client.post("sys/capabilities-self", &body).await {
+        Ok(response) if response.status.is_success() => response
+            .json::<CapabilitiesAnswer>("sys/capabilities-self")
+            .map(|answer| {
+                answer
+                    .data
+                    .values()
+                    .flatten()
+                    .any(|capability| capability != "deny")
+            })
+            .unwrap_or(false),
+        _ => false,
+    };
+    if allowed {
+        KvError::NoMount {
+            path: path.to_string(),
+        }
+    } else {
+        KvError::NoAccess {
+            path: path.to_string(),
+            v2_path,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CapabilitiesAnswer {
+    data: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
