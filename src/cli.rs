@@ -280,13 +280,10 @@ pub struct ExecArgs {
     #[arg(long)]
     pub strict_age: bool,
 
-    /// The command and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    /// The command and its arguments. Everything from the first word that is not an option
+    /// on is the command's; a mistyped option before it is a usage error (125), not a
+    /// command named `--dryrun`.
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<OsString>,
 }
 
@@ -721,6 +718,24 @@ mod tests {
         assert_eq!(exec.command, ["python", "-c", "print(1)"]);
         assert_eq!(exec.secrets[0].name, "A");
         assert_eq!(cli.config, Some(PathBuf::from("x.toml")));
+    }
+
+    #[test]
+    fn exec_options_end_at_the_command() {
+        let exec = |words: &[&str]| {
+            let cli = Cli::try_parse_from(["keywrap", "exec"].iter().chain(words))?;
+            let Command::Exec(exec) = cli.command else {
+                panic!("not exec")
+            };
+            Ok::<_, clap::Error>(exec.command)
+        };
+        assert_eq!(exec(&["python", "-c", "x"]).unwrap(), ["python", "-c", "x"]);
+        assert_eq!(
+            exec(&["--", "-weird", "--dry-run"]).unwrap(),
+            ["-weird", "--dry-run"]
+        );
+        let err = exec(&["--dryrun", "--", "true"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 }
 

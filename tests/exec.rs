@@ -279,6 +279,20 @@ fn a_missing_command_costs_no_secret_read() {
 }
 
 #[test]
+fn a_mistyped_option_is_a_usage_error_not_the_command() {
+    let bao = Bao::start();
+    bao.kv_put("secret/a", &[("k", "fake-value-5")]);
+    let run = bao
+        .keywrap()
+        .args(["exec", "--dryrun", "-s", "A=secret/a#k", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("unexpected argument '--dryrun'")
+        .assert_stderr_contains("--dry-run");
+    assert!(bao.audit_reads_of("secret/data/a").is_empty());
+}
+
+#[test]
 fn dry_run_lists_references_and_reads_nothing() {
     let bao = Bao::start();
     bao.kv_put("secret/a", &[("k", "fake-value-6")]);
