@@ -212,6 +212,11 @@ pub enum Command {
     Import(ImportArgs),
     Status(StatusArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "\
+Examples:
+  keywrap completions bash > ~/.local/share/bash-completion/completions/keywrap
+  keywrap completions zsh > \"${fpath[1]}/_keywrap\"
+  keywrap completions fish > ~/.config/fish/completions/keywrap.fish")]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -552,6 +557,10 @@ pub enum AuditCommand {
     /// Register keywrap's request headers (User-Agent, X-Correlation-ID, X-Keywrap-*) as
     /// audited, unhashed, so the audit log shows who read what from where. Needs `sudo` on
     /// sys/config/auditing/request-headers.
+    #[command(after_help = "\
+Examples:
+  keywrap audit setup                      # once per Vault cluster, with a sudo-capable token
+  keywrap exec -- python app.py            # its reads now show keywrap's headers in the log")]
     Setup,
     Report(ReportArgs),
 }

@@ -403,10 +403,40 @@ fn help_shows_examples_and_completions_are_generated() {
         "{}",
         run.stdout
     );
+    for words in [
+        &["completions", "--help"][..],
+        &["audit", "setup", "--help"],
+    ] {
+        let run = Keywrap::new().args(words).run();
+        run.assert_success();
+        assert!(
+            run.stdout.contains("Examples:\n  keywrap "),
+            "{}",
+            run.stdout
+        );
+    }
     for shell in ["bash", "zsh", "fish"] {
         let run = Keywrap::new().args(["completions", shell]).run();
         run.assert_success();
         assert!(run.stdout.contains("keywrap"), "{shell}");
         assert!(run.stdout.contains("exec"), "{shell}");
     }
+}
+
+#[test]
+fn completions_into_a_pipe_closed_early_end_quietly() {
+    // The script is larger than a pipe's buffer, so the write meets the closed pipe.
+    let mut keywrap = Keywrap::new();
+    let mut child = keywrap
+        .args(["completions", "bash"])
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
 }
