@@ -137,7 +137,10 @@ impl Addresses {
 
 /// One `[env]` entry: a reference string, or a table with `ref` and options.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a reference in quotes, e.g. \"secret/openai#api_key\", or a table such as { ref = \"secret/openai#api_key\" }"
+)]
 pub enum EnvEntry {
     Reference(String),
     Table(EnvTable),
@@ -302,6 +305,11 @@ mod tests {
         let err = parse("[vault]\nadress = \"x\"\n").unwrap_err().to_string();
         assert!(err.starts_with("keywrap.toml:2:1:"), "{err}");
         assert!(err.contains("adress"), "{err}");
+        let err = parse("[env]\nA = 5\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("keywrap.toml:2:5: expected a reference in quotes"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -290,6 +290,16 @@ fn malformed_toml_names_line_and_column() {
     );
     let (run, started) = exec_with(&mut keywrap, &[]);
     assert_failed_cleanly(&run, started, &["keywrap.toml:3:5:"]);
+
+    let mut keywrap = bao.keywrap();
+    keywrap.write_file("keywrap.toml", "[env]\nA = 5\n");
+    let (run, started) = exec_with(&mut keywrap, &[]);
+    assert_failed_cleanly(
+        &run,
+        started,
+        &["keywrap.toml:2:5: expected a reference in quotes"],
+    );
+    assert!(!run.stderr.contains("untagged"), "{}", run.stderr);
 }
 
 #[test]
