@@ -41,6 +41,8 @@ pub struct Connection {
     pub address: Sourced<Vec<reqwest::Url>>,
     pub namespace: Option<Sourced<String>>,
     pub tls: TlsSettings,
+    /// Where verification was turned off (`VAULT_SKIP_VERIFY`, the flag, ...), for the warning.
+    pub skip_verify_source: Option<String>,
     pub timeout: Duration,
 }
 
@@ -118,15 +120,16 @@ impl Connection {
                 .or_else(|| env.vault_var(suffix).map(|(_, v)| PathBuf::from(v)))
                 .or_else(|| file_path(from_file))
         };
-        let skip_verify = if flags.skip_verify {
-            true
+        let (skip_verify, skip_verify_source) = if flags.skip_verify {
+            (true, "--tls-skip-verify".to_string())
         } else if let Some((name, value)) = env.vault_var("SKIP_VERIFY") {
             match parse_bool(value) {
-                Some(on) => on,
+                Some(on) => (on, name),
                 None => bail!("{name}={value:?} is not a boolean; use true or false"),
             }
         } else {
-            file.and_then(|v| v.skip_verify).unwrap_or(false)
+            let on = file.and_then(|v| v.skip_verify).unwrap_or(false);
+            (on, format!("skip_verify in {}", file_source()))
         };
         let tls = TlsSettings {
             ca_cert: path_setting(
@@ -161,6 +164,7 @@ impl Connection {
             },
             namespace,
             tls,
+            skip_verify_source: skip_verify.then_some(skip_verify_source),
             timeout: flags.timeout.unwrap_or(DEFAULT_TIMEOUT),
         })
     }

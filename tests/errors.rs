@@ -213,6 +213,14 @@ fn unreachable_vault_fails_after_a_few_retries() {
         &["cannot reach Vault", &address, "4 attempts"],
     );
     assert!(started_at.elapsed() < std::time::Duration::from_secs(20));
+
+    // The hint names where the address came from.
+    let mut keywrap = Keywrap::new();
+    keywrap
+        .env("BAO_ADDR", &address)
+        .env("VAULT_TOKEN", ROOT_TOKEN);
+    let (run, started) = exec_with(&mut keywrap, &["-s", "K=secret/openai#api_key"]);
+    assert_failed_cleanly(&run, started, &["cannot reach Vault", "check BAO_ADDR"]);
 }
 
 #[test]
@@ -244,8 +252,17 @@ fn tls_failure_without_the_ca_and_success_with_it() {
         .env("VAULT_SKIP_VERIFY", "true");
     let (run, started) = exec_with(&mut keywrap, &["-s", "K=secret/openai#api_key"]);
     run.assert_success()
-        .assert_stderr_contains("TLS VERIFICATION IS OFF");
+        .assert_stderr_contains("TLS VERIFICATION IS OFF (VAULT_SKIP_VERIFY)");
     assert!(started);
+
+    // The warning names whatever turned verification off.
+    let mut keywrap = bao.keywrap();
+    keywrap
+        .env_remove("VAULT_CACERT")
+        .env("BAO_SKIP_VERIFY", "1");
+    let (run, _) = exec_with(&mut keywrap, &["-s", "K=secret/openai#api_key"]);
+    run.assert_success()
+        .assert_stderr_contains("TLS VERIFICATION IS OFF (BAO_SKIP_VERIFY)");
 }
 
 #[test]

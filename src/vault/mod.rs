@@ -39,6 +39,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct VaultClient {
     http: reqwest::Client,
     nodes: Arc<Vec<reqwest::Url>>,
+    /// Where the addresses came from, for the message when none answers.
+    address_source: Arc<str>,
     /// Index of the node to try first: the one that answered last.
     current: Arc<AtomicUsize>,
     namespace: Option<String>,
@@ -91,8 +93,13 @@ impl VaultResponse {
 /// What went wrong talking to Vault, before any meaning is given to an API status.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    #[error("cannot reach Vault ({attempts} attempts; tried {tried}); check VAULT_ADDR and that the server is up")]
-    Unreachable { attempts: u32, tried: String },
+    #[error("cannot reach Vault ({attempts} attempts; tried {tried}); {}", address_hint(.address_source))]
+    Unreachable {
+        attempts: u32,
+        tried: String,
+        /// Where the address came from (`VAULT_ADDR`, `--address`, a keywrap.toml, `default`).
+        address_source: String,
+    },
     #[error("TLS connection to {address} failed: {cause}; {}", tls_hint(.cause))]
     Tls { address: String, cause: String },
     #[error("Vault is sealed (tried {tried}); unseal it (`vault operator unseal`) and try again")]
@@ -113,6 +120,22 @@ pub enum VaultError {
     },
     #[error("unexpected answer from Vault for {path}: {cause}")]
     Malformed { path: String, cause: String },
+}
+
+/// What to check when nothing answers, named after where the address came from.
+fn address_hint(source: &str) -> String {
+    match source {
+        "default" => format!(
+            "no VAULT_ADDR is set, so the default {} was tried: set VAULT_ADDR",
+            crate::settings::DEFAULT_ADDRESS
+        ),
+        "--address" | "VAULT_ADDR" | "BAO_ADDR" => {
+            format!("check {source} and that the server is up")
+        }
+        file => {
+            format!("check the address in {file} (or set VAULT_ADDR) and that the server is up")
+        }
+    }
 }
 
 fn tls_hint(cause: &str) -> &'static str {
@@ -197,9 +220,10 @@ impl VaultClient {
             .any(|url| url.scheme() == "https")
         {
             if connection.tls.skip_verify {
-                crate::log::warn(
-                    "TLS VERIFICATION IS OFF (VAULT_SKIP_VERIFY): anyone on the network path can read the secrets and the token. Use VAULT_CACERT instead.",
-                );
+                crate::log::warn(format_args!(
+                    "TLS VERIFICATION IS OFF ({}): anyone on the network path can read the secrets and the token. Use VAULT_CACERT instead.",
+                    connection.skip_verify_source.as_deref().unwrap_or("VAULT_SKIP_VERIFY")
+                ));
             }
             builder = builder.use_preconfigured_tls(tls::client_config(&connection.tls)?);
         }
@@ -207,6 +231,7 @@ impl VaultClient {
         Ok(VaultClient {
             http,
             nodes: Arc::new(connection.address.value.clone()),
+            address_source: connection.address.source.as_str().into(),
             current: Arc::new(AtomicUsize::new(0)),
             namespace: connection.namespace.as_ref().map(|n| n.value.clone()),
             token: None,
@@ -290,6 +315,7 @@ impl VaultClient {
                         return Err(VaultError::Unreachable {
                             attempts: total,
                             tried: attempts.summary(),
+                            address_source: self.address_source.to_string(),
                         });
                     }
                     self.next_node(node);
@@ -391,6 +417,7 @@ impl VaultClient {
                     return Err(VaultError::Unreachable {
                         attempts: 1,
                         tried: format!("{node}: {}", describe(&err)),
+                        address_source: self.address_source.to_string(),
                     });
                 }
                 return Ok(Outcome::Unreachable(describe(&err)));
@@ -413,6 +440,7 @@ impl VaultClient {
                 return Err(VaultError::Unreachable {
                     attempts: 1,
                     tried: format!("{node}: {}", describe(&err)),
+                    address_source: self.address_source.to_string(),
                 })
             }
         };
