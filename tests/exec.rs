@@ -440,3 +440,57 @@ fn completions_into_a_pipe_closed_early_end_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(output.status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn namespaces_from_the_environment_the_file_and_the_flag() {
+    let bao = Bao::start();
+    bao.ok("POST", "sys/namespaces/team-a", None);
+    bao.ok(
+        "POST",
+        "team-a/sys/mounts/secret",
+        Some(serde_json::json!({ "type": "kv", "options": { "version": "2" } })),
+    );
+    bao.ok(
+        "POST",
+        "team-a/secret/data/openai",
+        Some(serde_json::json!({ "data": { "api_key": "fake-namespaced-key" } })),
+    );
+    let expected = vec!["A=fake-namespaced-key".to_string()];
+    for variable in ["VAULT_NAMESPACE", "BAO_NAMESPACE"] {
+        let run = bao
+            .keywrap()
+            .env(variable, "team-a")
+            .args(["exec", "-s", "A=secret/openai#api_key"])
+            .args(print_vars(&["A"]))
+            .run();
+        run.assert_success();
+        assert_eq!(
+            run.stdout.lines().collect::<Vec<_>>(),
+            expected,
+            "{variable}"
+        );
+    }
+    let mut keywrap = bao.keywrap();
+    keywrap.write_file(
+        "keywrap.toml",
+        "[vault]\nnamespace = \"nowhere\"\n[env]\nA = \"secret/openai#api_key\"\n",
+    );
+    keywrap
+        .args(["exec"])
+        .args(print_vars(&["A"]))
+        .run()
+        .assert_code(125)
+        .assert_stderr_contains("no namespace \"nowhere\"");
+    let mut keywrap = bao.keywrap();
+    keywrap.write_file(
+        "keywrap.toml",
+        "[vault]\nnamespace = \"nowhere\"\n[env]\nA = \"secret/openai#api_key\"\n",
+    );
+    let run = keywrap
+        .env("VAULT_NAMESPACE", "nowhere-either")
+        .args(["--namespace", "team-a", "exec"])
+        .args(print_vars(&["A"]))
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout.lines().collect::<Vec<_>>(), expected);
+}

@@ -91,6 +91,8 @@ pub enum KvError {
         "no KV secrets engine is mounted at \"{path}\"; check the path with `vault secrets list`"
     )]
     NoMount { path: String },
+    #[error("Vault has no namespace \"{namespace}\"; check VAULT_NAMESPACE (or --namespace, or namespace in keywrap.toml)")]
+    NoNamespace { namespace: String },
     #[error("permission denied reading \"{path}\": the token's policies grant nothing under its mount (or nothing is mounted there); a policy needs the \"read\" capability on {v2_path} (KV v2) or {path} (KV v1)")]
     NoAccess { path: String, v2_path: String },
     #[error("\"{path}\" is on a {kind} mount at {mount}, not a KV secrets engine")]
@@ -103,7 +105,7 @@ pub enum KvError {
     MountItself { path: String },
     #[error("no secret at \"{path}\"; check the path with `vault kv list`")]
     NotFound { path: String },
-    #[error("version {version} of \"{path}\" does not exist")]
+    #[error("version {version} of \"{path}\" does not exist; leave out ?version for the latest, or see the versions with `vault kv metadata get {path}`")]
     NoSuchVersion { path: String, version: u64 },
     #[error("version {version} of \"{path}\" was {how}; pin another version or write a new one")]
     VersionGone {
@@ -153,6 +155,15 @@ pub async fn find_mount(client: &VaultClient, path: &str) -> Result<Mount, KvErr
                 return Err(KvError::BadToken);
             }
             return Err(no_mount_or_no_access(client, path).await);
+        }
+        404 if response
+            .errors()
+            .iter()
+            .any(|e| e.contains("namespace not found")) =>
+        {
+            return Err(KvError::NoNamespace {
+                namespace: client.namespace().unwrap_or_default().to_string(),
+            });
         }
         status => {
             return Err(VaultError::Api {

@@ -261,6 +261,11 @@ impl VaultClient {
         }
     }
 
+    /// The namespace every request is sent to (`X-Vault-Namespace`), if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
     /// The node that answered last (or will be tried first).
     pub fn address(&self) -> &str {
         let index = self.current.load(Ordering::Relaxed) % self.nodes.len();
