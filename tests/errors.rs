@@ -255,6 +255,13 @@ fn tls_failure_without_the_ca_and_success_with_it() {
         .assert_stderr_contains("TLS VERIFICATION IS OFF (VAULT_SKIP_VERIFY)");
     assert!(started);
 
+    // https:// to a server that speaks plain HTTP.
+    let plain = Bao::start();
+    let mut keywrap = plain.keywrap();
+    keywrap.env("VAULT_ADDR", plain.addr.replace("http://", "https://"));
+    let (run, started) = exec_with(&mut keywrap, &["-s", "K=secret/openai#api_key"]);
+    assert_failed_cleanly(&run, started, &["TLS", "use an http:// address"]);
+
     // The warning names whatever turned verification off.
     let mut keywrap = bao.keywrap();
     keywrap

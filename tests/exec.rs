@@ -349,7 +349,7 @@ fn nested_runs_explain_the_missing_credentials() {
         ])
         .run();
     run.assert_code(125)
-        .assert_stderr_contains("inside another `keywrap exec`");
+        .assert_stderr_contains("inside another `keywrap exec` (KEYWRAP_RUN=");
 }
 
 #[test]

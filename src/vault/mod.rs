@@ -141,6 +141,8 @@ fn address_hint(source: &str) -> String {
 fn tls_hint(cause: &str) -> &'static str {
     if cause.contains("not valid for name") {
         "use an address with a name the certificate holds, or reissue the certificate with this name"
+    } else if cause.contains("InvalidContentType") {
+        "the server does not seem to speak TLS: if it serves plain HTTP, use an http:// address"
     } else {
         "set VAULT_CACERT to the CA that signed Vault's certificate (VAULT_SKIP_VERIFY only for testing)"
     }
