@@ -1,12 +1,5 @@
 //! Plain text tables for people: left-aligned columns, two spaces apart, no trailing blanks.
 
-/// Prints `header` and `rows` as aligned columns on stdout.
-pub fn print(header: &[String], rows: &[Vec<String>]) {
-    let mut out = String::new();
-    render(header, rows, &mut out);
-    print!("{out}");
-}
-
 /// Renders the table into `out`.
 pub fn render(header: &[String], rows: &[Vec<String>], out: &mut String) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

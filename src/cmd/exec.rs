@@ -1,6 +1,7 @@
 //! `keywrap exec`: resolve references, start the command with the values in its
 //! environment only, supervise it, and pass on its exit status.
 
+use std::io::Write;
 use std::process::{ExitCode, ExitStatus};
 use std::time::Duration;
 
@@ -47,12 +48,21 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
     let command = child::resolve(name, rest, std::env::var_os("PATH").as_deref(), &cwd)?;
 
     if args.dry_run {
-        print_plan(&bindings, loaded.as_ref(), &command)?;
+        let mut plan = plan(&bindings, loaded.as_ref(), &command)?;
         if !settings.is_empty() {
             let names: Vec<&str> = settings.iter().map(|(name, _)| name.as_str()).collect();
-            println!("plain settings from env files: {}", names.join(", "));
+            plan.push_str(&format!(
+                "plain settings from env files: {}\n",
+                names.join(", ")
+            ));
         }
-        return Ok(ExitCode::SUCCESS);
+        match std::io::stdout().lock().write_all(plan.as_bytes()) {
+            // `| head` closed the pipe: the reader has what it wanted.
+            Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(err).context("cannot write the plan");
+            }
+            _ => return Ok(ExitCode::SUCCESS),
+        }
     }
     if bindings.is_empty() {
         if loaded.is_none() && env_files.is_empty() {
@@ -199,20 +209,18 @@ async fn read_secrets(
 
 /// `--dry-run`: each variable with its reference and where it was written; no values.
 /// A reference with an overlap window also lists the variable that gets its previous version.
-fn print_plan(
+fn plan(
     bindings: &[Binding],
     config: Option<&config::LoadedConfig>,
     command: &ResolvedCommand,
-) -> Result<()> {
+) -> Result<String> {
+    let mut out = String::new();
     if bindings.is_empty() {
-        println!(
-            "no references{}",
-            if config.is_some() {
-                " (keywrap.toml has no [env] entries)"
-            } else {
-                ""
-            }
-        );
+        out.push_str(if config.is_some() {
+            "no references (keywrap.toml has no [env] entries)\n"
+        } else {
+            "no references\n"
+        });
     } else {
         let mut rows = Vec::new();
         for binding in bindings {
@@ -236,16 +244,12 @@ fn print_plan(
             }
         }
         let header = ["NAME", "REFERENCE", "FROM"].map(String::from);
-        crate::table::print(&header, &rows);
+        crate::table::render(&header, &rows, &mut out);
     }
-    println!(
-        "would run: {}{}",
-        command.program.display(),
-        command
-            .args
-            .iter()
-            .map(|a| format!(" {}", a.to_string_lossy()))
-            .collect::<String>()
-    );
-    Ok(())
+    out.push_str(&format!("would run: {}", command.program.display()));
+    for arg in &command.args {
+        out.push_str(&format!(" {}", arg.to_string_lossy()));
+    }
+    out.push('\n');
+    Ok(out)
 }
