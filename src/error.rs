@@ -21,6 +21,8 @@ pub enum CommandError {
     NotFound { name: String },
     #[error("cannot execute {}: {reason}", path.display())]
     CannotExecute { path: PathBuf, reason: String },
+    #[error("cannot run {}: its #! interpreter {} was not found", path.display(), interpreter.display())]
+    MissingInterpreter { path: PathBuf, interpreter: PathBuf },
 }
 
 /// An error that carries an exit status but prints nothing more (the reason was already said).
@@ -33,7 +35,9 @@ pub fn exit_status_of(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
         if let Some(command) = cause.downcast_ref::<CommandError>() {
             return match command {
-                CommandError::NotFound { .. } => NOT_FOUND,
+                CommandError::NotFound { .. } | CommandError::MissingInterpreter { .. } => {
+                    NOT_FOUND
+                }
                 CommandError::CannotExecute { .. } => CANNOT_EXECUTE,
             };
         }

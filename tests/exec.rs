@@ -276,6 +276,16 @@ fn a_missing_command_costs_no_secret_read() {
         .run();
     run.assert_code(126);
     assert!(bao.audit_reads_of("secret/data/a").is_empty());
+
+    let mut keywrap = bao.keywrap();
+    let script = keywrap.write_file("old-python.sh", "#!/no/such/python2\nprint 1\n");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = keywrap
+        .args(["exec", "-s", "A=secret/a#k", "--", "./old-python.sh"])
+        .run();
+    run.assert_code(127)
+        .assert_stderr_contains("interpreter /no/such/python2 was not found");
+    assert!(bao.audit_reads_of("secret/data/a").is_empty());
 }
 
 #[test]

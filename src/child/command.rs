@@ -61,6 +61,7 @@ pub fn resolve(
             }
         }
     };
+    check_interpreter(&program)?;
     Ok(ResolvedCommand {
         program,
         name: name.to_os_string(),
@@ -82,6 +83,35 @@ fn check_executable(path: &Path, display: &str) -> Result<(), CommandError> {
         return Err(CommandError::CannotExecute {
             path: path.to_path_buf(),
             reason: "permission denied (not executable)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A script whose `#!` interpreter is missing fails like a missing command (127, as in a
+/// shell), and is found out here rather than after the secrets were read.
+fn check_interpreter(program: &Path) -> Result<(), CommandError> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let Ok(read) = std::fs::File::open(program).and_then(|mut file| file.read(&mut head)) else {
+        return Ok(());
+    };
+    let Some(line) = head[..read].strip_prefix(b"#!") else {
+        return Ok(());
+    };
+    let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+    let Some(interpreter) = line
+        .split(|b| b.is_ascii_whitespace())
+        .find(|word| !word.is_empty())
+    else {
+        return Ok(());
+    };
+    let interpreter = Path::new(OsStr::from_bytes(interpreter));
+    // Only a complete first line names the interpreter for certain.
+    if interpreter.is_absolute() && read > line.len() + 2 && !interpreter.exists() {
+        return Err(CommandError::MissingInterpreter {
+            path: program.to_path_buf(),
+            interpreter: interpreter.to_path_buf(),
         });
     }
     Ok(())
@@ -122,5 +152,13 @@ mod tests {
             Err(CommandError::NotFound { .. })
         ));
         assert!(resolve(OsStr::new("./tool"), &[], path, dir.path()).is_ok());
+
+        let script = dir.path().join("script");
+        std::fs::write(&script, "#!/no/such/interpreter -x\necho hi\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(matches!(
+            resolve(OsStr::new("script"), &[], path, dir.path()),
+            Err(CommandError::MissingInterpreter { .. })
+        ));
     }
 }
