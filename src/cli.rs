@@ -201,7 +201,13 @@ pub enum Command {
     Policy(PolicyArgs),
     /// Vault's audit trail: register keywrap's headers (setup), and report who read which
     /// key from an audit log (report).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  keywrap audit setup
+  keywrap audit report --log /var/log/vault/audit.log"
+    )]
     Audit(AuditCommand),
     Scan(ScanArgs),
     /// The git pre-commit hook that runs `keywrap scan --staged`.

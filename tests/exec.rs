@@ -415,6 +415,7 @@ fn help_shows_examples_and_completions_are_generated() {
     );
     for words in [
         &["completions", "--help"][..],
+        &["audit", "--help"],
         &["audit", "setup", "--help"],
     ] {
         let run = Keywrap::new().args(words).run();
