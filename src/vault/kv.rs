@@ -105,7 +105,7 @@ pub enum KvError {
     MountItself { path: String },
     #[error("no secret at \"{path}\"; check the path with `vault kv list`")]
     NotFound { path: String },
-    #[error("version {version} of \"{path}\" does not exist; leave out ?version for the latest, or see the versions with `vault kv metadata get {path}`")]
+    #[error("version {version} of \"{path}\" does not exist (or the secret does not); see its versions with `vault kv metadata get {path}`")]
     NoSuchVersion { path: String, version: u64 },
     #[error("version {version} of \"{path}\" was {how}; pin another version or write a new one")]
     VersionGone {
