@@ -143,6 +143,11 @@ fn tls_hint(cause: &str) -> &'static str {
         "use an address with a name the certificate holds, or reissue the certificate with this name"
     } else if cause.contains("InvalidContentType") {
         "the server does not seem to speak TLS: if it serves plain HTTP, use an http:// address"
+    } else if cause.contains("received fatal alert: CertificateRequired") {
+        "Vault requires a client certificate: set VAULT_CLIENT_CERT and VAULT_CLIENT_KEY"
+    } else if cause.contains("received fatal alert") {
+        // An alert from the server is about keywrap's side of the handshake.
+        "Vault rejected the connection: check VAULT_CLIENT_CERT and VAULT_CLIENT_KEY (a certificate from a CA Vault trusts, not expired)"
     } else {
         "set VAULT_CACERT to the CA that signed Vault's certificate (VAULT_SKIP_VERIFY only for testing)"
     }
@@ -578,6 +583,15 @@ mod tests {
             let ceiling = (100u64 << (attempt - 1)).min(2000);
             assert!(delay.as_millis() as u64 >= ceiling / 2 && delay.as_millis() as u64 <= ceiling);
         }
+    }
+
+    #[test]
+    fn tls_failures_say_which_side_to_fix() {
+        let hint = |cause: &str| tls_hint(cause).to_string();
+        assert!(hint("invalid peer certificate: UnknownIssuer").contains("VAULT_CACERT"));
+        assert!(hint("received fatal alert: CertificateRequired").contains("VAULT_CLIENT_CERT"));
+        assert!(hint("received fatal alert: UnknownCA").contains("VAULT_CLIENT_CERT"));
+        assert!(hint("received corrupt message of type InvalidContentType").contains("http://"));
     }
 
     #[test]
