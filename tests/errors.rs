@@ -273,6 +273,48 @@ fn tls_failure_without_the_ca_and_success_with_it() {
 }
 
 #[test]
+fn client_certificates_required_given_and_refused() {
+    let (bao, mtls) = Bao::start_with_client_cert_listener();
+    bao.kv_put("secret/openai", &[("api_key", "fake-secret-1")]);
+    let keywrap = || {
+        let mut keywrap = bao.keywrap();
+        keywrap
+            .env("VAULT_ADDR", &mtls.addr)
+            .env("VAULT_CACERT", &mtls.ca_cert);
+        keywrap
+    };
+    let reference = ["-s", "K=secret/openai#api_key"];
+    let (run, started) = exec_with(&mut keywrap(), &reference);
+    assert_failed_cleanly(
+        &run,
+        started,
+        &["requires a client certificate", "VAULT_CLIENT_CERT"],
+    );
+
+    for prefix in ["VAULT", "BAO"] {
+        let mut keywrap = keywrap();
+        keywrap
+            .env(format!("{prefix}_CLIENT_CERT"), &mtls.client_cert)
+            .env(format!("{prefix}_CLIENT_KEY"), &mtls.client_key);
+        let (run, started) = exec_with(&mut keywrap, &reference);
+        run.assert_success();
+        assert!(started, "{prefix}");
+    }
+    let (cert, key) = (mtls.client_cert.to_str(), mtls.client_key.to_str());
+    let flags = ["--client-cert", cert.unwrap(), "--client-key", key.unwrap()];
+    let (run, started) = exec_with(&mut keywrap(), &[&flags[..], &reference].concat());
+    run.assert_success();
+    assert!(started);
+
+    let mut keywrap = keywrap();
+    keywrap
+        .env("VAULT_CLIENT_CERT", &mtls.untrusted_cert)
+        .env("VAULT_CLIENT_KEY", &mtls.untrusted_key);
+    let (run, started) = exec_with(&mut keywrap, &reference);
+    assert_failed_cleanly(&run, started, &["rejected", "VAULT_CLIENT_CERT"]);
+}
+
+#[test]
 fn malformed_reference_in_a_flag() {
     let bao = Bao::start();
     let (run, started) = exec_with(&mut bao.keywrap(), &["-s", "K=secret/openai"]);

@@ -93,9 +93,34 @@ impl Bao {
     }
 
     pub fn start_with(options: BaoOptions) -> Bao {
+        Self::start_configured(&options, |_| String::new())
+    }
+
+    /// A dev server (plain HTTP, for the harness) that also listens with TLS on a second
+    /// port and requires a client certificate there: for `VAULT_CLIENT_CERT` tests.
+    /// Certificates are made with the `openssl` CLI.
+    pub fn start_with_client_cert_listener() -> (Bao, MutualTls) {
+        let mut mtls = None;
+        let bao = Self::start_configured(&BaoOptions::default(), |dir| {
+            let port = free_port();
+            let mut certs = MutualTls::generate(dir);
+            certs.addr = format!("https://127.0.0.1:{port}");
+            let config = format!(
+                "listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_cert_file = \"{}\"\n  tls_key_file = \"{}\"\n  tls_require_and_verify_client_cert = true\n  tls_client_ca_file = \"{}\"\n}}\n",
+                dir.join("server.pem").display(),
+                dir.join("server.key").display(),
+                certs.ca_cert.display(),
+            );
+            mtls = Some(certs);
+            config
+        });
+        (bao, mtls.expect("the listener was configured"))
+    }
+
+    fn start_configured(options: &BaoOptions, mut extra: impl FnMut(&Path) -> String) -> Bao {
         let mut last_log = String::new();
         for _ in 0..3 {
-            match Self::try_start(&options) {
+            match Self::try_start(options, &mut extra) {
                 Ok(bao) => return bao,
                 Err(log) => last_log = log,
             }
@@ -103,15 +128,19 @@ impl Bao {
         panic!("OpenBao did not start:\n{last_log}");
     }
 
-    fn try_start(options: &BaoOptions) -> Result<Bao, String> {
+    fn try_start(
+        options: &BaoOptions,
+        extra: &mut impl FnMut(&Path) -> String,
+    ) -> Result<Bao, String> {
         let dir = tempfile::tempdir().unwrap();
         let audit_log = dir.path().join("audit.log");
         let config = dir.path().join("audit.hcl");
         std::fs::write(
             &config,
             format!(
-                "audit \"file\" \"test\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
-                audit_log.display()
+                "audit \"file\" \"test\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n{}",
+                audit_log.display(),
+                extra(dir.path())
             ),
         )
         .unwrap();
@@ -418,6 +447,102 @@ impl Bao {
             command.env("VAULT_CACERT", ca);
         }
         command.output().unwrap()
+    }
+}
+
+/// Certificates for a listener that requires client certificates, all signed by one CA,
+/// and a client certificate from another CA that the listener must refuse.
+pub struct MutualTls {
+    /// The listener's address.
+    pub addr: String,
+    pub ca_cert: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    pub untrusted_cert: PathBuf,
+    pub untrusted_key: PathBuf,
+}
+
+impl MutualTls {
+    fn generate(dir: &Path) -> MutualTls {
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("the openssl CLI is needed for client-certificate tests");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let self_signed = |name: &str, subject: &str| {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-subj",
+                subject,
+                "-addext",
+                "extendedKeyUsage=clientAuth",
+            ]);
+        };
+        self_signed("ca", "/CN=keywrap-test-ca");
+        self_signed("untrusted", "/CN=keywrap-test-untrusted");
+        let signed = |name: &str, subject: &str, extensions: &str| {
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                subject,
+            ]);
+            std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-out",
+                &format!("{name}.pem"),
+                "-extfile",
+                &format!("{name}.ext"),
+            ]);
+        };
+        signed("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1\n");
+        signed(
+            "client",
+            "/CN=keywrap-test-client",
+            "extendedKeyUsage=clientAuth\n",
+        );
+        MutualTls {
+            addr: String::new(),
+            ca_cert: dir.join("ca.pem"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+            untrusted_cert: dir.join("untrusted.pem"),
+            untrusted_key: dir.join("untrusted.key"),
+        }
     }
 }
 
