@@ -359,7 +359,7 @@ fn nested_runs_explain_the_missing_credentials() {
         ])
         .run();
     run.assert_code(125)
-        .assert_stderr_contains("inside another `keywrap exec` (KEYWRAP_RUN=");
+        .assert_stderr_contains("nested keywrap, inside another `keywrap exec` (KEYWRAP_RUN=");
 }
 
 #[test]

@@ -99,7 +99,7 @@ pub fn credentials(env: &Environment) -> Result<super::Credentials> {
 pub fn no_credentials_error(env: &Environment) -> anyhow::Error {
     match env.get(RUN_VARIABLE) {
         Some(run) => anyhow::anyhow!(
-            "no Vault credentials: this keywrap runs inside another `keywrap exec` (KEYWRAP_RUN={run}), \
+            "no Vault credentials: this is a nested keywrap, inside another `keywrap exec` (KEYWRAP_RUN={run}), \
              which removes Vault credentials from its child by design; resolve all references \
              in the outer keywrap exec (add them to its keywrap.toml or --secret flags)"
         ),
