@@ -199,8 +199,9 @@ fn pick(
 
 /// Parses a Vault address; a malformed one is an error naming where it came from.
 pub fn parse_address(text: &str, source: &str) -> Result<reqwest::Url> {
-    let url = reqwest::Url::parse(text.trim())
-        .map_err(|e| anyhow::anyhow!("Vault address {text:?} (from {source}) is not a URL: {e}"))?;
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| {
+        anyhow::anyhow!("Vault address {text:?} (from {source}) is not a URL ({e}); write it as http://HOST[:PORT] or https://HOST[:PORT]")
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         bail!("Vault address {text:?} (from {source}) must be http://HOST[:PORT] or https://HOST[:PORT]");
     }
@@ -265,6 +266,9 @@ mod tests {
         let env = Environment::from_pairs([("VAULT_ADDR", "not a url")]);
         let err = Connection::resolve(&ConnectionFlags::default(), &env, None).unwrap_err();
         assert!(err.to_string().contains("VAULT_ADDR"), "{err}");
+        let env = Environment::from_pairs([("VAULT_ADDR", "127.0.0.1:8200")]);
+        let err = Connection::resolve(&ConnectionFlags::default(), &env, None).unwrap_err();
+        assert!(err.to_string().contains("https://HOST[:PORT]"), "{err}");
         let env = Environment::from_pairs([("VAULT_SKIP_VERIFY", "yes please")]);
         assert!(Connection::resolve(&ConnectionFlags::default(), &env, None).is_err());
         let env = Environment::from_pairs([("VAULT_SKIP_VERIFY", "")]);
