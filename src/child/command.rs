@@ -27,6 +27,9 @@ impl ResolvedCommand {
     }
 }
 
+/// Where a command is looked for when `PATH` is not set (`env -i`), as `execvp` does.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
 /// Finds `name` the way a shell does: as a path when it holds a `/`, else on `PATH`.
 pub fn resolve(
     name: &OsStr,
@@ -35,6 +38,7 @@ pub fn resolve(
     cwd: &Path,
 ) -> Result<ResolvedCommand, CommandError> {
     let display = name.to_string_lossy().into_owned();
+    let path_var = path_var.or(Some(OsStr::new(DEFAULT_PATH)));
     let program = if name.as_bytes().contains(&b'/') {
         let path = cwd.join(name);
         check_executable(&path, &display)?;
@@ -152,6 +156,11 @@ mod tests {
             Err(CommandError::NotFound { .. })
         ));
         assert!(resolve(OsStr::new("./tool"), &[], path, dir.path()).is_ok());
+        let found = resolve(OsStr::new("sh"), &[], None, dir.path()).unwrap();
+        assert!(
+            found.program.is_absolute(),
+            "no PATH: the default search path"
+        );
 
         let script = dir.path().join("script");
         std::fs::write(&script, "#!/no/such/interpreter -x\necho hi\n").unwrap();
