@@ -294,7 +294,7 @@ fn jwt_from_a_file_with_claims_audience_and_expiry() {
         .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
         .run();
     run.assert_code(125)
-        .assert_stderr_contains("cannot read the JWT file /nonexistent/token.jwt");
+        .assert_stderr_contains("jwt login: cannot read the JWT file /nonexistent/token.jwt");
 }
 
 #[test]
@@ -398,6 +398,156 @@ fn gitlab_ci_id_token() {
     run.assert_code(125)
         .assert_stderr_contains("MY_ID_TOKEN")
         .assert_stderr_contains("id_tokens");
+}
+
+#[test]
+fn jwt_without_a_role_uses_the_mounts_default_role() {
+    let bao = seeded();
+    let issuer = JwtIssuer::new();
+    enable_jwt(&bao, &issuer, "jwt");
+    let jwt = issuer.sign(&claims("https://vault.example.test", "acme/app", 300));
+    let run = without_token(&bao)
+        .env("VAULT_ID_TOKEN", &jwt)
+        .args([
+            "exec",
+            "-s",
+            "K=secret/openai#api_key",
+            "--",
+            "echo",
+            "started",
+        ])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("jwt login at auth/jwt failed")
+        .assert_stderr_contains("missing role")
+        .assert_stderr_contains("--auth-role");
+    assert_eq!(run.stdout, "");
+
+    bao.ok(
+        "POST",
+        "auth/jwt/config",
+        Some(json!({ "jwt_validation_pubkeys": [issuer.public_key_pem()], "default_role": "ci" })),
+    );
+    let run = exec_printing(
+        without_token(&bao).env("VAULT_ID_TOKEN", &jwt).arg("-v"),
+        &["VAULT_ID_TOKEN"],
+    );
+    run.assert_success()
+        .assert_stderr_contains("auth: jwt (GitLab CI id token VAULT_ID_TOKEN)");
+    assert_eq!(
+        run.stdout,
+        "key=fake-openai-login-test\nVAULT_ID_TOKEN unset\n"
+    );
+}
+
+#[test]
+fn a_missing_ci_variable_is_named_even_with_no_method_configured() {
+    let bao = seeded();
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[("GITHUB_ACTIONS", "true")],
+            "jwt login: GitHub Actions offers no OIDC token: ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set",
+        ),
+        (
+            &[("ACTIONS_ID_TOKEN_REQUEST_URL", "http://127.0.0.1:9/token")],
+            "jwt login: GitHub Actions variable ACTIONS_ID_TOKEN_REQUEST_TOKEN is not set",
+        ),
+        (
+            &[("GITLAB_CI", "true")],
+            "jwt login: GitLab CI id token VAULT_ID_TOKEN is not set",
+        ),
+    ];
+    for (variables, error) in cases {
+        let mut keywrap = without_token(&bao);
+        keywrap.write_file("keywrap.toml", "[auth]\nrole = \"ci\"\n");
+        for (name, value) in variables {
+            keywrap.env(name, value);
+        }
+        let run = keywrap
+            .args([
+                "exec",
+                "-s",
+                "K=secret/openai#api_key",
+                "--",
+                "echo",
+                "started",
+            ])
+            .run();
+        run.assert_code(125).assert_stderr_contains(error);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert_eq!(run.stdout, "", "the child must not start");
+        assert!(std::fs::read_dir(keywrap.home.path())
+            .unwrap()
+            .next()
+            .is_none());
+    }
+}
+
+#[test]
+fn every_vault_credential_and_the_configured_jwt_variable_are_kept_from_the_child() {
+    let bao = seeded();
+    let token = bao.token_with(&["read-openai", "default"]);
+    let mut keywrap = without_token(&bao);
+    keywrap.write_file("keywrap.toml", "[auth]\njwt_env = \"MY_CI_JWT\"\n");
+    let run = exec_printing(
+        keywrap
+            .env("VAULT_TOKEN", &token)
+            .env("VAULT_ID_TOKEN", "fake-id-token")
+            .env("BAO_WRAPPED_SECRET_ID", "fake-wrapped")
+            .env("BAO_JWT", "fake-jwt")
+            .env("MY_CI_JWT", "fake-ci-jwt")
+            .arg("--auth-method=token"),
+        &[
+            "VAULT_ID_TOKEN",
+            "BAO_WRAPPED_SECRET_ID",
+            "BAO_JWT",
+            "MY_CI_JWT",
+            "VAULT_ADDR",
+        ],
+    );
+    run.assert_success();
+    assert_eq!(
+        run.stdout,
+        "key=fake-openai-login-test\nVAULT_ID_TOKEN unset\nBAO_WRAPPED_SECRET_ID unset\nBAO_JWT unset\nMY_CI_JWT unset\nVAULT_ADDR set\n"
+    );
+}
+
+#[test]
+fn says_when_the_login_token_cannot_be_renewed() {
+    let bao = seeded();
+    // A batch token is never renewable; a service token stops at its max TTL.
+    for (role, settings, warning) in [
+        (
+            "batch",
+            json!({ "token_policies": ["read-openai"], "token_type": "batch", "token_ttl": "2s" }),
+            "cannot renew the Vault token keywrap logged in with: it is not renewable",
+        ),
+        (
+            "capped",
+            json!({ "token_policies": ["read-openai"], "token_ttl": "3s", "token_max_ttl": "3s" }),
+            "reaches its max TTL",
+        ),
+    ] {
+        let (role_id, secret_id) = bao.approle(role, settings);
+        let run = without_token(&bao)
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID", &secret_id)
+            .args([
+                "exec",
+                "-s",
+                "K=secret/openai#api_key",
+                "--",
+                "sleep",
+                "2.5",
+            ])
+            .run();
+        run.assert_success().assert_stderr_contains(warning);
+        assert!(
+            !run.stderr.contains("could not revoke"),
+            "an expired token needs no revoking: {}",
+            run.stderr
+        );
+    }
 }
 
 #[test]
@@ -578,7 +728,9 @@ fn check_verifies_every_reference_without_printing_values() {
     );
     assert!(run.stdout.contains("ok    OPENAI"));
     assert!(!run.stdout.contains("fake-openai-login-test"));
-    run.assert_stderr_contains("2 of 3 references cannot be read");
+    run.assert_stderr_contains(
+        "2 of 3 references cannot be read: GONE (secret/gone#x), TYPO (secret/openai#apikey)",
+    );
 }
 
 #[test]

@@ -6,10 +6,12 @@
 //! 1. `VAULT_TOKEN` / `BAO_TOKEN`;
 //! 2. AppRole, when a role ID and a secret ID are found (variables or files);
 //! 3. JWT from `--jwt-file`, the variable named by `jwt_env`, or `VAULT_JWT` / `BAO_JWT`;
-//! 4. GitHub Actions' OIDC token, when the runner offers one and a role is configured;
-//! 5. GitLab CI's `id_tokens` variable (`VAULT_ID_TOKEN`), when a role is configured;
+//! 4. GitHub Actions' OIDC token, when the runner offers one;
+//! 5. GitLab CI's `id_tokens` variable (`VAULT_ID_TOKEN`);
 //! 6. Kubernetes, when the service-account token file exists and a role is configured;
-//! 7. the token file `~/.vault-token` (what `vault login` leaves).
+//! 7. the token file `~/.vault-token` (what `vault login` leaves);
+//! 8. with nothing complete, the method whose material is half there (AppRole, or JWT on
+//!    GitHub Actions / GitLab CI), so that its error says what is missing.
 
 pub mod approle;
 pub mod jwt;
@@ -23,7 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use settings::{AuthFlags, AuthSettings, Method};
-pub use token::{no_credentials_error, CREDENTIAL_VARIABLES, RUN_VARIABLE};
+pub use token::{is_credential_variable, no_credentials_error, RUN_VARIABLE};
 
 use crate::environment::Environment;
 use crate::secret::SecretString;
@@ -123,12 +125,20 @@ async fn login(client: &VaultClient, request: LoginRequest) -> Result<Credential
             request.mount,
             request.method.vault_type()
         ),
-        status => bail!(
-            "{} login at auth/{} failed (HTTP {status}): {}",
-            request.method,
-            request.mount,
-            one_line(&response.errors())
-        ),
+        status => {
+            let errors = response.errors();
+            let hint = if errors.iter().any(|e| e.contains("missing role")) {
+                "; name the role with --auth-role or [auth] role (or set the mount's default_role)"
+            } else {
+                ""
+            };
+            bail!(
+                "{} login at auth/{} failed (HTTP {status}): {}{hint}",
+                request.method,
+                request.mount,
+                one_line(&errors)
+            )
+        }
     }
     let answer: LoginAnswer = response.json(&path)?;
     let Some(auth) = answer.auth else {
@@ -168,13 +178,21 @@ pub fn one_line(errors: &[String]) -> String {
     }
 }
 
-/// Reads a file of login material (a role ID, a secret ID, a JWT), trimmed.
-pub fn read_material(path: &std::path::Path, what: &str) -> Result<SecretString> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+/// Reads a file of login material (a role ID, a secret ID, a JWT), trimmed; errors name
+/// the method, the file and the cause.
+pub fn read_material(path: &std::path::Path, method: Method, what: &str) -> Result<SecretString> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "{method} login: cannot read the {what} file {}",
+            path.display()
+        )
+    })?;
     let text = text.trim();
     if text.is_empty() {
-        bail!("the {what} file {} is empty", path.display());
+        bail!(
+            "{method} login: the {what} file {} is empty",
+            path.display()
+        );
     }
     Ok(SecretString::from(text.to_string()))
 }
