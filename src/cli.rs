@@ -321,7 +321,7 @@ Examples:
   keywrap policy | vault policy write myapp-ci -
   keywrap policy --metadata      # also for keywrap status / exec --watch")]
 pub struct PolicyArgs {
-    /// Also check REF as variable NAME.
+    /// Also grant reading REF, as variable NAME.
     #[arg(short = 's', long = "secret", value_name = "NAME=REF")]
     pub secrets: Vec<SecretFlag>,
     /// Also grant reading KV v2 metadata (needed by `keywrap status` and `exec --watch`).

@@ -16,6 +16,8 @@ use crate::vault::VaultClient;
 
 /// Renewal happens when this fraction of the lease has passed.
 const RENEW_AT: f64 = 2.0 / 3.0;
+/// Seconds between renewals at least; short enough to renew a 1 s token before it expires.
+const MIN_WAIT: f64 = 0.25;
 
 /// Holds the tokens of one run until the child exits.
 pub struct TokenKeeper {
@@ -161,7 +163,7 @@ fn renew_until_stopped(
         return expiry;
     };
     loop {
-        let wait = Duration::from_secs_f64((lease as f64 * RENEW_AT).max(1.0));
+        let wait = Duration::from_secs_f64((lease as f64 * RENEW_AT).max(MIN_WAIT));
         match stopped.recv_timeout(wait) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             _ => return expiry,

@@ -78,7 +78,10 @@ pub async fn authenticate(
     env: &Environment,
 ) -> Result<Credentials> {
     let method = match settings.method {
-        Some(method) => method,
+        Some(method) => {
+            crate::log::verbose(format_args!("auth: {method} (configured)"));
+            method
+        }
         None => match settings::detect(settings, env) {
             Some((method, why)) => {
                 crate::log::verbose(format_args!("auth: {method} ({why})"));
@@ -120,10 +123,11 @@ async fn login(client: &VaultClient, request: LoginRequest) -> Result<Credential
     match response.status.as_u16() {
         200 => {}
         403 if response.errors().iter().all(|e| e == "permission denied") => bail!(
-            "{} login at auth/{} failed: permission denied: the role's bindings refused this identity, or no {} auth method is mounted there (`vault auth list`; set the mount with --auth-mount or [auth] mount)",
+            "{} login at auth/{} failed: no {} auth method is mounted at auth/{} (Vault answered permission denied; `vault auth list` shows the mounts; set the path with --auth-mount or [auth] mount)",
             request.method,
             request.mount,
-            request.method.vault_type()
+            request.method.vault_type(),
+            request.mount
         ),
         status => {
             let errors = response.errors();

@@ -164,6 +164,7 @@ impl AuthSettings {
             jwt_env: flags
                 .jwt_env
                 .clone()
+                .or_else(|| var("KEYWRAP_JWT_ENV"))
                 .or_else(|| file.and_then(|f| f.jwt_env.clone())),
             audience: flags
                 .audience
@@ -173,6 +174,7 @@ impl AuthSettings {
             kubernetes_token_file: flags
                 .kubernetes_token_file
                 .clone()
+                .or_else(|| var("KEYWRAP_KUBERNETES_TOKEN_FILE").map(PathBuf::from))
                 .or_else(|| path_in_file(file.and_then(|f| f.token_file.as_ref())))
                 .unwrap_or_else(|| PathBuf::from(KUBERNETES_TOKEN_FILE)),
         })
