@@ -330,6 +330,10 @@ pub struct PolicyArgs {
     /// Also allow creating per-run child tokens (`exec --per-run-token`).
     #[arg(long)]
     pub per_run_token: bool,
+    /// The role's tokens lack Vault's default policy: also grant lookup-self, renew-self and
+    /// revoke-self, which keywrap uses to renew and revoke the token it logs in with.
+    #[arg(long)]
+    pub no_default_policy: bool,
 }
 
 /// Serve an HTTP proxy that adds API keys from Vault to upstream requests: clients get

@@ -662,7 +662,17 @@ fn policy_output_grants_exactly_the_referenced_reads() {
         run.stdout
     );
     assert!(run.stdout.contains("path \"kv1/db\""), "{}", run.stdout);
-    assert!(!run.stdout.contains("secret/data/other"));
+    let paths: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("path "))
+        .collect();
+    assert_eq!(
+        paths,
+        ["path \"kv1/db\" {", "path \"secret/data/openai\" {"],
+        "exactly the referenced paths:\n{}",
+        run.stdout
+    );
     bao.write_policy("generated", &run.stdout);
     let token = bao.token_with(&["generated"]);
 
@@ -691,6 +701,30 @@ fn policy_output_grants_exactly_the_referenced_reads() {
         .run();
     run.assert_code(125)
         .assert_stderr_contains("permission denied");
+
+    // The CI set-up: a role whose tokens get the generated policy (and Vault's default one,
+    // through which keywrap renews and revokes its login token).
+    let (role_id, secret_id) = bao.approle("ci", json!({ "token_policies": ["generated"] }));
+    let mut ci = without_token(&bao);
+    ci.write_file(
+        "keywrap.toml",
+        "[env]\nOPENAI = \"secret/openai#api_key\"\n",
+    );
+    let run = ci
+        .env("VAULT_ROLE_ID", &role_id)
+        .env("VAULT_SECRET_ID", &secret_id)
+        .args([
+            "exec",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$OPENAI\"",
+        ])
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-openai-policy");
+    assert!(!run.stderr.contains("could not revoke"), "{}", run.stderr);
 }
 
 #[test]
