@@ -587,6 +587,84 @@ fn a_supplied_token_is_never_revoked() {
 }
 
 #[test]
+fn the_token_file_is_read_never_written_nor_revoked() {
+    let bao = seeded();
+    let token = bao.token_with(&["read-openai", "default"]);
+    let mut keywrap = without_token(&bao);
+    let file = keywrap.home.path().join(".vault-token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let run = exec_printing(keywrap.arg("-v"), &[]);
+    run.assert_success()
+        .assert_stderr_contains("auth: token (~/.vault-token)");
+    assert_eq!(run.stdout, "key=fake-openai-login-test\n");
+    assert!(bao.token_valid(&token));
+
+    // Logging in with AppRole (before the token file in the order) leaves the file alone.
+    let (role_id, secret_id) = enable_approle(&bao, "5m");
+    let mut keywrap = without_token(&bao);
+    let file = keywrap.home.path().join(".vault-token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let run = exec_printing(
+        keywrap
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID", &secret_id)
+            .arg("-v"),
+        &[],
+    );
+    run.assert_success().assert_stderr_contains("auth: approle");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("{token}\n")
+    );
+    assert!(bao.token_valid(&token));
+}
+
+#[test]
+fn missing_login_files_name_the_method_and_the_file() {
+    let bao = seeded();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--auth-method", "token"],
+            "token login: no token: VAULT_TOKEN and BAO_TOKEN are not set and the token file",
+        ),
+        (
+            &[
+                "--role-id-file",
+                "/nonexistent/role-id",
+                "--secret-id-file",
+                "/nonexistent/secret-id",
+            ],
+            "approle login: cannot read the role ID file /nonexistent/role-id",
+        ),
+        (
+            &["--auth-method", "jwt", "--jwt-file", "/nonexistent/ci.jwt"],
+            "jwt login: cannot read the JWT file /nonexistent/ci.jwt",
+        ),
+    ];
+    for (flags, error) in cases {
+        let mut keywrap = without_token(&bao);
+        let run = keywrap
+            .args(flags)
+            .args([
+                "exec",
+                "-s",
+                "K=secret/openai#api_key",
+                "--",
+                "echo",
+                "started",
+            ])
+            .run();
+        run.assert_code(125).assert_stderr_contains(error);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert_eq!(run.stdout, "");
+        assert!(std::fs::read_dir(keywrap.home.path())
+            .unwrap()
+            .next()
+            .is_none());
+    }
+}
+
+#[test]
 fn per_run_tokens_carry_metadata_and_are_revoked() {
     let bao = seeded();
     let before = bao.accessors();

@@ -100,10 +100,19 @@ pub fn find_token(env: &Environment) -> Result<Option<SuppliedToken>> {
     }
 }
 
-/// Credentials from a supplied token; an error when there is none.
+/// Credentials from a supplied token; an error naming where keywrap looked when there is none.
 pub fn credentials(env: &Environment) -> Result<super::Credentials> {
     let Some(supplied) = find_token(env)? else {
-        return Err(no_credentials_error(env));
+        if env.get(RUN_VARIABLE).is_some() {
+            return Err(no_credentials_error(env));
+        }
+        let file = token_file(env).map_or_else(
+            || "~/.vault-token (HOME is not set)".to_string(),
+            |f| f.display().to_string(),
+        );
+        bail!(
+            "token login: no token: VAULT_TOKEN and BAO_TOKEN are not set and the token file {file} does not exist; set VAULT_TOKEN or run `vault login` / `bao login`"
+        );
     };
     Ok(super::Credentials {
         token: supplied.token,
