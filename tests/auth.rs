@@ -925,6 +925,62 @@ fn kubernetes_service_account_login() {
         .assert_stderr_contains("auth: kubernetes");
     assert_eq!(run.stdout, "key=fake-openai-login-test\n");
     assert_eq!(api.requests().len(), 1, "Vault reviewed the token once");
+    let sent: serde_json::Value = serde_json::from_slice(&api.requests()[0].body).unwrap();
+    assert_eq!(
+        sent["spec"]["token"],
+        sa_token.as_str(),
+        "keywrap sent the file's token"
+    );
+
+    // A token the Kubernetes API does not confirm: refused at a mount that exists, which the
+    // error says (unlike a mount that does not exist, below).
+    let other = issuer.sign(&json!({
+        "iss": "https://kubernetes.default.svc",
+        "sub": "system:serviceaccount:apps:web",
+        "aud": ["https://kubernetes.default.svc"],
+        "exp": now() + 300,
+        "iat": now() - 5,
+        "kubernetes.io": { "namespace": "apps", "serviceaccount": { "name": "web", "uid": "0b7a1c2e-0000-4000-8000-00000000a11c" } }
+    }));
+    let mut keywrap = without_token(&bao);
+    let other_file = keywrap.write_file("other/token", &other);
+    let run = keywrap
+        .args(["--auth-role", "web", "--kubernetes-token-file"])
+        .arg(&other_file)
+        .args([
+            "exec",
+            "-s",
+            "K=secret/openai#api_key",
+            "--",
+            "echo",
+            "started",
+        ])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("kubernetes login at auth/kubernetes failed: permission denied")
+        .assert_stderr_contains("did not confirm the service-account token");
+    assert_eq!(run.stdout, "");
+    let mut keywrap = without_token(&bao);
+    let run = keywrap
+        .args([
+            "--auth-role",
+            "web",
+            "--auth-mount",
+            "k8s",
+            "--kubernetes-token-file",
+        ])
+        .arg(&token_file)
+        .args([
+            "exec",
+            "-s",
+            "K=secret/openai#api_key",
+            "--",
+            "echo",
+            "started",
+        ])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("no kubernetes auth method is mounted at auth/k8s");
 
     let run = without_token(&bao)
         .args([

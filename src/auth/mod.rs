@@ -122,13 +122,23 @@ async fn login(client: &VaultClient, request: LoginRequest) -> Result<Credential
         .with_context(|| format!("{} login failed", request.method))?;
     match response.status.as_u16() {
         200 => {}
-        403 if response.errors().iter().all(|e| e == "permission denied") => bail!(
-            "{} login at auth/{} failed: no {} auth method is mounted at auth/{} (Vault answered permission denied; `vault auth list` shows the mounts; set the path with --auth-mount or [auth] mount)",
-            request.method,
-            request.mount,
-            request.method.vault_type(),
-            request.mount
-        ),
+        403 if response.errors().iter().all(|e| e == "permission denied") => {
+            if mounted(client, &path).await {
+                bail!(
+                    "{} login at auth/{} failed: permission denied: Vault refused this identity ({})",
+                    request.method,
+                    request.mount,
+                    request.method.refusal_hint()
+                );
+            }
+            bail!(
+                "{} login at auth/{} failed: no {} auth method is mounted at auth/{} (Vault answered permission denied; `vault auth list` shows the mounts; set the path with --auth-mount or [auth] mount)",
+                request.method,
+                request.mount,
+                request.method.vault_type(),
+                request.mount
+            )
+        }
         status => {
             let errors = response.errors();
             let hint = if errors.iter().any(|e| e.contains("missing role")) {
@@ -167,6 +177,15 @@ async fn login(client: &VaultClient, request: LoginRequest) -> Result<Credential
         description: request.description,
         strip: request.strip,
     })
+}
+
+/// Whether an auth method answers at `login_path`: Vault answers a GET there with 405 when
+/// one is mounted and with 403, like the login itself, when nothing is (no token needed).
+async fn mounted(client: &VaultClient, login_path: &str) -> bool {
+    client
+        .get(login_path)
+        .await
+        .is_ok_and(|response| response.status.as_u16() != 403)
 }
 
 /// Vault's error strings on one line.

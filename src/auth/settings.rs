@@ -38,6 +38,18 @@ impl Method {
     }
 }
 
+impl Method {
+    /// What usually makes a mounted method of this kind answer "permission denied".
+    pub fn refusal_hint(self) -> &'static str {
+        match self {
+            Method::Kubernetes => {
+                "the Kubernetes API did not confirm the service-account token, or the role does not bind this service account and namespace"
+            }
+            _ => "the role's bindings do not admit it",
+        }
+    }
+}
+
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.vault_type())
