@@ -329,7 +329,7 @@ Examples:
   keywrap policy | vault policy write myapp-ci -
   keywrap policy --metadata      # also for keywrap status / exec --watch")]
 pub struct PolicyArgs {
-    /// Also check REF as variable NAME.
+    /// Also grant reading REF, as variable NAME.
     #[arg(short = 's', long = "secret", value_name = "NAME=REF")]
     pub secrets: Vec<SecretFlag>,
     /// Also grant reading KV v2 metadata (needed by `keywrap status` and `exec --watch`).
@@ -338,6 +338,10 @@ pub struct PolicyArgs {
     /// Also allow creating per-run child tokens (`exec --per-run-token`).
     #[arg(long)]
     pub per_run_token: bool,
+    /// The role's tokens lack Vault's default policy: also grant lookup-self, renew-self and
+    /// revoke-self, which keywrap uses to renew and revoke the token it logs in with.
+    #[arg(long)]
+    pub no_default_policy: bool,
 }
 
 /// Serve an HTTP proxy that adds API keys from Vault to upstream requests: clients get

@@ -56,8 +56,11 @@ impl Session {
             token,
             obtained,
             description,
-            strip,
+            mut strip,
         } = auth::authenticate(&client, &auth_settings, inputs.env).await?;
+        // A JWT variable named by keywrap's settings is login material even when another
+        // method was used.
+        strip.extend(auth_settings.jwt_env.clone());
         crate::log::verbose(format_args!("token from {description}"));
         client.set_token(token);
         Ok(Session {

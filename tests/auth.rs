@@ -186,7 +186,7 @@ fn approle_bad_input_is_one_clear_line() {
         .run();
     run.assert_code(125)
         .assert_stderr_contains("auth/no-such-mount")
-        .assert_stderr_contains("mounted there");
+        .assert_stderr_contains("no approle auth method is mounted at auth/no-such-mount");
 
     let run = without_token(&bao)
         .args([
@@ -294,7 +294,7 @@ fn jwt_from_a_file_with_claims_audience_and_expiry() {
         .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
         .run();
     run.assert_code(125)
-        .assert_stderr_contains("cannot read the JWT file /nonexistent/token.jwt");
+        .assert_stderr_contains("jwt login: cannot read the JWT file /nonexistent/token.jwt");
 }
 
 #[test]
@@ -401,22 +401,174 @@ fn gitlab_ci_id_token() {
 }
 
 #[test]
+fn jwt_without_a_role_uses_the_mounts_default_role() {
+    let bao = seeded();
+    let issuer = JwtIssuer::new();
+    enable_jwt(&bao, &issuer, "jwt");
+    let jwt = issuer.sign(&claims("https://vault.example.test", "acme/app", 300));
+    let run = without_token(&bao)
+        .env("VAULT_ID_TOKEN", &jwt)
+        .args([
+            "exec",
+            "-s",
+            "K=secret/openai#api_key",
+            "--",
+            "echo",
+            "started",
+        ])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("jwt login at auth/jwt failed")
+        .assert_stderr_contains("missing role")
+        .assert_stderr_contains("--auth-role");
+    assert_eq!(run.stdout, "");
+
+    bao.ok(
+        "POST",
+        "auth/jwt/config",
+        Some(json!({ "jwt_validation_pubkeys": [issuer.public_key_pem()], "default_role": "ci" })),
+    );
+    let run = exec_printing(
+        without_token(&bao).env("VAULT_ID_TOKEN", &jwt).arg("-v"),
+        &["VAULT_ID_TOKEN"],
+    );
+    run.assert_success()
+        .assert_stderr_contains("auth: jwt (GitLab CI id token VAULT_ID_TOKEN)");
+    assert_eq!(
+        run.stdout,
+        "key=fake-openai-login-test\nVAULT_ID_TOKEN unset\n"
+    );
+}
+
+#[test]
+fn a_missing_ci_variable_is_named_even_with_no_method_configured() {
+    let bao = seeded();
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[("GITHUB_ACTIONS", "true")],
+            "jwt login: GitHub Actions offers no OIDC token: ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set",
+        ),
+        (
+            &[("ACTIONS_ID_TOKEN_REQUEST_URL", "http://127.0.0.1:9/token")],
+            "jwt login: GitHub Actions variable ACTIONS_ID_TOKEN_REQUEST_TOKEN is not set",
+        ),
+        (
+            &[("GITLAB_CI", "true")],
+            "jwt login: GitLab CI id token VAULT_ID_TOKEN is not set",
+        ),
+    ];
+    for (variables, error) in cases {
+        let mut keywrap = without_token(&bao);
+        keywrap.write_file("keywrap.toml", "[auth]\nrole = \"ci\"\n");
+        for (name, value) in variables {
+            keywrap.env(name, value);
+        }
+        let run = keywrap
+            .args([
+                "exec",
+                "-s",
+                "K=secret/openai#api_key",
+                "--",
+                "echo",
+                "started",
+            ])
+            .run();
+        run.assert_code(125).assert_stderr_contains(error);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert_eq!(run.stdout, "", "the child must not start");
+        assert!(std::fs::read_dir(keywrap.home.path())
+            .unwrap()
+            .next()
+            .is_none());
+    }
+}
+
+#[test]
+fn every_vault_credential_and_the_configured_jwt_variable_are_kept_from_the_child() {
+    let bao = seeded();
+    let token = bao.token_with(&["read-openai", "default"]);
+    let mut keywrap = without_token(&bao);
+    keywrap.write_file("keywrap.toml", "[auth]\njwt_env = \"MY_CI_JWT\"\n");
+    let run = exec_printing(
+        keywrap
+            .env("VAULT_TOKEN", &token)
+            .env("VAULT_ID_TOKEN", "fake-id-token")
+            .env("BAO_WRAPPED_SECRET_ID", "fake-wrapped")
+            .env("BAO_JWT", "fake-jwt")
+            .env("MY_CI_JWT", "fake-ci-jwt")
+            .arg("--auth-method=token"),
+        &[
+            "VAULT_ID_TOKEN",
+            "BAO_WRAPPED_SECRET_ID",
+            "BAO_JWT",
+            "MY_CI_JWT",
+            "VAULT_ADDR",
+        ],
+    );
+    run.assert_success();
+    assert_eq!(
+        run.stdout,
+        "key=fake-openai-login-test\nVAULT_ID_TOKEN unset\nBAO_WRAPPED_SECRET_ID unset\nBAO_JWT unset\nMY_CI_JWT unset\nVAULT_ADDR set\n"
+    );
+}
+
+#[test]
+fn says_when_the_login_token_cannot_be_renewed() {
+    let bao = seeded();
+    // A batch token is never renewable; a service token stops at its max TTL.
+    for (role, settings, warning) in [
+        (
+            "batch",
+            json!({ "token_policies": ["read-openai"], "token_type": "batch", "token_ttl": "2s" }),
+            "cannot renew the Vault token keywrap logged in with: it is not renewable",
+        ),
+        (
+            "capped",
+            json!({ "token_policies": ["read-openai"], "token_ttl": "3s", "token_max_ttl": "3s" }),
+            "reaches its max TTL",
+        ),
+    ] {
+        let (role_id, secret_id) = bao.approle(role, settings);
+        let run = without_token(&bao)
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID", &secret_id)
+            .args([
+                "exec",
+                "-s",
+                "K=secret/openai#api_key",
+                "--",
+                "sleep",
+                "2.5",
+            ])
+            .run();
+        run.assert_success().assert_stderr_contains(warning);
+        assert!(
+            !run.stderr.contains("could not revoke"),
+            "an expired token needs no revoking: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
 fn renews_the_login_token_while_a_long_child_runs() {
     let bao = seeded();
-    let (role_id, secret_id) = enable_approle(&bao, "3s");
+    // A 1 s TTL, the shortest Vault grants: renewed well before each expiry.
+    let (role_id, secret_id) = enable_approle(&bao, "1s");
     let run = without_token(&bao)
         .env("VAULT_ROLE_ID", &role_id)
         .env("VAULT_SECRET_ID", &secret_id)
-        .args(["exec", "-s", "K=secret/openai#api_key", "--", "sleep", "5"])
+        .args(["exec", "-s", "K=secret/openai#api_key", "--", "sleep", "3"])
         .run();
     run.assert_success();
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
     let renewals = responses_by_approle(&bao, "auth/token/renew-self");
     assert!(renewals.len() >= 2, "renewals: {}", renewals.len());
     assert!(
         renewals.iter().all(|r| r["error"].is_null()),
         "{renewals:#?}"
     );
-    // The token outlived its first 3 s TTL, so revoking it at the end still succeeded.
+    // The token outlived its first 1 s TTL, so revoking it at the end still succeeded.
     let revokes = responses_by_approle(&bao, "auth/token/revoke-self");
     assert_eq!(revokes.len(), 1);
     assert!(revokes[0]["error"].is_null(), "{:#?}", revokes[0]);
@@ -432,6 +584,84 @@ fn a_supplied_token_is_never_revoked() {
         .run()
         .assert_success();
     assert!(bao.token_valid(&token));
+}
+
+#[test]
+fn the_token_file_is_read_never_written_nor_revoked() {
+    let bao = seeded();
+    let token = bao.token_with(&["read-openai", "default"]);
+    let mut keywrap = without_token(&bao);
+    let file = keywrap.home.path().join(".vault-token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let run = exec_printing(keywrap.arg("-v"), &[]);
+    run.assert_success()
+        .assert_stderr_contains("auth: token (~/.vault-token)");
+    assert_eq!(run.stdout, "key=fake-openai-login-test\n");
+    assert!(bao.token_valid(&token));
+
+    // Logging in with AppRole (before the token file in the order) leaves the file alone.
+    let (role_id, secret_id) = enable_approle(&bao, "5m");
+    let mut keywrap = without_token(&bao);
+    let file = keywrap.home.path().join(".vault-token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let run = exec_printing(
+        keywrap
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID", &secret_id)
+            .arg("-v"),
+        &[],
+    );
+    run.assert_success().assert_stderr_contains("auth: approle");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("{token}\n")
+    );
+    assert!(bao.token_valid(&token));
+}
+
+#[test]
+fn missing_login_files_name_the_method_and_the_file() {
+    let bao = seeded();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--auth-method", "token"],
+            "token login: no token: VAULT_TOKEN and BAO_TOKEN are not set and the token file",
+        ),
+        (
+            &[
+                "--role-id-file",
+                "/nonexistent/role-id",
+                "--secret-id-file",
+                "/nonexistent/secret-id",
+            ],
+            "approle login: cannot read the role ID file /nonexistent/role-id",
+        ),
+        (
+            &["--auth-method", "jwt", "--jwt-file", "/nonexistent/ci.jwt"],
+            "jwt login: cannot read the JWT file /nonexistent/ci.jwt",
+        ),
+    ];
+    for (flags, error) in cases {
+        let mut keywrap = without_token(&bao);
+        let run = keywrap
+            .args(flags)
+            .args([
+                "exec",
+                "-s",
+                "K=secret/openai#api_key",
+                "--",
+                "echo",
+                "started",
+            ])
+            .run();
+        run.assert_code(125).assert_stderr_contains(error);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert_eq!(run.stdout, "");
+        assert!(std::fs::read_dir(keywrap.home.path())
+            .unwrap()
+            .next()
+            .is_none());
+    }
 }
 
 #[test]
@@ -510,7 +740,17 @@ fn policy_output_grants_exactly_the_referenced_reads() {
         run.stdout
     );
     assert!(run.stdout.contains("path \"kv1/db\""), "{}", run.stdout);
-    assert!(!run.stdout.contains("secret/data/other"));
+    let paths: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("path "))
+        .collect();
+    assert_eq!(
+        paths,
+        ["path \"kv1/db\" {", "path \"secret/data/openai\" {"],
+        "exactly the referenced paths:\n{}",
+        run.stdout
+    );
     bao.write_policy("generated", &run.stdout);
     let token = bao.token_with(&["generated"]);
 
@@ -539,6 +779,30 @@ fn policy_output_grants_exactly_the_referenced_reads() {
         .run();
     run.assert_code(125)
         .assert_stderr_contains("permission denied");
+
+    // The CI set-up: a role whose tokens get the generated policy (and Vault's default one,
+    // through which keywrap renews and revokes its login token).
+    let (role_id, secret_id) = bao.approle("ci", json!({ "token_policies": ["generated"] }));
+    let mut ci = without_token(&bao);
+    ci.write_file(
+        "keywrap.toml",
+        "[env]\nOPENAI = \"secret/openai#api_key\"\n",
+    );
+    let run = ci
+        .env("VAULT_ROLE_ID", &role_id)
+        .env("VAULT_SECRET_ID", &secret_id)
+        .args([
+            "exec",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$OPENAI\"",
+        ])
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-openai-policy");
+    assert!(!run.stderr.contains("could not revoke"), "{}", run.stderr);
 }
 
 #[test]
@@ -578,7 +842,9 @@ fn check_verifies_every_reference_without_printing_values() {
     );
     assert!(run.stdout.contains("ok    OPENAI"));
     assert!(!run.stdout.contains("fake-openai-login-test"));
-    run.assert_stderr_contains("2 of 3 references cannot be read");
+    run.assert_stderr_contains(
+        "2 of 3 references cannot be read: GONE (secret/gone#x), TYPO (secret/openai#apikey)",
+    );
 }
 
 #[test]
@@ -659,6 +925,62 @@ fn kubernetes_service_account_login() {
         .assert_stderr_contains("auth: kubernetes");
     assert_eq!(run.stdout, "key=fake-openai-login-test\n");
     assert_eq!(api.requests().len(), 1, "Vault reviewed the token once");
+    let sent: serde_json::Value = serde_json::from_slice(&api.requests()[0].body).unwrap();
+    assert_eq!(
+        sent["spec"]["token"],
+        sa_token.as_str(),
+        "keywrap sent the file's token"
+    );
+
+    // A token the Kubernetes API does not confirm: refused at a mount that exists, which the
+    // error says (unlike a mount that does not exist, below).
+    let other = issuer.sign(&json!({
+        "iss": "https://kubernetes.default.svc",
+        "sub": "system:serviceaccount:apps:web",
+        "aud": ["https://kubernetes.default.svc"],
+        "exp": now() + 300,
+        "iat": now() - 5,
+        "kubernetes.io": { "namespace": "apps", "serviceaccount": { "name": "web", "uid": "0b7a1c2e-0000-4000-8000-00000000a11c" } }
+    }));
+    let mut keywrap = without_token(&bao);
+    let other_file = keywrap.write_file("other/token", &other);
+    let run = keywrap
+        .args(["--auth-role", "web", "--kubernetes-token-file"])
+        .arg(&other_file)
+        .args([
+            "exec",
+            "-s",
+            "K=secret/openai#api_key",
+            "--",
+            "echo",
+            "started",
+        ])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("kubernetes login at auth/kubernetes failed: permission denied")
+        .assert_stderr_contains("did not confirm the service-account token");
+    assert_eq!(run.stdout, "");
+    let mut keywrap = without_token(&bao);
+    let run = keywrap
+        .args([
+            "--auth-role",
+            "web",
+            "--auth-mount",
+            "k8s",
+            "--kubernetes-token-file",
+        ])
+        .arg(&token_file)
+        .args([
+            "exec",
+            "-s",
+            "K=secret/openai#api_key",
+            "--",
+            "echo",
+            "started",
+        ])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("no kubernetes auth method is mounted at auth/k8s");
 
     let run = without_token(&bao)
         .args([

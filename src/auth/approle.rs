@@ -17,7 +17,7 @@ pub async fn login_request(
 ) -> Result<LoginRequest> {
     let mut strip = Vec::new();
     let role_id = match (&settings.role_id_file, env.vault_var("ROLE_ID")) {
-        (Some(file), _) => read_material(file, "AppRole role ID")?,
+        (Some(file), _) => read_material(file, Method::AppRole, "role ID")?,
         (None, Some((name, value))) => {
             strip.push(name);
             SecretString::from(value.to_string())
@@ -29,15 +29,15 @@ pub async fn login_request(
     let (secret_id, from_wrapped_variable) = match (
         &settings.secret_id_file,
         env.vault_var("SECRET_ID"),
-        env.get("VAULT_WRAPPED_SECRET_ID"),
+        env.vault_var("WRAPPED_SECRET_ID"),
     ) {
-        (Some(file), _, _) => (read_material(file, "AppRole secret ID")?, false),
+        (Some(file), _, _) => (read_material(file, Method::AppRole, "secret ID")?, false),
         (None, Some((name, value)), _) => {
             strip.push(name);
             (SecretString::from(value.to_string()), false)
         }
-        (None, None, Some(value)) => {
-            strip.push("VAULT_WRAPPED_SECRET_ID".into());
+        (None, None, Some((name, value))) => {
+            strip.push(name);
             (SecretString::from(value.to_string()), true)
         }
         (None, None, None) => bail!(

@@ -19,18 +19,31 @@ pub fn github_actions_available(env: &Environment) -> bool {
     env.get(GITHUB_URL).is_some() && env.get(GITHUB_TOKEN).is_some()
 }
 
+/// True on GitHub Actions, or when one of the token service's variables is set.
+pub fn github_actions_started(env: &Environment) -> bool {
+    env.get("GITHUB_ACTIONS") == Some("true")
+        || env.get(GITHUB_URL).is_some()
+        || env.get(GITHUB_TOKEN).is_some()
+}
+
 /// Builds the JWT login request, fetching the JWT from the first source that has one.
+/// Without a configured role, Vault uses the mount's `default_role`.
 pub async fn login_request(settings: &AuthSettings, env: &Environment) -> Result<LoginRequest> {
-    let Some(role) = &settings.role else {
-        bail!("jwt login needs the Vault role to log in as: --auth-role, KEYWRAP_AUTH_ROLE or [auth] role");
-    };
     let (jwt, source, strip) = find_jwt(settings, env).await?;
     let mount = settings.mount_for(Method::Jwt);
+    let mut body = json!({ "jwt": jwt.expose_secret() });
+    let role = match &settings.role {
+        Some(role) => {
+            body["role"] = json!(role);
+            format!("role {role}")
+        }
+        None => "the mount's default role".to_string(),
+    };
     Ok(LoginRequest {
         method: Method::Jwt,
-        description: format!("jwt (auth/{mount}, role {role}, JWT from {source})"),
+        description: format!("jwt (auth/{mount}, {role}, JWT from {source})"),
         mount,
-        body: json!({ "role": role, "jwt": jwt.expose_secret() }),
+        body,
         strip,
     })
 }
@@ -42,7 +55,7 @@ async fn find_jwt(
 ) -> Result<(SecretString, String, Vec<String>)> {
     if let Some(file) = &settings.jwt_file {
         return Ok((
-            read_material(file, "JWT")?,
+            read_material(file, Method::Jwt, "JWT")?,
             file.display().to_string(),
             Vec::new(),
         ));
@@ -62,7 +75,7 @@ async fn find_jwt(
             vec![name],
         ));
     }
-    if github_actions_available(env) {
+    if env.get(GITHUB_URL).is_some() || env.get(GITHUB_TOKEN).is_some() {
         let jwt = github_actions_token(env, settings.audience.as_deref()).await?;
         return Ok((
             jwt,
@@ -77,21 +90,22 @@ async fn find_jwt(
             vec![GITLAB_ID_TOKEN.into()],
         ));
     }
-    let github_hint = if env.get("GITHUB_ACTIONS") == Some("true") {
-        " (this is GitHub Actions but ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN are missing: give the job `permissions: id-token: write`)"
-    } else if env.get("GITLAB_CI") == Some("true") {
-        " (this is GitLab CI but VAULT_ID_TOKEN is missing: add `id_tokens: VAULT_ID_TOKEN: aud: ...` to the job, or set [auth] jwt_env)"
-    } else {
-        ""
-    };
-    bail!("jwt login: no JWT found; use --jwt-file, [auth] jwt_env, or VAULT_JWT{github_hint}")
+    if env.get("GITHUB_ACTIONS") == Some("true") {
+        bail!("jwt login: GitHub Actions offers no OIDC token: {GITHUB_URL} and {GITHUB_TOKEN} are not set; give the job `permissions: id-token: write`");
+    }
+    if env.get("GITLAB_CI") == Some("true") {
+        bail!("jwt login: GitLab CI id token {GITLAB_ID_TOKEN} is not set; add `id_tokens: {GITLAB_ID_TOKEN}: aud: ...` to the job, or name its variable with [auth] jwt_env");
+    }
+    bail!("jwt login: no JWT found; use --jwt-file, --jwt-env / [auth] jwt_env, VAULT_JWT, GitHub Actions' OIDC token service or GitLab CI's {GITLAB_ID_TOKEN}")
 }
 
 /// Requests an ID token from GitHub Actions' token service for the given audience (GitHub's
 /// default audience, the repository owner's URL, when none is configured).
 async fn github_actions_token(env: &Environment, audience: Option<&str>) -> Result<SecretString> {
-    let (Some(base), Some(request_token)) = (env.get(GITHUB_URL), env.get(GITHUB_TOKEN)) else {
-        bail!("jwt login: {GITHUB_URL} or {GITHUB_TOKEN} is missing; give the job `permissions: id-token: write`");
+    let (base, request_token) = match (env.get(GITHUB_URL), env.get(GITHUB_TOKEN)) {
+        (Some(base), Some(token)) => (base, token),
+        (None, _) => bail!("jwt login: GitHub Actions variable {GITHUB_URL} is not set; give the job `permissions: id-token: write`"),
+        (_, None) => bail!("jwt login: GitHub Actions variable {GITHUB_TOKEN} is not set; give the job `permissions: id-token: write`"),
     };
     let mut url = reqwest::Url::parse(base)
         .with_context(|| format!("jwt login: {GITHUB_URL} is not a URL"))?;

@@ -18,7 +18,7 @@ pub fn login_request(settings: &AuthSettings, _env: &Environment) -> Result<Logi
             file.display()
         );
     }
-    let jwt = read_material(file, "Kubernetes service-account token")?;
+    let jwt = read_material(file, Method::Kubernetes, "service-account token")?;
     let mount = settings.mount_for(Method::Kubernetes);
     Ok(LoginRequest {
         method: Method::Kubernetes,

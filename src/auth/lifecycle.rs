@@ -4,7 +4,7 @@
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use serde_json::json;
@@ -16,6 +16,8 @@ use crate::vault::VaultClient;
 
 /// Renewal happens when this fraction of the lease has passed.
 const RENEW_AT: f64 = 2.0 / 3.0;
+/// Seconds between renewals at least; short enough to renew a 1 s token before it expires.
+const MIN_WAIT: f64 = 0.25;
 
 /// Holds the tokens of one run until the child exits.
 pub struct TokenKeeper {
@@ -26,7 +28,8 @@ pub struct TokenKeeper {
     supplied: Option<(VaultClient, LoginLease)>,
     /// The per-run child token, if one was created.
     per_run: Option<VaultClient>,
-    renewal: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+    /// Stops the renewal thread, which answers when the token expires.
+    renewal: Option<(mpsc::Sender<()>, JoinHandle<Instant>)>,
 }
 
 impl TokenKeeper {
@@ -55,18 +58,20 @@ impl TokenKeeper {
         keeper
     }
 
-    /// Starts renewing the obtained token in the background, if it can be renewed.
+    /// Starts renewing the obtained token in the background (or, for a token that cannot be
+    /// renewed, watching it so that keywrap says so before it expires).
     pub fn keep_alive(&mut self) {
         let Some((client, lease)) = self.obtained.as_ref().or(self.supplied.as_ref()) else {
             return;
         };
-        if !lease.renewable || lease.ttl == 0 {
+        // A supplied token that cannot be renewed was already warned about.
+        if lease.ttl == 0 || (!lease.renewable && self.obtained.is_none()) {
             return;
         }
         let (stop, stopped) = mpsc::channel();
         let client = client.clone();
-        let ttl = lease.ttl;
-        let handle = std::thread::spawn(move || renew_until_stopped(client, ttl, stopped));
+        let lease = lease.clone();
+        let handle = std::thread::spawn(move || renew_until_stopped(client, lease, stopped));
         self.renewal = Some((stop, handle));
     }
 
@@ -74,7 +79,12 @@ impl TokenKeeper {
     pub fn finish(mut self) {
         if let Some((stop, handle)) = self.renewal.take() {
             let _ = stop.send(());
-            let _ = handle.join();
+            let expired = handle.join().is_ok_and(|expiry| Instant::now() >= expiry);
+            if expired && self.obtained.take().is_some() {
+                crate::log::verbose(
+                    "the token keywrap logged in with has expired: nothing to revoke",
+                );
+            }
         }
         if self.obtained.is_none() && self.per_run.is_none() {
             return;
@@ -139,18 +149,31 @@ async fn supplied_lease(client: &VaultClient) -> Option<LoginLease> {
     (ttl > 0).then_some(LoginLease { ttl, renewable })
 }
 
-/// Renews at two thirds of each lease until told to stop; says once if it cannot.
-fn renew_until_stopped(client: VaultClient, ttl: u64, stopped: mpsc::Receiver<()>) {
+/// Renews at two thirds of each lease until told to stop; says once if it cannot. Returns
+/// when the token expires (as far as keywrap knows).
+fn renew_until_stopped(
+    client: VaultClient,
+    start: LoginLease,
+    stopped: mpsc::Receiver<()>,
+) -> Instant {
+    let increment = start.ttl;
+    let mut lease = start.ttl;
+    let mut expiry = Instant::now() + Duration::from_secs(lease);
     let Ok(runtime) = crate::cmd::runtime() else {
-        return;
+        return expiry;
     };
-    let increment = ttl;
-    let mut lease = ttl;
     loop {
-        let wait = Duration::from_secs_f64((lease as f64 * RENEW_AT).max(1.0));
+        let wait = Duration::from_secs_f64((lease as f64 * RENEW_AT).max(MIN_WAIT));
         match stopped.recv_timeout(wait) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            _ => return,
+            _ => return expiry,
+        }
+        if !start.renewable {
+            crate::log::warn(format_args!(
+                "cannot renew the Vault token keywrap logged in with: it is not renewable; it expires within {}s",
+                expiry.saturating_duration_since(Instant::now()).as_secs_f64().ceil()
+            ));
+            return expiry;
         }
         let answer = runtime.block_on(client.renewed_deadline().post(
             "auth/token/renew-self",
@@ -166,28 +189,27 @@ fn renew_until_stopped(client: VaultClient, ttl: u64, stopped: mpsc::Receiver<()
                     "cannot renew the Vault token keywrap logged in with: {}; it expires within {lease}s",
                     super::one_line(&response.errors())
                 ));
-                return;
+                return expiry;
             }
             Err(err) => {
                 crate::log::warn(format_args!(
                     "cannot renew the Vault token keywrap logged in with: {err}; it expires within {lease}s"
                 ));
-                return;
+                return expiry;
             }
         };
-        match new_lease {
-            Some(new) if new >= increment => {
-                crate::log::verbose(format_args!("renewed the Vault token for {new}s"));
-                lease = new;
-            }
-            Some(new) => {
-                crate::log::warn(format_args!(
-                    "the Vault token keywrap logged in with reaches its max TTL in {new}s and cannot be renewed further"
-                ));
-                return;
-            }
-            None => return,
+        let Some(new) = new_lease else {
+            return expiry;
+        };
+        expiry = Instant::now() + Duration::from_secs(new);
+        if new < increment {
+            crate::log::warn(format_args!(
+                "the Vault token keywrap logged in with reaches its max TTL in {new}s and cannot be renewed further"
+            ));
+            return expiry;
         }
+        crate::log::verbose(format_args!("renewed the Vault token for {new}s"));
+        lease = new;
     }
 }
 
@@ -244,5 +266,9 @@ pub async fn create_per_run_token(
     }
     let created: Created = response.json("auth/token/create")?;
     let token: SecretString = created.auth.client_token.0;
+    crate::log::verbose(format_args!(
+        "created a per-run token ({uses} uses, TTL {}s), revoked when the command exits",
+        ttl.as_secs().max(1)
+    ));
     Ok(parent.with_token(token))
 }

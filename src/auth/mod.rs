@@ -6,10 +6,12 @@
 //! 1. `VAULT_TOKEN` / `BAO_TOKEN`;
 //! 2. AppRole, when a role ID and a secret ID are found (variables or files);
 //! 3. JWT from `--jwt-file`, the variable named by `jwt_env`, or `VAULT_JWT` / `BAO_JWT`;
-//! 4. GitHub Actions' OIDC token, when the runner offers one and a role is configured;
-//! 5. GitLab CI's `id_tokens` variable (`VAULT_ID_TOKEN`), when a role is configured;
+//! 4. GitHub Actions' OIDC token, when the runner offers one;
+//! 5. GitLab CI's `id_tokens` variable (`VAULT_ID_TOKEN`);
 //! 6. Kubernetes, when the service-account token file exists and a role is configured;
-//! 7. the token file `~/.vault-token` (what `vault login` leaves).
+//! 7. the token file `~/.vault-token` (what `vault login` leaves);
+//! 8. with nothing complete, the method whose material is half there (AppRole, or JWT on
+//!    GitHub Actions / GitLab CI), so that its error says what is missing.
 
 pub mod approle;
 pub mod jwt;
@@ -23,7 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use settings::{AuthFlags, AuthSettings, Method};
-pub use token::{no_credentials_error, CREDENTIAL_VARIABLES, RUN_VARIABLE};
+pub use token::{is_credential_variable, no_credentials_error, RUN_VARIABLE};
 
 use crate::environment::Environment;
 use crate::secret::SecretString;
@@ -76,7 +78,10 @@ pub async fn authenticate(
     env: &Environment,
 ) -> Result<Credentials> {
     let method = match settings.method {
-        Some(method) => method,
+        Some(method) => {
+            crate::log::verbose(format_args!("auth: {method} (configured)"));
+            method
+        }
         None => match settings::detect(settings, env) {
             Some((method, why)) => {
                 crate::log::verbose(format_args!("auth: {method} ({why})"));
@@ -117,18 +122,37 @@ async fn login(client: &VaultClient, request: LoginRequest) -> Result<Credential
         .with_context(|| format!("{} login failed", request.method))?;
     match response.status.as_u16() {
         200 => {}
-        403 if response.errors().iter().all(|e| e == "permission denied") => bail!(
-            "{} login at auth/{} failed: permission denied: the role's bindings refused this identity, or no {} auth method is mounted there (`vault auth list`; set the mount with --auth-mount or [auth] mount)",
-            request.method,
-            request.mount,
-            request.method.vault_type()
-        ),
-        status => bail!(
-            "{} login at auth/{} failed (HTTP {status}): {}",
-            request.method,
-            request.mount,
-            one_line(&response.errors())
-        ),
+        403 if response.errors().iter().all(|e| e == "permission denied") => {
+            if mounted(client, &path).await {
+                bail!(
+                    "{} login at auth/{} failed: permission denied: Vault refused this identity ({})",
+                    request.method,
+                    request.mount,
+                    request.method.refusal_hint()
+                );
+            }
+            bail!(
+                "{} login at auth/{} failed: no {} auth method is mounted at auth/{} (Vault answered permission denied; `vault auth list` shows the mounts; set the path with --auth-mount or [auth] mount)",
+                request.method,
+                request.mount,
+                request.method.vault_type(),
+                request.mount
+            )
+        }
+        status => {
+            let errors = response.errors();
+            let hint = if errors.iter().any(|e| e.contains("missing role")) {
+                "; name the role with --auth-role or [auth] role (or set the mount's default_role)"
+            } else {
+                ""
+            };
+            bail!(
+                "{} login at auth/{} failed (HTTP {status}): {}{hint}",
+                request.method,
+                request.mount,
+                one_line(&errors)
+            )
+        }
     }
     let answer: LoginAnswer = response.json(&path)?;
     let Some(auth) = answer.auth else {
@@ -155,6 +179,15 @@ async fn login(client: &VaultClient, request: LoginRequest) -> Result<Credential
     })
 }
 
+/// Whether an auth method answers at `login_path`: Vault answers a GET there with 405 when
+/// one is mounted and with 403, like the login itself, when nothing is (no token needed).
+async fn mounted(client: &VaultClient, login_path: &str) -> bool {
+    client
+        .get(login_path)
+        .await
+        .is_ok_and(|response| response.status.as_u16() != 403)
+}
+
 /// Vault's error strings on one line.
 pub fn one_line(errors: &[String]) -> String {
     let text: Vec<String> = errors
@@ -168,13 +201,21 @@ pub fn one_line(errors: &[String]) -> String {
     }
 }
 
-/// Reads a file of login material (a role ID, a secret ID, a JWT), trimmed.
-pub fn read_material(path: &std::path::Path, what: &str) -> Result<SecretString> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+/// Reads a file of login material (a role ID, a secret ID, a JWT), trimmed; errors name
+/// the method, the file and the cause.
+pub fn read_material(path: &std::path::Path, method: Method, what: &str) -> Result<SecretString> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "{method} login: cannot read the {what} file {}",
+            path.display()
+        )
+    })?;
     let text = text.trim();
     if text.is_empty() {
-        bail!("the {what} file {} is empty", path.display());
+        bail!(
+            "{method} login: the {what} file {} is empty",
+            path.display()
+        );
     }
     Ok(SecretString::from(text.to_string()))
 }

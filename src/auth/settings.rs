@@ -38,6 +38,18 @@ impl Method {
     }
 }
 
+impl Method {
+    /// What usually makes a mounted method of this kind answer "permission denied".
+    pub fn refusal_hint(self) -> &'static str {
+        match self {
+            Method::Kubernetes => {
+                "the Kubernetes API did not confirm the service-account token, or the role does not bind this service account and namespace"
+            }
+            _ => "the role's bindings do not admit it",
+        }
+    }
+}
+
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.vault_type())
@@ -164,6 +176,7 @@ impl AuthSettings {
             jwt_env: flags
                 .jwt_env
                 .clone()
+                .or_else(|| var("KEYWRAP_JWT_ENV"))
                 .or_else(|| file.and_then(|f| f.jwt_env.clone())),
             audience: flags
                 .audience
@@ -173,6 +186,7 @@ impl AuthSettings {
             kubernetes_token_file: flags
                 .kubernetes_token_file
                 .clone()
+                .or_else(|| var("KEYWRAP_KUBERNETES_TOKEN_FILE").map(PathBuf::from))
                 .or_else(|| path_in_file(file.and_then(|f| f.token_file.as_ref())))
                 .unwrap_or_else(|| PathBuf::from(KUBERNETES_TOKEN_FILE)),
         })
@@ -195,12 +209,11 @@ pub fn detect(settings: &AuthSettings, env: &Environment) -> Option<(Method, Str
     }
     let role_id = env.vault_var("ROLE_ID").is_some() || settings.role_id_file.is_some();
     let secret_id = env.vault_var("SECRET_ID").is_some()
-        || env.get("VAULT_WRAPPED_SECRET_ID").is_some()
+        || env.vault_var("WRAPPED_SECRET_ID").is_some()
         || settings.secret_id_file.is_some();
     if role_id && secret_id {
         return Some((Method::AppRole, "found a role ID and a secret ID".into()));
     }
-    let has_role = settings.role.is_some();
     if settings.jwt_file.is_some()
         || settings
             .jwt_env
@@ -210,13 +223,13 @@ pub fn detect(settings: &AuthSettings, env: &Environment) -> Option<(Method, Str
     {
         return Some((Method::Jwt, "found a JWT".into()));
     }
-    if has_role && jwt::github_actions_available(env) {
+    if jwt::github_actions_available(env) {
         return Some((Method::Jwt, "GitHub Actions OIDC token service".into()));
     }
-    if has_role && env.get(GITLAB_ID_TOKEN).is_some() {
+    if env.get(GITLAB_ID_TOKEN).is_some() {
         return Some((Method::Jwt, format!("GitLab CI id token {GITLAB_ID_TOKEN}")));
     }
-    if has_role && settings.kubernetes_token_file.is_file() {
+    if settings.role.is_some() && settings.kubernetes_token_file.is_file() {
         return Some((
             Method::Kubernetes,
             format!(
@@ -227,6 +240,20 @@ pub fn detect(settings: &AuthSettings, env: &Environment) -> Option<(Method, Str
     }
     if crate::auth::token::token_file(env).is_some_and(|f| f.is_file()) {
         return Some((Method::Token, "~/.vault-token".into()));
+    }
+    // Nothing complete: the method whose material is half there, so that its error says
+    // exactly what is missing.
+    if role_id || secret_id {
+        return Some((
+            Method::AppRole,
+            "found only half of an AppRole login".into(),
+        ));
+    }
+    if jwt::github_actions_started(env) {
+        return Some((Method::Jwt, "GitHub Actions, without an OIDC token".into()));
+    }
+    if env.get("GITLAB_CI") == Some("true") {
+        return Some((Method::Jwt, "GitLab CI, without an id token".into()));
     }
     crate::log::verbose("auth: no VAULT_TOKEN, login material or ~/.vault-token found");
     None
@@ -266,20 +293,42 @@ mod tests {
             ("ACTIONS_ID_TOKEN_REQUEST_URL", "http://x"),
             ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "t"),
         ]);
-        assert!(
-            detect(&settings(None), &github).is_none(),
-            "a CI identity needs a role"
-        );
-        assert_eq!(
-            detect(&settings(Some("ci")), &github).unwrap().0,
-            Method::Jwt
-        );
+        assert_eq!(detect(&settings(None), &github).unwrap().0, Method::Jwt);
         let gitlab = Environment::from_pairs([("VAULT_ID_TOKEN", "j")]);
-        assert_eq!(
-            detect(&settings(Some("ci")), &gitlab).unwrap().0,
-            Method::Jwt
-        );
+        assert_eq!(detect(&settings(None), &gitlab).unwrap().0, Method::Jwt);
         assert!(detect(&settings(Some("ci")), &Environment::default()).is_none());
+    }
+
+    #[test]
+    fn half_present_material_picks_its_method_for_a_precise_error() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join(".vault-token"), "fake").unwrap();
+        let both = Environment::from_pairs([
+            ("HOME", home.path().to_str().unwrap()),
+            ("VAULT_ROLE_ID", "r"),
+        ]);
+        assert_eq!(
+            detect(&settings(None), &both).unwrap().0,
+            Method::Token,
+            "a complete login wins over half of one"
+        );
+        let role_only = Environment::from_pairs([("VAULT_ROLE_ID", "r")]);
+        assert_eq!(
+            detect(&settings(None), &role_only).unwrap().0,
+            Method::AppRole
+        );
+        for ci in [
+            ("GITHUB_ACTIONS", "true"),
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", "http://x"),
+            ("GITLAB_CI", "true"),
+        ] {
+            let env = Environment::from_pairs([ci]);
+            assert_eq!(
+                detect(&settings(None), &env).unwrap().0,
+                Method::Jwt,
+                "{ci:?}"
+            );
+        }
     }
 
     #[test]

@@ -11,25 +11,43 @@ use crate::secret::SecretString;
 /// Set in the child's environment to the run's correlation ID.
 pub const RUN_VARIABLE: &str = "KEYWRAP_RUN";
 
-/// Variables holding Vault credentials or login material: removed from the child's
-/// environment whether or not keywrap used them, so the child gets its API key and not the
-/// power to read the rest of Vault.
+/// keywrap's own variables naming login material: removed from the child's environment
+/// whether or not keywrap used them.
 pub const CREDENTIAL_VARIABLES: &[&str] = &[
-    "VAULT_TOKEN",
-    "BAO_TOKEN",
-    "VAULT_ROLE_ID",
-    "VAULT_SECRET_ID",
-    "BAO_ROLE_ID",
-    "BAO_SECRET_ID",
-    "VAULT_CLIENT_KEY",
-    "BAO_CLIENT_KEY",
-    "VAULT_WRAPPED_SECRET_ID",
-    "VAULT_JWT",
-    "BAO_JWT",
     "KEYWRAP_JWT_FILE",
     "KEYWRAP_ROLE_ID_FILE",
     "KEYWRAP_SECRET_ID_FILE",
 ];
+
+/// What marks a `VAULT_*`/`BAO_*` variable as a credential or login material (`VAULT_TOKEN`,
+/// `VAULT_SECRET_ID`, `VAULT_WRAPPED_SECRET_ID`, `VAULT_ID_TOKEN`, `BAO_JWT`,
+/// `VAULT_CLIENT_KEY`, ...), as opposed to a connection setting such as `VAULT_ADDR`.
+const CREDENTIAL_MARKERS: &[&str] = &[
+    "TOKEN",
+    "SECRET",
+    "ROLE_ID",
+    "JWT",
+    "PASSWORD",
+    "CLIENT_KEY",
+];
+
+/// True for a variable the child must never see: every `VAULT_*`/`BAO_*` credential,
+/// whether or not keywrap used it, so the child gets its API key and not the power to read
+/// the rest of Vault.
+pub fn is_credential_variable(name: &str) -> bool {
+    if CREDENTIAL_VARIABLES.contains(&name) {
+        return true;
+    }
+    let Some(rest) = name
+        .strip_prefix("VAULT_")
+        .or_else(|| name.strip_prefix("BAO_"))
+    else {
+        return false;
+    };
+    CREDENTIAL_MARKERS
+        .iter()
+        .any(|marker| rest.contains(marker))
+}
 
 /// A token the user supplied (never revoked by keywrap).
 pub struct SuppliedToken {
@@ -82,10 +100,19 @@ pub fn find_token(env: &Environment) -> Result<Option<SuppliedToken>> {
     }
 }
 
-/// Credentials from a supplied token; an error when there is none.
+/// Credentials from a supplied token; an error naming where keywrap looked when there is none.
 pub fn credentials(env: &Environment) -> Result<super::Credentials> {
     let Some(supplied) = find_token(env)? else {
-        return Err(no_credentials_error(env));
+        if env.get(RUN_VARIABLE).is_some() {
+            return Err(no_credentials_error(env));
+        }
+        let file = token_file(env).map_or_else(
+            || "~/.vault-token (HOME is not set)".to_string(),
+            |f| f.display().to_string(),
+        );
+        bail!(
+            "token login: no token: VAULT_TOKEN and BAO_TOKEN are not set and the token file {file} does not exist; set VAULT_TOKEN or run `vault login` / `bao login`"
+        );
     };
     Ok(super::Credentials {
         token: supplied.token,
@@ -132,6 +159,33 @@ mod tests {
         let token = find_token(&env).unwrap().unwrap();
         assert_eq!(token.token.expose_secret(), "s.fake-token");
         assert!(!format!("{token:?}").contains("fake"));
+    }
+
+    #[test]
+    fn every_vault_credential_is_recognised() {
+        for name in [
+            "VAULT_TOKEN",
+            "BAO_TOKEN",
+            "VAULT_ROLE_ID",
+            "BAO_SECRET_ID",
+            "VAULT_WRAPPED_SECRET_ID",
+            "BAO_WRAPPED_SECRET_ID",
+            "VAULT_ID_TOKEN",
+            "BAO_JWT",
+            "VAULT_CLIENT_KEY",
+            "KEYWRAP_JWT_FILE",
+        ] {
+            assert!(is_credential_variable(name), "{name}");
+        }
+        for name in [
+            "VAULT_ADDR",
+            "BAO_NAMESPACE",
+            "VAULT_CACERT",
+            "PATH",
+            "MY_TOKEN",
+        ] {
+            assert!(!is_credential_variable(name), "{name}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::process::Command;
 
-use crate::auth::{CREDENTIAL_VARIABLES, RUN_VARIABLE};
+use crate::auth::{is_credential_variable, RUN_VARIABLE};
 use crate::environment::Environment;
 use crate::secret::SecretValue;
 
@@ -40,7 +40,7 @@ impl ChildEnvironment {
     ) -> Self {
         let removed = |name: &OsString| {
             let name = name.to_string_lossy();
-            CREDENTIAL_VARIABLES.contains(&name.as_ref())
+            is_credential_variable(&name)
                 || also_remove.iter().any(|r| r == name.as_ref())
                 || name == RUN_VARIABLE
                 || secrets.iter().any(|(secret, _)| *secret == name)

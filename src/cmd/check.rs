@@ -32,7 +32,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
         session.close().await;
         anyhow::Ok(outcomes)
     })?;
-    let mut failed = 0;
+    let mut failed = Vec::new();
     for (binding, outcome) in bindings.iter().zip(outcomes) {
         match outcome {
             Ok((_, read)) => println!(
@@ -44,15 +44,17 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
                     .unwrap_or_default()
             ),
             Err(problem) => {
-                failed += 1;
+                failed.push(format!("{} ({})", binding.name, binding.reference));
                 println!("FAIL  {} ({}): {problem}", binding.name, binding.reference);
             }
         }
     }
-    if failed > 0 {
+    if !failed.is_empty() {
         eprintln!(
-            "keywrap: {failed} of {} references cannot be read",
-            bindings.len()
+            "keywrap: {} of {} references cannot be read: {}",
+            failed.len(),
+            bindings.len(),
+            failed.join(", ")
         );
         return Err(SilentExit(1).into());
     }

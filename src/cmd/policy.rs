@@ -48,16 +48,7 @@ pub fn run(cli: &Cli, args: &PolicyArgs) -> Result<ExitCode> {
         .as_ref()
         .map(|c| c.path.display().to_string())
         .unwrap_or_else(|| "--secret flags".into());
-    print!(
-        "{}",
-        render(
-            &source,
-            &bindings,
-            &mounts,
-            args.metadata,
-            args.per_run_token
-        )
-    );
+    print!("{}", render(&source, &bindings, &mounts, args));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -66,8 +57,7 @@ pub fn render(
     source: &str,
     bindings: &[Binding],
     mounts: &[(String, Mount)],
-    metadata: bool,
-    per_run_token: bool,
+    args: &PolicyArgs,
 ) -> String {
     let mut hcl = String::new();
     let _ = writeln!(
@@ -91,7 +81,7 @@ pub fn render(
             "path \"{}\" {{\n  capabilities = [\"read\"]\n}}",
             mount.data_path(path)
         );
-        if metadata && mount.version == KvVersion::V2 {
+        if args.metadata && mount.version == KvVersion::V2 {
             let _ = writeln!(
                 hcl,
                 "path \"{}\" {{\n  capabilities = [\"read\"]\n}}",
@@ -99,21 +89,23 @@ pub fn render(
             );
         }
     }
-    let _ = writeln!(
-        hcl,
-        "\n# keywrap renews and revokes the token it logged in with (as Vault's default policy allows)."
-    );
-    for (path, capability) in [
-        ("auth/token/lookup-self", "read"),
-        ("auth/token/renew-self", "update"),
-        ("auth/token/revoke-self", "update"),
-    ] {
+    if args.no_default_policy {
         let _ = writeln!(
             hcl,
-            "path \"{path}\" {{\n  capabilities = [\"{capability}\"]\n}}"
+            "\n# keywrap renews and revokes the token it logged in with (without Vault's default policy)."
         );
+        for (path, capability) in [
+            ("auth/token/lookup-self", "read"),
+            ("auth/token/renew-self", "update"),
+            ("auth/token/revoke-self", "update"),
+        ] {
+            let _ = writeln!(
+                hcl,
+                "path \"{path}\" {{\n  capabilities = [\"{capability}\"]\n}}"
+            );
+        }
     }
-    if per_run_token {
+    if args.per_run_token {
         let _ = writeln!(
             hcl,
             "\n# keywrap exec --per-run-token creates a short-lived child token per run."
@@ -159,14 +151,28 @@ mod tests {
             ("kv1/db".to_string(), v1),
             ("secret/openai".to_string(), v2),
         ];
-        let hcl = render("keywrap.toml", &bindings, &mounts, false, false);
+        let mut args = PolicyArgs {
+            secrets: Vec::new(),
+            metadata: false,
+            per_run_token: false,
+            no_default_policy: false,
+        };
+        let hcl = render("keywrap.toml", &bindings, &mounts, &args);
         assert!(hcl.contains("path \"secret/data/openai\" {\n  capabilities = [\"read\"]\n}"));
         assert!(hcl.contains("path \"kv1/db\" {"));
         assert!(hcl.contains("# A, B (KV v2 at secret/)"));
-        assert!(!hcl.contains("metadata"));
-        assert!(!hcl.contains("auth/token/create"));
-        let hcl = render("keywrap.toml", &bindings, &mounts, true, true);
+        let paths: Vec<&str> = hcl.lines().filter(|l| l.starts_with("path ")).collect();
+        assert_eq!(
+            paths,
+            ["path \"kv1/db\" {", "path \"secret/data/openai\" {"],
+            "exactly the referenced paths"
+        );
+        args.metadata = true;
+        args.per_run_token = true;
+        args.no_default_policy = true;
+        let hcl = render("keywrap.toml", &bindings, &mounts, &args);
         assert!(hcl.contains("path \"secret/metadata/openai\""));
         assert!(hcl.contains("path \"auth/token/create\""));
+        assert!(hcl.contains("path \"auth/token/revoke-self\""));
     }
 }
