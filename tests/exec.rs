@@ -509,3 +509,18 @@ fn namespaces_from_the_environment_the_file_and_the_flag() {
     run.assert_success();
     assert_eq!(run.stdout.lines().collect::<Vec<_>>(), expected);
 }
+
+#[test]
+fn openbao_variables_alone_are_enough() {
+    let bao = Bao::start_with(support::BaoOptions { tls: true });
+    bao.kv_put("secret/a", &[("k", "fake-value-9")]);
+    let run = Keywrap::new()
+        .env("BAO_ADDR", &bao.addr)
+        .env("BAO_TOKEN", ROOT_TOKEN)
+        .env("BAO_CACERT", bao.ca_cert.as_ref().unwrap())
+        .args(["exec", "-s", "A=secret/a#k"])
+        .args(print_vars(&["A", "BAO_TOKEN"]))
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, "A=fake-value-9\nBAO_TOKEN unset\n");
+}
