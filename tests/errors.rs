@@ -255,6 +255,12 @@ fn tls_failure_without_the_ca_and_success_with_it() {
         .assert_stderr_contains("TLS VERIFICATION IS OFF (VAULT_SKIP_VERIFY)");
     assert!(started);
 
+    // http:// to a server that speaks TLS.
+    let mut keywrap = bao.keywrap();
+    keywrap.env("VAULT_ADDR", bao.addr.replace("https://", "http://"));
+    let (run, started) = exec_with(&mut keywrap, &["-s", "K=secret/openai#api_key"]);
+    assert_failed_cleanly(&run, started, &["cannot reach Vault", "use https://"]);
+
     // https:// to a server that speaks plain HTTP.
     let plain = Bao::start();
     let mut keywrap = plain.keywrap();

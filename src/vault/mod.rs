@@ -93,7 +93,7 @@ impl VaultResponse {
 /// What went wrong talking to Vault, before any meaning is given to an API status.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    #[error("cannot reach Vault ({attempts} attempts; tried {tried}); {}", address_hint(.address_source))]
+    #[error("cannot reach Vault ({attempts} attempts; tried {tried}); {}{}", address_hint(.address_source), tls_guess(.tried))]
     Unreachable {
         attempts: u32,
         tried: String,
@@ -135,6 +135,15 @@ fn address_hint(source: &str) -> String {
         file => {
             format!("check the address in {file} (or set VAULT_ADDR) and that the server is up")
         }
+    }
+}
+
+/// OpenBao resets a plain-HTTP connection to its TLS listener: say so.
+fn tls_guess(tried: &str) -> &'static str {
+    if tried.contains("http://") && tried.contains("reset by peer") {
+        " (a server that speaks TLS resets plain-HTTP connections: if it does, use https://)"
+    } else {
+        ""
     }
 }
 
