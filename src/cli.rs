@@ -112,6 +112,35 @@ impl ConnectionArgs {
     }
 }
 
+/// clap's parser for `--secret NAME=REF`. Its errors do not repeat the argument, as clap's
+/// own would: a key typed where its reference belongs stays out of the terminal and CI logs
+/// (the message names the parts that are safe to show).
+#[derive(Clone)]
+pub struct SecretFlagParser;
+
+impl clap::builder::TypedValueParser for SecretFlagParser {
+    type Value = SecretFlag;
+
+    fn parse_ref(
+        &self,
+        _command: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<SecretFlag, clap::Error> {
+        let problem = match value.to_str() {
+            Some(text) => match text.parse() {
+                Ok(flag) => return Ok(flag),
+                Err(problem) => problem,
+            },
+            None => "NAME=REF is not valid UTF-8".to_string(),
+        };
+        Err(clap::Error::raw(
+            clap::error::ErrorKind::ValueValidation,
+            format!("invalid --secret: {problem}\n"),
+        ))
+    }
+}
+
 fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
     if let Ok(number) = text.parse::<i32>() {
         return nix::sys::signal::Signal::try_from(number)
@@ -245,7 +274,7 @@ Exit status: the command's own; 128+N if it died of signal N; 125 if keywrap fai
 126 if the command cannot be executed; 127 if it was not found.")]
 pub struct ExecArgs {
     /// Inject the field REF ([vault://]PATH[?version=N]#FIELD) as variable NAME.
-    #[arg(short = 's', long = "secret", value_name = "NAME=REF")]
+    #[arg(short = 's', long = "secret", value_name = "NAME=REF", value_parser = SecretFlagParser)]
     pub secrets: Vec<SecretFlag>,
 
     /// List each variable with its reference and origin; read nothing, start nothing.
@@ -318,7 +347,7 @@ Examples:
   keywrap check -s OPENAI_API_KEY=secret/openai#api_key")]
 pub struct CheckArgs {
     /// Also check REF as variable NAME ([vault://]PATH[?version=N]#FIELD).
-    #[arg(short = 's', long = "secret", value_name = "NAME=REF")]
+    #[arg(short = 's', long = "secret", value_name = "NAME=REF", value_parser = SecretFlagParser)]
     pub secrets: Vec<SecretFlag>,
 }
 
@@ -330,7 +359,7 @@ Examples:
   keywrap policy --metadata      # also for keywrap status / exec --watch")]
 pub struct PolicyArgs {
     /// Also grant reading REF, as variable NAME.
-    #[arg(short = 's', long = "secret", value_name = "NAME=REF")]
+    #[arg(short = 's', long = "secret", value_name = "NAME=REF", value_parser = SecretFlagParser)]
     pub secrets: Vec<SecretFlag>,
     /// Also grant reading KV v2 metadata (needed by `keywrap status` and `exec --watch`).
     #[arg(long)]
@@ -375,7 +404,7 @@ pub struct ProxyArgs {
     #[arg(long = "header", value_name = "HEADER", requires = "upstream")]
     pub headers: Vec<String>,
     /// The secret REF ([vault://]PATH[?version=N]#FIELD) as NAME for header templates.
-    #[arg(short = 's', long = "secret", value_name = "NAME=REF")]
+    #[arg(short = 's', long = "secret", value_name = "NAME=REF", value_parser = SecretFlagParser)]
     pub secrets: Vec<SecretFlag>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]

@@ -28,11 +28,36 @@ pub struct SecretAddress {
 
 /// Why a reference could not be parsed, with the 1-based column of the problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid reference \"{input}\" at column {column}: {problem}")]
 pub struct ReferenceError {
     pub input: String,
     pub column: usize,
     pub problem: String,
+}
+
+impl fmt::Display for ReferenceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if may_be_a_value(&self.input) {
+            write!(
+                f,
+                "invalid reference ({} characters, not shown: with neither / nor # it may be a secret value) at column {}: {}; a reference names where a secret is kept, never the secret itself",
+                self.input.chars().count(),
+                self.column,
+                self.problem
+            )
+        } else {
+            write!(
+                f,
+                "invalid reference \"{}\" at column {}: {}",
+                self.input, self.column, self.problem
+            )
+        }
+    }
+}
+
+/// A text with neither a path separator nor a field cannot be meant as a reference: it may
+/// be a key pasted where its reference belongs, and is kept out of messages.
+pub fn may_be_a_value(text: &str) -> bool {
+    !text.is_empty() && !text.contains('/') && !text.contains('#')
 }
 
 impl Reference {
@@ -258,6 +283,16 @@ mod tests {
             assert_eq!(err.column, column, "{input}: {err}");
             assert!(err.problem.contains(problem), "{input}: {err}");
         }
+    }
+
+    #[test]
+    fn text_that_may_be_a_value_is_not_repeated() {
+        let key = ["sk", "-", "abcdef0123456789"].concat();
+        let message = error(&key).to_string();
+        assert!(!message.contains(&key), "{message}");
+        assert!(message.contains("missing #FIELD"), "{message}");
+        let message = error("secret/openai").to_string();
+        assert!(message.contains("\"secret/openai\""), "{message}");
     }
 
     #[test]

@@ -334,6 +334,26 @@ fn malformed_reference_in_a_flag() {
 }
 
 #[test]
+fn a_key_given_where_its_reference_belongs_is_not_repeated() {
+    let bao = Bao::start();
+    let key = ["sk", "-proj-", "fakeKeyForTests0123456789"].concat();
+    for flag in [format!("OPENAI_API_KEY={key}"), key.clone()] {
+        let (run, started) = exec_with(&mut bao.keywrap(), &["-s", &flag]);
+        run.assert_code(125).assert_stderr_contains("not shown");
+        assert!(!started);
+        assert!(!run.stderr.contains(&key), "{}", run.stderr);
+    }
+    let mut keywrap = bao.keywrap();
+    keywrap.write_file(
+        "keywrap.toml",
+        &format!("[env]\nOPENAI_API_KEY = \"{key}\"\n"),
+    );
+    let (run, started) = exec_with(&mut keywrap, &[]);
+    assert_failed_cleanly(&run, started, &["keywrap.toml:2:", "not shown"]);
+    assert!(!run.stderr.contains(&key), "{}", run.stderr);
+}
+
+#[test]
 fn malformed_reference_in_the_config_names_line_and_column() {
     let bao = Bao::start();
     let mut keywrap = bao.keywrap();
