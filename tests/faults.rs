@@ -52,6 +52,34 @@ fn a_stalled_connection_ends_at_the_deadline_with_what_was_tried() {
 }
 
 #[test]
+fn the_deadline_bounds_the_whole_run_not_each_request() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-deadline")]);
+    // Each answer takes 1.2 s: the mount lookup and the read each fit in 2 s, both do not.
+    let proxy = FaultProxy::start(
+        "127.0.0.1",
+        bao.socket(),
+        Fault::DelayEach(Duration::from_millis(1200)),
+        usize::MAX,
+        "http",
+    );
+    let started = Instant::now();
+    let run = through(&proxy)
+        .args(["--timeout", "2"])
+        .args(print_key())
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("within the 2s deadline")
+        .assert_stderr_contains(&proxy.address);
+    assert!(run.stdout.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_millis(2900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn an_answer_cut_off_half_way_is_retried() {
     let bao = Bao::start();
     bao.kv_put("secret/openai", &[("api_key", "fake-cut")]);
@@ -234,5 +262,79 @@ fn malformed_and_oversized_answers_are_errors_not_panics() {
         assert_eq!(run.code(), Some(125), "{name}: {}", run.stderr);
         assert!(run.stderr.contains(expected), "{name}: {}", run.stderr);
         assert!(!run.stderr.contains("panicked"), "{name}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn server_errors_and_rate_limits_are_retried() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-retried")]);
+    for (status, retry_after) in [(500, None), (502, None), (503, None), (429, Some(1))] {
+        let proxy = FaultProxy::start(
+            "127.0.0.1",
+            bao.socket(),
+            Fault::Status(status, retry_after),
+            2,
+            "http",
+        );
+        let started = Instant::now();
+        let run = through(&proxy).args(print_key()).run();
+        run.assert_success();
+        assert_eq!(run.stdout, "fake-retried", "{status}");
+        assert!(
+            proxy.connections.load(std::sync::atomic::Ordering::SeqCst) > 2,
+            "{status}"
+        );
+        if retry_after.is_some() {
+            assert!(
+                started.elapsed() >= Duration::from_secs(2),
+                "429 + Retry-After: 1, twice: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+}
+
+#[test]
+fn client_errors_are_not_retried() {
+    let bao = Bao::start();
+    for status in [400, 404, 405] {
+        let proxy = FaultProxy::start(
+            "127.0.0.1",
+            bao.socket(),
+            Fault::Status(status, None),
+            usize::MAX,
+            "http",
+        );
+        let run = through(&proxy).args(print_key()).run();
+        run.assert_code(125)
+            .assert_stderr_contains(&format!("injected {status}"));
+        assert_eq!(
+            proxy.connections.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{status} was retried"
+        );
+    }
+    // And from the real server: a denied and a missing secret are each read once.
+    bao.kv_put("secret/forbidden", &[("k", "fake-denied")]);
+    bao.write_policy(
+        "nothing",
+        "path \"secret/data/other\" { capabilities = [\"read\"] }",
+    );
+    let token = bao.token_with(&["nothing"]);
+    let run = bao
+        .keywrap()
+        .env("VAULT_TOKEN", &token)
+        .args(["exec", "-s", "F=secret/forbidden#k", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("permission denied");
+    let run = bao
+        .keywrap()
+        .args(["exec", "-s", "M=secret/missing#k", "--", "true"])
+        .run();
+    run.assert_code(125);
+    for path in ["secret/data/forbidden", "secret/data/missing"] {
+        assert_eq!(bao.audit_reads_of(path).len(), 1, "{path} was read again");
     }
 }

@@ -360,7 +360,13 @@ impl VaultClient {
         body: Option<&serde_json::Value>,
     ) -> Result<Outcome, VaultError> {
         let url = format!("{node}/v1/{path}");
-        let mut request = self.http.request(method.clone(), &url);
+        // The run's deadline bounds each attempt too, so a slow answer that began in time
+        // cannot carry the run past it.
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .timeout(remaining.max(Duration::from_millis(1)));
         if let Some(token) = &self.token {
             let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
                 VaultError::Malformed {
@@ -386,6 +392,13 @@ impl VaultClient {
                         cause,
                     });
                 }
+                if Instant::now() >= self.deadline {
+                    return Err(VaultError::Deadline {
+                        path: path.to_string(),
+                        seconds: self.timeout.as_secs(),
+                        tried: format!("{node}: {}", describe(&err)),
+                    });
+                }
                 // A request with a body may have reached Vault unless the connection failed.
                 if body.is_some() && !err.is_connect() {
                     return Err(VaultError::Unreachable {
@@ -406,6 +419,13 @@ impl VaultClient {
         let body_bytes = match read_body(response, path).await {
             Ok(bytes) => bytes,
             Err(BodyError::TooLarge(err)) => return Err(err),
+            Err(BodyError::Cut(err)) if Instant::now() >= self.deadline => {
+                return Err(VaultError::Deadline {
+                    path: path.to_string(),
+                    seconds: self.timeout.as_secs(),
+                    tried: format!("{node}: {}", describe(&err)),
+                })
+            }
             Err(BodyError::Cut(err)) if body.is_none() => {
                 return Ok(Outcome::Unreachable(describe(&err)))
             }
