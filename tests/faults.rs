@@ -338,3 +338,38 @@ fn client_errors_are_not_retried() {
         assert_eq!(bao.audit_reads_of(path).len(), 1, "{path} was read again");
     }
 }
+
+#[test]
+fn redirects_to_the_active_node_are_followed() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-redirected")]);
+    bao.write_policy(
+        "read-openai",
+        "path \"secret/data/openai\" { capabilities = [\"read\"] }",
+    );
+    for status in [307, 308] {
+        let (role_id, secret_id) = bao.approle("ci", json!({ "token_policies": ["read-openai"] }));
+        // Every request (the login, a POST with a body, included) is sent elsewhere.
+        let standby = FaultProxy::start(
+            "127.0.0.1",
+            bao.socket(),
+            Fault::Redirect(status, bao.socket()),
+            usize::MAX,
+            "http",
+        );
+        let run = Keywrap::new()
+            .env("VAULT_ADDR", &standby.address)
+            .env("VAULT_ROLE_ID", role_id)
+            .env("VAULT_SECRET_ID", secret_id)
+            .args(print_key())
+            .run();
+        run.assert_success();
+        assert_eq!(run.stdout, "fake-redirected", "{status}");
+        assert!(
+            standby
+                .connections
+                .load(std::sync::atomic::Ordering::SeqCst)
+                >= 3
+        );
+    }
+}

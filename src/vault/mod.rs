@@ -168,7 +168,8 @@ enum Outcome {
     /// Nothing answered (or the answer was cut off): try the next node.
     Unreachable(String),
     Sealed,
-    /// A 5xx other than sealed: the node is alive, maybe electing a leader.
+    /// A 5xx other than sealed: the node is alive, maybe electing a leader. Or a standby
+    /// that cannot serve this yet (see [`standby_not_ready`]).
     ServerError(VaultResponse),
     RateLimited(Option<Duration>),
 }
@@ -448,7 +449,9 @@ impl VaultClient {
         {
             return Ok(Outcome::Sealed);
         }
-        if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
+        if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED
+            || standby_not_ready(&answer)
+        {
             return Ok(Outcome::ServerError(answer));
         }
         self.current.store(
@@ -468,6 +471,17 @@ impl VaultClient {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         tokio::time::sleep(delay.min(remaining)).await;
     }
+}
+
+/// A standby serving reads of a KV v2 mount whose upgrade it has not yet received from
+/// the active node answers 400 with this; the active node (or the standby, moments later)
+/// serves the read, so this 400 is the one a retry fixes.
+fn standby_not_ready(answer: &VaultResponse) -> bool {
+    answer.status == StatusCode::BAD_REQUEST
+        && answer
+            .errors()
+            .iter()
+            .any(|e| e.contains("Waiting for the primary to upgrade"))
 }
 
 /// Vault's own default maximum request size; no legitimate answer to keywrap is larger.

@@ -24,6 +24,9 @@ pub enum Fault {
     /// given) without reaching the server, then close: a standby mid-election, a gateway
     /// error, a rate limit, on demand.
     Status(u16, Option<u64>),
+    /// Answer with this redirect status to the same path on another server (a standby
+    /// or a load balancer pointing at the active node).
+    Redirect(u16, std::net::SocketAddr),
 }
 
 pub struct FaultProxy {
@@ -101,8 +104,17 @@ fn relay(
     fault: Fault,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
-    if let Fault::Status(status, retry_after) = fault {
-        return answer(client, status, retry_after);
+    match fault {
+        Fault::Status(status, retry_after) => {
+            let header = retry_after.map(|s| format!("Retry-After: {s}"));
+            return answer(client, status, |_| header.clone());
+        }
+        Fault::Redirect(status, to) => {
+            return answer(client, status, |target| {
+                Some(format!("Location: http://{to}{target}"))
+            });
+        }
+        _ => {}
     }
     let server = TcpStream::connect(upstream)?;
     let tick = Some(Duration::from_millis(50));
@@ -141,7 +153,9 @@ fn relay(
         match server_in.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => match fault {
-                Fault::Pass | Fault::Status(..) => client_out.write_all(&buffer[..n])?,
+                Fault::Pass | Fault::Status(..) | Fault::Redirect(..) => {
+                    client_out.write_all(&buffer[..n])?
+                }
                 Fault::Stall => {}
                 Fault::Delay(delay) => {
                     if !delayed {
@@ -178,8 +192,13 @@ fn relay(
     Ok(())
 }
 
-/// Reads one request's head (bounded) and answers it with `status` and Vault's error shape.
-fn answer(mut client: TcpStream, status: u16, retry_after: Option<u64>) -> std::io::Result<()> {
+/// Reads one request's head (bounded) and answers it with `status`, Vault's error shape and
+/// the header `header` makes from the request target.
+fn answer(
+    mut client: TcpStream,
+    status: u16,
+    header: impl Fn(&str) -> Option<String>,
+) -> std::io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut head = Vec::new();
     let mut buffer = [0u8; 4096];
@@ -189,13 +208,15 @@ fn answer(mut client: TcpStream, status: u16, retry_after: Option<u64>) -> std::
             n => head.extend_from_slice(&buffer[..n]),
         }
     }
+    let head = String::from_utf8_lossy(&head);
+    let target = head.split_whitespace().nth(1).unwrap_or("/");
     let body = format!("{{\"errors\":[\"injected {status}\"]}}");
-    let retry_after = retry_after
-        .map(|s| format!("Retry-After: {s}\r\n"))
+    let extra = header(target)
+        .map(|h| format!("{h}\r\n"))
         .unwrap_or_default();
     write!(
         client,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{retry_after}Connection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
         body.len()
     )?;
     client.flush()?;
