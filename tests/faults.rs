@@ -192,6 +192,41 @@ fn a_login_token_that_expires_mid_run_is_reported_not_fatal() {
 }
 
 #[test]
+fn a_token_that_expires_between_lookup_and_read_is_named() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-expired")]);
+    // Answers are 1.3 s late: the mount lookup is served, the read reaches Vault after the
+    // token's 1 s TTL.
+    let proxy = FaultProxy::start(
+        "127.0.0.1",
+        bao.socket(),
+        Fault::DelayEach(Duration::from_millis(1300)),
+        usize::MAX,
+        "http",
+    );
+    bao.write_policy(
+        "read-openai",
+        "path \"secret/data/openai\" { capabilities = [\"read\"] }",
+    );
+    let token = bao.ok(
+        "POST",
+        "auth/token/create",
+        Some(json!({ "ttl": "1s", "policies": ["default", "read-openai"] })),
+    )["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = through(&proxy)
+        .env("VAULT_TOKEN", &token)
+        .args(print_key())
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("refused the token: it is expired");
+    assert!(!run.stderr.contains("capability"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&token));
+}
+
+#[test]
 fn a_wrong_ca_is_a_tls_error() {
     let bao = Bao::start_with(BaoOptions { tls: true });
     bao.kv_put("secret/openai", &[("api_key", "fake-wrong-ca")]);
