@@ -71,7 +71,7 @@ impl Cli {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectionArgs {
-    /// Vault address [env: VAULT_ADDR, BAO_ADDR]
+    /// Vault address; the nodes of a cluster comma-separated [env: VAULT_ADDR, BAO_ADDR]
     #[arg(long, global = true, value_name = "URL")]
     pub address: Option<String>,
     /// Vault Enterprise / OpenBao namespace [env: VAULT_NAMESPACE, BAO_NAMESPACE]
@@ -92,7 +92,8 @@ pub struct ConnectionArgs {
     /// Do not verify Vault's certificate (testing only) [env: VAULT_SKIP_VERIFY]
     #[arg(long, global = true)]
     pub tls_skip_verify: bool,
-    /// Give up talking to Vault after this many seconds
+    /// Give up talking to Vault after this many seconds in all (retries included)
+    /// [default: 30]
     #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
 }

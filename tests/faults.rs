@@ -331,6 +331,29 @@ fn server_errors_and_rate_limits_are_retried() {
 }
 
 #[test]
+fn a_rate_limit_without_retry_after_backs_off_exponentially() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-backoff")]);
+    let proxy = FaultProxy::start(
+        "127.0.0.1",
+        bao.socket(),
+        Fault::Status(429, None),
+        5,
+        "http",
+    );
+    let started = Instant::now();
+    let run = through(&proxy).args(print_key()).run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-backoff");
+    // Five waits of at least 50, 100, 200, 400 and 800 ms (half of each ceiling).
+    assert!(
+        started.elapsed() >= Duration::from_millis(1550),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn client_errors_are_not_retried() {
     let bao = Bao::start();
     for status in [400, 404, 405] {

@@ -269,7 +269,7 @@ impl VaultClient {
         let idempotent = body.is_none();
         let node_count = self.nodes.len() as u32;
         let mut attempts = Attempts::default();
-        let (mut unreachable, mut server_errors, mut total) = (0u32, 0u32, 0u32);
+        let (mut unreachable, mut server_errors, mut limited, mut total) = (0u32, 0, 0, 0);
         loop {
             if Instant::now() >= self.deadline {
                 return Err(VaultError::Deadline {
@@ -328,7 +328,8 @@ impl VaultClient {
                 }
                 Outcome::RateLimited(retry_after) => {
                     attempts.record(&node_name, "HTTP 429 (rate limited)".into());
-                    retry_after.or(Some(FIRST_BACKOFF))
+                    limited += 1;
+                    Some(retry_after.unwrap_or_else(|| backoff_delay(limited)))
                 }
             };
             // Another node may answer at once; wait only after a whole round failed.
