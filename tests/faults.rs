@@ -157,6 +157,28 @@ fn the_next_node_answers_when_the_first_is_down() {
 }
 
 #[test]
+fn a_sealed_node_first_in_the_config_is_passed_over() {
+    let sealed = Bao::start();
+    sealed.ok("POST", "sys/seal", None);
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-past-sealed")]);
+    let mut keywrap = Keywrap::new();
+    keywrap.write_file(
+        "keywrap.toml",
+        &format!(
+            "[vault]\naddress = [\"{}\", \"{}\"]\n\n[env]\nK = \"secret/openai#api_key\"\n",
+            sealed.addr, bao.addr
+        ),
+    );
+    let run = keywrap
+        .env("VAULT_TOKEN", ROOT_TOKEN)
+        .args(["exec", "--no-mask", "--", "sh", "-c", "printf %s \"$K\""])
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-past-sealed");
+}
+
+#[test]
 fn a_login_token_that_expires_mid_run_is_reported_not_fatal() {
     let bao = Bao::start();
     bao.kv_put("secret/openai", &[("api_key", "fake-expiring")]);
