@@ -453,3 +453,51 @@ fn redirects_to_the_active_node_are_followed() {
         );
     }
 }
+
+#[test]
+fn malformed_secret_reads_are_errors_not_panics() {
+    let mount = r#"{"data":{"path":"secret/","type":"kv","options":{"version":"2"}}}"#;
+    let deep = format!(
+        r#"{{"data":{{"data":{{"api_key":{}{}}}}}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let cases: Vec<(&str, String)> = vec![
+        ("html", "<html>bad gateway</html>".into()),
+        (
+            "data not a map",
+            r#"{"data":{"data":"x","metadata":{"version":1}}}"#.into(),
+        ),
+        ("truncated", r#"{"data":{"data":{"api_key":"fake"#.into()),
+        ("nested 100,000 deep", deep),
+        (
+            "invalid escape",
+            r#"{"data":{"data":{"api_key":"\ud800"}}}"#.into(),
+        ),
+    ];
+    for (name, body) in cases {
+        let body = std::sync::Arc::new(body);
+        let served = body.clone();
+        let stub = Stub::start(move |request| {
+            if request.target.contains("sys/internal/ui/mounts") {
+                (200, mount.to_string())
+            } else {
+                (200, served.as_str().to_string())
+            }
+        });
+        let run = Keywrap::new()
+            .env("VAULT_ADDR", &stub.url)
+            .env("VAULT_TOKEN", ROOT_TOKEN)
+            .args(["--timeout", "10"])
+            .args(print_key())
+            .run();
+        assert_eq!(run.code(), Some(125), "{name}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("unexpected answer from Vault for secret/data/openai"),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("panicked"), "{name}: {}", run.stderr);
+    }
+}
