@@ -172,6 +172,10 @@ enum Outcome {
     /// that cannot serve this yet (see [`standby_not_ready`]).
     ServerError(VaultResponse),
     RateLimited(Option<Duration>),
+    /// The node answered with a redirect to another node that cannot be reached: a standby
+    /// pointing at an active node that just died. A new one is being elected; wait as for
+    /// a 5xx.
+    Electing(String),
 }
 
 impl VaultClient {
@@ -190,7 +194,8 @@ impl VaultClient {
             .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(connection.timeout)
-            .pool_idle_timeout(Duration::from_secs(30));
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none());
         if connection
             .address
             .value
@@ -326,6 +331,18 @@ impl VaultClient {
                     self.next_node(node);
                     None
                 }
+                Outcome::Electing(problem) => {
+                    attempts.record(&node_name, problem);
+                    server_errors += 1;
+                    if server_errors >= SERVER_ERROR_ROUNDS * node_count {
+                        return Err(VaultError::Unreachable {
+                            attempts: total,
+                            tried: attempts.summary(),
+                        });
+                    }
+                    self.next_node(node);
+                    None
+                }
                 Outcome::RateLimited(retry_after) => {
                     attempts.record(&node_name, "HTTP 429 (rate limited)".into());
                     limited += 1;
@@ -361,31 +378,30 @@ impl VaultClient {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Outcome, VaultError> {
-        let url = format!("{node}/v1/{path}");
-        // The run's deadline bounds each attempt too, so a slow answer that began in time
-        // cannot carry the run past it.
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
-        let mut request = self
-            .http
-            .request(method.clone(), &url)
-            .timeout(remaining.max(Duration::from_millis(1)));
-        if let Some(token) = &self.token {
-            let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
-                VaultError::Malformed {
-                    path: path.to_string(),
-                    cause: "the Vault token has characters that cannot be sent".into(),
+        let mut url = reqwest::Url::parse(&format!("{node}/v1/{path}")).map_err(|e| {
+            VaultError::Malformed {
+                path: path.to_string(),
+                cause: format!("cannot make a URL of it: {e}"),
+            }
+        })?;
+        // Redirects are followed here rather than by the HTTP client, to tell a standby
+        // whose active node is gone (its redirect leads nowhere) from a node that is down.
+        let mut redirects = 0;
+        let sent = loop {
+            let sent = self.build(method, &url, path, body)?.send().await;
+            let next = match &sent {
+                Ok(response) if redirects < MAX_REDIRECTS => redirect_location(response),
+                _ => None,
+            };
+            match next {
+                Some(next) => {
+                    url = next;
+                    redirects += 1;
                 }
-            })?;
-            value.set_sensitive(true);
-            request = request.header("X-Vault-Token", value);
-        }
-        if let Some(namespace) = &self.namespace {
-            request = request.header("X-Vault-Namespace", namespace);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = match request.send().await {
+                None => break sent,
+            }
+        };
+        let response = match sent {
             Ok(response) => response,
             Err(err) => {
                 if let Some(cause) = tls_failure(&err) {
@@ -400,6 +416,14 @@ impl VaultClient {
                         seconds: self.timeout.as_secs(),
                         tried: format!("{node}: {}", describe(&err)),
                     });
+                }
+                // Nothing reached Vault: the node redirected and its target refused.
+                if redirects > 0 && err.is_connect() {
+                    return Ok(Outcome::Electing(format!(
+                        "redirected to {}: {}",
+                        url.origin().ascii_serialization(),
+                        describe(&err)
+                    )));
                 }
                 // A request with a body may have reached Vault unless the connection failed.
                 if body.is_some() && !err.is_connect() {
@@ -463,6 +487,39 @@ impl VaultClient {
             Ordering::Relaxed,
         );
         Ok(Outcome::Done(answer))
+    }
+
+    /// One request, with the run's headers, the time left before the deadline (so a slow
+    /// answer that began in time cannot carry the run past it) and the body.
+    fn build(
+        &self,
+        method: &Method,
+        url: &reqwest::Url,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::RequestBuilder, VaultError> {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .timeout(remaining.max(Duration::from_millis(1)));
+        if let Some(token) = &self.token {
+            let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
+                VaultError::Malformed {
+                    path: path.to_string(),
+                    cause: "the Vault token has characters that cannot be sent".into(),
+                }
+            })?;
+            value.set_sensitive(true);
+            request = request.header("X-Vault-Token", value);
+        }
+        if let Some(namespace) = &self.namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Ok(request)
     }
 
     /// Sleeps before the next round: `Retry-After` when Vault gave one, else jittered
@@ -550,6 +607,22 @@ fn tls_failure(err: &reqwest::Error) -> Option<String> {
         error.source().and_then(search)
     }
     search(err)
+}
+
+/// Redirects followed per request; Vault sends one (standby to active node).
+const MAX_REDIRECTS: usize = 5;
+
+/// Where a 307/308 (the method and body kept, as a standby's redirect to the active node
+/// needs) points.
+fn redirect_location(response: &reqwest::Response) -> Option<reqwest::Url> {
+    if !matches!(
+        response.status(),
+        StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+    ) {
+        return None;
+    }
+    let location = response.headers().get(reqwest::header::LOCATION)?;
+    response.url().join(location.to_str().ok()?).ok()
 }
 
 /// The innermost cause of a transport error, which is the informative one.
