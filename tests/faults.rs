@@ -452,6 +452,17 @@ fn redirects_to_the_active_node_are_followed() {
                 >= 3
         );
     }
+    // A load balancer moving reads elsewhere with 301 (a token, so no login).
+    let balancer = FaultProxy::start(
+        "127.0.0.1",
+        bao.socket(),
+        Fault::Redirect(301, bao.socket()),
+        usize::MAX,
+        "http",
+    );
+    let run = through(&balancer).args(print_key()).run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-redirected");
 }
 
 #[test]

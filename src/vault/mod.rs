@@ -390,7 +390,9 @@ impl VaultClient {
         let sent = loop {
             let sent = self.build(method, &url, path, body)?.send().await;
             let next = match &sent {
-                Ok(response) if redirects < MAX_REDIRECTS => redirect_location(response),
+                Ok(response) if redirects < MAX_REDIRECTS => {
+                    redirect_location(response, body.is_none())
+                }
                 _ => None,
             };
             match next {
@@ -612,13 +614,16 @@ fn tls_failure(err: &reqwest::Error) -> Option<String> {
 /// Redirects followed per request; Vault sends one (standby to active node).
 const MAX_REDIRECTS: usize = 5;
 
-/// Where a 307/308 (the method and body kept, as a standby's redirect to the active node
-/// needs) points.
-fn redirect_location(response: &reqwest::Response) -> Option<reqwest::Url> {
-    if !matches!(
-        response.status(),
-        StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
-    ) {
+/// Where a redirect points: a 307/308 keeps the method and body (a standby's redirect to
+/// the active node); 301/302/303 (e.g. a load balancer moving http to https) are followed
+/// only by requests without a body, which they would turn into a GET without it.
+fn redirect_location(response: &reqwest::Response, bodiless: bool) -> Option<reqwest::Url> {
+    let follow = match response.status() {
+        StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT => true,
+        StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND | StatusCode::SEE_OTHER => bodiless,
+        _ => false,
+    };
+    if !follow {
         return None;
     }
     let location = response.headers().get(reqwest::header::LOCATION)?;
