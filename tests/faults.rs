@@ -281,6 +281,20 @@ fn a_hostname_mismatch_is_a_tls_error() {
 }
 
 #[test]
+fn a_node_whose_certificate_fails_is_passed_over() {
+    let bao = Bao::start_with(BaoOptions { tls: true });
+    bao.kv_put("secret/openai", &[("api_key", "fake-good-cert")]);
+    let mismatch = FaultProxy::start("127.0.0.2", bao.socket(), Fault::Pass, 0, "https");
+    let run = bao
+        .keywrap()
+        .env("VAULT_ADDR", format!("{},{}", mismatch.address, bao.addr))
+        .args(print_key())
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-good-cert");
+}
+
+#[test]
 fn malformed_and_oversized_answers_are_errors_not_panics() {
     let huge = "x".repeat(40 << 20);
     let cases: Vec<(&str, String, &str)> = vec![

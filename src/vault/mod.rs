@@ -275,6 +275,7 @@ impl VaultClient {
         let node_count = self.nodes.len() as u32;
         let mut attempts = Attempts::default();
         let (mut unreachable, mut server_errors, mut limited, mut total) = (0u32, 0, 0, 0);
+        let mut tls_failures = 0u32;
         loop {
             if Instant::now() >= self.deadline {
                 return Err(VaultError::Deadline {
@@ -286,7 +287,17 @@ impl VaultClient {
             total += 1;
             let node = self.current.load(Ordering::Relaxed) % self.nodes.len();
             let node_name = self.nodes[node].as_str().trim_end_matches('/').to_string();
-            let outcome = self.attempt(&method, &node_name, path, body).await?;
+            let outcome = match self.attempt(&method, &node_name, path, body).await {
+                // Nothing was sent to a node whose certificate failed; another node's may
+                // verify. Once every node has failed, the TLS error is the one to report.
+                Err(tls @ VaultError::Tls { .. }) if tls_failures + 1 < node_count => {
+                    tls_failures += 1;
+                    attempts.record(&node_name, tls.to_string());
+                    self.next_node(node);
+                    continue;
+                }
+                other => other?,
+            };
             let retry_after = match outcome {
                 Outcome::Done(response) => return Ok(response),
                 Outcome::Unreachable(problem) => {
