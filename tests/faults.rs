@@ -370,23 +370,26 @@ fn server_errors_and_rate_limits_are_retried() {
 fn a_rate_limit_without_retry_after_backs_off_exponentially() {
     let bao = Bao::start();
     bao.kv_put("secret/openai", &[("api_key", "fake-backoff")]);
-    let proxy = FaultProxy::start(
-        "127.0.0.1",
-        bao.socket(),
-        Fault::Status(429, None),
-        5,
-        "http",
-    );
-    let started = Instant::now();
-    let run = through(&proxy).args(print_key()).run();
-    run.assert_success();
-    assert_eq!(run.stdout, "fake-backoff");
-    // Five waits of at least 50, 100, 200, 400 and 800 ms (half of each ceiling).
-    assert!(
-        started.elapsed() >= Duration::from_millis(1550),
-        "{:?}",
-        started.elapsed()
-    );
+    // No Retry-After, and Retry-After: 0, which would otherwise be a busy loop.
+    for retry_after in [None, Some(0)] {
+        let proxy = FaultProxy::start(
+            "127.0.0.1",
+            bao.socket(),
+            Fault::Status(429, retry_after),
+            5,
+            "http",
+        );
+        let started = Instant::now();
+        let run = through(&proxy).args(print_key()).run();
+        run.assert_success();
+        assert_eq!(run.stdout, "fake-backoff");
+        // Five waits of at least 50, 100, 200, 400 and 800 ms (half of each ceiling).
+        assert!(
+            started.elapsed() >= Duration::from_millis(1550),
+            "{retry_after:?}: {:?}",
+            started.elapsed()
+        );
+    }
 }
 
 #[test]

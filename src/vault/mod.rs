@@ -357,7 +357,9 @@ impl VaultClient {
                 Outcome::RateLimited(retry_after) => {
                     attempts.record(&node_name, "HTTP 429 (rate limited)".into());
                     limited += 1;
-                    Some(retry_after.unwrap_or_else(|| backoff_delay(limited)))
+                    // `Retry-After: 0` would be a busy loop: back off as without one.
+                    let asked = retry_after.filter(|d| !d.is_zero());
+                    Some(asked.unwrap_or_else(|| backoff_delay(limited)))
                 }
             };
             // Another node may answer at once; wait only after a whole round failed.
