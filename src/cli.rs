@@ -71,7 +71,7 @@ impl Cli {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectionArgs {
-    /// Vault address [env: VAULT_ADDR, BAO_ADDR]
+    /// Vault address; the nodes of a cluster comma-separated [env: VAULT_ADDR, BAO_ADDR]
     #[arg(long, global = true, value_name = "URL")]
     pub address: Option<String>,
     /// Vault Enterprise / OpenBao namespace [env: VAULT_NAMESPACE, BAO_NAMESPACE]
@@ -92,7 +92,8 @@ pub struct ConnectionArgs {
     /// Do not verify Vault's certificate (testing only) [env: VAULT_SKIP_VERIFY]
     #[arg(long, global = true)]
     pub tls_skip_verify: bool,
-    /// Give up talking to Vault after this many seconds
+    /// Give up talking to Vault after this many seconds in all (retries included)
+    /// [default: 30]
     #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
 }
@@ -211,8 +212,10 @@ impl AuthArgs {
 
 /// Seconds (`2.5`) or a duration (`30s`, `10m`).
 pub fn parse_seconds(text: &str) -> Result<Duration, String> {
-    match text.parse::<f64>() {
-        Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
+    // A bound keeps deadlines (now + this) representable: a longer wait means "never".
+    const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+    let parsed = match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::try_from_secs_f64(s).unwrap_or(MAX)),
         Ok(_) => Err(format!("{text:?} is not a positive number of seconds")),
         Err(_) => crate::duration::parse(text)
             .ok()
@@ -220,7 +223,11 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
             .ok_or_else(|| {
                 format!("{text:?} is neither a number of seconds nor a duration like 30s or 10m")
             }),
+    }?;
+    if parsed > MAX {
+        return Err(format!("{text:?} is more than a year"));
     }
+    Ok(parsed)
 }
 
 #[derive(Debug, Subcommand)]
@@ -740,6 +747,15 @@ pub enum ReportFormat {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn seconds_are_positive_and_at_most_a_year() {
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_seconds("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["0", "-1", "inf", "NaN", "1e19", "1e400", "400d", "x"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn cli_is_well_formed() {

@@ -1,3 +1,6 @@
+//! The keywrap binary: everything is in the library; this prints the error and sets the exit status.
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -52,6 +52,34 @@ fn a_stalled_connection_ends_at_the_deadline_with_what_was_tried() {
 }
 
 #[test]
+fn the_deadline_bounds_the_whole_run_not_each_request() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-deadline")]);
+    // Each answer takes 1.2 s: the mount lookup and the read each fit in 2 s, both do not.
+    let proxy = FaultProxy::start(
+        "127.0.0.1",
+        bao.socket(),
+        Fault::DelayEach(Duration::from_millis(1200)),
+        usize::MAX,
+        "http",
+    );
+    let started = Instant::now();
+    let run = through(&proxy)
+        .args(["--timeout", "2"])
+        .args(print_key())
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("within the 2s deadline")
+        .assert_stderr_contains(&proxy.address);
+    assert!(run.stdout.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_millis(2900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn an_answer_cut_off_half_way_is_retried() {
     let bao = Bao::start();
     bao.kv_put("secret/openai", &[("api_key", "fake-cut")]);
@@ -129,6 +157,28 @@ fn the_next_node_answers_when_the_first_is_down() {
 }
 
 #[test]
+fn a_sealed_node_first_in_the_config_is_passed_over() {
+    let sealed = Bao::start();
+    sealed.ok("POST", "sys/seal", None);
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-past-sealed")]);
+    let mut keywrap = Keywrap::new();
+    keywrap.write_file(
+        "keywrap.toml",
+        &format!(
+            "[vault]\naddress = [\"{}\", \"{}\"]\n\n[env]\nK = \"secret/openai#api_key\"\n",
+            sealed.addr, bao.addr
+        ),
+    );
+    let run = keywrap
+        .env("VAULT_TOKEN", ROOT_TOKEN)
+        .args(["exec", "--no-mask", "--", "sh", "-c", "printf %s \"$K\""])
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-past-sealed");
+}
+
+#[test]
 fn a_login_token_that_expires_mid_run_is_reported_not_fatal() {
     let bao = Bao::start();
     bao.kv_put("secret/openai", &[("api_key", "fake-expiring")]);
@@ -164,6 +214,41 @@ fn a_login_token_that_expires_mid_run_is_reported_not_fatal() {
 }
 
 #[test]
+fn a_token_that_expires_between_lookup_and_read_is_named() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-expired")]);
+    // Answers are 1.3 s late: the mount lookup is served, the read reaches Vault after the
+    // token's 1 s TTL.
+    let proxy = FaultProxy::start(
+        "127.0.0.1",
+        bao.socket(),
+        Fault::DelayEach(Duration::from_millis(1300)),
+        usize::MAX,
+        "http",
+    );
+    bao.write_policy(
+        "read-openai",
+        "path \"secret/data/openai\" { capabilities = [\"read\"] }",
+    );
+    let token = bao.ok(
+        "POST",
+        "auth/token/create",
+        Some(json!({ "ttl": "1s", "policies": ["default", "read-openai"] })),
+    )["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = through(&proxy)
+        .env("VAULT_TOKEN", &token)
+        .args(print_key())
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("refused the token: it is expired");
+    assert!(!run.stderr.contains("capability"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&token));
+}
+
+#[test]
 fn a_wrong_ca_is_a_tls_error() {
     let bao = Bao::start_with(BaoOptions { tls: true });
     bao.kv_put("secret/openai", &[("api_key", "fake-wrong-ca")]);
@@ -193,6 +278,20 @@ fn a_hostname_mismatch_is_a_tls_error() {
         .assert_stderr_contains("TLS connection")
         .assert_stderr_contains("not valid for name \"127.0.0.2\"")
         .assert_stderr_contains("a name the certificate holds");
+}
+
+#[test]
+fn a_node_whose_certificate_fails_is_passed_over() {
+    let bao = Bao::start_with(BaoOptions { tls: true });
+    bao.kv_put("secret/openai", &[("api_key", "fake-good-cert")]);
+    let mismatch = FaultProxy::start("127.0.0.2", bao.socket(), Fault::Pass, 0, "https");
+    let run = bao
+        .keywrap()
+        .env("VAULT_ADDR", format!("{},{}", mismatch.address, bao.addr))
+        .args(print_key())
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-good-cert");
 }
 
 #[test]
@@ -233,6 +332,200 @@ fn malformed_and_oversized_answers_are_errors_not_panics() {
             .run();
         assert_eq!(run.code(), Some(125), "{name}: {}", run.stderr);
         assert!(run.stderr.contains(expected), "{name}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{name}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn server_errors_and_rate_limits_are_retried() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-retried")]);
+    for (status, retry_after) in [(500, None), (502, None), (503, None), (429, Some(1))] {
+        let proxy = FaultProxy::start(
+            "127.0.0.1",
+            bao.socket(),
+            Fault::Status(status, retry_after),
+            2,
+            "http",
+        );
+        let started = Instant::now();
+        let run = through(&proxy).args(print_key()).run();
+        run.assert_success();
+        assert_eq!(run.stdout, "fake-retried", "{status}");
+        assert!(
+            proxy.connections.load(std::sync::atomic::Ordering::SeqCst) > 2,
+            "{status}"
+        );
+        if retry_after.is_some() {
+            assert!(
+                started.elapsed() >= Duration::from_secs(2),
+                "429 + Retry-After: 1, twice: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_rate_limit_without_retry_after_backs_off_exponentially() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-backoff")]);
+    // No Retry-After, and Retry-After: 0, which would otherwise be a busy loop.
+    for retry_after in [None, Some(0)] {
+        let proxy = FaultProxy::start(
+            "127.0.0.1",
+            bao.socket(),
+            Fault::Status(429, retry_after),
+            5,
+            "http",
+        );
+        let started = Instant::now();
+        let run = through(&proxy).args(print_key()).run();
+        run.assert_success();
+        assert_eq!(run.stdout, "fake-backoff");
+        // Five waits of at least 50, 100, 200, 400 and 800 ms (half of each ceiling).
+        assert!(
+            started.elapsed() >= Duration::from_millis(1550),
+            "{retry_after:?}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn client_errors_are_not_retried() {
+    let bao = Bao::start();
+    for status in [400, 404, 405] {
+        let proxy = FaultProxy::start(
+            "127.0.0.1",
+            bao.socket(),
+            Fault::Status(status, None),
+            usize::MAX,
+            "http",
+        );
+        let run = through(&proxy).args(print_key()).run();
+        run.assert_code(125)
+            .assert_stderr_contains(&format!("injected {status}"));
+        assert_eq!(
+            proxy.connections.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{status} was retried"
+        );
+    }
+    // And from the real server: a denied and a missing secret are each read once.
+    bao.kv_put("secret/forbidden", &[("k", "fake-denied")]);
+    bao.write_policy(
+        "nothing",
+        "path \"secret/data/other\" { capabilities = [\"read\"] }",
+    );
+    let token = bao.token_with(&["nothing"]);
+    let run = bao
+        .keywrap()
+        .env("VAULT_TOKEN", &token)
+        .args(["exec", "-s", "F=secret/forbidden#k", "--", "true"])
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("permission denied");
+    let run = bao
+        .keywrap()
+        .args(["exec", "-s", "M=secret/missing#k", "--", "true"])
+        .run();
+    run.assert_code(125);
+    for path in ["secret/data/forbidden", "secret/data/missing"] {
+        assert_eq!(bao.audit_reads_of(path).len(), 1, "{path} was read again");
+    }
+}
+
+#[test]
+fn redirects_to_the_active_node_are_followed() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-redirected")]);
+    bao.write_policy(
+        "read-openai",
+        "path \"secret/data/openai\" { capabilities = [\"read\"] }",
+    );
+    for status in [307, 308] {
+        let (role_id, secret_id) = bao.approle("ci", json!({ "token_policies": ["read-openai"] }));
+        // Every request (the login, a POST with a body, included) is sent elsewhere.
+        let standby = FaultProxy::start(
+            "127.0.0.1",
+            bao.socket(),
+            Fault::Redirect(status, bao.socket()),
+            usize::MAX,
+            "http",
+        );
+        let run = Keywrap::new()
+            .env("VAULT_ADDR", &standby.address)
+            .env("VAULT_ROLE_ID", role_id)
+            .env("VAULT_SECRET_ID", secret_id)
+            .args(print_key())
+            .run();
+        run.assert_success();
+        assert_eq!(run.stdout, "fake-redirected", "{status}");
+        assert!(
+            standby
+                .connections
+                .load(std::sync::atomic::Ordering::SeqCst)
+                >= 3
+        );
+    }
+    // A load balancer moving reads elsewhere with 301 (a token, so no login).
+    let balancer = FaultProxy::start(
+        "127.0.0.1",
+        bao.socket(),
+        Fault::Redirect(301, bao.socket()),
+        usize::MAX,
+        "http",
+    );
+    let run = through(&balancer).args(print_key()).run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-redirected");
+}
+
+#[test]
+fn malformed_secret_reads_are_errors_not_panics() {
+    let mount = r#"{"data":{"path":"secret/","type":"kv","options":{"version":"2"}}}"#;
+    let deep = format!(
+        r#"{{"data":{{"data":{{"api_key":{}{}}}}}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let cases: Vec<(&str, String)> = vec![
+        ("html", "<html>bad gateway</html>".into()),
+        (
+            "data not a map",
+            r#"{"data":{"data":"x","metadata":{"version":1}}}"#.into(),
+        ),
+        ("truncated", r#"{"data":{"data":{"api_key":"fake"#.into()),
+        ("nested 100,000 deep", deep),
+        (
+            "invalid escape",
+            r#"{"data":{"data":{"api_key":"\ud800"}}}"#.into(),
+        ),
+    ];
+    for (name, body) in cases {
+        let body = std::sync::Arc::new(body);
+        let served = body.clone();
+        let stub = Stub::start(move |request| {
+            if request.target.contains("sys/internal/ui/mounts") {
+                (200, mount.to_string())
+            } else {
+                (200, served.as_str().to_string())
+            }
+        });
+        let run = Keywrap::new()
+            .env("VAULT_ADDR", &stub.url)
+            .env("VAULT_TOKEN", ROOT_TOKEN)
+            .args(["--timeout", "10"])
+            .args(print_key())
+            .run();
+        assert_eq!(run.code(), Some(125), "{name}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("unexpected answer from Vault for secret/data/openai"),
+            "{name}: {}",
+            run.stderr
+        );
         assert!(!run.stderr.contains("panicked"), "{name}: {}", run.stderr);
     }
 }

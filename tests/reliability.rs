@@ -93,6 +93,93 @@ fn failover_in_a_raft_cluster_loses_no_run() {
 }
 
 #[test]
+#[ignore = "slow: a 3-node cluster; run by scripts/test"]
+fn standby_nodes_first_in_the_list_serve_through_the_active_node() {
+    let cluster = Cluster::start(3);
+    cluster.api(
+        "POST",
+        "sys/auth/approle",
+        Some(json!({ "type": "approle" })),
+    );
+    cluster.api(
+        "POST",
+        "sys/policies/acl/read-openai",
+        Some(json!({ "policy": "path \"secret/data/openai\" { capabilities = [\"read\"] }" })),
+    );
+    cluster.api(
+        "POST",
+        "auth/approle/role/ci",
+        Some(json!({ "token_policies": ["read-openai"] })),
+    );
+    let field = |path: &str, method: &str, name: &str| {
+        cluster.api(method, path, None).1["data"][name]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let role_id = field("auth/approle/role/ci/role-id", "GET", "role_id");
+    let secret_id = field("auth/approle/role/ci/secret-id", "POST", "secret_id");
+    let active = cluster.active().unwrap();
+    let standbys: Vec<usize> = (0..3).filter(|i| *i != active).collect();
+    // The role and secret ID replicate to the standbys, as they long have in production.
+    for &node in &standbys {
+        cluster.wait_until_node_answers(
+            node,
+            "auth/approle/login",
+            json!({ "role_id": role_id, "secret_id": secret_id }),
+        );
+    }
+    // A KV v2 mount written moments ago: a standby may not serve it yet.
+    cluster.api(
+        "POST",
+        "sys/mounts/secret",
+        Some(json!({ "type": "kv", "options": { "version": "2" } })),
+    );
+    let value = "fake-standby-value-51d0";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster
+        .api(
+            "POST",
+            "secret/data/openai",
+            Some(json!({ "data": { "api_key": value } })),
+        )
+        .0
+        != 200
+    {
+        assert!(Instant::now() < deadline, "the KV mount never took a write");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let addr = |i: &usize| cluster.nodes[*i].addr.clone();
+    let standbys: Vec<String> = standbys.iter().map(addr).collect();
+    // Standbys first, then the active node; and standbys alone: the login (a write) and the
+    // token revocation must reach the active node through them.
+    let lists = [
+        format!("{},{}", standbys.join(","), cluster.nodes[active].addr),
+        standbys.join(","),
+    ];
+    for addresses in lists {
+        let run = Keywrap::new()
+            .env("VAULT_ADDR", &addresses)
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID", &secret_id)
+            .args([
+                "exec",
+                "-s",
+                "K=secret/openai#api_key",
+                "--no-mask",
+                "--",
+                "sh",
+                "-c",
+                "printf %s \"$K\"",
+            ])
+            .run();
+        run.assert_success();
+        assert_eq!(run.stdout, value, "through {addresses}");
+        assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    }
+}
+
+#[test]
 #[ignore = "slow: 200 concurrent runs; run by scripts/test"]
 fn two_hundred_concurrent_runs_read_each_path_exactly_once() {
     let bao = Bao::start();
@@ -213,4 +300,106 @@ fn a_rate_limited_burst_is_slowed_not_failed() {
     );
     assert!(limited > 0, "the quota never slowed a run");
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+#[ignore = "slow: a 3-node cluster; run by scripts/test"]
+fn failover_during_approle_logins_loses_no_run() {
+    let mut cluster = Cluster::start(3);
+    cluster.api(
+        "POST",
+        "sys/mounts/secret",
+        Some(json!({ "type": "kv", "options": { "version": "2" } })),
+    );
+    let value = "fake-ha-login-value-77e2";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster
+        .api(
+            "POST",
+            "secret/data/openai",
+            Some(json!({ "data": { "api_key": value } })),
+        )
+        .0
+        != 200
+    {
+        assert!(Instant::now() < deadline, "the KV mount never took a write");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cluster.wait_until_every_node_reads("secret/data/openai");
+    cluster.api(
+        "POST",
+        "sys/auth/approle",
+        Some(json!({ "type": "approle" })),
+    );
+    cluster.api(
+        "POST",
+        "sys/policies/acl/read-openai",
+        Some(json!({ "policy": "path \"secret/data/openai\" { capabilities = [\"read\"] }" })),
+    );
+    cluster.api(
+        "POST",
+        "auth/approle/role/ci",
+        Some(json!({ "token_policies": ["read-openai"] })),
+    );
+    let role_id = cluster.api("GET", "auth/approle/role/ci/role-id", None).1["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_id = cluster
+        .api("POST", "auth/approle/role/ci/secret-id", None)
+        .1["data"]["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let addresses = cluster.addresses();
+    let active = cluster.active().unwrap();
+    let mut durations = Vec::new();
+    for run in 0..40 {
+        if run == 10 {
+            cluster.kill(active);
+        }
+        let started = Instant::now();
+        let result = Keywrap::new()
+            .env("VAULT_ADDR", &addresses)
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID", &secret_id)
+            .args([
+                "exec",
+                "-s",
+                "K=secret/openai#api_key",
+                "--no-mask",
+                "--",
+                "sh",
+                "-c",
+                "printf %s \"$K\"",
+            ])
+            .run();
+        durations.push(started.elapsed());
+        if result.code() != Some(0) {
+            for i in 0..3 {
+                let log = std::fs::read_to_string(cluster.dir.path().join(format!("node{i}.log")))
+                    .unwrap_or_default();
+                eprintln!(
+                    "node{i} log, last lines:\n{}",
+                    log.lines().rev().take(15).collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+        assert_eq!(
+            result.code(),
+            Some(0),
+            "run {run} failed: {}",
+            result.stderr
+        );
+        assert_eq!(result.stdout, value, "run {run} got a wrong value");
+    }
+    durations.sort();
+    let (median, longest) = (
+        durations[durations.len() / 2],
+        durations[durations.len() - 1],
+    );
+    eprintln!(
+        "failover with logins: 40 runs, active killed before run 10; median {median:?}, longest {longest:?}, longest added wait {:?}",
+        longest.saturating_sub(median)
+    );
 }

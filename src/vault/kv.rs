@@ -283,8 +283,17 @@ pub async fn read(
     let response = client.get(&request_path).await?;
     match response.status.as_u16() {
         200 => {}
-        // The mount lookup just accepted this token, so a 403 here is a missing capability.
+        // The mount lookup just accepted this token, so a 403 here is a missing capability,
+        // unless the token expired since: Vault then answers a bare "permission denied"
+        // (a missing capability comes wrapped as "1 error occurred") and refuses lookup-self.
         403 => {
+            let bare = response
+                .errors()
+                .iter()
+                .all(|e| e.trim() == "permission denied");
+            if bare && !token_is_valid(client).await {
+                return Err(KvError::BadToken);
+            }
             return Err(KvError::Denied {
                 path: path.to_string(),
                 capability: "read",

@@ -207,9 +207,14 @@ enum Outcome {
     /// Nothing answered (or the answer was cut off): try the next node.
     Unreachable(String),
     Sealed,
-    /// A 5xx other than sealed: the node is alive, maybe electing a leader.
+    /// A 5xx other than sealed: the node is alive, maybe electing a leader. Or a standby
+    /// that cannot serve this yet (see [`standby_not_ready`]).
     ServerError(VaultResponse),
     RateLimited(Option<Duration>),
+    /// The node answered with a redirect to another node that cannot be reached: a standby
+    /// pointing at an active node that just died. A new one is being elected; wait as for
+    /// a 5xx.
+    Electing(String),
 }
 
 impl VaultClient {
@@ -228,7 +233,8 @@ impl VaultClient {
             .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(connection.timeout)
-            .pool_idle_timeout(Duration::from_secs(30));
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none());
         if connection
             .address
             .value
@@ -314,7 +320,8 @@ impl VaultClient {
         let idempotent = body.is_none();
         let node_count = self.nodes.len() as u32;
         let mut attempts = Attempts::default();
-        let (mut unreachable, mut server_errors, mut total) = (0u32, 0u32, 0u32);
+        let (mut unreachable, mut server_errors, mut limited, mut total) = (0u32, 0, 0, 0);
+        let mut tls_failures = 0u32;
         loop {
             if Instant::now() >= self.deadline {
                 return Err(VaultError::Deadline {
@@ -326,7 +333,17 @@ impl VaultClient {
             total += 1;
             let node = self.current.load(Ordering::Relaxed) % self.nodes.len();
             let node_name = self.nodes[node].as_str().trim_end_matches('/').to_string();
-            let outcome = self.attempt(&method, &node_name, path, body).await?;
+            let outcome = match self.attempt(&method, &node_name, path, body).await {
+                // Nothing was sent to a node whose certificate failed; another node's may
+                // verify. Once every node has failed, the TLS error is the one to report.
+                Err(tls @ VaultError::Tls { .. }) if tls_failures + 1 < node_count => {
+                    tls_failures += 1;
+                    attempts.record(&node_name, tls.to_string());
+                    self.next_node(node);
+                    continue;
+                }
+                other => other?,
+            };
             let retry_after = match outcome {
                 Outcome::Done(response) => return Ok(response),
                 Outcome::Unreachable(problem) => {
@@ -372,9 +389,24 @@ impl VaultClient {
                     self.next_node(node);
                     None
                 }
+                Outcome::Electing(problem) => {
+                    attempts.record(&node_name, problem);
+                    server_errors += 1;
+                    if server_errors >= SERVER_ERROR_ROUNDS * node_count {
+                        return Err(VaultError::Unreachable {
+                            attempts: total,
+                            tried: attempts.summary(),
+                        });
+                    }
+                    self.next_node(node);
+                    None
+                }
                 Outcome::RateLimited(retry_after) => {
                     attempts.record(&node_name, "HTTP 429 (rate limited)".into());
-                    retry_after.or(Some(FIRST_BACKOFF))
+                    limited += 1;
+                    // `Retry-After: 0` would be a busy loop: back off as without one.
+                    let asked = retry_after.filter(|d| !d.is_zero());
+                    Some(asked.unwrap_or_else(|| backoff_delay(limited)))
                 }
             };
             // Another node may answer at once; wait only after a whole round failed.
@@ -406,25 +438,32 @@ impl VaultClient {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Outcome, VaultError> {
-        let url = format!("{node}/v1/{path}");
-        let mut request = self.http.request(method.clone(), &url);
-        if let Some(token) = &self.token {
-            let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
-                VaultError::Malformed {
-                    path: path.to_string(),
-                    cause: "the Vault token has characters that cannot be sent".into(),
+        let mut url = reqwest::Url::parse(&format!("{node}/v1/{path}")).map_err(|e| {
+            VaultError::Malformed {
+                path: path.to_string(),
+                cause: format!("cannot make a URL of it: {e}"),
+            }
+        })?;
+        // Redirects are followed here rather than by the HTTP client, to tell a standby
+        // whose active node is gone (its redirect leads nowhere) from a node that is down.
+        let mut redirects = 0;
+        let sent = loop {
+            let sent = self.build(method, &url, path, body)?.send().await;
+            let next = match &sent {
+                Ok(response) if redirects < MAX_REDIRECTS => {
+                    redirect_location(response, body.is_none())
                 }
-            })?;
-            value.set_sensitive(true);
-            request = request.header("X-Vault-Token", value);
-        }
-        if let Some(namespace) = &self.namespace {
-            request = request.header("X-Vault-Namespace", namespace);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = match request.send().await {
+                _ => None,
+            };
+            match next {
+                Some(next) => {
+                    url = next;
+                    redirects += 1;
+                }
+                None => break sent,
+            }
+        };
+        let response = match sent {
             Ok(response) => response,
             Err(err) => {
                 if let Some(cause) = tls_failure(&err) {
@@ -432,6 +471,21 @@ impl VaultClient {
                         address: node.to_string(),
                         cause,
                     });
+                }
+                if Instant::now() >= self.deadline {
+                    return Err(VaultError::Deadline {
+                        path: path.to_string(),
+                        seconds: self.timeout.as_secs(),
+                        tried: format!("{node}: {}", describe(&err)),
+                    });
+                }
+                // Nothing reached Vault: the node redirected and its target refused.
+                if redirects > 0 && err.is_connect() {
+                    return Ok(Outcome::Electing(format!(
+                        "redirected to {}: {}",
+                        url.origin().ascii_serialization(),
+                        describe(&err)
+                    )));
                 }
                 // A request with a body may have reached Vault unless the connection failed.
                 if body.is_some() && !err.is_connect() {
@@ -454,6 +508,13 @@ impl VaultClient {
         let body_bytes = match read_body(response, path).await {
             Ok(bytes) => bytes,
             Err(BodyError::TooLarge(err)) => return Err(err),
+            Err(BodyError::Cut(err)) if Instant::now() >= self.deadline => {
+                return Err(VaultError::Deadline {
+                    path: path.to_string(),
+                    seconds: self.timeout.as_secs(),
+                    tried: format!("{node}: {}", describe(&err)),
+                })
+            }
             Err(BodyError::Cut(err)) if body.is_none() => {
                 return Ok(Outcome::Unreachable(describe(&err)))
             }
@@ -477,7 +538,9 @@ impl VaultClient {
         {
             return Ok(Outcome::Sealed);
         }
-        if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
+        if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED
+            || standby_not_ready(&answer)
+        {
             return Ok(Outcome::ServerError(answer));
         }
         self.current.store(
@@ -490,6 +553,39 @@ impl VaultClient {
         Ok(Outcome::Done(answer))
     }
 
+    /// One request, with the run's headers, the time left before the deadline (so a slow
+    /// answer that began in time cannot carry the run past it) and the body.
+    fn build(
+        &self,
+        method: &Method,
+        url: &reqwest::Url,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::RequestBuilder, VaultError> {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .timeout(remaining.max(Duration::from_millis(1)));
+        if let Some(token) = &self.token {
+            let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
+                VaultError::Malformed {
+                    path: path.to_string(),
+                    cause: "the Vault token has characters that cannot be sent".into(),
+                }
+            })?;
+            value.set_sensitive(true);
+            request = request.header("X-Vault-Token", value);
+        }
+        if let Some(namespace) = &self.namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Ok(request)
+    }
+
     /// Sleeps before the next round: `Retry-After` when Vault gave one, else jittered
     /// exponential backoff; never past the deadline.
     async fn backoff(&self, round: u32, retry_after: Option<Duration>) {
@@ -497,6 +593,17 @@ impl VaultClient {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         tokio::time::sleep(delay.min(remaining)).await;
     }
+}
+
+/// A standby serving reads of a KV v2 mount whose upgrade it has not yet received from
+/// the active node answers 400 with this; the active node (or the standby, moments later)
+/// serves the read, so this 400 is the one a retry fixes.
+fn standby_not_ready(answer: &VaultResponse) -> bool {
+    answer.status == StatusCode::BAD_REQUEST
+        && answer
+            .errors()
+            .iter()
+            .any(|e| e.contains("Waiting for the primary to upgrade"))
 }
 
 /// Vault's own default maximum request size; no legitimate answer to keywrap is larger.
@@ -564,6 +671,25 @@ fn tls_failure(err: &reqwest::Error) -> Option<String> {
         error.source().and_then(search)
     }
     search(err)
+}
+
+/// Redirects followed per request; Vault sends one (standby to active node).
+const MAX_REDIRECTS: usize = 5;
+
+/// Where a redirect points: a 307/308 keeps the method and body (a standby's redirect to
+/// the active node); 301/302/303 (e.g. a load balancer moving http to https) are followed
+/// only by requests without a body, which they would turn into a GET without it.
+fn redirect_location(response: &reqwest::Response, bodiless: bool) -> Option<reqwest::Url> {
+    let follow = match response.status() {
+        StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT => true,
+        StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND | StatusCode::SEE_OTHER => bodiless,
+        _ => false,
+    };
+    if !follow {
+        return None;
+    }
+    let location = response.headers().get(reqwest::header::LOCATION)?;
+    response.url().join(location.to_str().ok()?).ok()
 }
 
 /// The innermost cause of a transport error, which is the informative one.

@@ -104,7 +104,7 @@ impl Cluster {
                 })
                 .collect();
             let config = format!(
-                "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node{i}\"\n{joins}}}\n\
+                "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node{i}\"\n  performance_multiplier = 1\n{joins}}}\n\
                  listener \"tcp\" {{\n  address = \"127.0.0.1:{api}\"\n  cluster_address = \"127.0.0.1:{cluster}\"\n  tls_disable = true\n}}\n\
                  api_addr = \"http://127.0.0.1:{api}\"\ncluster_addr = \"https://127.0.0.1:{cluster}\"\ndisable_mlock = true\n\
                  audit \"file\" \"test\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
@@ -163,6 +163,19 @@ impl Cluster {
                 )
             })
         });
+        // Joined nodes start as non-voters; autopilot promotes them once stable. Until
+        // then losing the leader loses the cluster, so wait for a cluster that can elect.
+        let (status, answer) = cluster.api(
+            "POST",
+            "sys/storage/raft/autopilot/configuration",
+            Some(json!({ "server_stabilization_time": "1s" })),
+        );
+        assert!(status < 300, "autopilot: {answer}");
+        wait_for("every node to become a voter", || {
+            let (_, answer) = cluster.api("GET", "sys/storage/raft/configuration", None);
+            let servers = answer["data"]["config"]["servers"].as_array().cloned();
+            servers.is_some_and(|s| s.len() == size && s.iter().all(|n| n["voter"] == true))
+        });
         cluster
     }
 
@@ -208,6 +221,18 @@ impl Cluster {
                 )
             });
         }
+    }
+
+    /// Waits until `node` itself answers 200 to an unauthenticated POST (e.g. a login),
+    /// which it does once it has what the active node wrote.
+    pub fn wait_until_node_answers(&self, node: usize, path: &str, body: Value) {
+        let addr = &self.nodes[node].addr;
+        wait_for("a standby to catch up", || {
+            matches!(
+                call(addr, None, "POST", path, Some(body.clone())),
+                Some((200, _))
+            )
+        });
     }
 
     /// Kills a node outright (as a crash would).

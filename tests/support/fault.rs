@@ -18,6 +18,15 @@ pub enum Fault {
     CutAfter(usize),
     /// Hold the answer back this long.
     Delay(Duration),
+    /// Hold back every piece of every answer on the connection this long.
+    DelayEach(Duration),
+    /// Answer the first request with this HTTP status (and `Retry-After` seconds, if
+    /// given) without reaching the server, then close: a standby mid-election, a gateway
+    /// error, a rate limit, on demand.
+    Status(u16, Option<u64>),
+    /// Answer with this redirect status to the same path on another server (a standby
+    /// or a load balancer pointing at the active node).
+    Redirect(u16, std::net::SocketAddr),
 }
 
 pub struct FaultProxy {
@@ -95,6 +104,18 @@ fn relay(
     fault: Fault,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
+    match fault {
+        Fault::Status(status, retry_after) => {
+            let header = retry_after.map(|s| format!("Retry-After: {s}"));
+            return answer(client, status, |_| header.clone());
+        }
+        Fault::Redirect(status, to) => {
+            return answer(client, status, |target| {
+                Some(format!("Location: http://{to}{target}"))
+            });
+        }
+        _ => {}
+    }
     let server = TcpStream::connect(upstream)?;
     let tick = Some(Duration::from_millis(50));
     client.set_read_timeout(tick)?;
@@ -132,13 +153,19 @@ fn relay(
         match server_in.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => match fault {
-                Fault::Pass => client_out.write_all(&buffer[..n])?,
+                Fault::Pass | Fault::Status(..) | Fault::Redirect(..) => {
+                    client_out.write_all(&buffer[..n])?
+                }
                 Fault::Stall => {}
                 Fault::Delay(delay) => {
                     if !delayed {
                         std::thread::sleep(delay);
                         delayed = true;
                     }
+                    client_out.write_all(&buffer[..n])?;
+                }
+                Fault::DelayEach(delay) => {
+                    std::thread::sleep(delay);
                     client_out.write_all(&buffer[..n])?;
                 }
                 Fault::CutAfter(limit) => {
@@ -163,4 +190,35 @@ fn relay(
     let _ = server_in.shutdown(Shutdown::Both);
     let _ = upload.join();
     Ok(())
+}
+
+/// Reads one request's head (bounded) and answers it with `status`, Vault's error shape and
+/// the header `header` makes from the request target.
+fn answer(
+    mut client: TcpStream,
+    status: u16,
+    header: impl Fn(&str) -> Option<String>,
+) -> std::io::Result<()> {
+    client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 1 << 20 {
+        match client.read(&mut buffer)? {
+            0 => break,
+            n => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let target = head.split_whitespace().nth(1).unwrap_or("/");
+    let body = format!("{{\"errors\":[\"injected {status}\"]}}");
+    let extra = header(target)
+        .map(|h| format!("{h}\r\n"))
+        .unwrap_or_default();
+    write!(
+        client,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    client.flush()?;
+    client.shutdown(Shutdown::Both)
 }
