@@ -396,6 +396,7 @@ impl VaultClient {
                         return Err(VaultError::Unreachable {
                             attempts: total,
                             tried: attempts.summary(),
+                            address_source: self.address_source.to_string(),
                         });
                     }
                     self.next_node(node);
