@@ -20,6 +20,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, Match, MatchKind, StartKind};
 use base64::alphabet::{Alphabet, STANDARD, URL_SAFE};
@@ -73,7 +74,9 @@ const URI: &AsciiSet = &URI_COMPONENT
 
 /// The compiled set of patterns to conceal. Shared by the per-stream filters.
 pub struct Masker {
-    automaton: AhoCorasick,
+    /// Built on the first output that needs it: a command that prints nothing (or only
+    /// text the skip table rules out) never pays for compiling it.
+    automaton: OnceLock<AhoCorasick>,
     skip: SkipTable,
     /// The patterns again, by first byte, to tell whether a stream's tail could still
     /// become a match.
@@ -84,7 +87,10 @@ pub struct Masker {
 impl fmt::Debug for Masker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Masker")
-            .field("patterns", &self.automaton.patterns_len())
+            .field(
+                "patterns",
+                &self.by_first_byte.iter().map(Vec::len).sum::<usize>(),
+            )
             .finish()
     }
 }
@@ -120,25 +126,6 @@ impl Masker {
                 too_short,
             };
         }
-        // No prefilter of its own: secrets and their encodings start with letters and
-        // digits, where a first-byte prefilter stops at almost every byte. The skip table
-        // below finds candidates instead; the automaton only confirms them.
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
-            .start_kind(StartKind::Both)
-            .prefilter(false)
-            .build(patterns.iter().map(|p| p.as_slice()))
-            .or_else(|_| {
-                // Very many long values can exceed the DFA's size limit; the slower
-                // automaton has none.
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .start_kind(StartKind::Both)
-                    .prefilter(false)
-                    .build(patterns.iter().map(|p| p.as_slice()))
-            })
-            .expect("a set of non-empty literal patterns always compiles");
         let longest = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
         let skip = SkipTable::new(&patterns);
         let mut by_first_byte: Vec<Vec<Zeroizing<Vec<u8>>>> = vec![Vec::new(); 256];
@@ -147,7 +134,7 @@ impl Masker {
         }
         Built {
             masker: Some(Masker {
-                automaton,
+                automaton: OnceLock::new(),
                 skip,
                 by_first_byte,
                 longest,
@@ -167,6 +154,32 @@ impl Masker {
         out
     }
 
+    /// The automaton that confirms candidates, compiled on first use.
+    fn automaton(&self) -> &AhoCorasick {
+        self.automaton.get_or_init(|| {
+            let patterns = || self.by_first_byte.iter().flatten().map(|p| p.as_slice());
+            // No prefilter of its own: secrets and their encodings start with letters and
+            // digits, where a first-byte prefilter stops at almost every byte. The skip
+            // table finds candidates instead; the automaton only confirms them.
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::DFA))
+                .start_kind(StartKind::Both)
+                .prefilter(false)
+                .build(patterns())
+                .or_else(|_| {
+                    // Very many long values can exceed the DFA's size limit; the slower
+                    // automaton has none.
+                    AhoCorasick::builder()
+                        .match_kind(MatchKind::LeftmostLongest)
+                        .start_kind(StartKind::Both)
+                        .prefilter(false)
+                        .build(patterns())
+                })
+                .expect("a set of non-empty literal patterns always compiles")
+        })
+    }
+
     /// The leftmost-longest match starting at or after `from`, as the automaton's
     /// unanchored search would find it: candidate starts come from the skip table, the
     /// automaton confirms each with an anchored search.
@@ -176,7 +189,7 @@ impl Masker {
             let input = Input::new(buf)
                 .span(candidate..buf.len())
                 .anchored(Anchored::Yes);
-            if let Some(found) = self.automaton.find(input) {
+            if let Some(found) = self.automaton().find(input) {
                 return Some(found);
             }
             start = candidate + 1;
