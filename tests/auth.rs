@@ -463,24 +463,30 @@ fn a_missing_ci_variable_is_named_even_with_no_method_configured() {
         for (name, value) in variables {
             keywrap.env(name, value);
         }
-        let run = keywrap
-            .args([
-                "exec",
-                "-s",
-                "K=secret/openai#api_key",
-                "--",
-                "echo",
-                "started",
-            ])
-            .run();
-        run.assert_code(125).assert_stderr_contains(error);
-        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
-        assert_eq!(run.stdout, "", "the child must not start");
-        assert!(std::fs::read_dir(keywrap.home.path())
-            .unwrap()
-            .next()
-            .is_none());
+        login_fails_before_the_child_starts(keywrap, error);
     }
+}
+
+/// Runs `exec` with `keywrap`'s login settings and checks the failure: status 125, one
+/// line on stderr containing `error`, the child not started, nothing written to HOME.
+fn login_fails_before_the_child_starts(mut keywrap: Keywrap, error: &str) {
+    let run = keywrap
+        .args([
+            "exec",
+            "-s",
+            "K=secret/openai#api_key",
+            "--",
+            "echo",
+            "started",
+        ])
+        .run();
+    run.assert_code(125).assert_stderr_contains(error);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert_eq!(run.stdout, "", "the child must not start");
+    assert!(std::fs::read_dir(keywrap.home.path())
+        .unwrap()
+        .next()
+        .is_none());
 }
 
 #[test]
@@ -643,24 +649,8 @@ fn missing_login_files_name_the_method_and_the_file() {
     ];
     for (flags, error) in cases {
         let mut keywrap = without_token(&bao);
-        let run = keywrap
-            .args(flags)
-            .args([
-                "exec",
-                "-s",
-                "K=secret/openai#api_key",
-                "--",
-                "echo",
-                "started",
-            ])
-            .run();
-        run.assert_code(125).assert_stderr_contains(error);
-        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
-        assert_eq!(run.stdout, "");
-        assert!(std::fs::read_dir(keywrap.home.path())
-            .unwrap()
-            .next()
-            .is_none());
+        keywrap.args(flags);
+        login_fails_before_the_child_starts(keywrap, error);
     }
 }
 
