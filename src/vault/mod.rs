@@ -350,11 +350,7 @@ impl VaultClient {
                     attempts.record(&node_name, problem);
                     unreachable += 1;
                     if unreachable >= UNREACHABLE_ROUNDS * node_count {
-                        return Err(VaultError::Unreachable {
-                            attempts: total,
-                            tried: attempts.summary(),
-                            address_source: self.address_source.to_string(),
-                        });
+                        return Err(self.unreachable(total, attempts.summary()));
                     }
                     self.next_node(node);
                     None
@@ -393,11 +389,7 @@ impl VaultClient {
                     attempts.record(&node_name, problem);
                     server_errors += 1;
                     if server_errors >= SERVER_ERROR_ROUNDS * node_count {
-                        return Err(VaultError::Unreachable {
-                            attempts: total,
-                            tried: attempts.summary(),
-                            address_source: self.address_source.to_string(),
-                        });
+                        return Err(self.unreachable(total, attempts.summary()));
                     }
                     self.next_node(node);
                     None
@@ -417,6 +409,15 @@ impl VaultClient {
                 let round = (unreachable + server_errors).div_ceil(node_count).max(1);
                 self.backoff(round, retry_after).await;
             }
+        }
+    }
+
+    /// The error after every node failed to answer, listing what each did.
+    fn unreachable(&self, attempts: u32, tried: String) -> VaultError {
+        VaultError::Unreachable {
+            attempts,
+            tried,
+            address_source: self.address_source.to_string(),
         }
     }
 
@@ -490,11 +491,7 @@ impl VaultClient {
                 }
                 // A request with a body may have reached Vault unless the connection failed.
                 if body.is_some() && !err.is_connect() {
-                    return Err(VaultError::Unreachable {
-                        attempts: 1,
-                        tried: format!("{node}: {}", describe(&err)),
-                        address_source: self.address_source.to_string(),
-                    });
+                    return Err(self.unreachable(1, format!("{node}: {}", describe(&err))));
                 }
                 return Ok(Outcome::Unreachable(describe(&err)));
             }
@@ -520,11 +517,7 @@ impl VaultClient {
                 return Ok(Outcome::Unreachable(describe(&err)))
             }
             Err(BodyError::Cut(err)) => {
-                return Err(VaultError::Unreachable {
-                    attempts: 1,
-                    tried: format!("{node}: {}", describe(&err)),
-                    address_source: self.address_source.to_string(),
-                })
+                return Err(self.unreachable(1, format!("{node}: {}", describe(&err))))
             }
         };
         let answer = VaultResponse {
