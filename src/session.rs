@@ -62,7 +62,7 @@ impl Session {
         // method was used.
         strip.extend(auth_settings.jwt_env.clone());
         crate::log::verbose(format_args!("token from {description}"));
-        client.set_token(token);
+        client.set_token(token, &description);
         Ok(Session {
             client,
             identity,

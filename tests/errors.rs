@@ -134,7 +134,7 @@ fn bad_token() {
     let mut keywrap = bao.keywrap();
     keywrap.env("VAULT_TOKEN", "s.not-a-real-token");
     let (run, started) = exec_with(&mut keywrap, &["-s", "K=secret/openai#api_key"]);
-    assert_failed_cleanly(&run, started, &["refused the token"]);
+    assert_failed_cleanly(&run, started, &["refused the token from VAULT_TOKEN"]);
     assert!(!run.stderr.contains("not-a-real-token"));
 }
 

@@ -243,7 +243,7 @@ fn a_token_that_expires_between_lookup_and_read_is_named() {
         .args(print_key())
         .run();
     run.assert_code(125)
-        .assert_stderr_contains("refused the token: it is expired");
+        .assert_stderr_contains("refused the token from VAULT_TOKEN: it is expired");
     assert!(!run.stderr.contains("capability"), "{}", run.stderr);
     assert!(!run.stderr.contains(&token));
 }

@@ -76,7 +76,10 @@ fn looks_like_a_wrapping_token(value: &str) -> bool {
 /// Exchanges a response-wrapping token for the secret ID it wraps (a wrapping token works
 /// once: a second unwrap fails, which shows that someone else saw it).
 async fn unwrap_secret_id(client: &VaultClient, wrapping: &SecretString) -> Result<SecretString> {
-    let unwrapper = client.with_token(SecretString::from(wrapping.expose_secret().to_string()));
+    let unwrapper = client.with_token(
+        SecretString::from(wrapping.expose_secret().to_string()),
+        "the wrapping token",
+    );
     let response = unwrapper
         .post("sys/wrapping/unwrap", &json!({}))
         .await

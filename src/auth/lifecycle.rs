@@ -270,5 +270,5 @@ pub async fn create_per_run_token(
         "created a per-run token ({uses} uses, TTL {}s), revoked when the command exits",
         ttl.as_secs().max(1)
     ));
-    Ok(parent.with_token(token))
+    Ok(parent.with_token(token, "the per-run token"))
 }

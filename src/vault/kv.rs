@@ -121,8 +121,8 @@ pub enum KvError {
         capability: &'static str,
         api_path: String,
     },
-    #[error("Vault refused the token: it is expired, revoked or for another server (a token without the default policy cannot be checked); log in again or set a valid VAULT_TOKEN")]
-    BadToken,
+    #[error("Vault refused the token from {origin}: it is expired, revoked or for another server (a token without the default policy cannot be checked); log in again or set a valid VAULT_TOKEN")]
+    BadToken { origin: String },
     #[error(transparent)]
     Vault(#[from] VaultError),
 }
@@ -152,7 +152,9 @@ pub async fn find_mount(client: &VaultClient, path: &str) -> Result<Mount, KvErr
             // is good (even one without the default policy, which cannot look itself up).
             let preflight = response.errors().iter().any(|e| e.contains("preflight"));
             if !preflight && !token_is_valid(client).await {
-                return Err(KvError::BadToken);
+                return Err(KvError::BadToken {
+                    origin: client.token_source().to_string(),
+                });
             }
             return Err(no_mount_or_no_access(client, path).await);
         }
@@ -292,7 +294,9 @@ pub async fn read(
                 .iter()
                 .all(|e| e.trim() == "permission denied");
             if bare && !token_is_valid(client).await {
-                return Err(KvError::BadToken);
+                return Err(KvError::BadToken {
+                    origin: client.token_source().to_string(),
+                });
             }
             return Err(KvError::Denied {
                 path: path.to_string(),

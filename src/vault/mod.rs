@@ -45,6 +45,8 @@ pub struct VaultClient {
     current: Arc<AtomicUsize>,
     namespace: Option<String>,
     token: Option<Arc<SecretString>>,
+    /// Where the token came from (`VAULT_TOKEN`, a token file, a login), for messages.
+    token_source: Arc<str>,
     timeout: Duration,
     deadline: Instant,
 }
@@ -257,13 +259,21 @@ impl VaultClient {
             current: Arc::new(AtomicUsize::new(0)),
             namespace: connection.namespace.as_ref().map(|n| n.value.clone()),
             token: None,
+            token_source: Arc::from("no token"),
             timeout: connection.timeout,
             deadline: Instant::now() + connection.timeout,
         })
     }
 
-    pub fn set_token(&mut self, token: SecretString) {
+    /// Uses `token` from now on; `source` says where it came from, for messages.
+    pub fn set_token(&mut self, token: SecretString, source: &str) {
         self.token = Some(Arc::new(token));
+        self.token_source = Arc::from(source);
+    }
+
+    /// Where the token in use came from, e.g. `VAULT_TOKEN`.
+    pub fn token_source(&self) -> &str {
+        &self.token_source
     }
 
     /// The same client with a fresh deadline, for work that happens later in a run
@@ -276,9 +286,10 @@ impl VaultClient {
     }
 
     /// The same client using another token (e.g. a per-run child token).
-    pub fn with_token(&self, token: SecretString) -> VaultClient {
+    pub fn with_token(&self, token: SecretString, source: &str) -> VaultClient {
         VaultClient {
             token: Some(Arc::new(token)),
+            token_source: Arc::from(source),
             ..self.clone()
         }
     }
