@@ -14,25 +14,8 @@ use support::{Bao, Keywrap, ROOT_TOKEN};
 #[ignore = "slow: a 3-node cluster and 200 runs; run by scripts/test"]
 fn failover_in_a_raft_cluster_loses_no_run() {
     let mut cluster = Cluster::start(3);
-    cluster.api(
-        "POST",
-        "sys/mounts/secret",
-        Some(json!({ "type": "kv", "options": { "version": "2" } })),
-    );
     let value = "fake-ha-value-9c41";
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, _) = cluster.api(
-            "POST",
-            "secret/data/openai",
-            Some(json!({ "data": { "api_key": value } })),
-        );
-        if status == 200 || Instant::now() > deadline {
-            assert_eq!(status, 200);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    store_openai_key(&cluster, value);
     // A long-established mount, as in production: its KV v2 upgrade has finished and
     // every node serves reads.
     cluster.wait_until_every_node_reads("secret/data/openai");
@@ -54,29 +37,7 @@ fn failover_in_a_raft_cluster_loses_no_run() {
 #[ignore = "slow: a 3-node cluster; run by scripts/test"]
 fn standby_nodes_first_in_the_list_serve_through_the_active_node() {
     let cluster = Cluster::start(3);
-    cluster.api(
-        "POST",
-        "sys/auth/approle",
-        Some(json!({ "type": "approle" })),
-    );
-    cluster.api(
-        "POST",
-        "sys/policies/acl/read-openai",
-        Some(json!({ "policy": "path \"secret/data/openai\" { capabilities = [\"read\"] }" })),
-    );
-    cluster.api(
-        "POST",
-        "auth/approle/role/ci",
-        Some(json!({ "token_policies": ["read-openai"] })),
-    );
-    let field = |path: &str, method: &str, name: &str| {
-        cluster.api(method, path, None).1["data"][name]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let role_id = field("auth/approle/role/ci/role-id", "GET", "role_id");
-    let secret_id = field("auth/approle/role/ci/secret-id", "POST", "secret_id");
+    let (role_id, secret_id) = approle_reading_openai(&cluster);
     let active = cluster.active().unwrap();
     let standbys: Vec<usize> = (0..3).filter(|i| *i != active).collect();
     // The role and secret ID replicate to the standbys, as they long have in production.
@@ -88,25 +49,8 @@ fn standby_nodes_first_in_the_list_serve_through_the_active_node() {
         );
     }
     // A KV v2 mount written moments ago: a standby may not serve it yet.
-    cluster.api(
-        "POST",
-        "sys/mounts/secret",
-        Some(json!({ "type": "kv", "options": { "version": "2" } })),
-    );
     let value = "fake-standby-value-51d0";
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster
-        .api(
-            "POST",
-            "secret/data/openai",
-            Some(json!({ "data": { "api_key": value } })),
-        )
-        .0
-        != 200
-    {
-        assert!(Instant::now() < deadline, "the KV mount never took a write");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    store_openai_key(&cluster, value);
     let addr = |i: &usize| cluster.nodes[*i].addr.clone();
     let standbys: Vec<String> = standbys.iter().map(addr).collect();
     // Standbys first, then the active node; and standbys alone: the login (a write) and the
@@ -264,51 +208,10 @@ fn a_rate_limited_burst_is_slowed_not_failed() {
 #[ignore = "slow: a 3-node cluster; run by scripts/test"]
 fn failover_during_approle_logins_loses_no_run() {
     let mut cluster = Cluster::start(3);
-    cluster.api(
-        "POST",
-        "sys/mounts/secret",
-        Some(json!({ "type": "kv", "options": { "version": "2" } })),
-    );
     let value = "fake-ha-login-value-77e2";
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster
-        .api(
-            "POST",
-            "secret/data/openai",
-            Some(json!({ "data": { "api_key": value } })),
-        )
-        .0
-        != 200
-    {
-        assert!(Instant::now() < deadline, "the KV mount never took a write");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    store_openai_key(&cluster, value);
     cluster.wait_until_every_node_reads("secret/data/openai");
-    cluster.api(
-        "POST",
-        "sys/auth/approle",
-        Some(json!({ "type": "approle" })),
-    );
-    cluster.api(
-        "POST",
-        "sys/policies/acl/read-openai",
-        Some(json!({ "policy": "path \"secret/data/openai\" { capabilities = [\"read\"] }" })),
-    );
-    cluster.api(
-        "POST",
-        "auth/approle/role/ci",
-        Some(json!({ "token_policies": ["read-openai"] })),
-    );
-    let role_id = cluster.api("GET", "auth/approle/role/ci/role-id", None).1["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let secret_id = cluster
-        .api("POST", "auth/approle/role/ci/secret-id", None)
-        .1["data"]["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (role_id, secret_id) = approle_reading_openai(&cluster);
     let (median, longest) = runs_through_a_failover(
         &mut cluster,
         &[("VAULT_ROLE_ID", &role_id), ("VAULT_SECRET_ID", &secret_id)],
@@ -378,4 +281,56 @@ fn runs_through_a_failover(
     }
     durations.sort();
     (durations[runs / 2], durations[runs - 1])
+}
+
+/// Mounts KV v2 at `secret/` and stores `value` at `secret/openai#api_key`, retrying while
+/// the new mount is not yet writable (bounded: 30 s).
+fn store_openai_key(cluster: &Cluster, value: &str) {
+    cluster.api(
+        "POST",
+        "sys/mounts/secret",
+        Some(json!({ "type": "kv", "options": { "version": "2" } })),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster
+        .api(
+            "POST",
+            "secret/data/openai",
+            Some(json!({ "data": { "api_key": value } })),
+        )
+        .0
+        != 200
+    {
+        assert!(Instant::now() < deadline, "the KV mount never took a write");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// An AppRole role `ci` that may read only `secret/openai`: its role ID and a secret ID.
+fn approle_reading_openai(cluster: &Cluster) -> (String, String) {
+    cluster.api(
+        "POST",
+        "sys/auth/approle",
+        Some(json!({ "type": "approle" })),
+    );
+    cluster.api(
+        "POST",
+        "sys/policies/acl/read-openai",
+        Some(json!({ "policy": "path \"secret/data/openai\" { capabilities = [\"read\"] }" })),
+    );
+    cluster.api(
+        "POST",
+        "auth/approle/role/ci",
+        Some(json!({ "token_policies": ["read-openai"] })),
+    );
+    let field = |path: &str, method: &str, name: &str| {
+        cluster.api(method, path, None).1["data"][name]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    (
+        field("auth/approle/role/ci/role-id", "GET", "role_id"),
+        field("auth/approle/role/ci/secret-id", "POST", "secret_id"),
+    )
 }
