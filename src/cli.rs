@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::auth::{AuthFlags, Method};
 use crate::bindings::SecretFlag;
@@ -21,7 +21,29 @@ Examples:
   keywrap status --check
   keywrap audit report --log /var/log/vault/audit.log
 
+Connection and login options (--address, --auth-method, ...) are in the help of each
+subcommand that talks to Vault, e.g. `keywrap exec --help`; `man keywrap` has everything.
 Docs: docs/ in the keywrap repository (references, configuration, exit codes, threat model).";
+
+/// The help headings of the options that only subcommands talking to Vault show.
+const CONNECTION_HEADING: &str = "Connection";
+const LOGIN_HEADING: &str = "Login";
+
+/// The subcommands (by path) that talk to Vault. Only their help shows the connection and
+/// login options; every subcommand accepts them, before or after its name.
+const VAULT_SUBCOMMANDS: &[&[&str]] = &[
+    &["exec"],
+    &["check"],
+    &["read"],
+    &["init"],
+    &["policy"],
+    &["audit", "setup"],
+    &["scan"],
+    &["proxy"],
+    &["rotate"],
+    &["import"],
+    &["status"],
+];
 
 /// Keep API keys out of code, files and logs: run a program with keys from Vault or
 /// OpenBao in its environment only, every read in Vault's audit trail.
@@ -51,7 +73,62 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// keywrap's command line, as parsed and as its help, completions and man pages show it:
+/// the connection and login options are global, but listed (under their own headings) only
+/// by the subcommands in [`VAULT_SUBCOMMANDS`].
+pub fn command() -> clap::Command {
+    let root = Cli::command().mut_args(|arg| {
+        let shown_only_where_used = is_vault_option(&arg);
+        arg.hide(shown_only_where_used)
+    });
+    let shown: Vec<Arg> = root
+        .get_arguments()
+        .filter(|arg| is_vault_option(arg))
+        .map(|arg| arg.clone().hide(false))
+        .collect();
+    // A subcommand that has an argument of a global's id keeps its own copy, visible here;
+    // the parsed value still lands in `Cli`.
+    VAULT_SUBCOMMANDS
+        .iter()
+        .fold(root, |root, path| show_on(root, path, &shown))
+}
+
+fn is_vault_option(arg: &Arg) -> bool {
+    matches!(
+        arg.get_help_heading(),
+        Some(CONNECTION_HEADING | LOGIN_HEADING)
+    )
+}
+
+fn show_on(command: clap::Command, path: &[&str], options: &[Arg]) -> clap::Command {
+    match path.split_first() {
+        None => command.args(options.iter().cloned()),
+        Some((name, rest)) => command.mut_subcommands(|sub| {
+            if sub.get_name() == *name {
+                show_on(sub, rest, options)
+            } else {
+                sub
+            }
+        }),
+    }
+}
+
 impl Cli {
+    /// Parses the process's arguments with [`command`].
+    pub fn try_parse_args() -> Result<Cli, clap::Error> {
+        Self::try_parse_words(std::env::args_os())
+    }
+
+    /// Parses `words` (the program name first) with [`command`].
+    pub fn try_parse_words<I, T>(words: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches: ArgMatches = command().try_get_matches_from(words)?;
+        Cli::from_arg_matches(&matches)
+    }
+
     /// The settings a Vault session is opened with.
     pub fn session_inputs<'a>(
         &self,
@@ -69,7 +146,7 @@ impl Cli {
 
 /// Connection settings; each overrides its VAULT_*/BAO_* variable and keywrap.toml.
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Connection")]
+#[command(next_help_heading = CONNECTION_HEADING)]
 pub struct ConnectionArgs {
     /// Vault address; the nodes of a cluster comma-separated [env: VAULT_ADDR, BAO_ADDR]
     #[arg(long, global = true, value_name = "URL")]
@@ -142,6 +219,35 @@ impl clap::builder::TypedValueParser for SecretFlagParser {
     }
 }
 
+/// clap's parser for a REF argument: like [`SecretFlagParser`], its errors do not repeat the
+/// argument (clap's own would), since a key typed where its reference belongs must stay out
+/// of the terminal; the reference's own message shows the text only when it cannot be a key.
+#[derive(Clone)]
+pub struct ReferenceParser;
+
+impl clap::builder::TypedValueParser for ReferenceParser {
+    type Value = Reference;
+
+    fn parse_ref(
+        &self,
+        _command: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Reference, clap::Error> {
+        let problem = match value.to_str() {
+            Some(text) => match text.parse() {
+                Ok(reference) => return Ok(reference),
+                Err(problem) => problem.to_string(),
+            },
+            None => "REF is not valid UTF-8".to_string(),
+        };
+        Err(clap::Error::raw(
+            clap::error::ErrorKind::ValueValidation,
+            format!("{problem}\n"),
+        ))
+    }
+}
+
 fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
     if let Ok(number) = text.parse::<i32>() {
         return nix::sys::signal::Signal::try_from(number)
@@ -159,7 +265,7 @@ fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
 
 /// How to log in; each overrides its KEYWRAP_* variable and keywrap.toml [auth].
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Login")]
+#[command(next_help_heading = LOGIN_HEADING)]
 pub struct AuthArgs {
     /// Auth method: token, approle, jwt, kubernetes (default: picked from what is found)
     #[arg(long, global = true, value_name = "METHOD", visible_alias = "method")]
@@ -232,8 +338,11 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    #[command(visible_alias = "run")]
     Exec(ExecArgs),
     Check(CheckArgs),
+    Read(ReadArgs),
+    Init(InitArgs),
     Policy(PolicyArgs),
     /// Vault's audit trail: register keywrap's headers (setup), and report who read which
     /// key from an audit log (report).
@@ -263,6 +372,101 @@ Examples:
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    Man(ManArgs),
+    /// Print keywrap's version (as --version does).
+    Version,
+}
+
+/// Text for people, or JSON for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// A table or lines for people.
+    #[value(alias = "table")]
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Print one secret value on stdout: the one keywrap command that shows a secret on purpose.
+///
+/// For a program that cannot take its key from the environment; wherever one can,
+/// `keywrap exec` keeps the value out of the terminal, shell history and files. A terminal
+/// gets the value and a newline; a pipe or file gets exactly the value (no newline added),
+/// so `> key.pem` and `$(keywrap read ...)` get the bytes Vault holds. The read is in
+/// Vault's audit trail like any other.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap read secret/openai#api_key | pbcopy
+  (umask 077; keywrap read 'secret/tls?version=3#key' > server.key)
+  keywrap read secret/registry#password | docker login -u ci --password-stdin registry.example.com
+
+Never in a CI log: `keywrap exec -- CMD` gives CMD the key and conceals it in its output.
+Exit status: 0; 125 if the value cannot be read.")]
+pub struct ReadArgs {
+    /// The field to print: [vault://]PATH[?version=N]#FIELD.
+    #[arg(value_name = "REF", value_parser = ReferenceParser)]
+    pub reference: Reference,
+
+    /// End the value with a newline even when stdout is not a terminal.
+    #[arg(long, overrides_with = "no_newline")]
+    pub newline: bool,
+
+    /// Never add a newline, not even on a terminal (as `op read -n`).
+    #[arg(short = 'n', long, overrides_with = "newline")]
+    pub no_newline: bool,
+}
+
+/// Write a keywrap.toml: a commented start, or references for the credentials of an
+/// existing .env file (--from-env) or for the fields of a Vault path (--from-vault).
+///
+/// Only names and references are written, never a value: the values stay in Vault (or in
+/// the .env file, until `keywrap import` moves them). An existing keywrap.toml is kept
+/// unless --force.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap init
+  keywrap init --from-env .env --to secret/myapp     # then: keywrap import .env --to secret/myapp
+  keywrap init --from-vault secret/myapp             # every field of secret/myapp and the secrets under it
+  keywrap init --from-vault secret/myapp --stdout    # show it, write nothing
+
+Docs: docs/configuration.md")]
+pub struct InitArgs {
+    /// Add a reference for each credential in this dotenv file (as `keywrap import` would
+    /// name it); plain settings are listed in a comment. Values are not read into the file.
+    #[arg(long, value_name = "FILE", conflicts_with = "from_vault")]
+    pub from_env: Option<PathBuf>,
+
+    /// With --from-env: the KV path the references point at [default: secret/NAME, NAME being
+    /// the directory's name].
+    #[arg(long, value_name = "PATH", requires = "from_env")]
+    pub to: Option<String>,
+
+    /// Add a reference for each field of the secret at PATH and of the secrets directly under
+    /// it (a KV listing). Reads the secrets to learn their field names; prints no value.
+    #[arg(long, value_name = "PATH")]
+    pub from_vault: Option<String>,
+
+    /// Print the file on stdout instead of writing keywrap.toml.
+    #[arg(long)]
+    pub stdout: bool,
+
+    /// Replace an existing keywrap.toml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Print keywrap's man page (roff), or write one page per subcommand into a directory.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap man | man -l -
+  keywrap man --out-dir ~/.local/share/man/man1     # keywrap.1, keywrap-exec.1, ...")]
+pub struct ManArgs {
+    /// Write keywrap.1 and a keywrap-SUBCOMMAND.1 for each subcommand into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 /// Run a command with secrets from Vault in its environment only.
@@ -287,6 +491,10 @@ pub struct ExecArgs {
     /// List each variable with its reference and origin; read nothing, start nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// With --dry-run: the plan as text or as JSON.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, requires = "dry_run")]
+    pub format: OutputFormat,
 
     /// Read variables from a dotenv file; vault://PATH#FIELD values are references,
     /// others plain settings. Repeatable; later files win, --secret wins over all.
@@ -351,11 +559,16 @@ impl ExecArgs {
 #[command(after_help = "\
 Examples:
   keywrap check
-  keywrap check -s OPENAI_API_KEY=secret/openai#api_key")]
+  keywrap check -s OPENAI_API_KEY=secret/openai#api_key
+  keywrap check --format json")]
 pub struct CheckArgs {
     /// Also check REF as variable NAME ([vault://]PATH[?version=N]#FIELD).
     #[arg(short = 's', long = "secret", value_name = "NAME=REF", value_parser = SecretFlagParser)]
     pub secrets: Vec<SecretFlag>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 /// Print the minimal Vault policy (HCL) that reads exactly the referenced secrets.
@@ -474,7 +687,11 @@ pub enum KeysCommand {
     /// Create a client key; prints it once on stdout. Vault keeps only its SHA-256 hash.
     Create(KeyCreateArgs),
     /// List client keys and their limits (never the keys).
-    List,
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Revoke a client key; a running proxy refuses it at its next key reload.
     Revoke {
         /// The key's name.
@@ -629,7 +846,7 @@ Exit status: 0 on success; 125 on any failure, including a concurrent rotation t
 Docs: docs/lifecycle.md")]
 pub struct RotateArgs {
     /// The key to rotate: PATH#FIELD on a KV v2 mount.
-    #[arg(value_name = "REF")]
+    #[arg(value_name = "REF", value_parser = ReferenceParser)]
     pub reference: Reference,
 
     /// Run CMD (with sh -c) and use its standard output as the new key; if it fails,
@@ -671,7 +888,7 @@ Exit status: 0; 1 with --check when a key is overdue; 125 when a key could not b
 Docs: docs/lifecycle.md")]
 pub struct StatusArgs {
     /// References to check instead of keywrap.toml's.
-    #[arg(value_name = "REF")]
+    #[arg(value_name = "REF", value_parser = ReferenceParser)]
     pub references: Vec<Reference>,
 
     /// Output format.
@@ -746,7 +963,6 @@ pub enum ReportFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn seconds_are_positive_and_at_most_a_year() {
@@ -759,12 +975,95 @@ mod tests {
 
     #[test]
     fn cli_is_well_formed() {
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    fn help_of(path: &[&str]) -> String {
+        let mut command = command();
+        command.build();
+        let mut sub = &mut command;
+        for name in path {
+            sub = sub.find_subcommand_mut(name).unwrap();
+        }
+        sub.render_long_help().to_string()
+    }
+
+    #[test]
+    fn connection_and_login_options_show_only_where_vault_is_used() {
+        for path in VAULT_SUBCOMMANDS {
+            let help = help_of(path);
+            assert_eq!(
+                help.matches("--address <URL>").count(),
+                1,
+                "{path:?}:\n{help}"
+            );
+            assert!(
+                help.contains("\nConnection:\n") && help.contains("\nLogin:\n"),
+                "{path:?}"
+            );
+        }
+        for path in [
+            &[][..],
+            &["completions"],
+            &["hook", "install"],
+            &["audit", "report"],
+            &["man"],
+            &["version"],
+        ] {
+            let help = help_of(path);
+            assert!(!help.contains("--address <URL>"), "{path:?}:\n{help}");
+            assert!(
+                !help.contains("--auth-method <METHOD>"),
+                "{path:?}:\n{help}"
+            );
+        }
+        // The proxy's key commands talk to Vault too.
+        assert!(help_of(&["proxy", "keys", "list"]).contains("--auth-role"));
+    }
+
+    #[test]
+    fn connection_options_are_taken_before_or_after_the_subcommand() {
+        for words in [
+            &["keywrap", "--address", "http://a:1", "exec", "--", "true"][..],
+            &["keywrap", "exec", "--address", "http://a:1", "--", "true"],
+            &["keywrap", "run", "--address", "http://a:1", "true"],
+            &["keywrap", "audit", "setup", "--address", "http://a:1"],
+            &[
+                "keywrap",
+                "proxy",
+                "keys",
+                "list",
+                "--address",
+                "http://a:1",
+            ],
+            &["keywrap", "completions", "--address", "http://a:1", "bash"],
+        ] {
+            let cli = Cli::try_parse_words(words.iter().copied()).unwrap();
+            assert_eq!(
+                cli.connection.address.as_deref(),
+                Some("http://a:1"),
+                "{words:?}"
+            );
+        }
+        let cli = Cli::try_parse_words(["keywrap", "check", "--auth-role", "ci", "--jwt-env", "T"])
+            .unwrap();
+        assert_eq!(cli.auth.auth_role.as_deref(), Some("ci"));
+        assert_eq!(cli.auth.jwt_env.as_deref(), Some("T"));
+    }
+
+    #[test]
+    fn run_is_exec() {
+        let cli = Cli::try_parse_words(["keywrap", "run", "--dry-run", "--", "env"]).unwrap();
+        let Command::Exec(exec) = cli.command else {
+            panic!("not exec")
+        };
+        assert!(exec.dry_run);
+        assert_eq!(exec.command, ["env"]);
     }
 
     #[test]
     fn exec_takes_the_command_after_double_dash() {
-        let cli = Cli::parse_from([
+        let cli = Cli::try_parse_words([
             "keywrap",
             "exec",
             "--secret",
@@ -775,7 +1074,8 @@ mod tests {
             "python",
             "-c",
             "print(1)",
-        ]);
+        ])
+        .unwrap();
         let Command::Exec(exec) = cli.command else {
             panic!("not exec")
         };
@@ -787,7 +1087,7 @@ mod tests {
     #[test]
     fn exec_options_end_at_the_command() {
         let exec = |words: &[&str]| {
-            let cli = Cli::try_parse_from(["keywrap", "exec"].iter().chain(words))?;
+            let cli = Cli::try_parse_words(["keywrap", "exec"].iter().chain(words))?;
             let Command::Exec(exec) = cli.command else {
                 panic!("not exec")
             };

@@ -253,6 +253,24 @@ pub fn locate(explicit: Option<&Path>) -> Result<Option<LoadedConfig>> {
     }
 }
 
+/// Why a command that needs references has none, in the words `exec` uses: no keywrap.toml
+/// (and where it was looked for), or one without `[env]` references; and no --secret.
+pub fn no_references(loaded: Option<&LoadedConfig>) -> String {
+    match loaded {
+        Some(found) => format!(
+            "{} has no [env] references, and no --secret given",
+            found.path.display()
+        ),
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            format!(
+                "no {FILE_NAME} found in {} or its parents, and no --secret given",
+                cwd.display()
+            )
+        }
+    }
+}
+
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;

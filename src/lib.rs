@@ -46,5 +46,6 @@ pub mod settings;
 pub mod sys;
 pub mod table;
 pub mod timestamp;
+pub mod usage_error;
 pub mod vault;
 pub mod watch;

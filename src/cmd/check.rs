@@ -3,10 +3,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
 
 use crate::bindings;
-use crate::cli::{CheckArgs, Cli};
+use crate::cli::{CheckArgs, Cli, OutputFormat};
 use crate::config;
 use crate::environment::Environment;
 use crate::error::SilentExit;
@@ -19,7 +22,10 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
     let loaded = config::locate(cli.config.as_deref())?;
     let bindings = bindings::collect(loaded.as_ref(), &args.secrets)?;
     if bindings.is_empty() {
-        bail!("nothing to check: no references in keywrap.toml and no --secret given");
+        bail!(
+            "nothing to check: {}",
+            config::no_references(loaded.as_ref())
+        );
     }
     let runtime = super::runtime()?;
     let outcomes = runtime.block_on(async {
@@ -33,21 +39,35 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
         anyhow::Ok(outcomes)
     })?;
     let mut failed = Vec::new();
+    let mut results = Vec::new();
     for (binding, outcome) in bindings.iter().zip(outcomes) {
-        match outcome {
-            Ok((_, read)) => println!(
-                "ok    {} ({}){}",
-                binding.name,
-                binding.reference,
-                read.version
-                    .map(|v| format!(" version {v}"))
-                    .unwrap_or_default()
-            ),
+        let (version, error) = match outcome {
+            Ok((_, read)) => (read.version, None),
             Err(problem) => {
                 failed.push(format!("{} ({})", binding.name, binding.reference));
-                println!("FAIL  {} ({}): {problem}", binding.name, binding.reference);
+                (None, Some(problem))
             }
+        };
+        results.push(Checked {
+            name: binding.name.clone(),
+            reference: binding.reference.to_string(),
+            ok: error.is_none(),
+            version,
+            error,
+        });
+    }
+    let report = match args.format {
+        OutputFormat::Text => results.iter().map(Checked::line).collect::<String>(),
+        OutputFormat::Json => {
+            let report = serde_json::json!({ "ok": failed.is_empty(), "references": results });
+            serde_json::to_string_pretty(&report)? + "\n"
         }
+    };
+    match std::io::stdout().lock().write_all(report.as_bytes()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(err).context("cannot write the report");
+        }
+        _ => {}
     }
     if !failed.is_empty() {
         eprintln!(
@@ -59,4 +79,31 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
         return Err(SilentExit(1).into());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One reference's result; never its value.
+#[derive(Debug, Serialize)]
+struct Checked {
+    name: String,
+    reference: String,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl Checked {
+    fn line(&self) -> String {
+        match (&self.error, self.version) {
+            (Some(problem), _) => format!("FAIL  {} ({}): {problem}\n", self.name, self.reference),
+            (None, Some(version)) => {
+                format!(
+                    "ok    {} ({}) version {version}\n",
+                    self.name, self.reference
+                )
+            }
+            (None, None) => format!("ok    {} ({})\n", self.name, self.reference),
+        }
+    }
 }

@@ -4,10 +4,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 
 pub fn run(shell: clap_complete::Shell) -> Result<ExitCode> {
-    let mut command = crate::cli::Cli::command();
+    let mut command = crate::cli::command();
     // Generated into memory: clap_complete panics when stdout is closed early (`| head`).
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "keywrap", &mut script);

@@ -6,12 +6,13 @@ use std::process::{ExitCode, ExitStatus};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use serde::Serialize;
 
 use crate::auth::lifecycle::{create_per_run_token, TokenKeeper};
 use crate::bindings::{self, Binding};
 use crate::child::output::{Routes, Terminals};
 use crate::child::{self, signals::Supervisor, ResolvedCommand};
-use crate::cli::{Cli, ExecArgs};
+use crate::cli::{Cli, ExecArgs, OutputFormat};
 use crate::config;
 use crate::environment::Environment;
 use crate::identity::RunIdentity;
@@ -48,14 +49,12 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
     let command = child::resolve(name, rest, std::env::var_os("PATH").as_deref(), &cwd)?;
 
     if args.dry_run {
-        let mut plan = plan(&bindings, loaded.as_ref(), &command)?;
-        if !settings.is_empty() {
-            let names: Vec<&str> = settings.iter().map(|(name, _)| name.as_str()).collect();
-            plan.push_str(&format!(
-                "plain settings from env files: {}\n",
-                names.join(", ")
-            ));
-        }
+        let rows = plan_rows(&bindings, loaded.as_ref())?;
+        let settings: Vec<&str> = settings.iter().map(|(name, _)| name.as_str()).collect();
+        let plan = match args.format {
+            OutputFormat::Text => plan_text(&rows, loaded.is_some(), &settings, &command),
+            OutputFormat::Json => plan_json(&rows, &settings, &command)?,
+        };
         match std::io::stdout().lock().write_all(plan.as_bytes()) {
             // `| head` closed the pipe: the reader has what it wanted.
             Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
@@ -66,11 +65,7 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
     }
     if bindings.is_empty() {
         if loaded.is_none() && env_files.is_empty() {
-            bail!(
-                "nothing to inject: no {} found in {} or its parents, and no --secret given",
-                config::FILE_NAME,
-                cwd.display()
-            );
+            bail!("nothing to inject: {}", config::no_references(None));
         }
         if env_files.is_empty() {
             crate::log::warn(
@@ -207,49 +202,102 @@ async fn read_secrets(
     }
 }
 
+/// One line of the `--dry-run` plan: a variable, its reference and where it was written.
+#[derive(Debug, Serialize)]
+struct PlanRow {
+    name: String,
+    reference: String,
+    from: String,
+    /// For the variable that gets a reference's previous version: the overlap window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_version_for: Option<String>,
+}
+
 /// `--dry-run`: each variable with its reference and where it was written; no values.
-/// A reference with an overlap window also lists the variable that gets its previous version.
-fn plan(
-    bindings: &[Binding],
-    config: Option<&config::LoadedConfig>,
+/// A reference with an overlap window also gets a row for the variable of its previous
+/// version.
+fn plan_rows(bindings: &[Binding], config: Option<&config::LoadedConfig>) -> Result<Vec<PlanRow>> {
+    let mut rows = Vec::new();
+    for binding in bindings {
+        let from = binding.origin.to_string();
+        rows.push(PlanRow {
+            name: binding.name.clone(),
+            reference: binding.reference.to_string(),
+            from: from.clone(),
+            previous_version_for: None,
+        });
+        let options = crate::lifecycle::policy::options_for(config, binding)?;
+        if let Some((previous, window)) = options.previous {
+            rows.push(PlanRow {
+                name: previous,
+                reference: binding.reference.to_string(),
+                from,
+                previous_version_for: Some(crate::duration::format(window)),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn plan_text(
+    rows: &[PlanRow],
+    has_config: bool,
+    settings: &[&str],
     command: &ResolvedCommand,
-) -> Result<String> {
+) -> String {
     let mut out = String::new();
-    if bindings.is_empty() {
-        out.push_str(if config.is_some() {
+    if rows.is_empty() {
+        out.push_str(if has_config {
             "no references (keywrap.toml has no [env] entries)\n"
         } else {
             "no references\n"
         });
     } else {
-        let mut rows = Vec::new();
-        for binding in bindings {
-            let origin = binding.origin.to_string();
-            rows.push(vec![
-                binding.name.clone(),
-                binding.reference.to_string(),
-                origin.clone(),
-            ]);
-            let options = crate::lifecycle::policy::options_for(config, binding)?;
-            if let Some((previous, window)) = options.previous {
-                rows.push(vec![
-                    previous,
-                    format!(
-                        "{} (previous version, for {} after a rotation)",
-                        binding.reference,
-                        crate::duration::format(window)
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| {
+                let reference = match &row.previous_version_for {
+                    Some(window) => format!(
+                        "{} (previous version, for {window} after a rotation)",
+                        row.reference
                     ),
-                    origin,
-                ]);
-            }
-        }
+                    None => row.reference.clone(),
+                };
+                vec![row.name.clone(), reference, row.from.clone()]
+            })
+            .collect();
         let header = ["NAME", "REFERENCE", "FROM"].map(String::from);
-        crate::table::render(&header, &rows, &mut out);
+        crate::table::render(&header, &cells, &mut out);
+    }
+    if !settings.is_empty() {
+        out.push_str(&format!(
+            "plain settings from env files: {}\n",
+            settings.join(", ")
+        ));
     }
     out.push_str(&format!("would run: {}", command.program.display()));
     for arg in &command.args {
         out.push_str(&format!(" {}", arg.to_string_lossy()));
     }
     out.push('\n');
-    Ok(out)
+    out
+}
+
+/// The plan as one JSON document: `variables`, `settings` (names of the plain settings
+/// from env files, never their values) and `command`.
+fn plan_json(rows: &[PlanRow], settings: &[&str], command: &ResolvedCommand) -> Result<String> {
+    let args: Vec<String> = command
+        .args
+        .iter()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
+    let plan = serde_json::json!({
+        "variables": rows,
+        "settings": settings,
+        "command": {
+            "program": command.program.to_string_lossy(),
+            "args": args,
+        },
+    });
+    Ok(serde_json::to_string_pretty(&plan)? + "\n")
 }

@@ -6,26 +6,29 @@ pub mod completions;
 pub mod exec;
 pub mod hook;
 pub mod import;
+pub mod init;
+pub mod man;
 pub mod policy;
 pub mod proxy;
+pub mod read;
 pub mod rotate;
 pub mod scan;
 pub mod status;
+pub mod version;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::error::SilentExit;
 
 /// Parses the command line and runs the subcommand; returns the exit status.
 pub fn run() -> Result<ExitCode> {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_args() {
         Ok(cli) => cli,
         Err(err) => {
-            let _ = err.print();
+            report_usage_error(&err);
             // Usage errors are keywrap's own failure: 125, as `env` does; scan and hook
             // follow linters instead (2), since 1 means "found something".
             return match err.exit_code() {
@@ -41,6 +44,8 @@ pub fn run() -> Result<ExitCode> {
     match &cli.command {
         Command::Exec(args) => exec::run(&cli, args),
         Command::Check(args) => check::run(&cli, args),
+        Command::Read(args) => read::run(&cli, args),
+        Command::Init(args) => init::run(&cli, args),
         Command::Policy(args) => policy::run(&cli, args),
         Command::Audit(command) => audit::run(&cli, command),
         Command::Rotate(args) => rotate::run(&cli, args),
@@ -50,6 +55,22 @@ pub fn run() -> Result<ExitCode> {
         Command::Scan(args) => scan::run(&cli, args).or_else(scan::exit_two),
         Command::Hook(command) => hook::run(command).or_else(scan::exit_two),
         Command::Completions { shell } => completions::run(*shell),
+        Command::Man(args) => man::run(args),
+        Command::Version => version::run(),
+    }
+}
+
+/// `--help` and `--version` as clap prints them (stdout); a missing subcommand with the
+/// help it needs; any other usage error on one `keywrap: error:` line.
+fn report_usage_error(err: &clap::Error) {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+        }
+        _ => eprintln!("{}", crate::usage_error::one_line(err)),
     }
 }
 

@@ -21,7 +21,10 @@ pub fn run(cli: &Cli, args: &PolicyArgs) -> Result<ExitCode> {
     let loaded = config::locate(cli.config.as_deref())?;
     let bindings = bindings::collect(loaded.as_ref(), &args.secrets)?;
     if bindings.is_empty() {
-        bail!("no references in keywrap.toml and no --secret given: nothing to grant");
+        bail!(
+            "nothing to grant: {}",
+            config::no_references(loaded.as_ref())
+        );
     }
     let paths: BTreeSet<&str> = bindings.iter().map(|b| b.reference.path.as_str()).collect();
     let runtime = super::runtime()?;

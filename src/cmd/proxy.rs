@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 
 use crate::auth::lifecycle::TokenKeeper;
-use crate::cli::{Cli, KeyCreateArgs, KeysCommand, ProxyArgs, ProxyCommand};
+use crate::cli::{Cli, KeyCreateArgs, KeysCommand, OutputFormat, ProxyArgs, ProxyCommand};
 use crate::config::{self, LoadedConfig};
 use crate::environment::Environment;
 use crate::identity::RunIdentity;
 use crate::proxy::config::{keys_path, ProxyConfig};
-use crate::proxy::keys::{KeyPolicy, KeyStore};
+use crate::proxy::keys::{KeyPolicy, KeyRecord, KeyStore};
 use crate::secret::ExposeSecret;
 use crate::session::Session;
 
@@ -84,9 +84,21 @@ async fn manage_keys(session: &Session, path: &str, command: &KeysCommand) -> Re
                 create.name, create.name
             ));
         }
-        KeysCommand::List => {
+        KeysCommand::List { format } => {
             let mut records = store.list(client).await?;
             records.sort_by(|a, b| a.policy.name.cmp(&b.policy.name));
+            if *format == OutputFormat::Json {
+                let mut keys = Vec::new();
+                for record in &records {
+                    let spent = match record.policy.budget {
+                        0 => None,
+                        _ => Some(store.read_spent(client, &record.policy.name).await?.0),
+                    };
+                    keys.push(key_json(record, spent));
+                }
+                println!("{}", serde_json::to_string_pretty(&keys)?);
+                return Ok(ExitCode::SUCCESS);
+            }
             let limit = |n: u64| {
                 if n == 0 {
                     "-".to_string()
@@ -136,6 +148,24 @@ async fn manage_keys(session: &Session, path: &str, command: &KeysCommand) -> Re
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One client key for `keys list --format json`: 0 limits (unlimited) and empty lists (all
+/// routes, any model) are null, as the text table's "-" and "*".
+fn key_json(record: &KeyRecord, spent: Option<u64>) -> serde_json::Value {
+    let p = &record.policy;
+    let limit = |n: u64| (n > 0).then_some(n);
+    let list = |items: &[String]| (!items.is_empty()).then(|| items.to_vec());
+    serde_json::json!({
+        "name": p.name,
+        "routes": list(&p.routes),
+        "models": list(&p.models),
+        "rpm": limit(p.rpm),
+        "tpm": limit(p.tpm),
+        "budget": limit(p.budget),
+        "spent": spent,
+        "created": record.created,
+    })
 }
 
 fn policy(args: &KeyCreateArgs) -> KeyPolicy {

@@ -84,6 +84,16 @@ pub struct SecretData {
     pub created_time: Option<String>,
 }
 
+/// How to get the missing "read": `keywrap policy` writes the policy that grants it.
+const POLICY_HINT: &str = "; `keywrap policy` prints a policy that reads exactly keywrap.toml's references (`keywrap policy | vault policy write NAME -`)";
+
+fn policy_hint(capability: &str) -> &'static str {
+    match capability {
+        "read" => POLICY_HINT,
+        _ => "",
+    }
+}
+
 /// Why a KV operation failed, in terms a user can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
@@ -93,7 +103,7 @@ pub enum KvError {
     NoMount { path: String },
     #[error("Vault has no namespace \"{namespace}\"; check VAULT_NAMESPACE (or --namespace, or namespace in keywrap.toml)")]
     NoNamespace { namespace: String },
-    #[error("permission denied reading \"{path}\": the token's policies grant nothing under its mount (or nothing is mounted there); a policy needs the \"read\" capability on {v2_path} (KV v2) or {path} (KV v1)")]
+    #[error("permission denied reading \"{path}\": the token's policies grant nothing under its mount (or nothing is mounted there); a policy needs the \"read\" capability on {v2_path} (KV v2) or {path} (KV v1){POLICY_HINT}")]
     NoAccess { path: String, v2_path: String },
     #[error("\"{path}\" is on a {kind} mount at {mount}, not a KV secrets engine")]
     NotKv {
@@ -115,7 +125,7 @@ pub enum KvError {
     },
     #[error("\"{path}\" is on a KV v1 mount, which has no versions; remove ?version={version}")]
     VersionOnV1 { path: String, version: u64 },
-    #[error("permission denied reading \"{path}\": the token's policies lack the \"{capability}\" capability on {api_path}")]
+    #[error("permission denied reading \"{path}\": the token's policies lack the \"{capability}\" capability on {api_path}{}", policy_hint(capability))]
     Denied {
         path: String,
         capability: &'static str,

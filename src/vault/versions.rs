@@ -39,6 +39,16 @@ impl Metadata {
     }
 }
 
+/// Reading metadata is what `keywrap policy --metadata` adds.
+fn metadata_hint(api_path: &str, capability: &str) -> &'static str {
+    match capability {
+        "read" if api_path.contains("/metadata/") => {
+            "; `keywrap policy --metadata` prints a policy that grants it"
+        }
+        _ => "",
+    }
+}
+
 /// Errors of the lifecycle operations that callers act on.
 #[derive(Debug, thiserror::Error)]
 pub enum VersionError {
@@ -46,7 +56,10 @@ pub enum VersionError {
     NotVersioned { path: String },
     #[error("another write to \"{path}\" landed first (check-and-set expected version {expected}); nothing was written; run `keywrap status` and rotate again if needed")]
     Conflict { path: String, expected: u64 },
-    #[error("permission denied on {api_path}: the token's policies lack \"{capability}\"")]
+    #[error(
+        "permission denied on {api_path}: the token's policies lack \"{capability}\"{}",
+        metadata_hint(api_path, capability)
+    )]
     Denied {
         api_path: String,
         capability: &'static str,

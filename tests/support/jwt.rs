@@ -13,6 +13,9 @@ const P256_SPKI_PREFIX: [u8; 26] = [
     0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
+/// The key ID in the JWT header and the JWK.
+const KEY_ID: &str = "keywrap-test";
+
 pub struct JwtIssuer {
     key: EcdsaKeyPair,
     rng: SystemRandom,
@@ -49,9 +52,24 @@ impl JwtIssuer {
         )
     }
 
+    /// The public key as a JWK (for a JWKS document, as an OIDC provider serves it).
+    pub fn jwk(&self) -> Value {
+        let point = self.key.public_key().as_ref();
+        json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "alg": "ES256",
+            "use": "sig",
+            "kid": KEY_ID,
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        })
+    }
+
     /// A signed JWT with these claims.
     pub fn sign(&self, claims: &Value) -> String {
-        let header = URL_SAFE_NO_PAD.encode(json!({ "alg": "ES256", "typ": "JWT" }).to_string());
+        let header = URL_SAFE_NO_PAD
+            .encode(json!({ "alg": "ES256", "typ": "JWT", "kid": KEY_ID }).to_string());
         let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
         let signing_input = format!("{header}.{payload}");
         let signature = self.key.sign(&self.rng, signing_input.as_bytes()).unwrap();

@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod fault;
 pub mod jwt;
+pub mod oidc;
 pub mod stub;
 pub mod upstream;
 

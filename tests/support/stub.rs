@@ -26,7 +26,7 @@ impl StubRequest {
     }
 }
 
-type Handler = dyn Fn(&StubRequest) -> (u16, String) + Send + Sync;
+type Handler = dyn Fn(&StubRequest) -> (u16, Vec<u8>) + Send + Sync;
 
 pub struct Stub {
     pub url: String,
@@ -39,6 +39,17 @@ pub struct Stub {
 impl Stub {
     /// Serves `handler`'s (status, JSON body) for every request.
     pub fn start(handler: impl Fn(&StubRequest) -> (u16, String) + Send + Sync + 'static) -> Stub {
+        Self::start_bytes(move |request| {
+            let (status, body) = handler(request);
+            (status, body.into_bytes())
+        })
+    }
+
+    /// Serves `handler`'s (status, body bytes) for every request: files, such as release
+    /// archives.
+    pub fn start_bytes(
+        handler: impl Fn(&StubRequest) -> (u16, Vec<u8>) + Send + Sync + 'static,
+    ) -> Stub {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -124,8 +135,9 @@ fn serve(
     let mut stream = stream;
     write!(
         stream,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{response}",
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         response.len()
     )?;
+    stream.write_all(&response)?;
     stream.flush()
 }
