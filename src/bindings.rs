@@ -50,13 +50,9 @@ impl std::str::FromStr for SecretFlag {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let Some((name, reference)) = text.split_once('=') else {
-            let got = if crate::reference::may_be_a_value(text) {
-                format!("{} characters, not shown", text.chars().count())
-            } else {
-                format!("{text:?}")
-            };
             return Err(format!(
-                "expected NAME=REF, e.g. OPENAI_API_KEY=secret/openai#api_key (got {got})"
+                "expected NAME=REF, e.g. OPENAI_API_KEY=secret/openai#api_key (got {} without '=', not shown)",
+                crate::redact::length(text)
             ));
         };
         validate_env_name(name)?;
