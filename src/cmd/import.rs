@@ -133,7 +133,14 @@ pub fn run(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
                 cli.session_inputs(&env, loaded.as_ref()),
                 identity,
             ))
-            .context("cannot reach Vault; no local file was changed")?;
+            .map_err(|err| {
+                // A refusal for want of trust says so itself, in one line.
+                if err.is::<crate::trust::NotTrusted>() {
+                    err
+                } else {
+                    err.context("cannot reach Vault; no local file was changed")
+                }
+            })?;
         let written = runtime.block_on(import::vault::write_all(
             &session.client,
             &sorted.moved,
