@@ -886,4 +886,9 @@ pub struct ImportArgs {
     /// Show the plan (names, references, files) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Also move the secrets the import would leave in plaintext: passwords inside URLs and
+    /// keys in comments (asked on a terminal when not given).
+    #[arg(long)]
+    pub move_leftovers: bool,
 }

@@ -487,3 +487,41 @@ fn the_trust_store_is_private_from_its_creation() {
         "{text}"
     );
 }
+
+#[test]
+fn an_import_into_a_trusted_file_keeps_it_trusted() {
+    let bao = Bao::start();
+    let repo = tempfile::tempdir().unwrap();
+    let config = repo.path().join("keywrap.toml");
+    std::fs::write(&config, format!("[vault]\naddress = \"{}\"\n", bao.addr)).unwrap();
+    std::fs::write(
+        repo.path().join(".env"),
+        "API_TOKEN=fake-imported-token-value\nPORT=8080\n",
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    keywrap_in(repo.path(), home.path())
+        .arg("trust")
+        .run()
+        .assert_success();
+    keywrap_in(repo.path(), home.path())
+        .args(["import", ".env", "--to", "secret/app", "--yes"])
+        .run()
+        .assert_success();
+    assert!(std::fs::read_to_string(&config)
+        .unwrap()
+        .contains("API_TOKEN = \"secret/app#API_TOKEN\""));
+    // The import's own edit did not make the user trust the file again.
+    let run = keywrap_in(repo.path(), home.path())
+        .args([
+            "exec",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s %s' \"$API_TOKEN\" \"$PORT\"",
+        ])
+        .run();
+    run.assert_success();
+    assert_eq!(run.stdout, "fake-imported-token-value 8080");
+}

@@ -223,12 +223,12 @@ fn plan(
         });
     } else {
         let mut rows = Vec::new();
+        rows.reserve(bindings.len());
         for binding in bindings {
-            let origin = binding.origin.to_string();
             rows.push(vec![
                 binding.name.clone(),
                 binding.reference.to_string(),
-                origin.clone(),
+                binding.origin.to_string(),
             ]);
             let options = crate::lifecycle::policy::options_for(config, binding)?;
             if let Some((previous, window)) = options.previous {
@@ -239,7 +239,7 @@ fn plan(
                         binding.reference,
                         crate::duration::format(window)
                     ),
-                    origin,
+                    binding.origin.to_string(),
                 ]);
             }
         }
