@@ -90,7 +90,8 @@ fn parse_entries(
         path,
     };
     let mut entries = Vec::new();
-    let mut references = Vec::new();
+    // Names bound to references so far (a set: a large file must stay linear).
+    let mut references: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         parser.skip_blank();
         match parser.peek() {
@@ -131,8 +132,10 @@ fn parse_entries(
         parser.bump();
         parser.skip_blank();
         let value_column = parser.column;
-        let lookup = |var: &str, references: &[String]| -> Result<String, String> {
-            if references.iter().any(|r| r == var) {
+        let lookup = |var: &str,
+                      references: &std::collections::HashSet<String>|
+         -> Result<String, String> {
+            if references.contains(var) {
                 return Err(
                     "cannot expand a vault:// reference: it is resolved only when the command starts"
                         .to_string(),
@@ -170,7 +173,7 @@ fn parse_entries(
                 )
             })?;
             known.remove(&name);
-            references.push(name.clone());
+            references.insert(name.clone());
             EnvValue::Reference(reference)
         } else {
             if let Some(kind) = looks_like_live_key(&value).filter(|_| warn_live_keys) {
@@ -179,7 +182,7 @@ fn parse_entries(
                     path.display()
                 ));
             }
-            references.retain(|r| *r != name);
+            references.remove(&name);
             known.insert(name.clone(), value.clone());
             EnvValue::Plain(value)
         };

@@ -152,7 +152,8 @@ fn login_files_and_variables_named_by_an_untrusted_file_are_not_read() {
     let outside = tempfile::tempdir().unwrap();
     let secret_file = outside.path().join("id_ed25519");
     std::fs::write(&secret_file, "fake-private-key-material-0123456789\n").unwrap();
-    let github_token = "ghs_fakeGitHubTokenForTheTrustTest0123456789";
+    // Made at run time: the repository holds no token-shaped literal.
+    let github_token = &["ghs", "_fakeGitHubTokenForTheTrustTest0123456789"].concat();
     let cases = [
         ("jwt_env = \"GITHUB_TOKEN\"", "[auth] jwt_env"),
         ("jwt_file = \"../outside/id_ed25519\"", "[auth] jwt_file"),
@@ -524,4 +525,28 @@ fn an_import_into_a_trusted_file_keeps_it_trusted() {
         .run();
     run.assert_success();
     assert_eq!(run.stdout, "fake-imported-token-value 8080");
+}
+
+#[test]
+fn an_untrusted_files_proxy_upstreams_get_nothing() {
+    let upstream = Recorder::start();
+    let vault = Recorder::start();
+    let repo = tempfile::tempdir().unwrap();
+    let config = repo.path().join("keywrap.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[env]\nOPENAI = \"secret/openai#api_key\"\n\n[[proxy.routes]]\nprefix = \"/openai\"\nupstream = \"{}\"\nheaders = {{ Authorization = \"Bearer {{OPENAI}}\" }}\n",
+            upstream.url
+        ),
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let run = keywrap_in(repo.path(), home.path())
+        .env("VAULT_ADDR", &vault.url)
+        .args(["proxy", "--listen", "127.0.0.1:0"])
+        .run();
+    assert_refused(&run, "[[proxy.routes]] upstream", &config);
+    upstream.assert_untouched();
+    vault.assert_untouched();
 }
