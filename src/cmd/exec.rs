@@ -222,8 +222,7 @@ fn plan(
             "no references\n"
         });
     } else {
-        let mut rows = Vec::new();
-        rows.reserve(bindings.len());
+        let mut rows = Vec::with_capacity(bindings.len());
         for binding in bindings {
             rows.push(vec![
                 binding.name.clone(),
