@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
@@ -11,12 +12,12 @@ use crate::config::LoadedConfig;
 use crate::dotenv::{Entry, EnvValue};
 use crate::reference::{validate_env_name, Reference};
 
-/// Where a binding was written.
+/// Where a binding was written. The path is shared by every binding of its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     Flag,
-    ConfigFile { path: PathBuf, line: usize },
-    EnvFile { path: PathBuf, line: usize },
+    ConfigFile { path: Arc<Path>, line: usize },
+    EnvFile { path: Arc<Path>, line: usize },
 }
 
 impl fmt::Display for Origin {
@@ -50,13 +51,9 @@ impl std::str::FromStr for SecretFlag {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let Some((name, reference)) = text.split_once('=') else {
-            let got = if crate::reference::may_be_a_value(text) {
-                format!("{} characters, not shown", text.chars().count())
-            } else {
-                format!("{text:?}")
-            };
             return Err(format!(
-                "expected NAME=REF, e.g. OPENAI_API_KEY=secret/openai#api_key (got {got})"
+                "expected NAME=REF, e.g. OPENAI_API_KEY=secret/openai#api_key (got {} without '=', not shown)",
+                crate::redact::length(text)
             ));
         };
         validate_env_name(name)?;
@@ -68,10 +65,13 @@ impl std::str::FromStr for SecretFlag {
     }
 }
 
-/// Bindings from the config file, then flags (which win by name), sorted by name.
+/// Bindings from the config file, then flags (which win by name), sorted by name. Linear in
+/// the number of entries (the file's table is already sorted by name).
 pub fn collect(config: Option<&LoadedConfig>, flags: &[SecretFlag]) -> Result<Vec<Binding>> {
-    let mut bindings: BTreeMap<String, Binding> = BTreeMap::new();
+    let mut bindings: Vec<Binding> = Vec::new();
     if let Some(config) = config {
+        let path: Arc<Path> = Arc::from(config.path.as_path());
+        bindings.reserve(config.file.env.len());
         for (name, entry) in &config.file.env {
             let (line, column) = config.position(name.span().start);
             if let Err(problem) = validate_env_name(name.get_ref()) {
@@ -87,30 +87,28 @@ pub fn collect(config: Option<&LoadedConfig>, flags: &[SecretFlag]) -> Result<Ve
                     column + err.column
                 )
             })?;
-            bindings.insert(
-                name.get_ref().clone(),
-                Binding {
-                    name: name.get_ref().clone(),
-                    reference,
-                    origin: Origin::ConfigFile {
-                        path: config.path.clone(),
-                        line,
-                    },
+            bindings.push(Binding {
+                name: name.get_ref().clone(),
+                reference,
+                origin: Origin::ConfigFile {
+                    path: Arc::clone(&path),
+                    line,
                 },
-            );
+            });
         }
     }
     for flag in flags {
-        bindings.insert(
-            flag.name.clone(),
-            Binding {
-                name: flag.name.clone(),
-                reference: flag.reference.clone(),
-                origin: Origin::Flag,
-            },
-        );
+        let binding = Binding {
+            name: flag.name.clone(),
+            reference: flag.reference.clone(),
+            origin: Origin::Flag,
+        };
+        match bindings.binary_search_by(|b| b.name.as_str().cmp(&flag.name)) {
+            Ok(at) => bindings[at] = binding,
+            Err(at) => bindings.insert(at, binding),
+        }
     }
-    Ok(bindings.into_values().collect())
+    Ok(bindings)
 }
 
 /// Layers env files over `bindings` (from [`collect`]): precedence is `--secret` > env
@@ -122,6 +120,9 @@ pub fn apply_env_files(
     files: &[(PathBuf, Vec<Entry>)],
     flags: &[SecretFlag],
 ) -> (Vec<Binding>, Vec<(String, String)>) {
+    if files.is_empty() {
+        return (bindings, Vec::new());
+    }
     let mut bound: BTreeMap<String, Binding> =
         bindings.into_iter().map(|b| (b.name.clone(), b)).collect();
     let mut plain: BTreeMap<String, String> = BTreeMap::new();
@@ -137,7 +138,7 @@ pub fn apply_env_files(
                             name: entry.name.clone(),
                             reference: reference.clone(),
                             origin: Origin::EnvFile {
-                                path: path.clone(),
+                                path: Arc::from(path.as_path()),
                                 line: entry.line,
                             },
                         },

@@ -362,6 +362,8 @@ Examples:
     Rotate(RotateArgs),
     Import(ImportArgs),
     Status(StatusArgs),
+    Trust(TrustArgs),
+    Untrust(UntrustArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "\
 Examples:
@@ -1103,6 +1105,41 @@ mod tests {
     }
 }
 
+/// Trust a keywrap.toml: let it set what can send your Vault token or files elsewhere.
+///
+/// A keywrap.toml comes with the code you cloned. Until you trust it, keywrap takes its
+/// references but not its Vault address, namespace, TLS files, [auth] files and variables,
+/// env files outside its directory, or proxy upstreams (flags and VAULT_*/KEYWRAP_*
+/// variables need no trust). Trust records the file's path and the SHA-256 of its content
+/// in ~/.config/keywrap/trusted (no secrets); a changed file is untrusted again.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keywrap trust                       # the keywrap.toml found from here up
+  keywrap trust ../service/keywrap.toml
+  keywrap trust --list
+  keywrap untrust
+
+In CI, KEYWRAP_TRUST=keywrap.toml trusts the repository's own file for the job.
+Docs: docs/configuration.md (Trust)")]
+pub struct TrustArgs {
+    /// The keywrap.toml to trust [default: --config, else the one found from the current
+    /// directory up]
+    #[arg(value_name = "PATH", conflicts_with = "list")]
+    pub path: Option<PathBuf>,
+    /// List the trusted files, and whether each is unchanged since it was trusted.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// Forget the trust in a keywrap.toml (its sensitive settings are refused again).
+#[derive(Debug, Args)]
+pub struct UntrustArgs {
+    /// The keywrap.toml [default: --config, else the one found from the current directory up]
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+}
+
 /// Move the secrets of a dotenv file into Vault and leave references behind.
 ///
 /// Values that a scan rule matches, or whose name looks like a credential's (KEY, TOKEN,
@@ -1149,4 +1186,9 @@ pub struct ImportArgs {
     /// Show the plan (names, references, files) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Also move the secrets the import would leave in plaintext: passwords inside URLs and
+    /// keys in comments (asked on a terminal when not given).
+    #[arg(long)]
+    pub move_leftovers: bool,
 }

@@ -4,11 +4,14 @@
 //! git finds `.git`, unless `--config` names one.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use toml::Spanned;
+
+use crate::trust::{Gated, TrustGate, TrustInputs};
 
 /// The file name keywrap looks for.
 pub const FILE_NAME: &str = "keywrap.toml";
@@ -128,22 +131,66 @@ pub enum Addresses {
 impl Addresses {
     /// The comma-separated form, as `VAULT_ADDR` may hold it.
     pub fn joined(&self) -> String {
+        self.list().join(",")
+    }
+
+    pub fn list(&self) -> &[String] {
         match self {
-            Addresses::One(address) => address.clone(),
-            Addresses::Many(addresses) => addresses.join(","),
+            Addresses::One(address) => std::slice::from_ref(address),
+            Addresses::Many(addresses) => addresses,
         }
     }
 }
 
 /// One `[env]` entry: a reference string, or a table with `ref` and options.
-#[derive(Debug, Deserialize)]
-#[serde(
-    untagged,
-    expecting = "expected a reference in quotes, e.g. \"secret/openai#api_key\", or a table such as { ref = \"secret/openai#api_key\" }"
-)]
+#[derive(Debug)]
 pub enum EnvEntry {
     Reference(String),
     Table(EnvTable),
+}
+
+const ENV_ENTRY_EXPECTED: &str = "expected a reference in quotes, e.g. \"secret/openai#api_key\", or a table such as { ref = \"secret/openai#api_key\" }";
+
+/// By hand rather than `untagged`: an untagged enum buffers every value before trying its
+/// variants, which made a file of 200,000 references several times slower to load.
+impl<'de> Deserialize<'de> for EnvEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, SeqAccess, Visitor};
+        struct Entry;
+        impl<'de> Visitor<'de> for Entry {
+            type Value = EnvEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(ENV_ENTRY_EXPECTED)
+            }
+            fn visit_str<E: Error>(self, text: &str) -> Result<EnvEntry, E> {
+                Ok(EnvEntry::Reference(text.to_string()))
+            }
+            fn visit_string<E: Error>(self, text: String) -> Result<EnvEntry, E> {
+                Ok(EnvEntry::Reference(text))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EnvEntry, A::Error> {
+                EnvTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(EnvEntry::Table)
+            }
+            // Other types say what is expected, without serde's "invalid type: ..." prefix.
+            fn visit_bool<E: Error>(self, _: bool) -> Result<EnvEntry, E> {
+                Err(E::custom(ENV_ENTRY_EXPECTED))
+            }
+            fn visit_i64<E: Error>(self, _: i64) -> Result<EnvEntry, E> {
+                Err(E::custom(ENV_ENTRY_EXPECTED))
+            }
+            fn visit_u64<E: Error>(self, _: u64) -> Result<EnvEntry, E> {
+                Err(E::custom(ENV_ENTRY_EXPECTED))
+            }
+            fn visit_f64<E: Error>(self, _: f64) -> Result<EnvEntry, E> {
+                Err(E::custom(ENV_ENTRY_EXPECTED))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<EnvEntry, A::Error> {
+                Err(A::Error::custom(ENV_ENTRY_EXPECTED))
+            }
+        }
+        deserializer.deserialize_any(Entry)
+    }
 }
 
 /// The table form of an `[env]` entry.
@@ -177,23 +224,94 @@ impl EnvEntry {
     }
 }
 
-/// A keywrap.toml that was found and parsed, with what is needed to point at its lines.
+/// A keywrap.toml setting that needs trust (see [`crate::trust`]), as messages name it, and
+/// the flag or variable that gives it without trust.
+pub struct Sensitive {
+    pub key: &'static str,
+    pub instead: &'static str,
+}
+
+pub const ADDRESS: Sensitive = Sensitive {
+    key: "[vault] address",
+    instead: "--address or VAULT_ADDR",
+};
+pub const NAMESPACE: Sensitive = Sensitive {
+    key: "[vault] namespace",
+    instead: "--namespace or VAULT_NAMESPACE",
+};
+pub const CA_CERT: Sensitive = Sensitive {
+    key: "[vault] ca_cert",
+    instead: "--ca-cert or VAULT_CACERT",
+};
+pub const CA_PATH: Sensitive = Sensitive {
+    key: "[vault] ca_path",
+    instead: "--ca-path or VAULT_CAPATH",
+};
+pub const CLIENT_CERT: Sensitive = Sensitive {
+    key: "[vault] client_cert",
+    instead: "--client-cert or VAULT_CLIENT_CERT",
+};
+pub const CLIENT_KEY: Sensitive = Sensitive {
+    key: "[vault] client_key",
+    instead: "--client-key or VAULT_CLIENT_KEY",
+};
+pub const ROLE_ID_FILE: Sensitive = Sensitive {
+    key: "[auth] role_id_file",
+    instead: "--role-id-file or KEYWRAP_ROLE_ID_FILE",
+};
+pub const SECRET_ID_FILE: Sensitive = Sensitive {
+    key: "[auth] secret_id_file",
+    instead: "--secret-id-file or KEYWRAP_SECRET_ID_FILE",
+};
+pub const JWT_FILE: Sensitive = Sensitive {
+    key: "[auth] jwt_file",
+    instead: "--jwt-file or KEYWRAP_JWT_FILE",
+};
+pub const JWT_ENV: Sensitive = Sensitive {
+    key: "[auth] jwt_env",
+    instead: "--jwt-env or KEYWRAP_JWT_ENV",
+};
+pub const TOKEN_FILE: Sensitive = Sensitive {
+    key: "[auth] token_file",
+    instead: "--kubernetes-token-file or KEYWRAP_KUBERNETES_TOKEN_FILE",
+};
+pub const PROXY_UPSTREAMS: Sensitive = Sensitive {
+    key: "[[proxy.routes]] upstream",
+    instead: "--upstream",
+};
+pub const UPSTREAM_CA: Sensitive = Sensitive {
+    key: "[proxy] upstream_ca",
+    instead: "--upstream-ca",
+};
+
+/// A keywrap.toml that was found and parsed, with what is needed to point at its lines and
+/// to decide whether its sensitive settings may be used.
 #[derive(Debug)]
 pub struct LoadedConfig {
     pub path: PathBuf,
     pub file: ConfigFile,
     text: String,
+    /// Byte offset of each line's start, for positions in O(log n).
+    line_starts: Vec<usize>,
+    trust: Arc<TrustGate>,
 }
 
 impl LoadedConfig {
-    /// Reads and parses `path`; errors name the file, line and column.
-    pub fn load(path: &Path) -> Result<Self> {
+    /// Reads and parses `path`; errors name the file, line and column. `inputs` decide, when
+    /// a sensitive setting is first used, whether the file is trusted.
+    pub fn load(path: &Path, inputs: TrustInputs) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        Self::parse(path, text)
+        Self::parse_with(path, text, Some(inputs))
     }
 
+    /// Parses `text` as the file at `path`. Not located, the file is never trusted unless
+    /// [`LoadedConfig::assume_trusted`] says so.
     pub fn parse(path: &Path, text: String) -> Result<Self> {
+        Self::parse_with(path, text, None)
+    }
+
+    fn parse_with(path: &Path, text: String, inputs: Option<TrustInputs>) -> Result<Self> {
         let file: ConfigFile = toml::from_str(&text).map_err(|err| {
             let (line, column) = err
                 .span()
@@ -202,24 +320,70 @@ impl LoadedConfig {
             anyhow::anyhow!(
                 "{}:{line}:{column}: {}",
                 path.display(),
-                err.message().trim_end()
+                crate::redact::parse_message(err.message())
             )
         })?;
+        let line_starts = std::iter::once(0)
+            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
+            .collect();
+        let trust = Arc::new(TrustGate::new(
+            path.to_path_buf(),
+            crate::trust::store::digest(text.as_bytes()),
+            sensitive_settings(&file, dir_of(path)),
+            inputs,
+        ));
         Ok(LoadedConfig {
             path: path.to_path_buf(),
             file,
             text,
+            line_starts,
+            trust,
         })
+    }
+
+    /// Trusts the file for this run without asking (a file keywrap wrote itself, tests).
+    pub fn assume_trusted(self) -> Self {
+        self.trust.assume_trusted();
+        self
+    }
+
+    /// The file's trust decision.
+    pub fn trust(&self) -> &Arc<TrustGate> {
+        &self.trust
+    }
+
+    /// Ok when the file's `key` may be used (see [`crate::trust`]); else the one-line
+    /// refusal naming the setting, the file and `keywrap trust PATH`.
+    pub fn require_trust(&self, key: &str, instead: &str) -> Result<()> {
+        Ok(self.trust.require(key, instead)?)
+    }
+
+    /// A value read from this file, handed out only once the file is trusted.
+    pub fn gated<T>(&self, value: T, setting: &Sensitive) -> Gated<T> {
+        Gated::from_file(value, setting.key, setting.instead, Arc::clone(&self.trust))
+    }
+
+    /// The settings of the file that need trust, with their values (no secret: the file
+    /// holds none), for `keywrap trust` to show what it accepts.
+    pub fn sensitive_settings(&self) -> Vec<String> {
+        sensitive_settings(&self.file, self.dir())
     }
 
     /// The directory relative paths in the file are resolved against.
     pub fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
+        dir_of(&self.path)
     }
 
     /// 1-based line and column of a byte offset in the file.
     pub fn position(&self, offset: usize) -> (usize, usize) {
-        line_and_column(&self.text, offset)
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let start = self.line_starts[line - 1];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(1, |before| before.chars().count() + 1);
+        (line, column)
     }
 
     /// A path from the file, made absolute against the file's directory.
@@ -229,6 +393,115 @@ impl LoadedConfig {
         } else {
             self.dir().join(path)
         }
+    }
+
+    /// Whether `path` (from the file) lies in the file's directory or below it, symlinks
+    /// followed: an env file there came with the repository, one elsewhere (`../x`,
+    /// `/root/.vault-token`, a link out) may be any file of the user's.
+    pub fn contains(&self, path: &Path) -> bool {
+        contains(self.dir(), path)
+    }
+}
+
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+fn contains(dir: &Path, path: &Path) -> bool {
+    let target = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        dir.join(path)
+    };
+    real_path(&target).starts_with(real_path(dir))
+}
+
+/// The sensitive settings `file` has, with their values, for the question on a terminal and
+/// for `keywrap trust`.
+fn sensitive_settings(file: &ConfigFile, dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut add = |setting: &Sensitive, value: Option<String>| {
+        if let Some(value) = value {
+            found.push(format!("{} = {value}", setting.key));
+        }
+    };
+    let quoted = |p: &Option<PathBuf>| p.as_ref().map(|p| format!("{:?}", p.display().to_string()));
+    let vault = &file.vault;
+    add(
+        &ADDRESS,
+        vault.address.as_ref().map(|a| {
+            let shown: Vec<String> = a
+                .list()
+                .iter()
+                .map(|a| format!("{:?}", without_password(a)))
+                .collect();
+            shown.join(", ")
+        }),
+    );
+    add(
+        &NAMESPACE,
+        vault.namespace.as_ref().map(|n| format!("{n:?}")),
+    );
+    add(&CA_CERT, quoted(&vault.ca_cert));
+    add(&CA_PATH, quoted(&vault.ca_path));
+    add(&CLIENT_CERT, quoted(&vault.client_cert));
+    add(&CLIENT_KEY, quoted(&vault.client_key));
+    let auth = &file.auth;
+    add(&ROLE_ID_FILE, quoted(&auth.role_id_file));
+    add(&SECRET_ID_FILE, quoted(&auth.secret_id_file));
+    add(&JWT_FILE, quoted(&auth.jwt_file));
+    add(&JWT_ENV, auth.jwt_env.as_ref().map(|n| format!("{n:?}")));
+    add(&TOKEN_FILE, quoted(&auth.token_file));
+    for route in &file.proxy.routes {
+        add(
+            &PROXY_UPSTREAMS,
+            Some(format!("{:?}", without_password(&route.upstream))),
+        );
+    }
+    add(&UPSTREAM_CA, quoted(&file.proxy.upstream_ca));
+    for env_file in &file.env_files {
+        if !contains(dir, env_file) {
+            found.push(format!(
+                "env_files: {:?} (outside {})",
+                env_file.display().to_string(),
+                crate::trust::display_path(dir)
+            ));
+        }
+    }
+    found
+}
+
+/// The path with symlinks resolved; for a path that does not exist, made absolute with
+/// `..` folded (it cannot be read anyway).
+fn real_path(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut folded = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::ParentDir => {
+                folded.pop();
+            }
+            Component::CurDir => {}
+            other => folded.push(other),
+        }
+    }
+    folded
+}
+
+/// An address for display, its password (if any) replaced.
+fn without_password(address: &str) -> String {
+    match reqwest::Url::parse(address) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("<hidden>"));
+            url.to_string()
+        }
+        _ => address.to_string(),
     }
 }
 
@@ -242,12 +515,13 @@ pub fn discover(start: &Path) -> Option<PathBuf> {
 
 /// The config named by `--config`, or the one discovered from the current directory.
 pub fn locate(explicit: Option<&Path>) -> Result<Option<LoadedConfig>> {
+    let inputs = TrustInputs::from_process();
     match explicit {
-        Some(path) => LoadedConfig::load(path).map(Some),
+        Some(path) => LoadedConfig::load(path, inputs).map(Some),
         None => {
             let cwd = std::env::current_dir().context("cannot read the current directory")?;
             discover(&cwd)
-                .map(|path| LoadedConfig::load(&path))
+                .map(|path| LoadedConfig::load(&path, inputs))
                 .transpose()
         }
     }
@@ -321,8 +595,10 @@ mod tests {
         let err = parse("[env]\nA = \"x#y\"\nB = \n").unwrap_err().to_string();
         assert!(err.starts_with("keywrap.toml:3:"), "{err}");
         let err = parse("[vault]\nadress = \"x\"\n").unwrap_err().to_string();
-        assert!(err.starts_with("keywrap.toml:2:1:"), "{err}");
-        assert!(err.contains("adress"), "{err}");
+        assert!(
+            err.starts_with("keywrap.toml:2:1: unknown field (6 characters, not shown), expected one of `address`"),
+            "{err}"
+        );
         let err = parse("[env]\nA = 5\n").unwrap_err().to_string();
         assert!(
             err.starts_with("keywrap.toml:2:5: expected a reference in quotes"),

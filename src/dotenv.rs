@@ -90,7 +90,8 @@ fn parse_entries(
         path,
     };
     let mut entries = Vec::new();
-    let mut references = Vec::new();
+    // Names bound to references so far (a set: a large file must stay linear).
+    let mut references: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         parser.skip_blank();
         match parser.peek() {
@@ -118,6 +119,7 @@ fn parse_entries(
             return Err(parser.error("expected NAME=value"));
         }
         if let Err(problem) = validate_env_name(&name) {
+            // The problem names no character of the name: it may be a value on a line of its own.
             return Err(anyhow!(
                 "{}:{line}:{name_column}: {problem}",
                 path.display()
@@ -125,22 +127,29 @@ fn parse_entries(
         }
         parser.skip_blank();
         if parser.peek() != Some('=') {
-            return Err(parser.error(&format!("expected '=' after {name}")));
+            return Err(parser.error("expected '=' after the variable name"));
         }
         parser.bump();
         parser.skip_blank();
         let value_column = parser.column;
-        let lookup = |var: &str, references: &[String]| -> Result<String, String> {
-            if references.iter().any(|r| r == var) {
+        let lookup = |var: &str,
+                      references: &std::collections::HashSet<String>|
+         -> Result<String, String> {
+            if references.contains(var) {
+                return Err(
+                    "cannot expand a vault:// reference: it is resolved only when the command starts"
+                        .to_string(),
+                );
+            }
+            if let Some(value) = known.get(var) {
+                return Ok(value.clone());
+            }
+            if crate::auth::is_credential_variable(var) {
                 return Err(format!(
-                    "cannot expand ${var}: it is a vault:// reference, resolved only when the command starts"
+                    "cannot expand ${var}: keywrap keeps Vault credentials from the command"
                 ));
             }
-            Ok(known
-                .get(var)
-                .cloned()
-                .or_else(|| inherited(var))
-                .unwrap_or_default())
+            Ok(inherited(var).unwrap_or_default())
         };
         let (value, quoted) = match parser.peek() {
             Some('\'') => (parser.single_quoted()?, true),
@@ -164,7 +173,7 @@ fn parse_entries(
                 )
             })?;
             known.remove(&name);
-            references.push(name.clone());
+            references.insert(name.clone());
             EnvValue::Reference(reference)
         } else {
             if let Some(kind) = looks_like_live_key(&value).filter(|_| warn_live_keys) {
@@ -173,7 +182,7 @@ fn parse_entries(
                     path.display()
                 ));
             }
-            references.retain(|r| *r != name);
+            references.remove(&name);
             known.insert(name.clone(), value.clone());
             EnvValue::Plain(value)
         };
@@ -395,20 +404,30 @@ impl Parser<'_> {
 }
 
 /// The env files for a run: keywrap.toml's `env_files` (relative to that file) first, then
-/// each `--env-file` in order; later ones win.
-pub fn paths(config: Option<&crate::config::LoadedConfig>, flags: &[PathBuf]) -> Vec<PathBuf> {
-    config
-        .map(|c| {
-            c.file
-                .env_files
-                .iter()
-                .map(|p| c.resolve_path(p))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .chain(flags.iter().cloned())
-        .collect()
+/// each `--env-file` in order; later ones win. An env file keywrap.toml names outside its own
+/// directory tree (`../x`, `/root/.vault-token`, a symlink out) is read only when the file
+/// is trusted: it may be any file of the user's, not one that came with the repository.
+pub fn paths(
+    config: Option<&crate::config::LoadedConfig>,
+    flags: &[PathBuf],
+) -> Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    if let Some(c) = config {
+        for path in &c.file.env_files {
+            if !c.contains(path) {
+                c.require_trust(
+                    &format!(
+                        "env_files entry {:?} (outside the file's directory)",
+                        path.display().to_string()
+                    ),
+                    "--env-file",
+                )?;
+            }
+            paths.push(c.resolve_path(path));
+        }
+    }
+    paths.extend(flags.iter().cloned());
+    Ok(paths)
 }
 
 /// Reads every env file of the run, in order (see [`paths`]).
@@ -419,7 +438,7 @@ pub fn load_all(
 ) -> Result<Vec<(PathBuf, Vec<Entry>)>> {
     let mut known = BTreeMap::new();
     let inherited = |name: &str| env.get(name).map(str::to_string);
-    paths(config, flags)
+    paths(config, flags)?
         .into_iter()
         .map(|path| {
             let entries = load(&path, &mut known, &inherited)?;
@@ -483,7 +502,10 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_column() {
         let err = |text: &str| parse_text(text).unwrap_err().to_string();
-        assert_eq!(err("A=1\nB \"x\"\n"), ".env:2:3: expected '=' after B");
+        assert_eq!(
+            err("A=1\nB \"x\"\n"),
+            ".env:2:3: expected '=' after the variable name"
+        );
         assert_eq!(
             err("A=1\n\nB=\"open\n"),
             ".env:3:3: unterminated double-quoted value"
@@ -498,8 +520,53 @@ mod tests {
             "{}",
             err("A=vault://secret/app\n")
         );
-        assert!(err("A=vault://s/a#k\nB=$A\n").starts_with(".env:2:3: cannot expand $A"));
+        assert!(err("A=vault://s/a#k\nB=$A\n").starts_with(".env:2:3: cannot expand a vault://"));
         assert_eq!(err("=x\n"), ".env:1:1: expected NAME=value");
+    }
+
+    #[test]
+    fn vault_credentials_are_not_expanded_into_settings() {
+        let mut known = BTreeMap::new();
+        let inherited = |name: &str| Some(format!("value-of-{name}"));
+        let err = parse(
+            Path::new(".env"),
+            "LEAK=${VAULT_TOKEN}\n",
+            &mut known,
+            &inherited,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            ".env:1:6: cannot expand $VAULT_TOKEN: keywrap keeps Vault credentials from the command"
+        );
+        let ok = parse(
+            Path::new(".env"),
+            "ADDR=$VAULT_ADDR\n",
+            &mut known,
+            &inherited,
+        )
+        .unwrap();
+        assert!(matches!(&ok[0].value, EnvValue::Plain(v) if v == "value-of-VAULT_ADDR"));
+    }
+
+    #[test]
+    fn errors_never_repeat_the_text() {
+        let key = ["sk", "-proj-", "Zx81QmVq0Lr3Tn5Wc7Yb9Ud"].concat();
+        for text in [
+            format!("{key}\n"),
+            format!("A=vault://{key}\n"),
+            format!("A=vault://secret/{key}\n"),
+            format!("A='{key}\n"),
+            format!("A=\"{key}\n"),
+            format!("A=\"{key}\" tail\n"),
+            format!("{}\n", key.replace('-', "_")),
+        ] {
+            let err = parse_text(&text).unwrap_err().to_string();
+            assert!(!err.contains(&key), "{err}");
+            assert!(!err.contains(&key.replace('-', "_")), "{err}");
+            assert!(err.starts_with(".env:1:"), "{err}");
+        }
     }
 
     #[test]

@@ -21,8 +21,12 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
 /// Parses `<number><unit>` groups (units `s`, `m`, `h`, `d`, `w`), e.g. `90d` or `1d12h`.
 /// A bare number is refused: `90` could mean seconds or days.
 pub fn parse(text: &str) -> Result<Duration, String> {
+    // The text is not repeated: in keywrap.toml it is file content (the message has the line).
     let fail = |why: &str| {
-        format!("invalid duration {text:?}: {why}; write e.g. 90d, 12h, 30m, 45s or 1d12h")
+        format!(
+            "invalid duration ({}, not shown): {why}; write e.g. 90d, 12h, 30m, 45s or 1d12h",
+            crate::redact::length(text)
+        )
     };
     if text.is_empty() {
         return Err(fail("empty"));

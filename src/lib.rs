@@ -14,6 +14,7 @@
 //! - [`proxy`]: `keywrap proxy`, the key-holding HTTP proxy with client keys and limits.
 //! - [`scan`]: finding keys in files, git history and staged changes.
 //! - [`import`]: moving a dotenv file's secrets into Vault, leaving references.
+//! - [`trust`]: which keywrap.toml files may set what could send a token or a file elsewhere.
 
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -36,6 +37,7 @@ pub mod lifecycle;
 pub mod log;
 pub mod mask;
 pub mod proxy;
+pub mod redact;
 pub mod reference;
 pub mod resolve;
 pub mod scan;
@@ -47,5 +49,6 @@ pub mod sys;
 pub mod table;
 pub mod timestamp;
 pub mod usage_error;
+pub mod trust;
 pub mod vault;
 pub mod watch;

@@ -26,38 +26,25 @@ pub struct SecretAddress {
     pub version: Option<u64>,
 }
 
-/// Why a reference could not be parsed, with the 1-based column of the problem.
+/// Why a reference could not be parsed, with the 1-based column of the problem. It keeps the
+/// input's length, never the input: a key pasted where its reference belongs must not reach
+/// a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ReferenceError {
-    pub input: String,
+    /// Characters in the input.
+    pub length: usize,
     pub column: usize,
     pub problem: String,
 }
 
 impl fmt::Display for ReferenceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if may_be_a_value(&self.input) {
-            write!(
-                f,
-                "invalid reference ({} characters, not shown: with neither / nor # it may be a secret value) at column {}: {}; a reference names where a secret is kept, never the secret itself",
-                self.input.chars().count(),
-                self.column,
-                self.problem
-            )
-        } else {
-            write!(
-                f,
-                "invalid reference \"{}\" at column {}: {}",
-                self.input, self.column, self.problem
-            )
-        }
+        write!(
+            f,
+            "invalid reference ({} characters, not shown) at column {}: {}",
+            self.length, self.column, self.problem
+        )
     }
-}
-
-/// A text with neither a path separator nor a field cannot be meant as a reference: it may
-/// be a key pasted where its reference belongs, and is kept out of messages.
-pub fn may_be_a_value(text: &str) -> bool {
-    !text.is_empty() && !text.contains('/') && !text.contains('#')
 }
 
 impl Reference {
@@ -96,7 +83,7 @@ impl FromStr for Reference {
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let fail = |column: usize, problem: &str| ReferenceError {
-            input: input.to_string(),
+            length: input.chars().count(),
             column,
             problem: problem.to_string(),
         };
@@ -108,13 +95,10 @@ impl FromStr for Reference {
         }
         let body_start = if input.starts_with(SCHEME) {
             SCHEME.len()
-        } else if let Some(position) = input.find("://") {
+        } else if input.contains("://") {
             return Err(fail(
                 1,
-                &format!(
-                    "unknown scheme \"{}://\"; write vault://PATH#FIELD or PATH#FIELD",
-                    &input[..position]
-                ),
+                "the only scheme is vault://; write vault://PATH#FIELD or PATH#FIELD",
             ));
         } else {
             0
@@ -201,21 +185,26 @@ fn column_at(input: &str, byte_offset: usize) -> usize {
     input[..byte_offset.min(input.len())].chars().count() + 1
 }
 
-/// Checks that NAME can be an environment variable: `[A-Za-z_][A-Za-z0-9_]*`.
+/// Checks that NAME can be an environment variable: `[A-Za-z_][A-Za-z0-9_]*`. The problem
+/// says which character is wrong by position, never repeating the name (it may be a value
+/// pasted in the wrong place).
 pub fn validate_env_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     match chars.next() {
         None => return Err("empty variable name".into()),
         Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
             return Err(format!(
-                "invalid variable name \"{name}\": it must start with a letter or _"
+                "invalid variable name ({}, not shown): it must start with a letter or _",
+                crate::redact::length(name)
             ))
         }
         _ => {}
     }
-    if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
+    if let Some(position) = chars.position(|c| !(c.is_ascii_alphanumeric() || c == '_')) {
         return Err(format!(
-            "invalid variable name \"{name}\": {bad:?} is not allowed (use letters, digits and _)"
+            "invalid variable name ({}, not shown): character {} is not allowed (use letters, digits and _)",
+            crate::redact::length(name),
+            position + 2
         ));
     }
     Ok(())
@@ -275,7 +264,7 @@ mod tests {
             ("secret/x?version=abc#f", 18, "positive whole number"),
             ("secret/x?version=0#f", 18, "versions start at 1"),
             ("secret/x#a#b", 11, "more than one #"),
-            ("http://x#f", 1, "unknown scheme"),
+            ("http://x#f", 1, "the only scheme is vault://"),
             ("secret/ x#f", 8, "whitespace"),
         ];
         for (input, column, problem) in cases {
@@ -286,13 +275,27 @@ mod tests {
     }
 
     #[test]
-    fn text_that_may_be_a_value_is_not_repeated() {
+    fn the_input_is_never_repeated() {
         let key = ["sk", "-", "abcdef0123456789"].concat();
-        let message = error(&key).to_string();
-        assert!(!message.contains(&key), "{message}");
-        assert!(message.contains("missing #FIELD"), "{message}");
-        let message = error("secret/openai").to_string();
-        assert!(message.contains("\"secret/openai\""), "{message}");
+        for input in [
+            key.clone(),
+            format!("secret/{key}"),
+            format!("vault://{key}/x"),
+            format!("{key}://x#y"),
+        ] {
+            let message = error(&input).to_string();
+            assert!(!message.contains(&key), "{message}");
+            assert!(
+                message.contains(&format!(
+                    "({} characters, not shown)",
+                    input.chars().count()
+                )),
+                "{message}"
+            );
+        }
+        let name = validate_env_name(&format!("A-{key}")).unwrap_err();
+        assert!(!name.contains(&key), "{name}");
+        assert!(name.contains("character 2 is not allowed"), "{name}");
     }
 
     #[test]

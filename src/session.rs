@@ -44,6 +44,7 @@ impl Session {
             nodes.join(", "),
             connection.address.source
         ));
+        warn_plain_http(&connection);
         if let Some(namespace) = &connection.namespace {
             crate::log::verbose(format_args!(
                 "namespace {} (from {})",
@@ -60,7 +61,12 @@ impl Session {
         } = auth::authenticate(&client, &auth_settings, inputs.env).await?;
         // A JWT variable named by keywrap's settings is login material even when another
         // method was used.
-        strip.extend(auth_settings.jwt_env.clone());
+        strip.extend(
+            auth_settings
+                .jwt_env
+                .as_ref()
+                .map(|name| name.unchecked().clone()),
+        );
         crate::log::verbose(format_args!("token from {description}"));
         client.set_token(token, &description);
         Ok(Session {
@@ -78,4 +84,21 @@ impl Session {
             .revoke()
             .await;
     }
+}
+
+/// Says once per run when the token is about to cross the network in clear text: the
+/// warning names the nodes and where the address came from, never the token.
+fn warn_plain_http(connection: &Connection) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let nodes = connection.plain_http_remote_nodes();
+    if nodes.is_empty() {
+        return;
+    }
+    WARNED.call_once(|| {
+        crate::log::warn(format_args!(
+            "the Vault token goes over plain http:// to {} (from {}): anyone on the network path can read it; use https://",
+            nodes.join(", "),
+            connection.address.source
+        ));
+    });
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::config::LoadedConfig;
+use crate::config::{self, LoadedConfig, Sensitive};
 use crate::environment::{parse_bool, Environment};
 
 /// The Vault CLI's default address.
@@ -57,18 +57,14 @@ pub struct TlsSettings {
 }
 
 impl Connection {
-    /// Resolves every setting by precedence.
+    /// Resolves every setting by precedence. A setting keywrap.toml gives is used only when
+    /// that file is trusted ([`crate::trust`]); `skip_verify` from the file never is.
     pub fn resolve(
         flags: &ConnectionFlags,
         env: &Environment,
         config: Option<&LoadedConfig>,
     ) -> Result<Self> {
         let file = config.map(|c| &c.file.vault);
-        let file_source = || {
-            config
-                .map(|c| c.path.display().to_string())
-                .unwrap_or_default()
-        };
         for suffix in ["ADDR", "NAMESPACE", "CACERT", "CAPATH", "SKIP_VERIFY"] {
             if env.vault_var_conflict(suffix) {
                 crate::log::warn(format_args!(
@@ -82,9 +78,9 @@ impl Connection {
             "--address",
             env,
             "ADDR",
-            file.and_then(|v| v.address.as_ref().map(|a| a.joined())),
-            &file_source,
-        )
+            config.zip(file.and_then(|v| v.address.as_ref().map(|a| a.joined()))),
+            &config::ADDRESS,
+        )?
         .unwrap_or_else(|| Sourced {
             value: DEFAULT_ADDRESS.to_string(),
             source: "default".into(),
@@ -105,53 +101,73 @@ impl Connection {
             "--namespace",
             env,
             "NAMESPACE",
-            file.and_then(|v| v.namespace.clone()),
-            &file_source,
-        );
+            config.zip(file.and_then(|v| v.namespace.clone())),
+            &config::NAMESPACE,
+        )?;
 
-        let file_path = |path: Option<&PathBuf>| {
-            path.map(|p| match config {
-                Some(c) => c.resolve_path(p),
-                None => p.clone(),
-            })
-        };
-        let path_setting = |flag: &Option<PathBuf>, suffix: &str, from_file: Option<&PathBuf>| {
-            flag.clone()
+        let path_setting = |flag: &Option<PathBuf>,
+                            suffix: &str,
+                            from_file: Option<&PathBuf>,
+                            setting: &Sensitive|
+         -> Result<Option<PathBuf>> {
+            if let Some(path) = flag
+                .clone()
                 .or_else(|| env.vault_var(suffix).map(|(_, v)| PathBuf::from(v)))
-                .or_else(|| file_path(from_file))
+            {
+                return Ok(Some(path));
+            }
+            match (config, from_file) {
+                (Some(c), Some(path)) => {
+                    c.require_trust(setting.key, setting.instead)?;
+                    Ok(Some(c.resolve_path(path)))
+                }
+                _ => Ok(None),
+            }
         };
         let (skip_verify, skip_verify_source) = if flags.skip_verify {
             (true, "--tls-skip-verify".to_string())
         } else if let Some((name, value)) = env.vault_var("SKIP_VERIFY") {
             match parse_bool(value) {
                 Some(on) => (on, name),
-                None => bail!("{name}={value:?} is not a boolean; use true or false"),
+                None => bail!(
+                    "{name} is not a boolean ({}); use true or false",
+                    crate::redact::length(value)
+                ),
             }
         } else {
-            let on = file.and_then(|v| v.skip_verify).unwrap_or(false);
-            (on, format!("skip_verify in {}", file_source()))
+            if let (Some(c), Some(true)) = (config, file.and_then(|v| v.skip_verify)) {
+                crate::log::warn(format_args!(
+                    "skip_verify = true in {} is ignored: a keywrap.toml cannot turn off TLS verification (use --tls-skip-verify or VAULT_SKIP_VERIFY=true for a test server)",
+                    crate::trust::display_path(&c.path)
+                ));
+            }
+            (false, String::new())
         };
         let tls = TlsSettings {
             ca_cert: path_setting(
                 &flags.ca_cert,
                 "CACERT",
                 file.and_then(|v| v.ca_cert.as_ref()),
-            ),
+                &config::CA_CERT,
+            )?,
             ca_path: path_setting(
                 &flags.ca_path,
                 "CAPATH",
                 file.and_then(|v| v.ca_path.as_ref()),
-            ),
+                &config::CA_PATH,
+            )?,
             client_cert: path_setting(
                 &flags.client_cert,
                 "CLIENT_CERT",
                 file.and_then(|v| v.client_cert.as_ref()),
-            ),
+                &config::CLIENT_CERT,
+            )?,
             client_key: path_setting(
                 &flags.client_key,
                 "CLIENT_KEY",
                 file.and_then(|v| v.client_key.as_ref()),
-            ),
+                &config::CLIENT_KEY,
+            )?,
             skip_verify,
         };
         if tls.client_cert.is_some() != tls.client_key.is_some() {
@@ -168,42 +184,84 @@ impl Connection {
             timeout: flags.timeout.unwrap_or(DEFAULT_TIMEOUT),
         })
     }
+
+    /// The nodes a token would reach over plain `http://` on another machine, where anyone
+    /// on the network path can read it.
+    pub fn plain_http_remote_nodes(&self) -> Vec<String> {
+        self.address
+            .value
+            .iter()
+            .filter(|url| url.scheme() == "http" && !is_loopback(url))
+            .map(|url| url.as_str().trim_end_matches('/').to_string())
+            .collect()
+    }
 }
 
-/// flag > VAULT_x > BAO_x > file.
+/// A URL whose host is this machine: `localhost` (and `*.localhost`), 127.0.0.0/8, `::1`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => {
+            let name = host.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    }
+}
+
+/// flag > VAULT_x > BAO_x > file; the file's value only when the file is trusted.
 fn pick(
     flag: Option<String>,
     flag_name: &str,
     env: &Environment,
     suffix: &str,
-    from_file: Option<String>,
-    file_source: &dyn Fn() -> String,
-) -> Option<Sourced<String>> {
+    from_file: Option<(&LoadedConfig, String)>,
+    setting: &Sensitive,
+) -> Result<Option<Sourced<String>>> {
     if let Some(value) = flag.filter(|v| !v.is_empty()) {
-        return Some(Sourced {
+        return Ok(Some(Sourced {
             value,
             source: flag_name.to_string(),
-        });
+        }));
     }
     if let Some((name, value)) = env.vault_var(suffix) {
-        return Some(Sourced {
+        return Ok(Some(Sourced {
             value: value.to_string(),
             source: name,
-        });
+        }));
     }
-    from_file.filter(|v| !v.is_empty()).map(|value| Sourced {
-        value,
-        source: file_source(),
-    })
+    match from_file.filter(|(_, v)| !v.is_empty()) {
+        Some((config, value)) => {
+            config.require_trust(setting.key, setting.instead)?;
+            Ok(Some(Sourced {
+                value,
+                source: config.path.display().to_string(),
+            }))
+        }
+        None => Ok(None),
+    }
 }
 
-/// Parses a Vault address; a malformed one is an error naming where it came from.
+/// Parses a Vault address; a malformed one is an error naming where it came from (not the
+/// text, which may be anything pasted into `VAULT_ADDR`).
 pub fn parse_address(text: &str, source: &str) -> Result<reqwest::Url> {
     let url = reqwest::Url::parse(text.trim()).map_err(|e| {
-        anyhow::anyhow!("Vault address {text:?} (from {source}) is not a URL ({e}); write it as http://HOST[:PORT] or https://HOST[:PORT]")
+        anyhow::anyhow!(
+            "the Vault address from {source} ({}) is not a URL ({e}); write it as http://HOST[:PORT] or https://HOST[:PORT]",
+            crate::redact::length(text.trim())
+        )
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        bail!("Vault address {text:?} (from {source}) must be http://HOST[:PORT] or https://HOST[:PORT]");
+        bail!(
+            "the Vault address from {source} ({}) must be http://HOST[:PORT] or https://HOST[:PORT]",
+            crate::redact::length(text.trim())
+        );
     }
     Ok(url)
 }
@@ -213,7 +271,82 @@ mod tests {
     use super::*;
 
     fn config(text: &str) -> LoadedConfig {
+        untrusted(text).assume_trusted()
+    }
+
+    fn untrusted(text: &str) -> LoadedConfig {
         LoadedConfig::parse(std::path::Path::new("/p/keywrap.toml"), text.into()).unwrap()
+    }
+
+    #[test]
+    fn an_untrusted_file_gives_no_address_but_the_environment_overrides_it() {
+        let file = untrusted("[vault]\naddress = \"http://attacker:1\"\n");
+        let err = Connection::resolve(
+            &ConnectionFlags::default(),
+            &Environment::default(),
+            Some(&file),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("[vault] address in /p/keywrap.toml is not used"),
+            "{err}"
+        );
+        assert!(err.contains("keywrap trust /p/keywrap.toml"), "{err}");
+        let env = Environment::from_pairs([("VAULT_ADDR", "http://mine:2")]);
+        let resolved = Connection::resolve(&ConnectionFlags::default(), &env, Some(&file)).unwrap();
+        assert_eq!(resolved.address.source, "VAULT_ADDR");
+        for text in [
+            "[vault]\nnamespace = \"x\"\n",
+            "[vault]\nca_cert = \"x.pem\"\n",
+            "[vault]\nclient_cert = \"c\"\nclient_key = \"k\"\n",
+        ] {
+            let file = untrusted(text);
+            let err =
+                Connection::resolve(&ConnectionFlags::default(), &env, Some(&file)).unwrap_err();
+            assert!(err.to_string().contains("is not used"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn skip_verify_from_the_file_is_never_honoured() {
+        let file = config("[vault]\nskip_verify = true\n");
+        let env = Environment::from_pairs([("VAULT_ADDR", "https://mine:2")]);
+        let resolved = Connection::resolve(&ConnectionFlags::default(), &env, Some(&file)).unwrap();
+        assert!(!resolved.tls.skip_verify);
+        assert_eq!(resolved.skip_verify_source, None);
+        let env =
+            Environment::from_pairs([("VAULT_ADDR", "https://mine:2"), ("VAULT_SKIP_VERIFY", "1")]);
+        let resolved = Connection::resolve(&ConnectionFlags::default(), &env, Some(&file)).unwrap();
+        assert!(resolved.tls.skip_verify);
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_is_noticed() {
+        let nodes = |address: &str| {
+            let env = Environment::from_pairs([("VAULT_ADDR", address)]);
+            Connection::resolve(&ConnectionFlags::default(), &env, None)
+                .unwrap()
+                .plain_http_remote_nodes()
+        };
+        assert_eq!(
+            nodes("http://vault.internal:8200"),
+            ["http://vault.internal:8200"]
+        );
+        assert_eq!(
+            nodes("http://10.0.0.5:8200,https://vault:8200"),
+            ["http://10.0.0.5:8200"]
+        );
+        for local in [
+            "http://127.0.0.1:8200",
+            "http://127.1.2.3:8200",
+            "http://localhost:8200",
+            "http://[::1]:8200",
+            "http://[::ffff:127.0.0.1]:8200",
+            "https://vault.example.com",
+        ] {
+            assert!(nodes(local).is_empty(), "{local}");
+        }
     }
 
     #[test]

@@ -85,6 +85,11 @@ fn reports_who_read_what_and_flags_denied_reads_and_new_ci_jobs() {
         .unwrap()
         .starts_with("hmac-sha256:"));
     assert_eq!(first["flags"], serde_json::json!([]));
+    assert_eq!(
+        first["unverified"],
+        serde_json::json!(["host", "user", "command"]),
+        "what the headers claim is marked"
+    );
 
     assert_eq!(openai[2]["allowed"], false);
     assert_eq!(openai[2]["flags"], serde_json::json!(["denied"]));
@@ -93,6 +98,10 @@ fn reports_who_read_what_and_flags_denied_reads_and_new_ci_jobs() {
         "github-actions repo=acme/app job=deploy run=77"
     );
     assert_eq!(openai[3]["flags"], serde_json::json!(["new CI job"]));
+    assert_eq!(
+        openai[3]["unverified"],
+        serde_json::json!(["host", "user", "command", "ci", "new CI job"])
+    );
     // The first read of secret/db sets its baseline.
     let db: Vec<&Value> = reads.iter().filter(|r| r["path"] == "secret/db").collect();
     assert_eq!(db.len(), 1);
@@ -153,10 +162,11 @@ fn filters_and_formats() {
         .run();
     csv.assert_success();
     let lines: Vec<&str> = csv.stdout.lines().collect();
-    assert_eq!(lines[0], "time,path,allowed,accessor,display_name,remote_address,host,user,command,ci,correlation_id,flags");
+    assert_eq!(lines[0], "time,path,allowed,accessor,display_name,remote_address,host,user,command,ci,correlation_id,flags,unverified");
     assert_eq!(lines.len(), 6);
     assert!(
-        lines[3].contains(",secret/openai,false,") && lines[3].ends_with(",denied"),
+        lines[3].contains(",secret/openai,false,")
+            && lines[3].ends_with(",denied,host;user;command"),
         "{}",
         lines[3]
     );
@@ -355,4 +365,58 @@ fn a_machine_read_before_keywrap_named_it_is_not_a_new_host() {
     for read in reads {
         assert_eq!(read["flags"], serde_json::json!([]), "{reads:#?}");
     }
+}
+
+#[test]
+fn a_host_name_claimed_by_any_token_holder_is_unverified() {
+    let bao = Bao::start();
+    bao.keywrap()
+        .args(["audit", "setup"])
+        .run()
+        .assert_success();
+    bao.kv_put("secret/openai", &[("api_key", "fake-key-for-report")]);
+    bao.keywrap()
+        .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
+        .run()
+        .assert_success();
+    // Anyone with a token can send keywrap's headers: here, another host's name.
+    let response = ureq::get(format!("{}/v1/secret/data/openai", bao.addr))
+        .header("X-Vault-Token", support::ROOT_TOKEN)
+        .header("X-Keywrap-Host", "build-01")
+        .header("X-Keywrap-CI", "github-actions repo=acme/app job=release")
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let report = report_json(&bao, &[]);
+    let reads = report["reads"].as_array().unwrap();
+    assert_eq!(reads.len(), 2, "{reads:#?}");
+    let claimed = &reads[1];
+    assert_eq!(claimed["host"], "build-01");
+    assert_eq!(claimed["remote_address"], "127.0.0.1");
+    assert_eq!(
+        claimed["flags"],
+        serde_json::json!(["new host", "new CI job"])
+    );
+    assert_eq!(
+        claimed["unverified"],
+        serde_json::json!(["host", "ci", "new host", "new CI job"]),
+        "the address did not change: only the header says this is a new host"
+    );
+    let text = bao
+        .keywrap()
+        .args(["audit", "report", "--log"])
+        .arg(&bao.audit_log)
+        .run();
+    text.assert_success();
+    assert!(
+        text.stdout.contains("new host (unverified)"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout
+            .contains("X-Keywrap-* headers, which any token holder can send"),
+        "{}",
+        text.stdout
+    );
 }

@@ -391,6 +391,7 @@ fn gitlab_ci_id_token() {
         "keywrap.toml",
         "[auth]\nmethod = \"jwt\"\nrole = \"ci\"\nmount = \"gitlab\"\njwt_env = \"MY_ID_TOKEN\"\n",
     );
+    keywrap.trust(keywrap.workdir.path().join("keywrap.toml"));
     let run = keywrap
         .env("GITLAB_CI", "true")
         .args(["exec", "-s", "K=secret/openai#api_key", "--", "true"])
@@ -910,6 +911,7 @@ fn kubernetes_service_account_login() {
             token_file.display()
         ),
     );
+    keywrap.trust(keywrap.workdir.path().join("keywrap.toml"));
     let run = exec_printing(keywrap.arg("-v"), &[]);
     run.assert_success()
         .assert_stderr_contains("auth: kubernetes");

@@ -165,6 +165,7 @@ fn explicit_config_and_address_from_the_file() {
             bao.addr
         ),
     );
+    keywrap.trust(&config);
     let run = keywrap
         .env("VAULT_TOKEN", ROOT_TOKEN)
         .args(["exec", "--config"])
@@ -486,10 +487,11 @@ fn namespaces_from_the_environment_the_file_and_the_flag() {
         );
     }
     let mut keywrap = bao.keywrap();
-    keywrap.write_file(
+    let config = keywrap.write_file(
         "keywrap.toml",
         "[vault]\nnamespace = \"nowhere\"\n[env]\nA = \"secret/openai#api_key\"\n",
     );
+    keywrap.trust(config);
     keywrap
         .args(["exec"])
         .args(print_vars(&["A"]))

@@ -170,6 +170,7 @@ fn a_sealed_node_first_in_the_config_is_passed_over() {
             sealed.addr, bao.addr
         ),
     );
+    keywrap.trust(keywrap.workdir.path().join("keywrap.toml"));
     let run = keywrap
         .env("VAULT_TOKEN", ROOT_TOKEN)
         .args(["exec", "--no-mask", "--", "sh", "-c", "printf %s \"$K\""])

@@ -99,7 +99,7 @@ fn import_moves_secrets_and_exec_sees_them() {
 
     assert_eq!(
         read(dir.join("keywrap.toml")),
-        "# my config\n[env]\nSHARED = \"secret/shared#x\" # kept\nOPENAI_API_KEY = \"secret/app#OPENAI_API_KEY\"\nDB_PASSWORD = \"secret/app#DB_PASSWORD\"\n"
+        "# my config\nenv_files = [\".env\"]\n\n[env]\nSHARED = \"secret/shared#x\" # kept\nOPENAI_API_KEY = \"secret/app#OPENAI_API_KEY\"\nDB_PASSWORD = \"secret/app#DB_PASSWORD\"\n"
     );
     assert_eq!(
         read(dir.join(".env")),
@@ -111,13 +111,22 @@ fn import_moves_secrets_and_exec_sees_them() {
         .keywrap()
         .current_dir(&dir)
         .arg("exec")
-        .args(print_vars(&["OPENAI_API_KEY", "DB_PASSWORD", "SHARED"]))
+        .args(print_vars(&[
+            "OPENAI_API_KEY",
+            "DB_PASSWORD",
+            "SHARED",
+            "DEBUG",
+            "PORT",
+            "OTHER",
+        ]))
         .run();
     run.assert_success();
+    // `exec` alone: the references from keywrap.toml and, through env_files, the plain
+    // settings and the reference left in .env.
     assert_eq!(
         run.stdout,
         format!(
-            "OPENAI_API_KEY=[{}]\nDB_PASSWORD=[{PASSWORD}]\nSHARED=[fake-shared]\n",
+            "OPENAI_API_KEY=[{}]\nDB_PASSWORD=[{PASSWORD}]\nSHARED=[fake-shared]\nDEBUG=[true]\nPORT=[8080]\nOTHER=[fake-shared]\n",
             openai_key()
         )
     );
@@ -247,7 +256,9 @@ fn a_committed_file_is_reported_for_rotation() {
     assert_no_values(&run);
     run.assert_stderr_contains("2 commit(s)")
         .assert_stderr_contains(&first[..7])
-        .assert_stderr_contains("keywrap rotate");
+        .assert_stderr_contains("keywrap rotate")
+        .assert_stderr_contains("app/.env is tracked by git")
+        .assert_stderr_contains("run `git rm --cached app/.env` and commit");
     assert_eq!(read(repo.path().join(".gitignore")), "/app/.env\n");
     assert!(repo.path().join("app/keywrap.toml").exists());
 
@@ -262,6 +273,7 @@ fn a_committed_file_is_reported_for_rotation() {
         .run();
     run.assert_success();
     run.assert_stderr_contains("never committed");
+    assert!(!run.stderr.contains("git rm"), "{}", run.stderr);
     assert_eq!(read(repo.path().join("other/.gitignore")), ".env\n");
     assert_eq!(read(repo.path().join(".gitignore")), "/app/.env\n");
 }
@@ -429,4 +441,156 @@ fn a_token_that_cannot_write_the_path_changes_nothing() {
     assert_eq!(read(dir.join(".env")), env_text());
     assert!(!dir.join(".gitignore").exists());
     assert!(!dir.join("keywrap.toml").exists());
+}
+
+/// An env file with secrets the classifier alone leaves behind: a commented-out old key and
+/// a password inside a URL.
+fn leftover_text() -> String {
+    format!(
+        "# old key: OPENAI_API_KEY={}\nCACHE_URL=redis://:fake-redis-pass-77@cache:6379/0\nPORT=8080\n",
+        openai_key()
+    )
+}
+
+#[test]
+fn secrets_left_in_plaintext_are_named_and_moved_on_request() {
+    let bao = Bao::start();
+    let keywrap = &mut bao.keywrap();
+    let dir = keywrap.workdir.path().to_path_buf();
+    keywrap.write_file(".env", &leftover_text());
+
+    // Without the flag: one warning per leftover, the way to move them, and the file as it was.
+    let run = keywrap
+        .args(["import", ".env", "--to", "secret/app", "--dry-run"])
+        .run();
+    run.assert_success()
+        .assert_stderr_contains("the commented-out OPENAI_API_KEY (line 1) looks like an old key; the import leaves it in plaintext")
+        .assert_stderr_contains("CACHE_URL (line 2) keeps a password inside its URL")
+        .assert_stderr_contains("--move-leftovers");
+    for value in [openai_key().as_str(), "fake-redis-pass-77"] {
+        assert!(!run.stderr.contains(value), "{}", run.stderr);
+        assert!(!run.stdout.contains(value), "{}", run.stdout);
+    }
+    assert_eq!(read(dir.join(".env")), leftover_text());
+
+    let run = bao
+        .keywrap()
+        .current_dir(&dir)
+        .args([
+            "import",
+            ".env",
+            "--to",
+            "secret/app",
+            "--yes",
+            "--move-leftovers",
+        ])
+        .run();
+    run.assert_success();
+    assert!(!run.stderr.contains("fake-redis-pass-77"), "{}", run.stderr);
+    assert_eq!(
+        bao.kv_field("secret/app", "OPENAI_API_KEY_COMMENTED_LINE1", None),
+        openai_key().as_str()
+    );
+    assert_eq!(
+        bao.kv_field("secret/app", "CACHE_URL", None),
+        "redis://:fake-redis-pass-77@cache:6379/0"
+    );
+    let env = read(dir.join(".env"));
+    assert_eq!(
+        env,
+        "# OPENAI_API_KEY (commented out) moved to Vault: secret/app#OPENAI_API_KEY_COMMENTED_LINE1\n# CACHE_URL moved to Vault: secret/app#CACHE_URL (see keywrap.toml)\nPORT=8080\n"
+    );
+    let config = read(dir.join("keywrap.toml"));
+    assert!(
+        config.contains("CACHE_URL = \"secret/app#CACHE_URL\""),
+        "{config}"
+    );
+    assert!(
+        !config.contains("COMMENTED"),
+        "an old key gets no reference: {config}"
+    );
+
+    let run = bao
+        .keywrap()
+        .current_dir(&dir)
+        .arg("exec")
+        .args(print_vars(&["CACHE_URL", "PORT"]))
+        .run();
+    run.assert_success();
+    assert_eq!(
+        run.stdout,
+        "CACHE_URL=[redis://:fake-redis-pass-77@cache:6379/0]\nPORT=[8080]\n"
+    );
+}
+
+#[test]
+fn on_a_terminal_it_offers_to_move_the_leftovers() {
+    let bao = Bao::start();
+    let keywrap = &mut bao.keywrap();
+    let dir = keywrap.workdir.path().to_path_buf();
+    keywrap.write_file(".env", &leftover_text());
+    let run = keywrap
+        .args(["import", ".env", "--to", "secret/app"])
+        .stdin("y\ny\n")
+        .run_in_pty();
+    run.assert_success();
+    assert!(
+        run.stdout
+            .contains("Move 2 of these to Vault as well? [y/N]"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        bao.kv_field("secret/app", "CACHE_URL", None),
+        "redis://:fake-redis-pass-77@cache:6379/0"
+    );
+    assert!(!read(dir.join(".env")).contains("fake-redis-pass-77"));
+}
+
+/// The temporary file each rewrite goes through is created 0600 (O_CREAT|O_EXCL with mode
+/// 0600 in one call), so no other user can open it while it holds the old and new text; the
+/// rewritten file then keeps its own mode, and a new one gets 0666 less the umask.
+#[test]
+fn the_rewrite_is_private_while_it_is_written() {
+    use std::os::unix::fs::PermissionsExt;
+    let bao = Bao::start();
+    let keywrap = &mut setup(&bao);
+    let dir = keywrap.workdir.path().to_path_buf();
+    std::fs::set_permissions(dir.join(".env"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    keywrap.args(["import", ".env", "--to", "secret/app", "--yes"]);
+    if support::strace::available() {
+        let (status, stderr, trace) = support::strace::trace(keywrap, support::strace::FILE_CALLS);
+        assert!(status.success(), "{stderr}");
+        let temporaries: Vec<&str> = trace
+            .lines()
+            .filter(|l| l.contains("keywrap-import") && l.contains("O_CREAT"))
+            .collect();
+        // .gitignore, keywrap.toml and .env.
+        assert_eq!(temporaries.len(), 3, "{trace}");
+        for line in &temporaries {
+            assert!(
+                line.contains("O_EXCL") && line.contains(", 0600) = "),
+                "{temporaries:#?}"
+            );
+        }
+    } else {
+        eprintln!("strace is not installed: checking the final modes only");
+        keywrap.run().assert_success();
+    }
+    let mode = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(".env"), 0o640);
+    let umask = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .map(|v| u32::from_str_radix(v.trim(), 8).unwrap())
+        .unwrap();
+    assert_eq!(mode("keywrap.toml"), 0o666 & !umask);
+    assert!(read(dir.join(".env")).contains("# DB_PASSWORD moved to Vault"));
 }

@@ -6,21 +6,9 @@ mod support;
 use serde_json::json;
 use support::{Bao, Keywrap};
 
-/// `.ci/run` installs strace and sets KEYWRAP_REQUIRE_STRACE=1 so this never skips there.
-fn strace_available() -> bool {
-    let found = std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok();
-    if !found && std::env::var_os("KEYWRAP_REQUIRE_STRACE").is_some() {
-        panic!("strace is required (KEYWRAP_REQUIRE_STRACE is set) but not installed");
-    }
-    found
-}
-
 #[test]
 fn exec_writes_nothing_to_disk() {
-    if !strace_available() {
+    if !support::strace::available() {
         eprintln!("skipped: strace is not installed");
         return;
     }
@@ -41,7 +29,7 @@ fn exec_writes_nothing_to_disk() {
 
 #[test]
 fn a_login_token_stays_in_memory() {
-    if !strace_available() {
+    if !support::strace::available() {
         eprintln!("skipped: strace is not installed");
         return;
     }
@@ -79,41 +67,8 @@ fn a_login_token_stays_in_memory() {
 /// Runs keywrap under `strace -f` and asserts that it succeeded and that no file was opened
 /// for writing, created, renamed or linked.
 fn assert_nothing_written(keywrap: &mut Keywrap) {
-    let trace = keywrap.home.path().join("trace.log");
-    let workdir = keywrap.workdir.path().to_path_buf();
-    let command = keywrap.command();
-    let program = command.get_program().to_owned();
-    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
-    let envs: Vec<_> = command
-        .get_envs()
-        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
-        .collect();
-    let output = std::process::Command::new("strace")
-        .args([
-            "-f",
-            "-qq",
-            "-e",
-            "trace=open,openat,openat2,creat,rename,renameat,renameat2,mkdir,mkdirat,truncate,link,linkat,symlink,symlinkat",
-            "-o",
-        ])
-        .arg(&trace)
-        .arg(program)
-        .args(args)
-        .env_clear()
-        .envs(envs)
-        .current_dir(workdir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let trace = std::fs::read_to_string(&trace).unwrap();
-    assert!(
-        trace.contains("openat"),
-        "the trace recorded nothing: {trace}"
-    );
+    let (status, stderr, trace) = support::strace::trace(keywrap, support::strace::FILE_CALLS);
+    assert!(status.success(), "{stderr}");
     let writes: Vec<&str> = trace
         .lines()
         .filter(|line| !line.contains("ENOENT"))

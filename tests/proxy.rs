@@ -474,7 +474,12 @@ fn route_and_model_allow_lists() {
         ),
     );
     let dir = keywrap.workdir.path().to_path_buf();
-    let mut process = bao.keywrap().current_dir(&dir).arg("proxy").spawn();
+    let mut process = bao
+        .keywrap()
+        .current_dir(&dir)
+        .env("KEYWRAP_TRUST", dir.join("keywrap.toml"))
+        .arg("proxy")
+        .spawn();
     process.wait_for_port(port);
     let run = bao
         .keywrap()
@@ -861,7 +866,12 @@ fn an_overlap_in_the_env_entry_holds_across_a_restart() {
         ),
     );
     let dir = keywrap.workdir.path().to_path_buf();
-    let mut process = bao.keywrap().current_dir(&dir).arg("proxy").spawn();
+    let mut process = bao
+        .keywrap()
+        .current_dir(&dir)
+        .env("KEYWRAP_TRUST", dir.join("keywrap.toml"))
+        .arg("proxy")
+        .spawn();
     process.wait_for_port(port);
     let answer = get(&format!("http://127.0.0.1:{port}/openai/v1/echo"), None);
     assert_eq!(answer.status, 200, "{}", answer.body);

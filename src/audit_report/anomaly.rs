@@ -3,13 +3,16 @@
 //!
 //! - **denied**: Vault refused the read (`permission denied`, or `policy_results.allowed`
 //!   false).
-//! - **new host** / **new CI job**: a path that had been read before is read from a host
-//!   (the `X-Keywrap-Host` header, else the remote address) or a CI job (the
-//!   `X-Keywrap-CI` header without its per-run parts) that had never read it earlier in the
-//!   log. The first read of a path sets its baseline and is not flagged. Host names and
-//!   remote addresses are not compared with each other: the first read of a path by keywrap
-//!   (which names its host) sets a baseline of its own, so a machine whose first reads came
-//!   from another client (or from keywrap before `keywrap audit setup`) is not "new".
+//! - **new host** / **new CI job**: a path that had been read before is read from a remote
+//!   address, a host name (the `X-Keywrap-Host` header) or a CI job (the `X-Keywrap-CI`
+//!   header without its per-run parts) that had never read it earlier in the log. The
+//!   first read of a path sets its baseline and is not flagged. Addresses are what Vault saw;
+//!   the headers are what the client claimed, and any token holder can send them, so a
+//!   flag that rests only on a header is marked [`Flags::CLAIMED_HOST`] (shown as
+//!   "unverified"). Names and addresses have baselines of their own: the first read of a
+//!   path by keywrap (which names its host) sets the names' baseline, so a machine whose
+//!   first reads came from another client (or from keywrap before `keywrap audit setup`) is
+//!   not "new"; and a client that claims a known name from a new address is still flagged.
 //! - **burst**: a minute in which a path is read at least [`BURST_MIN_READS`] times and at
 //!   least [`BURST_FACTOR`] times its usual rate: the median of its reads per minute over
 //!   the minutes in which it was read at all. A path read in one minute only has no usual
@@ -31,6 +34,8 @@ impl Flags {
     pub const NEW_HOST: Flags = Flags(2);
     pub const NEW_CI_JOB: Flags = Flags(4);
     pub const BURST: Flags = Flags(8);
+    /// With [`Flags::NEW_HOST`]: only the claimed host name is new, not the address.
+    pub const CLAIMED_HOST: Flags = Flags(16);
 
     pub fn insert(&mut self, flag: Flags) {
         self.0 |= flag.0;
@@ -42,6 +47,19 @@ impl Flags {
 
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    /// The flags that rest only on headers the client chose (`X-Keywrap-*`): a new host
+    /// name from a known address, a new CI job.
+    pub fn unverified(self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.contains(Flags::NEW_HOST) && self.contains(Flags::CLAIMED_HOST) {
+            names.push("new host");
+        }
+        if self.contains(Flags::NEW_CI_JOB) {
+            names.push("new CI job");
+        }
+        names
     }
 
     /// The flags' names, in a fixed order.
@@ -80,20 +98,23 @@ pub fn ci_job(header: &str) -> String {
 /// Interned ids of what the rules compare.
 pub type Id = u32;
 
-/// Where a read came from: the host keywrap named in its header, or, for other clients,
-/// the remote address.
+/// Where a read came from: the remote address Vault saw, and the host name the client
+/// claimed in `X-Keywrap-Host` (keywrap sends one; other clients do not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Host {
-    Named(Id),
-    Address(Id),
+pub struct Origin {
+    pub address: Option<Id>,
+    pub name: Option<Id>,
 }
 
 /// Streaming state of the rules.
 #[derive(Default)]
 pub struct Detector {
-    /// Paths read so far, apart for reads with a named host and without.
-    read_paths: HashSet<(Id, bool)>,
-    hosts: HashSet<(Id, Host)>,
+    /// Paths read so far from a known address, and the addresses.
+    address_paths: HashSet<Id>,
+    addresses: HashSet<(Id, Id)>,
+    /// Paths read so far by a client that named its host, and the names.
+    named_paths: HashSet<Id>,
+    names: HashSet<(Id, Id)>,
     ci_jobs: HashSet<(Id, Id)>,
     per_minute: HashMap<(Id, i64), u32>,
 }
@@ -103,7 +124,7 @@ impl Detector {
     pub fn observe(
         &mut self,
         path: Id,
-        host: Host,
+        origin: Origin,
         ci_job: Option<Id>,
         minute: Option<i64>,
         allowed: bool,
@@ -112,14 +133,23 @@ impl Detector {
         if !allowed {
             flags.insert(Flags::DENIED);
         }
-        let seen_path = !self
-            .read_paths
-            .insert((path, matches!(host, Host::Named(_))));
-        if self.hosts.insert((path, host)) && seen_path {
+        let new_address = origin.address.is_some_and(|address| {
+            let known_path = !self.address_paths.insert(path);
+            self.addresses.insert((path, address)) && known_path
+        });
+        let named_before = self.named_paths.contains(&path);
+        let new_name = origin.name.is_some_and(|name| {
+            self.named_paths.insert(path);
+            self.names.insert((path, name)) && named_before
+        });
+        if new_address {
             flags.insert(Flags::NEW_HOST);
+        } else if new_name {
+            flags.insert(Flags::NEW_HOST);
+            flags.insert(Flags::CLAIMED_HOST);
         }
         if let Some(job) = ci_job {
-            if self.ci_jobs.insert((path, job)) && seen_path {
+            if self.ci_jobs.insert((path, job)) && named_before {
                 flags.insert(Flags::NEW_CI_JOB);
             }
         }
@@ -160,47 +190,74 @@ impl Detector {
 mod tests {
     use super::*;
 
+    fn named(address: Id, name: Id) -> Origin {
+        Origin {
+            address: Some(address),
+            name: Some(name),
+        }
+    }
+
+    fn client(address: Id) -> Origin {
+        Origin {
+            address: Some(address),
+            name: None,
+        }
+    }
+
     #[test]
     fn first_reader_sets_the_baseline_then_newcomers_are_flagged() {
         let mut detector = Detector::default();
         assert!(detector
-            .observe(1, Host::Named(10), None, Some(0), true)
+            .observe(1, named(100, 10), None, Some(0), true)
             .is_empty());
         assert!(detector
-            .observe(1, Host::Named(10), None, Some(0), true)
+            .observe(1, named(100, 10), None, Some(0), true)
             .is_empty());
-        assert_eq!(
-            detector.observe(1, Host::Named(11), None, Some(0), true),
-            Flags::NEW_HOST
-        );
+        // A new machine: a new address (and name), which Vault saw.
+        let flags = detector.observe(1, named(101, 11), None, Some(0), true);
+        assert_eq!(flags.names(), ["new host"]);
+        assert!(flags.unverified().is_empty());
         // Another path has its own baseline.
         assert!(detector
-            .observe(2, Host::Named(11), Some(5), Some(0), true)
+            .observe(2, named(101, 11), Some(5), Some(0), true)
             .is_empty());
-        let flags = detector.observe(1, Host::Named(11), Some(6), Some(0), false);
+        let flags = detector.observe(1, named(101, 11), Some(6), Some(0), false);
         assert_eq!(flags.names(), ["denied", "new CI job"]);
+        assert_eq!(flags.unverified(), ["new CI job"]);
+    }
+
+    #[test]
+    fn a_claimed_name_is_unverified_and_a_new_address_is_flagged_whatever_the_name() {
+        let mut detector = Detector::default();
+        detector.observe(1, named(100, 10), None, None, true);
+        // Same address, another claimed name: only the header says so.
+        let flags = detector.observe(1, named(100, 11), None, None, true);
+        assert_eq!(flags.names(), ["new host"]);
+        assert_eq!(flags.unverified(), ["new host"]);
+        // A known name from a new address: flagged, and not on the header's word.
+        let flags = detector.observe(1, named(200, 10), None, None, true);
+        assert_eq!(flags.names(), ["new host"]);
+        assert!(flags.unverified().is_empty());
     }
 
     #[test]
     fn names_and_addresses_have_baselines_of_their_own() {
         let mut detector = Detector::default();
         // Another client reads first, then keywrap on the same machine, then a new machine.
+        assert!(detector.observe(1, client(1), None, None, true).is_empty());
         assert!(detector
-            .observe(1, Host::Address(1), None, None, true)
+            .observe(1, named(1, 2), None, None, true)
             .is_empty());
         assert!(detector
-            .observe(1, Host::Named(2), None, None, true)
-            .is_empty());
-        assert!(detector
-            .observe(1, Host::Named(2), None, None, true)
+            .observe(1, named(1, 2), None, None, true)
             .is_empty());
         assert_eq!(
-            detector.observe(1, Host::Named(3), None, None, true),
-            Flags::NEW_HOST
+            detector.observe(1, named(1, 3), None, None, true).names(),
+            ["new host"]
         );
         assert_eq!(
-            detector.observe(1, Host::Address(4), None, None, true),
-            Flags::NEW_HOST
+            detector.observe(1, client(4), None, None, true).names(),
+            ["new host"]
         );
     }
 
@@ -209,26 +266,26 @@ mod tests {
         let mut detector = Detector::default();
         for minute in 0..10 {
             for _ in 0..2 {
-                detector.observe(1, Host::Named(1), None, Some(minute), true);
+                detector.observe(1, named(1, 1), None, Some(minute), true);
             }
         }
         for _ in 0..25 {
-            detector.observe(1, Host::Named(1), None, Some(10), true);
+            detector.observe(1, named(1, 1), None, Some(10), true);
         }
         // 19 reads is below the floor, however quiet the path usually is.
         for _ in 0..19 {
-            detector.observe(1, Host::Named(1), None, Some(11), true);
+            detector.observe(1, named(1, 1), None, Some(11), true);
         }
         // Two quiet reads, then 30 in another minute: the quieter minute is the usual rate.
         for _ in 0..2 {
-            detector.observe(3, Host::Named(1), None, Some(0), true);
+            detector.observe(3, named(1, 1), None, Some(0), true);
         }
         for _ in 0..30 {
-            detector.observe(3, Host::Named(1), None, Some(7), true);
+            detector.observe(3, named(1, 1), None, Some(7), true);
         }
         // A path only ever read in one minute has no usual rate.
         for _ in 0..50 {
-            detector.observe(2, Host::Named(1), None, Some(3), true);
+            detector.observe(2, named(1, 1), None, Some(3), true);
         }
         assert_eq!(detector.bursts(), HashSet::from([(1, 10), (3, 7)]));
     }

@@ -15,7 +15,7 @@ pub mod progress;
 use std::collections::HashMap;
 use std::io::BufRead;
 
-use anomaly::{Detector, Flags, Host, Id};
+use anomaly::{Detector, Flags, Id, Origin};
 use entry::{Line, Prefilter};
 use pattern::PathPattern;
 
@@ -143,14 +143,13 @@ pub fn scan(
         };
         stats.reads += 1;
         let path = strings.id(&read.path);
-        let host = if read.host.is_empty() {
-            Host::Address(strings.id(&read.remote_address))
-        } else {
-            Host::Named(strings.id(&read.host))
+        let origin = Origin {
+            address: (!read.remote_address.is_empty()).then(|| strings.id(&read.remote_address)),
+            name: (!read.host.is_empty()).then(|| strings.id(&read.host)),
         };
         let ci_job = (!read.ci.is_empty()).then(|| strings.id(&anomaly::ci_job(&read.ci)));
         let minute = read.time.map(|t| t.seconds().div_euclid(60));
-        let flags = detector.observe(path, host, ci_job, minute, read.allowed);
+        let flags = detector.observe(path, origin, ci_job, minute, read.allowed);
         if !shown(filters, &read) {
             continue;
         }
@@ -265,6 +264,11 @@ mod tests {
         );
         let flags: Vec<Vec<&str>> = report.records.iter().map(|r| r.flags.names()).collect();
         assert_eq!(flags, [vec![], vec!["denied", "new host"], vec![]]);
+        assert_eq!(
+            report.records[1].flags.unverified(),
+            ["new host"],
+            "the same address claimed another host name"
+        );
 
         let filters = Filters {
             path: Some(PathPattern::new("secret/open")),

@@ -21,9 +21,12 @@ struct Row<'a> {
     ci: &'a str,
     correlation_id: &'a str,
     flags: Vec<&'static str>,
+    /// What in this row rests only on `X-Keywrap-*` headers, which any token holder can
+    /// send: the host, user, command and CI columns when set, and flags that follow from them.
+    unverified: Vec<&'static str>,
 }
 
-const COLUMNS: [&str; 12] = [
+const COLUMNS: [&str; 13] = [
     "time",
     "path",
     "allowed",
@@ -36,10 +39,22 @@ const COLUMNS: [&str; 12] = [
     "ci",
     "correlation_id",
     "flags",
+    "unverified",
 ];
 
 fn row<'a>(report: &'a Report, record: &'a Record) -> Row<'a> {
     let text = |id| report.strings.text(id);
+    let mut unverified: Vec<&'static str> = [
+        ("host", record.host),
+        ("user", record.user),
+        ("command", record.command),
+        ("ci", record.ci),
+    ]
+    .into_iter()
+    .filter(|(_, id)| !text(*id).is_empty())
+    .map(|(name, _)| name)
+    .collect();
+    unverified.extend(record.flags.unverified());
     Row {
         time: &record.time_text,
         path: text(record.path),
@@ -53,6 +68,7 @@ fn row<'a>(report: &'a Report, record: &'a Record) -> Row<'a> {
         ci: text(record.ci),
         correlation_id: &record.correlation_id,
         flags: record.flags.names(),
+        unverified,
     }
 }
 
@@ -78,6 +94,7 @@ pub fn csv(report: &Report, out: &mut impl Write) -> io::Result<()> {
         let r = row(report, record);
         let allowed = r.allowed.to_string();
         let flags = r.flags.join(";");
+        let unverified = r.unverified.join(";");
         let cells = [
             r.time,
             r.path,
@@ -91,6 +108,7 @@ pub fn csv(report: &Report, out: &mut impl Write) -> io::Result<()> {
             r.ci,
             r.correlation_id,
             &flags,
+            &unverified,
         ];
         for (i, cell) in cells.iter().enumerate() {
             if i > 0 {
@@ -148,13 +166,33 @@ pub fn text(report: &Report, out: &mut impl Write) -> io::Result<()> {
                 short(r.user),
                 short(r.command),
                 short(r.ci),
-                r.flags.join(", "),
+                r.flags
+                    .iter()
+                    .map(|flag| {
+                        if r.unverified.contains(flag) {
+                            format!("{flag} (unverified)")
+                        } else {
+                            flag.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ]
         })
         .collect();
     let mut table = String::new();
     crate::table::render(&header, &rows, &mut table);
     out.write_all(table.as_bytes())?;
+    if report
+        .records
+        .iter()
+        .any(|r| !row(report, r).unverified.is_empty())
+    {
+        writeln!(
+            out,
+            "\nHOST, USER, COMMAND and CI are what each client claimed in X-Keywrap-* headers, which any token holder can send: unverified. FROM is the address Vault saw."
+        )?;
+    }
     let s = &report.stats;
     writeln!(
         out,

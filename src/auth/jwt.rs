@@ -56,11 +56,12 @@ async fn find_jwt(
     if let Some(file) = &settings.jwt_file {
         return Ok((
             read_material(file, Method::Jwt, "JWT")?,
-            file.display().to_string(),
+            file.unchecked().display().to_string(),
             Vec::new(),
         ));
     }
     if let Some(name) = &settings.jwt_env {
+        let name = name.get()?;
         return match env.get(name) {
             Some(value) => Ok((SecretString::from(value.trim().to_string()), name.clone(), vec![name.clone()])),
             None => bail!(

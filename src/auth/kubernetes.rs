@@ -11,14 +11,18 @@ pub fn login_request(settings: &AuthSettings, _env: &Environment) -> Result<Logi
     let Some(role) = &settings.role else {
         bail!("kubernetes login needs the Vault role to log in as: --auth-role, KEYWRAP_AUTH_ROLE or [auth] role");
     };
-    let file = &settings.kubernetes_token_file;
+    let file = settings.kubernetes_token_file.get()?;
     if !file.is_file() {
         bail!(
             "kubernetes login: no service-account token at {} (not running in a pod, or automountServiceAccountToken is off; set [auth] token_file)",
             file.display()
         );
     }
-    let jwt = read_material(file, Method::Kubernetes, "service-account token")?;
+    let jwt = read_material(
+        &settings.kubernetes_token_file,
+        Method::Kubernetes,
+        "service-account token",
+    )?;
     let mount = settings.mount_for(Method::Kubernetes);
     Ok(LoginRequest {
         method: Method::Kubernetes,

@@ -201,9 +201,14 @@ pub fn one_line(errors: &[String]) -> String {
     }
 }
 
-/// Reads a file of login material (a role ID, a secret ID, a JWT), trimmed; errors name
-/// the method, the file and the cause.
-pub fn read_material(path: &std::path::Path, method: Method, what: &str) -> Result<SecretString> {
+/// Reads a file of login material (a role ID, a secret ID, a JWT), trimmed, once the file
+/// that named it is trusted; errors name the method, the file and the cause.
+pub fn read_material(
+    path: &crate::trust::Gated<std::path::PathBuf>,
+    method: Method,
+    what: &str,
+) -> Result<SecretString> {
+    let path = path.get()?;
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
             "{method} login: cannot read the {what} file {}",

@@ -8,8 +8,9 @@ use std::str::FromStr;
 use anyhow::Result;
 use serde::Deserialize;
 
-use crate::config::LoadedConfig;
+use crate::config::{LoadedConfig, Sensitive};
 use crate::environment::Environment;
+use crate::trust::Gated;
 
 /// The Kubernetes service-account token, where the kubelet mounts it.
 pub const KUBERNETES_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -66,7 +67,8 @@ impl FromStr for Method {
             "jwt" | "oidc" => Ok(Method::Jwt),
             "kubernetes" | "k8s" => Ok(Method::Kubernetes),
             _ => Err(format!(
-                "unknown auth method {text:?}; use token, approle, jwt or kubernetes"
+                "unknown auth method ({}, not shown); use token, approle, jwt or kubernetes",
+                crate::redact::length(text)
             )),
         }
     }
@@ -109,19 +111,20 @@ pub struct AuthFlags {
     pub kubernetes_token_file: Option<PathBuf>,
 }
 
-/// Resolved auth settings.
+/// Resolved auth settings. Files and variables named by keywrap.toml are [`Gated`]: they
+/// are read only once that file is trusted.
 #[derive(Debug, Default, Clone)]
 pub struct AuthSettings {
     pub method: Option<Method>,
     pub mount: Option<String>,
     pub role: Option<String>,
-    pub role_id_file: Option<PathBuf>,
-    pub secret_id_file: Option<PathBuf>,
+    pub role_id_file: Option<Gated<PathBuf>>,
+    pub secret_id_file: Option<Gated<PathBuf>>,
     pub secret_id_wrapped: bool,
-    pub jwt_file: Option<PathBuf>,
-    pub jwt_env: Option<String>,
+    pub jwt_file: Option<Gated<PathBuf>>,
+    pub jwt_env: Option<Gated<String>>,
     pub audience: Option<String>,
-    pub kubernetes_token_file: PathBuf,
+    pub kubernetes_token_file: Gated<PathBuf>,
 }
 
 impl AuthSettings {
@@ -131,10 +134,19 @@ impl AuthSettings {
         config: Option<&LoadedConfig>,
     ) -> Result<Self> {
         let file = config.map(|c| &c.file.auth);
-        let path_in_file = |p: Option<&PathBuf>| {
-            p.map(|p| config.map_or_else(|| p.clone(), |c| c.resolve_path(p)))
-        };
         let var = |name: &str| env.get(name).map(str::to_string);
+        // flag > variable > file; the file's paths resolved against its directory.
+        let path = |flag: &Option<PathBuf>,
+                    variable: &str,
+                    from_file: Option<&PathBuf>,
+                    setting: &Sensitive|
+         -> Option<Gated<PathBuf>> {
+            if let Some(path) = flag.clone().or_else(|| var(variable).map(PathBuf::from)) {
+                return Some(Gated::given(path));
+            }
+            let config = config?;
+            Some(config.gated(config.resolve_path(from_file?), setting))
+        };
         let method = match flags.method {
             Some(m) => Some(m),
             None => {
@@ -143,6 +155,12 @@ impl AuthSettings {
                     None => None,
                 }
             }
+        };
+        let jwt_env = match flags.jwt_env.clone().or_else(|| var("KEYWRAP_JWT_ENV")) {
+            Some(name) => Some(Gated::given(name)),
+            None => config
+                .zip(file.and_then(|f| f.jwt_env.clone()))
+                .map(|(config, name)| config.gated(name, &crate::config::JWT_ENV)),
         };
         Ok(AuthSettings {
             method,
@@ -156,39 +174,39 @@ impl AuthSettings {
                 .clone()
                 .or_else(|| var("KEYWRAP_AUTH_ROLE"))
                 .or_else(|| file.and_then(|f| f.role.clone())),
-            role_id_file: flags
-                .role_id_file
-                .clone()
-                .or_else(|| var("KEYWRAP_ROLE_ID_FILE").map(PathBuf::from))
-                .or_else(|| path_in_file(file.and_then(|f| f.role_id_file.as_ref()))),
-            secret_id_file: flags
-                .secret_id_file
-                .clone()
-                .or_else(|| var("KEYWRAP_SECRET_ID_FILE").map(PathBuf::from))
-                .or_else(|| path_in_file(file.and_then(|f| f.secret_id_file.as_ref()))),
+            role_id_file: path(
+                &flags.role_id_file,
+                "KEYWRAP_ROLE_ID_FILE",
+                file.and_then(|f| f.role_id_file.as_ref()),
+                &crate::config::ROLE_ID_FILE,
+            ),
+            secret_id_file: path(
+                &flags.secret_id_file,
+                "KEYWRAP_SECRET_ID_FILE",
+                file.and_then(|f| f.secret_id_file.as_ref()),
+                &crate::config::SECRET_ID_FILE,
+            ),
             secret_id_wrapped: flags.secret_id_wrapped
                 || file.and_then(|f| f.secret_id_wrapped).unwrap_or(false),
-            jwt_file: flags
-                .jwt_file
-                .clone()
-                .or_else(|| var("KEYWRAP_JWT_FILE").map(PathBuf::from))
-                .or_else(|| path_in_file(file.and_then(|f| f.jwt_file.as_ref()))),
-            jwt_env: flags
-                .jwt_env
-                .clone()
-                .or_else(|| var("KEYWRAP_JWT_ENV"))
-                .or_else(|| file.and_then(|f| f.jwt_env.clone())),
+            jwt_file: path(
+                &flags.jwt_file,
+                "KEYWRAP_JWT_FILE",
+                file.and_then(|f| f.jwt_file.as_ref()),
+                &crate::config::JWT_FILE,
+            ),
+            jwt_env,
             audience: flags
                 .audience
                 .clone()
                 .or_else(|| var("KEYWRAP_JWT_AUDIENCE"))
                 .or_else(|| file.and_then(|f| f.audience.clone())),
-            kubernetes_token_file: flags
-                .kubernetes_token_file
-                .clone()
-                .or_else(|| var("KEYWRAP_KUBERNETES_TOKEN_FILE").map(PathBuf::from))
-                .or_else(|| path_in_file(file.and_then(|f| f.token_file.as_ref())))
-                .unwrap_or_else(|| PathBuf::from(KUBERNETES_TOKEN_FILE)),
+            kubernetes_token_file: path(
+                &flags.kubernetes_token_file,
+                "KEYWRAP_KUBERNETES_TOKEN_FILE",
+                file.and_then(|f| f.token_file.as_ref()),
+                &crate::config::TOKEN_FILE,
+            )
+            .unwrap_or_else(|| Gated::given(PathBuf::from(KUBERNETES_TOKEN_FILE))),
         })
     }
 
@@ -217,8 +235,8 @@ pub fn detect(settings: &AuthSettings, env: &Environment) -> Option<(Method, Str
     if settings.jwt_file.is_some()
         || settings
             .jwt_env
-            .as_deref()
-            .is_some_and(|v| env.get(v).is_some())
+            .as_ref()
+            .is_some_and(|v| env.get(v.unchecked()).is_some())
         || env.vault_var("JWT").is_some()
     {
         return Some((Method::Jwt, "found a JWT".into()));
@@ -229,13 +247,11 @@ pub fn detect(settings: &AuthSettings, env: &Environment) -> Option<(Method, Str
     if env.get(GITLAB_ID_TOKEN).is_some() {
         return Some((Method::Jwt, format!("GitLab CI id token {GITLAB_ID_TOKEN}")));
     }
-    if settings.role.is_some() && settings.kubernetes_token_file.is_file() {
+    let kubernetes_token_file = settings.kubernetes_token_file.unchecked();
+    if settings.role.is_some() && kubernetes_token_file.is_file() {
         return Some((
             Method::Kubernetes,
-            format!(
-                "service-account token {}",
-                settings.kubernetes_token_file.display()
-            ),
+            format!("service-account token {}", kubernetes_token_file.display()),
         ));
     }
     if crate::auth::token::token_file(env).is_some_and(|f| f.is_file()) {
@@ -268,7 +284,7 @@ mod tests {
     fn settings(role: Option<&str>) -> AuthSettings {
         AuthSettings {
             role: role.map(str::to_string),
-            kubernetes_token_file: PathBuf::from("/nonexistent/token"),
+            kubernetes_token_file: Gated::given(PathBuf::from("/nonexistent/token")),
             ..Default::default()
         }
     }
@@ -329,6 +345,67 @@ mod tests {
                 "{ci:?}"
             );
         }
+    }
+
+    #[test]
+    fn files_and_variables_an_untrusted_file_names_are_withheld() {
+        let config = LoadedConfig::parse(
+            std::path::Path::new("/repo/keywrap.toml"),
+            "[auth]\nmethod = \"jwt\"\nrole = \"ci\"\njwt_file = \"../.ssh/id_ed25519\"\njwt_env = \"GITHUB_TOKEN\"\ntoken_file = \"/etc/shadow\"\n".into(),
+        )
+        .unwrap();
+        let settings = AuthSettings::resolve(
+            &AuthFlags::default(),
+            &Environment::default(),
+            Some(&config),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.role.as_deref(),
+            Some("ci"),
+            "harmless settings are taken"
+        );
+        for (gated, key) in [
+            (
+                settings.jwt_file.as_ref().unwrap().get().map(|_| ()),
+                "[auth] jwt_file",
+            ),
+            (
+                settings.jwt_env.as_ref().unwrap().get().map(|_| ()),
+                "[auth] jwt_env",
+            ),
+            (
+                settings.kubernetes_token_file.get().map(|_| ()),
+                "[auth] token_file",
+            ),
+        ] {
+            let err = gated.unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{key} in /repo/keywrap.toml")),
+                "{err}"
+            );
+        }
+        let env = Environment::from_pairs([
+            ("KEYWRAP_JWT_FILE", "/run/jwt"),
+            ("KEYWRAP_JWT_ENV", "CI_JWT"),
+        ]);
+        let settings = AuthSettings::resolve(&AuthFlags::default(), &env, Some(&config)).unwrap();
+        assert_eq!(
+            settings.jwt_file.unwrap().get().unwrap(),
+            &PathBuf::from("/run/jwt")
+        );
+        assert_eq!(settings.jwt_env.unwrap().get().unwrap(), "CI_JWT");
+        let trusted = config.assume_trusted();
+        let settings = AuthSettings::resolve(
+            &AuthFlags::default(),
+            &Environment::default(),
+            Some(&trusted),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.jwt_file.unwrap().get().unwrap(),
+            &PathBuf::from("/repo/../.ssh/id_ed25519")
+        );
     }
 
     #[test]

@@ -38,12 +38,16 @@ impl ChildEnvironment {
         also_remove: &[String],
         secrets: Vec<(String, SecretValue)>,
     ) -> Self {
+        // A set, not a scan per variable: an env file can layer thousands of settings over
+        // the parent, next to thousands of secrets.
+        let secret_names: std::collections::HashSet<&str> =
+            secrets.iter().map(|(name, _)| name.as_str()).collect();
         let removed = |name: &OsString| {
             let name = name.to_string_lossy();
             is_credential_variable(&name)
                 || also_remove.iter().any(|r| r == name.as_ref())
                 || name == RUN_VARIABLE
-                || secrets.iter().any(|(secret, _)| *secret == name)
+                || secret_names.contains(name.as_ref())
         };
         let mut plain: Vec<(OsString, OsString)> = parent
             .iter()

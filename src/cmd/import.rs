@@ -39,11 +39,13 @@ pub fn run(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
     };
     let original = std::fs::read_to_string(&env_path)
         .with_context(|| format!("cannot read {}", env_path.display()))?;
-    let sorted = import::sort(&env_path, &original, &matcher, &args.to, layout)?;
+    let mut sorted = import::sort(&env_path, &original, &matcher, &args.to, layout)?;
     let git = GitState::of(&env_path, &dir);
+    leftovers(&env_path, &mut sorted, args, layout)?;
 
     // Every local change is computed (and checked) now, before Vault is touched.
     let mut changes = Vec::new();
+    let mut trusted_config = None;
     let mut described = Vec::new();
     if !git.ignored {
         let (gitignore, pattern) = git.ignore_entry(&env_path, &dir);
@@ -75,18 +77,29 @@ pub fn run(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
                 ),
                 None => None,
             };
-            let new =
-                files::add_references(&target, text.as_deref(), &sorted.moved, args.overwrite)?;
+            let listed = listed_env_file(&target, &env_path, &sorted);
+            let new = files::add_references(
+                &target,
+                text.as_deref(),
+                &sorted.moved,
+                listed.as_deref(),
+                args.overwrite,
+            )?;
             let verb = if before.is_some() {
                 "add"
             } else {
                 "create with"
             };
+            let listing = listed
+                .as_ref()
+                .map(|file| format!(", {file} in env_files"))
+                .unwrap_or_default();
             described.push(format!(
-                "{}: {verb} {} reference(s) under [env]",
+                "{}: {verb} {} reference(s) under [env]{listing}",
                 target.display(),
-                sorted.moved.len()
+                sorted.moved.iter().filter(|m| m.active).count()
             ));
+            trusted_config = Some((target.clone(), before.clone(), new.clone()));
             changes.push(Change {
                 path: target,
                 original: before,
@@ -112,6 +125,18 @@ pub fn run(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
 
     print_plan(&env_path, &args.to, &sorted, &described, args.dry_run)?;
     report_history(&env_path, &git, &sorted);
+    if git.tracked {
+        let relative = git
+            .root
+            .as_deref()
+            .and_then(|root| env_path.strip_prefix(root).ok())
+            .unwrap_or(&env_path);
+        crate::log::warn(format_args!(
+            "{} is tracked by git: the .gitignore line does not untrack it, and the next commit would still hold its new contents; run `git rm --cached {}` and commit (the file stays on disk)",
+            env_path.display(),
+            crate::trust::shell_quote(relative)
+        ));
+    }
     if args.dry_run {
         println!("dry run: nothing was written to Vault or to disk");
         return Ok(ExitCode::SUCCESS);
@@ -133,7 +158,14 @@ pub fn run(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
                 cli.session_inputs(&env, loaded.as_ref()),
                 identity,
             ))
-            .context("cannot reach Vault; no local file was changed")?;
+            .map_err(|err| {
+                // A refusal for want of trust says so itself, in one line.
+                if err.is::<crate::trust::NotTrusted>() {
+                    err
+                } else {
+                    err.context("cannot reach Vault; no local file was changed")
+                }
+            })?;
         let written = runtime.block_on(import::vault::write_all(
             &session.client,
             &sorted.moved,
@@ -143,6 +175,9 @@ pub fn run(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
         written?;
     }
     files::apply(&changes)?;
+    if let Some((path, Some(before), new)) = trusted_config {
+        keep_trust(&path, &before, new.as_bytes());
+    }
     eprintln!(
         "keywrap: imported {} secret(s) from {} into Vault and verified them; {} file(s) updated",
         sorted.moved.len(),
@@ -208,10 +243,109 @@ fn report_history(env_path: &Path, git: &GitState, sorted: &Sorted) {
     }
 }
 
-/// Asks y/N on the terminal: stdin when it is one, else /dev/tty when stderr is a terminal
-/// (so `keywrap import ... < file` still asks); refuses without a terminal.
+/// Warns about the secrets the import would leave in plaintext and moves them too with
+/// `--move-leftovers`, or when the user says so on a terminal (never asked with `--yes`
+/// or `--dry-run`).
+fn leftovers(
+    env_path: &Path,
+    sorted: &mut Sorted,
+    args: &ImportArgs,
+    layout: Layout,
+) -> Result<()> {
+    if sorted.leftovers.is_empty() {
+        return Ok(());
+    }
+    for leftover in &sorted.leftovers {
+        crate::log::warn(format_args!(
+            "{}: {}; the import leaves it in plaintext",
+            env_path.display(),
+            leftover.describe()
+        ));
+    }
+    let count = sorted.leftovers.len();
+    let take = args.move_leftovers
+        || (!args.yes
+            && !args.dry_run
+            && ask(&format!("Move {count} of these to Vault as well? [y/N] "))? == Some(true));
+    if take {
+        sorted.move_leftovers(&args.to, layout);
+    } else {
+        eprintln!("keywrap: pass --move-leftovers to move them to Vault as well");
+    }
+    Ok(())
+}
+
+/// The env file as keywrap.toml's `env_files` should list it (relative to keywrap.toml) when
+/// plain settings stay in it, so `keywrap exec` alone still gives them to the command; None
+/// when nothing stays, or when the env file is outside keywrap.toml's directory (an entry
+/// there would need trust; `--env-file` names it instead).
+fn listed_env_file(config: &Path, env_path: &Path, sorted: &Sorted) -> Option<String> {
+    if sorted.kept.is_empty() {
+        return None;
+    }
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let config_dir = real(
+        config
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    );
+    match real(env_path).strip_prefix(&config_dir) {
+        Ok(relative) => Some(relative.to_string_lossy().into_owned()),
+        Err(_) => {
+            crate::log::warn(format_args!(
+                "{} is outside {}'s directory: run `keywrap exec --env-file {}` for the plain settings left in it",
+                env_path.display(),
+                config.display(),
+                env_path.display()
+            ));
+            None
+        }
+    }
+}
+
+/// A keywrap.toml the user trusted stays trusted after the import's own edit: the content
+/// that was trusted is replaced by the content the import wrote. A file that was not
+/// trusted stays untrusted.
+fn keep_trust(path: &Path, before: &[u8], after: &[u8]) {
+    let Ok(canonical) = std::fs::canonicalize(path) else {
+        return;
+    };
+    let Ok(location) = crate::trust::store_location() else {
+        return;
+    };
+    let Ok(mut store) = crate::trust::store::Store::open(location) else {
+        return;
+    };
+    let was = store
+        .lookup(&canonical)
+        .is_some_and(|e| e.digest == crate::trust::store::digest(before));
+    if !was {
+        return;
+    }
+    let outcome = store
+        .insert(&canonical, &crate::trust::store::digest(after))
+        .and_then(|()| store.save());
+    if let Err(err) = outcome {
+        crate::log::warn(format_args!(
+            "{} was trusted, but the edited file could not be recorded ({err:#}); run `keywrap trust {}`",
+            path.display(),
+            crate::trust::shell_quote(&canonical)
+        ));
+    }
+}
+
+/// Asks y/N before anything is written; refuses without a terminal.
 fn confirm() -> Result<bool> {
-    let question = "Write these secrets to Vault and rewrite the files above? [y/N] ";
+    match ask("Write these secrets to Vault and rewrite the files above? [y/N] ")? {
+        Some(answer) => Ok(answer),
+        None => bail!("no terminal to confirm on; review the plan (--dry-run) and pass --yes; nothing was written to Vault or to disk"),
+    }
+}
+
+/// Asks `question` on the terminal: stdin when it is one, else /dev/tty when stderr is a
+/// terminal (so `keywrap import ... < file` still asks). None without a terminal.
+fn ask(question: &str) -> Result<Option<bool>> {
     let answer = if std::io::stdin().is_terminal() {
         eprint!("{question}");
         let mut line = String::new();
@@ -228,7 +362,10 @@ fn confirm() -> Result<bool> {
         std::io::BufReader::new(&tty).read_line(&mut line)?;
         line
     } else {
-        bail!("no terminal to confirm on; review the plan (--dry-run) and pass --yes; nothing was written to Vault or to disk");
+        return Ok(None);
     };
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    Ok(Some(matches!(
+        answer.trim(),
+        "y" | "Y" | "yes" | "YES" | "Yes"
+    )))
 }

@@ -15,6 +15,7 @@ pub mod rotate;
 pub mod scan;
 pub mod status;
 pub mod version;
+pub mod trust;
 
 use std::process::ExitCode;
 
@@ -51,6 +52,8 @@ pub fn run() -> Result<ExitCode> {
         Command::Rotate(args) => rotate::run(&cli, args),
         Command::Import(args) => import::run(&cli, args),
         Command::Status(args) => status::run(&cli, args),
+        Command::Trust(args) => trust::trust(&cli, args),
+        Command::Untrust(args) => trust::untrust(&cli, args),
         Command::Proxy(args) => proxy::run(&cli, args),
         Command::Scan(args) => scan::run(&cli, args).or_else(scan::exit_two),
         Command::Hook(command) => hook::run(command).or_else(scan::exit_two),

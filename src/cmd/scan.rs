@@ -212,6 +212,13 @@ pub fn exit_two(err: anyhow::Error) -> Result<ExitCode> {
     if err.downcast_ref::<SilentExit>().is_none() {
         eprintln!("keywrap: error: {err:#}");
     }
+    // A keywrap.toml setting refused for want of trust is 125 in every command.
+    if err
+        .chain()
+        .any(|cause| cause.is::<crate::trust::NotTrusted>())
+    {
+        return Err(SilentExit(crate::error::KEYWRAP_FAILED).into());
+    }
     Err(SilentExit(USAGE_OR_IO).into())
 }
 

@@ -33,6 +33,10 @@ pub enum Reason {
     Rule(String),
     /// The name looks like a credential's.
     Name,
+    /// A URL with a password in it (moved with `--move-leftovers`).
+    PasswordInUrl,
+    /// A key in a comment (moved with `--move-leftovers`).
+    CommentedOut,
 }
 
 impl std::fmt::Display for Reason {
@@ -40,6 +44,8 @@ impl std::fmt::Display for Reason {
         match self {
             Reason::Rule(rule) => write!(f, "matches {rule}"),
             Reason::Name => f.write_str("credential-like name"),
+            Reason::PasswordInUrl => f.write_str("password inside a URL"),
+            Reason::CommentedOut => f.write_str("key in a comment"),
         }
     }
 }

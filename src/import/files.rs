@@ -2,6 +2,7 @@
 //! and writing them so that nothing is lost.
 
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -30,6 +31,15 @@ pub fn rewrite_env(text: &str, moved: &[Moved], output: Output) -> String {
         };
         let indent = &first[..first.len() - first.trim_start().len()];
         let reference = entry.reference();
+        if !entry.active {
+            // A key in a comment: the comment says where it went, in both layouts.
+            out.push_str(&format!(
+                "{indent}# {} (commented out) moved to Vault: {reference}{ending}",
+                entry.name
+            ));
+            number = entry.end_line.max(number) + 1;
+            continue;
+        }
         match output {
             Output::Config => out.push_str(&format!(
                 "{indent}# {} moved to Vault: {reference} (see keywrap.toml){ending}",
@@ -52,12 +62,15 @@ pub fn rewrite_env(text: &str, moved: &[Moved], output: Output) -> String {
     out
 }
 
-/// keywrap.toml with `NAME = "REF"` under `[env]`, comments and layout kept. An entry that
-/// already names another reference is an error unless `overwrite`.
+/// keywrap.toml with `NAME = "REF"` under `[env]`, comments and layout kept, and `env_file`
+/// (relative to keywrap.toml) in `env_files` unless listed, so that `exec` alone still gives
+/// the command the plain settings left in it. An entry that already names another reference
+/// is an error unless `overwrite`.
 pub fn add_references(
     path: &Path,
     existing: Option<&str>,
     moved: &[Moved],
+    env_file: Option<&str>,
     overwrite: bool,
 ) -> Result<String> {
     let mut doc: toml_edit::DocumentMut = existing
@@ -71,7 +84,7 @@ pub fn add_references(
         .as_table_like_mut()
         .ok_or_else(|| anyhow!("{}: [env] is not a table", path.display()))?;
     let mut clashes = Vec::new();
-    for entry in moved {
+    for entry in moved.iter().filter(|m| m.active) {
         let reference = entry.reference();
         if let Some(current) = env.get(&entry.name) {
             let current_ref = current
@@ -91,10 +104,57 @@ pub fn add_references(
             clashes.join(", ")
         );
     }
+    if let Some(env_file) = env_file {
+        add_env_file(&mut doc, path, env_file)?;
+    }
     let text = doc.to_string();
     // The result must still be a keywrap.toml keywrap can load.
     crate::config::LoadedConfig::parse(path, text.clone())?;
     Ok(text)
+}
+
+/// `env_files = [..., "env_file"]` at the top of the document, unless listed already. A
+/// comment heading the file stays above it.
+fn add_env_file(doc: &mut toml_edit::DocumentMut, path: &Path, env_file: &str) -> Result<()> {
+    let normal = |p: &str| p.trim_start_matches("./").to_string();
+    if !doc.contains_key("env_files") {
+        let heading = first_table_heading(doc);
+        doc.insert("env_files", toml_edit::value(toml_edit::Array::new()));
+        if let (Some(heading), Some(mut key)) = (heading, doc.key_mut("env_files")) {
+            key.leaf_decor_mut().set_prefix(heading);
+        }
+    }
+    let list = doc["env_files"]
+        .as_array_mut()
+        .ok_or_else(|| anyhow!("{}: env_files is not a list", path.display()))?;
+    if !list
+        .iter()
+        .any(|v| v.as_str().map(normal) == Some(normal(env_file)))
+    {
+        list.push(env_file);
+    }
+    Ok(())
+}
+
+/// Takes the comment above the first table when the document has no top-level key (that
+/// comment heads the file), leaving a blank line in its place.
+fn first_table_heading(doc: &mut toml_edit::DocumentMut) -> Option<String> {
+    let root = doc.as_table_mut();
+    if root.iter().any(|(_, item)| item.is_value()) {
+        return None;
+    }
+    let table = root
+        .iter_mut()
+        .filter_map(|(_, item)| item.as_table_mut())
+        .min_by_key(|table| table.position().unwrap_or(isize::MAX))?;
+    let heading = table
+        .decor()
+        .prefix()
+        .and_then(|p| p.as_str())
+        .unwrap_or("")
+        .to_string();
+    table.decor_mut().set_prefix("\n");
+    Some(heading).filter(|h| !h.trim().is_empty())
 }
 
 /// `.gitignore` text with `pattern` appended on its own line.
@@ -163,8 +223,10 @@ pub fn apply(changes: &[Change]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to a temporary file next to `path` (same permissions), then renames it
-/// over `path`, so `path` holds either the old or the new contents, never a mix.
+/// Writes `bytes` to a temporary file next to `path`, then renames it over `path`, so
+/// `path` holds either the old or the new contents, never a mix. The temporary file is
+/// created 0600 (no other user can open it while it is written) and given the original's
+/// permissions (a new file: 0666 less the umask) only once its contents are complete.
 fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -172,18 +234,20 @@ fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let temp = dir.join(format!(".{name}.keywrap-import-{}", std::process::id()));
-    let permissions = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let permissions = match std::fs::metadata(path) {
+        Ok(metadata) => metadata.permissions(),
+        Err(_) => std::fs::Permissions::from_mode(0o666 & !umask()),
+    };
     let written = (|| -> Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&temp)
             .with_context(|| format!("cannot create {}", temp.display()))?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        if let Some(permissions) = permissions {
-            file.set_permissions(permissions)?;
-        }
+        file.set_permissions(permissions)?;
         std::fs::rename(&temp, path)
             .with_context(|| format!("cannot rename {} to {}", temp.display(), path.display()))
     })();
@@ -191,6 +255,20 @@ fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&temp);
     }
     written
+}
+
+/// The process's umask, read from /proc (setting it to read it would race other threads);
+/// the usual 022 where /proc does not say.
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
 }
 
 #[cfg(test)]
@@ -208,6 +286,7 @@ mod tests {
             reason: Reason::Name,
             path: "secret/app".into(),
             field: name.into(),
+            active: true,
         }
     }
 
@@ -227,13 +306,61 @@ mod tests {
     fn references_go_under_env_keeping_comments() {
         let path = Path::new("keywrap.toml");
         let text = "# settings\n[vault]\naddress = \"http://127.0.0.1:8200\" # dev\n";
-        let out = add_references(path, Some(text), &[moved("TOKEN", 1, 1)], false).unwrap();
+        let out = add_references(path, Some(text), &[moved("TOKEN", 1, 1)], None, false).unwrap();
         assert!(out.starts_with(text), "{out}");
         assert!(out.contains("[env]\nTOKEN = \"secret/app#TOKEN\""), "{out}");
         let clash = "[env]\nTOKEN = \"secret/other#t\"\n";
-        let err = add_references(path, Some(clash), &[moved("TOKEN", 1, 1)], false).unwrap_err();
+        let err =
+            add_references(path, Some(clash), &[moved("TOKEN", 1, 1)], None, false).unwrap_err();
         assert!(err.to_string().contains("TOKEN"));
-        assert!(add_references(path, Some(clash), &[moved("TOKEN", 1, 1)], true).is_ok());
+        assert!(add_references(path, Some(clash), &[moved("TOKEN", 1, 1)], None, true).is_ok());
+    }
+
+    #[test]
+    fn the_env_file_is_listed_once_in_env_files() {
+        let path = Path::new("keywrap.toml");
+        let out = add_references(
+            path,
+            Some("[env]\nA = \"s/a#b\"\n"),
+            &[moved("TOKEN", 1, 1)],
+            Some(".env"),
+            false,
+        )
+        .unwrap();
+        assert!(
+            out.starts_with("env_files = [\".env\"]\n\n[env]\n"),
+            "{out}"
+        );
+        let headed =
+            add_references(path, Some("# my config\n[env]\n"), &[], Some(".env"), false).unwrap();
+        assert_eq!(headed, "# my config\nenv_files = [\".env\"]\n\n[env]\n");
+        let created =
+            add_references(path, None, &[moved("TOKEN", 1, 1)], Some(".env"), false).unwrap();
+        assert_eq!(
+            created,
+            "env_files = [\".env\"]\n\n[env]\nTOKEN = \"secret/app#TOKEN\"\n"
+        );
+        let again = add_references(
+            path,
+            Some(&out),
+            &[moved("TOKEN", 1, 1)],
+            Some("./.env"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(again, out);
+        let other = add_references(path, Some(&out), &[], Some("conf/app.env"), false).unwrap();
+        assert!(
+            other.starts_with("env_files = [\".env\", \"conf/app.env\"]\n"),
+            "{other}"
+        );
+        let mut commented = moved("OLD", 2, 2);
+        commented.active = false;
+        let out = add_references(path, None, &[commented], None, false).unwrap();
+        assert!(
+            !out.contains("OLD"),
+            "a commented-out key gets no reference: {out}"
+        );
     }
 
     #[test]

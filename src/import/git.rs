@@ -10,6 +10,8 @@ pub struct GitState {
     /// The work tree holding the file; None outside a repository (or without git).
     pub root: Option<PathBuf>,
     pub ignored: bool,
+    /// The file is in git's index: ignoring it does not stop git from committing it.
+    pub tracked: bool,
     /// Commits that touched the file, newest first: `hash date author` lines.
     pub commits: Vec<String>,
 }
@@ -33,12 +35,15 @@ impl GitState {
             return GitState {
                 root: None,
                 ignored: plain_dir_ignores(file, dir),
+                tracked: false,
                 commits: Vec::new(),
             };
         };
         let file_arg = file.to_string_lossy().into_owned();
         let ignored =
             git(dir, &["check-ignore", "-q", "--", &file_arg]).is_some_and(|o| o.status.success());
+        let tracked = git(dir, &["ls-files", "--error-unmatch", "--", &file_arg])
+            .is_some_and(|o| o.status.success());
         let commits = git(
             &root,
             &[
@@ -61,6 +66,7 @@ impl GitState {
         GitState {
             root: Some(root),
             ignored,
+            tracked,
             commits,
         }
     }

@@ -49,6 +49,9 @@ pub struct Moved {
     /// Secret path and field in Vault.
     pub path: String,
     pub field: String,
+    /// A variable the program reads (it gets a reference); false for a commented-out key,
+    /// which is kept in Vault but referenced by nothing.
+    pub active: bool,
 }
 
 impl Moved {
@@ -71,6 +74,94 @@ pub struct Kept {
 pub struct Sorted {
     pub moved: Vec<Moved>,
     pub kept: Vec<Kept>,
+    /// Secrets the import would leave behind in plaintext unless they are moved too.
+    pub leftovers: Vec<Leftover>,
+}
+
+/// A secret in the env file that the import does not move by itself: a password inside a
+/// URL the rules did not catch, or a key in a comment (an old key, commented out).
+#[derive(Debug)]
+pub struct Leftover {
+    pub line: usize,
+    /// The variable, or the commented-out name; None for a key in a free-text comment.
+    pub name: Option<String>,
+    pub kind: LeftoverKind,
+    pub value: SecretValue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftoverKind {
+    /// A plain setting whose URL carries a password (`redis://:PASSWORD@host`).
+    PasswordInUrl,
+    /// A comment holding a key (`# OPENAI_API_KEY=sk-old...`).
+    CommentedOut,
+}
+
+impl Leftover {
+    /// What it is, for a warning; never the value.
+    pub fn describe(&self) -> String {
+        match (self.kind, &self.name) {
+            (LeftoverKind::PasswordInUrl, Some(name)) => {
+                format!(
+                    "{name} (line {}) keeps a password inside its URL",
+                    self.line
+                )
+            }
+            (LeftoverKind::CommentedOut, Some(name)) => format!(
+                "the commented-out {name} (line {}) looks like an old key",
+                self.line
+            ),
+            _ => format!(
+                "the comment on line {} holds what looks like a key",
+                self.line
+            ),
+        }
+    }
+
+    /// The Vault field it goes to when moved.
+    fn field(&self) -> String {
+        match (self.kind, &self.name) {
+            (LeftoverKind::PasswordInUrl, Some(name)) => name.clone(),
+            (LeftoverKind::CommentedOut, Some(name)) => {
+                format!("{name}_COMMENTED_LINE{}", self.line)
+            }
+            _ => format!("COMMENT_LINE{}", self.line),
+        }
+    }
+}
+
+impl Sorted {
+    /// Moves the leftovers to Vault with the rest: a URL becomes a reference like any
+    /// secret; a commented-out key is kept in Vault (rotate it if it still works) and its
+    /// comment says where it went.
+    pub fn move_leftovers(&mut self, to: &str, layout: Layout) {
+        let to = to.trim_end_matches('/');
+        for leftover in std::mem::take(&mut self.leftovers) {
+            let field = leftover.field();
+            let (path, field) = match layout {
+                Layout::Single => (to.to_string(), field),
+                Layout::Split => (format!("{to}/{field}"), "value".to_string()),
+            };
+            let active = leftover.kind == LeftoverKind::PasswordInUrl;
+            if let Some(name) = leftover.name.as_ref().filter(|_| active) {
+                self.kept.retain(|k| &k.name != name);
+            }
+            self.moved.push(Moved {
+                name: leftover.name.clone().unwrap_or_else(|| "a key".to_string()),
+                line: leftover.line,
+                end_line: leftover.line,
+                value: leftover.value,
+                reason: match leftover.kind {
+                    LeftoverKind::PasswordInUrl => Reason::PasswordInUrl,
+                    LeftoverKind::CommentedOut => Reason::CommentedOut,
+                },
+                path,
+                field,
+                active,
+            });
+        }
+        self.moved.sort_by_key(|m| m.line);
+    }
 }
 
 /// Parses the env file (no expansion from the inherited environment) and classifies it.
@@ -85,6 +176,8 @@ pub fn sort(
     let entries = dotenv::parse_quietly(path, text, &mut BTreeMap::new(), &|_| None)?;
     let mut moved: Vec<Moved> = Vec::new();
     let mut kept = Vec::new();
+    let mut leftovers = Vec::new();
+    let spans: Vec<(usize, usize)> = entries.iter().map(|e| (e.line, e.end_line)).collect();
     let mut first_lines: BTreeMap<String, usize> = BTreeMap::new();
     for entry in entries {
         // A later definition wins in dotenv; an earlier one of the same name is dead text,
@@ -123,21 +216,109 @@ pub fn sort(
                     reason,
                     path,
                     field,
+                    active: true,
                 });
             }
-            None => kept.push(Kept {
-                name: entry.name,
-                line: entry.line,
-                why: "plain setting",
-            }),
+            None => {
+                if url_password(value.expose()) {
+                    leftovers.push(Leftover {
+                        line: entry.line,
+                        name: Some(entry.name.clone()),
+                        kind: LeftoverKind::PasswordInUrl,
+                        value,
+                    });
+                }
+                kept.push(Kept {
+                    name: entry.name,
+                    line: entry.line,
+                    why: "plain setting",
+                })
+            }
         }
     }
+    leftovers.extend(commented_keys(path, text, &spans, matcher));
+    leftovers.sort_by_key(|l| l.line);
     for m in &moved {
         m.reference()
             .parse::<crate::reference::Reference>()
             .with_context(|| format!("{} cannot be a reference for {}", m.reference(), m.name))?;
     }
-    Ok(Sorted { moved, kept })
+    Ok(Sorted {
+        moved,
+        kept,
+        leftovers,
+    })
+}
+
+/// `NAME=value` inside a comment's prose.
+static ASSIGNMENT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r#"\b([A-Za-z_][A-Za-z0-9_]*)=['"]?([^\s'"]+)"#).expect("a valid pattern")
+});
+
+/// A URL with a password in it (`scheme://user:PASSWORD@host`).
+fn url_password(value: &str) -> bool {
+    reqwest::Url::parse(value.trim()).is_ok_and(|url| url.password().is_some_and(|p| !p.is_empty()))
+}
+
+/// Comment lines (outside every entry's lines) that hold a key: a commented-out
+/// `NAME=value` the classifier would move, or text a scan rule matches.
+fn commented_keys(
+    path: &Path,
+    text: &str,
+    spans: &[(usize, usize)],
+    matcher: &Matcher,
+) -> Vec<Leftover> {
+    let mut found = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        let Some(comment) = line.trim_start().strip_prefix('#') else {
+            continue;
+        };
+        if spans
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&number))
+        {
+            continue;
+        }
+        let body = comment.trim_start_matches('#').trim();
+        let entries = dotenv::parse_quietly(path, body, &mut BTreeMap::new(), &|_| None);
+        let assignments: Vec<(String, String)> = match entries.as_deref() {
+            Ok([entry]) => match &entry.value {
+                EnvValue::Plain(value) => vec![(entry.name.clone(), value.clone())],
+                EnvValue::Reference(_) => Vec::new(),
+            },
+            // Prose around it: `# old: OPENAI_API_KEY=sk-...`.
+            _ => ASSIGNMENT
+                .captures_iter(body)
+                .map(|c| (c[1].to_string(), c[2].to_string()))
+                .collect(),
+        };
+        if let Some((name, value)) = assignments
+            .into_iter()
+            .find(|(name, value)| classify::classify(matcher, name, value).is_some())
+        {
+            found.push(Leftover {
+                line: number,
+                name: Some(name),
+                kind: LeftoverKind::CommentedOut,
+                value: SecretValue::new(value),
+            });
+            continue;
+        }
+        if let Some(hit) = matcher
+            .find(body.as_bytes())
+            .into_iter()
+            .find(|m| !m.secret.is_empty())
+        {
+            found.push(Leftover {
+                line: number,
+                name: None,
+                kind: LeftoverKind::CommentedOut,
+                value: SecretValue::new(body[hit.secret].to_string()),
+            });
+        }
+    }
+    found
 }
 
 /// The env file to import, as an absolute path with its directory.
@@ -176,6 +357,49 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("fake-"), "{err}");
+    }
+
+    #[test]
+    fn secrets_left_in_urls_and_comments_are_found_and_can_move() {
+        let matcher = Matcher::new(&crate::scan::rules::builtin()).unwrap();
+        let text = "# OLD: OPENAI_API_KEY=fake-old-openai-value-123\nCACHE_URL=redis://:fake-redis-pass@cache:6379\nPORT=80\nNOTE=\"a\n# OPENAI_API_KEY=fake-inside-a-quoted-value\"\n# just a note\n# API_TOKEN=fake-commented-token-value\n";
+        let mut sorted = sort(
+            Path::new(".env"),
+            text,
+            &matcher,
+            "secret/app",
+            Layout::Single,
+        )
+        .unwrap();
+        let found: Vec<String> = sorted.leftovers.iter().map(Leftover::describe).collect();
+        assert_eq!(
+            found,
+            [
+                "the commented-out OPENAI_API_KEY (line 1) looks like an old key",
+                "CACHE_URL (line 2) keeps a password inside its URL",
+                "the commented-out API_TOKEN (line 7) looks like an old key",
+            ]
+        );
+        assert!(sorted.moved.is_empty());
+        sorted.move_leftovers("secret/app", Layout::Single);
+        let moved: Vec<(String, bool)> = sorted
+            .moved
+            .iter()
+            .map(|m| (m.reference(), m.active))
+            .collect();
+        assert_eq!(
+            moved,
+            [
+                (
+                    "secret/app#OPENAI_API_KEY_COMMENTED_LINE1".to_string(),
+                    false
+                ),
+                ("secret/app#CACHE_URL".to_string(), true),
+                ("secret/app#API_TOKEN_COMMENTED_LINE7".to_string(), false),
+            ]
+        );
+        assert_eq!(sorted.moved[2].value.expose(), "fake-commented-token-value");
+        assert!(sorted.kept.iter().all(|k| k.name != "CACHE_URL"));
     }
 
     #[test]

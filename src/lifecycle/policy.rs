@@ -55,12 +55,7 @@ pub fn options_for(config: Option<&LoadedConfig>, binding: &Binding) -> Result<K
     let (Some(config), Origin::ConfigFile { .. }) = (config, &binding.origin) else {
         return Ok(options);
     };
-    let Some((_, entry)) = config
-        .file
-        .env
-        .iter()
-        .find(|(name, _)| name.get_ref() == &binding.name)
-    else {
+    let Some(entry) = config.file.env.get(binding.name.as_str()) else {
         return Ok(options);
     };
     let Some(table) = entry.get_ref().table() else {

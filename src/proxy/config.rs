@@ -67,6 +67,20 @@ impl ProxyConfig {
     ) -> Result<Self> {
         let empty = ProxySection::default();
         let section = file.map_or(&empty, |f| &f.file.proxy);
+        // Upstreams receive the keys: a keywrap.toml's own need trust (crate::trust).
+        if let Some(file) = file.filter(|_| args.upstream.is_none() && !section.routes.is_empty()) {
+            let setting = crate::config::PROXY_UPSTREAMS;
+            file.require_trust(setting.key, setting.instead)?;
+        }
+        let upstream_ca = match (&args.upstream_ca, &section.upstream_ca, file) {
+            (Some(flag), _, _) => Some(flag.clone()),
+            (None, Some(path), Some(file)) => {
+                let setting = crate::config::UPSTREAM_CA;
+                file.require_trust(setting.key, setting.instead)?;
+                Some(file.resolve_path(path))
+            }
+            _ => None,
+        };
         let (routes, route_listen) = routes_from(args, section)?;
         let bindings = bindings_for(&routes, file, args)?;
         let seconds = |flag: Option<Duration>,
@@ -122,12 +136,7 @@ impl ProxyConfig {
                 )?,
             },
             retries: args.retries.or(section.retries).unwrap_or(2),
-            upstream_ca: args.upstream_ca.clone().or_else(|| {
-                section
-                    .upstream_ca
-                    .as_ref()
-                    .map(|p| file.map_or(p.clone(), |f| f.resolve_path(p)))
-            }),
+            upstream_ca,
             keys_reload: seconds(args.keys_reload, &section.keys_reload, 10, "keys_reload")?,
             watch_interval: seconds(
                 args.watch_interval,
@@ -359,7 +368,8 @@ mod tests {
         let Command::Proxy(args) = cli.command else {
             panic!("not proxy")
         };
-        let loaded = LoadedConfig::parse(Path::new("keywrap.toml"), file.to_string())?;
+        let loaded =
+            LoadedConfig::parse(Path::new("keywrap.toml"), file.to_string())?.assume_trusted();
         ProxyConfig::build(&args, Some(&loaded), cli.connection.timeout)
     }
 
@@ -367,6 +377,26 @@ mod tests {
         [proxy]\nlisten = \"127.0.0.1:9000\"\nretries = 5\n\n\
         [[proxy.routes]]\nprefix = \"/a\"\nupstream = \"https://a.example\"\nheaders = { Authorization = \"Bearer {KEY}\" }\n\n\
         [[proxy.routes]]\nprefix = \"/a/b\"\nupstream = \"https://b.example\"\n";
+
+    #[test]
+    fn an_untrusted_files_upstreams_are_refused_and_flags_need_no_trust() {
+        let cli = Cli::parse_from(["keywrap", "proxy"]);
+        let Command::Proxy(args) = cli.command else {
+            panic!("not proxy")
+        };
+        let loaded = LoadedConfig::parse(Path::new("keywrap.toml"), FILE.to_string()).unwrap();
+        let err = ProxyConfig::build(&args, Some(&loaded), None).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("[[proxy.routes]] upstream in keywrap.toml is not used"),
+            "{err}"
+        );
+        let cli = Cli::parse_from(["keywrap", "proxy", "--upstream", "https://mine.example"]);
+        let Command::Proxy(args) = cli.command else {
+            panic!("not proxy")
+        };
+        assert!(ProxyConfig::build(&args, Some(&loaded), None).is_ok());
+    }
 
     #[test]
     fn flags_override_the_file_and_routes_prefer_longer_prefixes() {

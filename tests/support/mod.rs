@@ -8,6 +8,8 @@ pub mod cluster;
 pub mod fault;
 pub mod jwt;
 pub mod oidc;
+pub mod recorder;
+pub mod strace;
 pub mod stub;
 pub mod upstream;
 
@@ -672,6 +674,28 @@ impl Keywrap {
         }
         std::fs::write(&path, contents).unwrap();
         path
+    }
+
+    /// Runs `keywrap trust PATH` with this run's HOME, so that later runs trust the file as a
+    /// user who reviewed it would.
+    #[track_caller]
+    pub fn trust(&self, path: impl AsRef<Path>) -> &Self {
+        let output = Command::new(env!("CARGO_BIN_EXE_keywrap"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .current_dir(self.workdir.path())
+            .arg("trust")
+            .arg(path.as_ref())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "keywrap trust: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        self
     }
 
     /// The underlying command, for tests that manage the process themselves.
