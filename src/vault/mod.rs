@@ -6,8 +6,8 @@
 //! ([`endpoints`]); vaultrs's `EndpointMiddleware` adds the `/v1` prefix, the token and the
 //! namespace. [`VaultClient`] sends them as a `rustify::client::Client` of its own, not
 //! vaultrs's reqwest client, because keywrap needs what that one lacks: several nodes with
-//! failover, retries with backoff within the run's deadline, redirects followed by itself,
-//! keywrap's identity headers on every request, Vault's error strings in
+//! failover, retries with backoff within the run's deadline, redirects followed only to the
+//! configured nodes, keywrap's identity headers on every request, Vault's error strings in
 //! messages, answers wiped from memory, and a token that is never in a `Debug` dump
 //! (vaultrs's `VaultClientSettings` prints it, so keywrap never builds one). The token
 //! header is marked sensitive so HTTP libraries never log it.
@@ -163,6 +163,13 @@ pub enum VaultError {
     },
     #[error("unexpected answer from Vault for {path}: {cause}")]
     Malformed { path: String, cause: String },
+    #[error("Vault at {from} redirected {path} to {to}; keywrap did not follow it, so nothing was sent there: {why}")]
+    Redirect {
+        from: String,
+        to: String,
+        path: String,
+        why: String,
+    },
 }
 
 /// What to check when nothing answers, named after where the address came from.
@@ -510,9 +517,12 @@ impl VaultClient {
             total += 1;
             let node = self.current.load(Ordering::Relaxed) % self.nodes.len();
             let outcome = match self.attempt(&outgoing, node).await {
-                // Nothing was sent to a node whose certificate failed; another node's may
-                // verify. Once every node has failed, the TLS error is the one to report.
-                Err(refused @ VaultError::Tls { .. }) if refusals + 1 < node_count => {
+                // Nothing was sent to a node whose certificate failed, nor where a node
+                // redirected to somewhere keywrap does not send the token; another node
+                // may do better. Once every node has failed, that error is the one to report.
+                Err(refused @ (VaultError::Tls { .. } | VaultError::Redirect { .. }))
+                    if refusals + 1 < node_count =>
+                {
                     refusals += 1;
                     attempts.record(self.node_name(node), refused.to_string());
                     self.next_node(node);
@@ -621,7 +631,8 @@ impl VaultClient {
                 }
             })?;
         // Redirects are followed here rather than by the HTTP client, to tell a standby
-        // whose active node is gone (its redirect leads nowhere) from a node that is down.
+        // whose active node is gone (its redirect leads nowhere) from a node that is down,
+        // and to follow them only where the token may go.
         let mut redirects = 0;
         let sent = loop {
             let sent = self.build(outgoing, &url).send().await;
@@ -633,6 +644,14 @@ impl VaultClient {
             };
             match next {
                 Some(next) => {
+                    if let Some(why) = redirect_refusal(&url, &next, &self.nodes) {
+                        return Err(VaultError::Redirect {
+                            from: url.origin().ascii_serialization(),
+                            to: next.origin().ascii_serialization(),
+                            path: path.to_string(),
+                            why,
+                        });
+                    }
                     url = next;
                     redirects += 1;
                 }
@@ -742,7 +761,7 @@ impl VaultClient {
 }
 
 /// keywrap's transport under rustify's endpoints: several nodes, failover, retries,
-/// redirects, the run's deadline and identity headers.
+/// redirects only to the configured nodes, the run's deadline and identity headers.
 #[async_trait::async_trait]
 impl rustify::client::Client for VaultClient {
     async fn send(
@@ -798,6 +817,28 @@ fn describe_client_error(err: &ClientError) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Why a redirect is not followed, if it is not: the token (and a login's credentials)
+/// go only to the configured nodes, and never from https to plain http.
+fn redirect_refusal(
+    from: &reqwest::Url,
+    to: &reqwest::Url,
+    nodes: &[reqwest::Url],
+) -> Option<String> {
+    if from.scheme() == "https" && to.scheme() != "https" {
+        return Some(
+            "the redirect leads from https to plain http, where anyone on the network path could read the token".into(),
+        );
+    }
+    let origin = to.origin();
+    if nodes.iter().any(|node| node.origin() == origin) {
+        return None;
+    }
+    Some(format!(
+        "{} is not one of the configured Vault addresses; if it is a node of the same cluster, add it to VAULT_ADDR (addresses separated by commas)",
+        origin.ascii_serialization()
+    ))
 }
 
 /// A standby serving reads of a KV v2 mount whose upgrade it has not yet received from
@@ -932,6 +973,51 @@ mod tests {
         assert!(hint("received fatal alert: CertificateRequired").contains("VAULT_CLIENT_CERT"));
         assert!(hint("received fatal alert: UnknownCA").contains("VAULT_CLIENT_CERT"));
         assert!(hint("received corrupt message of type InvalidContentType").contains("http://"));
+    }
+
+    #[test]
+    fn redirects_go_only_to_configured_nodes_and_never_to_plain_http() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        let nodes = [
+            url("https://a.example:8200"),
+            url("https://b.example:8200/"),
+        ];
+        let from = url("https://a.example:8200/v1/secret/data/x");
+        assert_eq!(
+            redirect_refusal(
+                &from,
+                &url("https://b.example:8200/v1/secret/data/x"),
+                &nodes
+            ),
+            None
+        );
+        assert_eq!(
+            redirect_refusal(&from, &url("https://a.example:8200/v1/other"), &nodes),
+            None
+        );
+        for elsewhere in [
+            "https://c.example:8200/v1/secret/data/x",
+            "https://b.example:8201/v1/secret/data/x",
+            "https://a.example/v1/secret/data/x",
+        ] {
+            let why = redirect_refusal(&from, &url(elsewhere), &nodes).unwrap();
+            assert!(
+                why.contains("not one of the configured"),
+                "{elsewhere}: {why}"
+            );
+        }
+        let mixed = [url("https://a.example:8200"), url("http://a.example:8200")];
+        let why = redirect_refusal(&from, &url("http://a.example:8200/v1/x"), &mixed).unwrap();
+        assert!(why.contains("plain http"), "{why}");
+        let plain = [url("http://127.0.0.1:8200"), url("http://127.0.0.1:8201")];
+        assert_eq!(
+            redirect_refusal(
+                &url("http://127.0.0.1:8200/v1/x"),
+                &url("http://127.0.0.1:8201/v1/x"),
+                &plain
+            ),
+            None
+        );
     }
 
     #[test]
