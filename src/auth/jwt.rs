@@ -112,7 +112,11 @@ async fn github_actions_token(env: &Environment, audience: Option<&str>) -> Resu
     if let Some(audience) = audience {
         url.query_pairs_mut().append_pair("audience", audience);
     }
-    let tls = crate::vault::tls::client_config(&crate::settings::TlsSettings::default())?;
+    // GitHub's token service is verified against the system's roots.
+    let tls = match url.scheme() {
+        "https" => crate::vault::tls::client_config(&crate::settings::TlsSettings::default())?,
+        _ => crate::vault::tls::plain_http_config()?,
+    };
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .user_agent(crate::identity::RunIdentity::user_agent())

@@ -623,13 +623,7 @@ impl VaultClient {
     async fn attempt(&self, outgoing: &Outgoing, node: usize) -> Result<Outcome, VaultError> {
         let node_name = self.node_name(node);
         let path = outgoing.path.as_str();
-        let mut url =
-            reqwest::Url::parse(&format!("{node_name}{}", outgoing.target)).map_err(|e| {
-                VaultError::Malformed {
-                    path: path.to_string(),
-                    cause: format!("cannot make a URL of it: {e}"),
-                }
-            })?;
+        let mut url = node_url(&self.nodes[node], &outgoing.target);
         // Redirects are followed here rather than by the HTTP client, to tell a standby
         // whose active node is gone (its redirect leads nowhere) from a node that is down,
         // and to follow them only where the token may go.
@@ -796,6 +790,21 @@ pub(crate) fn wipe_json(value: serde_json::Value) {
         }
         _ => {}
     }
+}
+
+/// `target` (path and query, from `/v1/` on) on `node`, after the path the address may
+/// have (`https://lb/vault` → `https://lb/vault/v1/...`). Cheaper than parsing the whole
+/// URL again: the node's host is not parsed for every request.
+fn node_url(node: &reqwest::Url, target: &str) -> reqwest::Url {
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    let mut url = node.clone();
+    url.set_path(&format!("{}{path}", node.path().trim_end_matches('/')));
+    url.set_query(query);
+    url.set_fragment(None);
+    url
 }
 
 /// The API path of a request URI, as messages name it: `/v1/secret/data/x?version=2` →
@@ -1039,6 +1048,22 @@ mod tests {
         assert_eq!(outgoing.target, "/v1/auth/token/renew-self");
         assert_eq!(outgoing.path, "auth/token/renew-self");
         assert!(outgoing.writes());
+    }
+
+    #[test]
+    fn requests_go_to_the_node_after_its_path() {
+        for (node, target) in [
+            ("http://127.0.0.1:8200", "/v1/secret/data/a%20b?version=2"),
+            (
+                "https://vault.example:8200/",
+                "/v1/sys/internal/ui/mounts/kv",
+            ),
+            ("https://lb.example/vault/", "/v1/auth/token/lookup-self"),
+        ] {
+            let node = reqwest::Url::parse(node).unwrap();
+            let parsed = format!("{}{target}", node.as_str().trim_end_matches('/'));
+            assert_eq!(node_url(&node, target).as_str(), parsed);
+        }
     }
 
     #[test]
