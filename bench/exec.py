@@ -7,6 +7,8 @@ noise hits both sides alike):
               sh -c 'K=$(bao kv get -field=api_key secret/openai) exec true'
   20 secrets: the same with 20 secrets on 20 paths
 and keywrap's peak RSS. Prints medians and ratios. Usage: bench/exec.py [ITERATIONS]
+With KEYWRAP_BASELINE=PATH (an older keywrap binary), that binary runs the same cases in the
+same interleaved loop, for a before/after comparison.
 """
 import os
 import resource
@@ -22,6 +24,7 @@ import json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ITERATIONS = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+BASELINE = os.environ.get("KEYWRAP_BASELINE")
 
 
 def free_port():
@@ -72,6 +75,9 @@ def main():
             "bao cli 20": ["sh", "-c", " ".join(
                 f"K{i}=$({bao} kv get -field=api_key secret/app{i})" for i in range(20)) + " exec true"],
         }
+        if BASELINE:
+            cases["baseline 1"] = [BASELINE] + cases["keywrap 1"][1:]
+            cases["baseline 20"] = [BASELINE] + cases["keywrap 20"][1:]
         times = {name: [] for name in cases}
         for name, argv in cases.items():  # warm-up
             subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -83,7 +89,8 @@ def main():
 
         # Peak RSS of keywrap alone: one run per measurement in a fresh child.
         rss = []
-        for argv in (cases["keywrap 1"], cases["keywrap 20"]):
+        measured = ["keywrap 1", "keywrap 20"] + (["baseline 1", "baseline 20"] if BASELINE else [])
+        for argv in (cases[name] for name in measured):
             probe = subprocess.run(
                 [sys.executable, "-c",
                  "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True);"
@@ -100,6 +107,10 @@ def main():
         print(f"ratio 1 secret:   keywrap/cli = {r1:.3f} (1/{1 / r1:.0f}; target <= 1/10)")
         print(f"ratio 20 secrets: keywrap/cli = {r20:.4f} (1/{1 / r20:.0f}; target <= 1/50)")
         print(f"keywrap peak RSS: {rss[0]:.1f} MiB (1 secret), {rss[1]:.1f} MiB (20 secrets); target < 16 MiB")
+        if BASELINE:
+            for n in ("1", "20"):
+                print(f"keywrap/baseline {n:>2}: {med['keywrap ' + n] / med['baseline ' + n]:.3f}")
+            print(f"baseline peak RSS: {rss[2]:.1f} MiB (1 secret), {rss[3]:.1f} MiB (20 secrets)")
     finally:
         server.terminate()
         server.wait()

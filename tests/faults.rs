@@ -445,9 +445,11 @@ fn redirects_to_the_active_node_are_followed() {
         "read-openai",
         "path \"secret/data/openai\" { capabilities = [\"read\"] }",
     );
+    let active = format!("http://{}", bao.socket());
     for status in [307, 308] {
         let (role_id, secret_id) = bao.approle("ci", json!({ "token_policies": ["read-openai"] }));
-        // Every request (the login, a POST with a body, included) is sent elsewhere.
+        // Every request (the login, a POST with a body, included) is sent elsewhere: to
+        // the other node of the configured cluster.
         let standby = FaultProxy::start(
             "127.0.0.1",
             bao.socket(),
@@ -456,7 +458,7 @@ fn redirects_to_the_active_node_are_followed() {
             "http",
         );
         let run = Keywrap::new()
-            .env("VAULT_ADDR", &standby.address)
+            .env("VAULT_ADDR", format!("{},{active}", standby.address))
             .env("VAULT_ROLE_ID", role_id)
             .env("VAULT_SECRET_ID", secret_id)
             .args(print_key())
@@ -470,7 +472,7 @@ fn redirects_to_the_active_node_are_followed() {
                 >= 3
         );
     }
-    // A load balancer moving reads elsewhere with 301 (a token, so no login).
+    // A load balancer moving reads to a configured node with 301 (a token, so no login).
     let balancer = FaultProxy::start(
         "127.0.0.1",
         bao.socket(),
@@ -478,9 +480,53 @@ fn redirects_to_the_active_node_are_followed() {
         usize::MAX,
         "http",
     );
-    let run = through(&balancer).args(print_key()).run();
+    let run = through(&balancer)
+        .env("VAULT_ADDR", format!("{},{active}", balancer.address))
+        .args(print_key())
+        .run();
     run.assert_success();
     assert_eq!(run.stdout, "fake-redirected");
+}
+
+#[test]
+fn a_redirect_to_another_origin_carries_neither_the_token_nor_login_material() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", "fake-redirected")]);
+    let (role_id, secret_id) = bao.approle("ci", json!({ "token_policies": ["default"] }));
+    // Another port on the same host: a recording listener that would answer anything.
+    let recorder = Stub::start(|_| (200, "{}".into()));
+    let elsewhere: std::net::SocketAddr =
+        recorder.url.trim_start_matches("http://").parse().unwrap();
+    for status in [301, 302, 303, 307, 308] {
+        let node = FaultProxy::start(
+            "127.0.0.1",
+            bao.socket(),
+            Fault::Redirect(status, elsewhere),
+            usize::MAX,
+            "http",
+        );
+        let run = through(&node).args(print_key()).run();
+        run.assert_code(125)
+            .assert_stderr_contains("redirected sys/internal/ui/mounts/secret/openai")
+            .assert_stderr_contains(&format!("to {}", recorder.url))
+            .assert_stderr_contains("did not follow it, so nothing was sent there")
+            .assert_stderr_contains("not one of the configured Vault addresses");
+        assert!(!run.stderr.contains(ROOT_TOKEN), "{}", run.stderr);
+        // A login's credentials are a request body, redirected by 307 and 308.
+        let run = Keywrap::new()
+            .env("VAULT_ADDR", &node.address)
+            .env("VAULT_ROLE_ID", &role_id)
+            .env("VAULT_SECRET_ID", &secret_id)
+            .args(print_key())
+            .run();
+        run.assert_code(125);
+        if status >= 307 {
+            run.assert_stderr_contains("redirected auth/approle/login");
+        }
+        assert!(!run.stderr.contains(&secret_id), "{}", run.stderr);
+    }
+    let received = recorder.requests();
+    assert!(received.is_empty(), "the other port received {received:?}");
 }
 
 #[test]

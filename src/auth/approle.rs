@@ -2,12 +2,14 @@
 //! is unwrapped first.
 
 use anyhow::{bail, Context, Result};
-use serde_json::json;
+use serde::Deserialize;
+use vaultrs::api::auth::approle::requests::LoginWithApproleRequest;
+use vaultrs::api::sys::requests::UnwrapRequest;
 
-use super::{read_material, AuthSettings, LoginRequest, Method};
+use super::{read_material, AuthSettings, LoginEndpoint, LoginRequest, Method};
 use crate::environment::Environment;
-use crate::secret::{ExposeSecret, SecretString};
-use crate::vault::VaultClient;
+use crate::secret::{ExposeSecret, SecretString, SecretValue};
+use crate::vault::{wipe_json, VaultClient};
 
 /// Builds the AppRole login request.
 pub async fn login_request(
@@ -56,11 +58,12 @@ pub async fn login_request(
     Ok(LoginRequest {
         method: Method::AppRole,
         description: format!("approle (auth/{mount})"),
-        mount,
-        body: json!({
-            "role_id": role_id.expose_secret(),
-            "secret_id": secret_id.expose_secret(),
+        endpoint: LoginEndpoint::AppRole(LoginWithApproleRequest {
+            mount: mount.clone(),
+            role_id: role_id.expose_secret().to_string(),
+            secret_id: secret_id.expose_secret().to_string(),
         }),
+        mount,
         strip,
     })
 }
@@ -80,8 +83,9 @@ async fn unwrap_secret_id(client: &VaultClient, wrapping: &SecretString) -> Resu
         SecretString::from(wrapping.expose_secret().to_string()),
         "the wrapping token",
     );
+    // The wrapping token authenticates the unwrap, so the body names no token.
     let response = unwrapper
-        .post("sys/wrapping/unwrap", &json!({}))
+        .call(&UnwrapRequest { token: None })
         .await
         .context("approle login: unwrapping the secret ID failed")?;
     if !response.status.is_success() {
@@ -90,16 +94,20 @@ async fn unwrap_secret_id(client: &VaultClient, wrapping: &SecretString) -> Resu
             super::one_line(&response.errors())
         );
     }
-    #[derive(serde::Deserialize)]
-    struct Unwrapped {
-        data: Option<UnwrappedData>,
-    }
-    #[derive(serde::Deserialize)]
-    struct UnwrappedData {
-        secret_id: Option<crate::secret::SecretValue>,
-    }
-    let answer: Unwrapped = response.json("sys/wrapping/unwrap")?;
-    match answer.data.and_then(|d| d.secret_id) {
+    let mut answer: serde_json::Value = response.data()?;
+    let secret_id = answer
+        .get_mut("secret_id")
+        .map(serde_json::Value::take)
+        .and_then(|value| match value {
+            serde_json::Value::String(text) => Some(SecretValue::new(text)),
+            other => {
+                let text = SecretValue::deserialize(&other).ok();
+                wipe_json(other);
+                text
+            }
+        });
+    wipe_json(answer);
+    match secret_id {
         Some(secret) => Ok(secret.0),
         None => bail!("approle login: the wrapping token does not wrap a secret ID"),
     }

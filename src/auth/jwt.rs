@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde_json::json;
+use vaultrs::api::auth::oidc::requests::JWTLoginRequest;
 
 use super::settings::GITLAB_ID_TOKEN;
-use super::{read_material, AuthSettings, LoginRequest, Method};
+use super::{read_material, AuthSettings, LoginEndpoint, LoginRequest, Method};
 use crate::environment::Environment;
 use crate::secret::{ExposeSecret, SecretString, SecretValue};
 
@@ -31,19 +31,19 @@ pub fn github_actions_started(env: &Environment) -> bool {
 pub async fn login_request(settings: &AuthSettings, env: &Environment) -> Result<LoginRequest> {
     let (jwt, source, strip) = find_jwt(settings, env).await?;
     let mount = settings.mount_for(Method::Jwt);
-    let mut body = json!({ "jwt": jwt.expose_secret() });
     let role = match &settings.role {
-        Some(role) => {
-            body["role"] = json!(role);
-            format!("role {role}")
-        }
+        Some(role) => format!("role {role}"),
         None => "the mount's default role".to_string(),
     };
     Ok(LoginRequest {
         method: Method::Jwt,
         description: format!("jwt (auth/{mount}, {role}, JWT from {source})"),
+        endpoint: LoginEndpoint::Jwt(JWTLoginRequest {
+            mount: mount.clone(),
+            jwt: jwt.expose_secret().to_string(),
+            role: settings.role.clone(),
+        }),
         mount,
-        body,
         strip,
     })
 }
@@ -113,9 +113,15 @@ async fn github_actions_token(env: &Environment, audience: Option<&str>) -> Resu
     if let Some(audience) = audience {
         url.query_pairs_mut().append_pair("audience", audience);
     }
+    // GitHub's token service is verified against the system's roots.
+    let tls = match url.scheme() {
+        "https" => crate::vault::tls::client_config(&crate::settings::TlsSettings::default())?,
+        _ => crate::vault::tls::plain_http_config()?,
+    };
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .user_agent(crate::identity::RunIdentity::user_agent())
+        .tls_backend_preconfigured(tls)
         .build()?;
     let mut authorization = reqwest::header::HeaderValue::from_str(&format!(
         "Bearer {request_token}"

@@ -1,9 +1,9 @@
 //! Kubernetes auth: the pod's service-account token and a role.
 
 use anyhow::{bail, Result};
-use serde_json::json;
+use vaultrs::api::auth::kubernetes::requests::LoginWithKubernetesRequest;
 
-use super::{read_material, AuthSettings, LoginRequest, Method};
+use super::{read_material, AuthSettings, LoginEndpoint, LoginRequest, Method};
 use crate::environment::Environment;
 use crate::secret::ExposeSecret;
 
@@ -27,8 +27,12 @@ pub fn login_request(settings: &AuthSettings, _env: &Environment) -> Result<Logi
     Ok(LoginRequest {
         method: Method::Kubernetes,
         description: format!("kubernetes (auth/{mount}, role {role})"),
+        endpoint: LoginEndpoint::Kubernetes(LoginWithKubernetesRequest {
+            mount: mount.clone(),
+            role: role.clone(),
+            jwt: jwt.expose_secret().to_string(),
+        }),
         mount,
-        body: json!({ "role": role, "jwt": jwt.expose_secret() }),
         strip: Vec::new(),
     })
 }

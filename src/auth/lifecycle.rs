@@ -6,12 +6,16 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
-use serde_json::json;
+use anyhow::{bail, Context, Result};
+use vaultrs::api::token::requests::{
+    CreateTokenRequest, LookupTokenSelfRequest, RenewTokenSelfRequest, RevokeTokenSelfRequest,
+};
+use vaultrs::api::token::responses::LookupTokenResponse;
+use zeroize::Zeroize;
 
 use super::LoginLease;
 use crate::identity::RunIdentity;
-use crate::secret::{SecretString, SecretValue};
+use crate::secret::SecretString;
 use crate::vault::VaultClient;
 
 /// Renewal happens when this fraction of the lease has passed.
@@ -101,11 +105,15 @@ impl TokenKeeper {
             // It may already be used up or expired, which is as good as revoked.
             let _ = client
                 .renewed_deadline()
-                .post("auth/token/revoke-self", &json!({}))
+                .call(&RevokeTokenSelfRequest {})
                 .await;
         }
         if let Some((client, _)) = &self.obtained {
-            match client.renewed_deadline().post("auth/token/revoke-self", &json!({})).await {
+            match client
+                .renewed_deadline()
+                .call(&RevokeTokenSelfRequest {})
+                .await
+            {
                 Ok(response) if response.status.is_success() => {
                     crate::log::verbose("revoked the token keywrap logged in with");
                 }
@@ -126,21 +134,17 @@ impl TokenKeeper {
 async fn supplied_lease(client: &VaultClient) -> Option<LoginLease> {
     let response = client
         .renewed_deadline()
-        .get("auth/token/lookup-self")
+        .call(&LookupTokenSelfRequest {})
         .await
         .ok()?;
     if !response.status.is_success() {
         return None;
     }
-    let answer: serde_json::Value = response.json("auth/token/lookup-self").ok()?;
-    let ttl = answer
-        .pointer("/data/ttl")
-        .and_then(|t| t.as_u64())
-        .unwrap_or(0);
-    let renewable = answer
-        .pointer("/data/renewable")
-        .and_then(|r| r.as_bool())
-        .unwrap_or(false);
+    let mut answer: LookupTokenResponse = response.data().ok()?;
+    // The answer carries the token itself.
+    answer.id.zeroize();
+    let ttl = answer.ttl;
+    let renewable = answer.renewable.unwrap_or(false);
     if ttl > 0 && !renewable {
         crate::log::warn(format_args!(
             "the Vault token expires in {ttl}s and cannot be renewed; after that keywrap can no longer reach Vault"
@@ -175,15 +179,17 @@ fn renew_until_stopped(
             ));
             return expiry;
         }
-        let answer = runtime.block_on(client.renewed_deadline().post(
-            "auth/token/renew-self",
-            &json!({ "increment": format!("{increment}s") }),
-        ));
+        let renewal = RenewTokenSelfRequest {
+            increment: Some(format!("{increment}s")),
+        };
+        let answer = runtime.block_on(client.renewed_deadline().call(&renewal));
         let new_lease = match answer {
-            Ok(response) if response.status.is_success() => response
-                .json::<serde_json::Value>("auth/token/renew-self")
-                .ok()
-                .and_then(|v| v.pointer("/auth/lease_duration").and_then(|d| d.as_u64())),
+            Ok(response) if response.status.is_success() => {
+                response.auth().ok().flatten().map(|mut auth| {
+                    auth.client_token.zeroize();
+                    auth.lease_duration
+                })
+            }
             Ok(response) => {
                 crate::log::warn(format_args!(
                     "cannot renew the Vault token keywrap logged in with: {}; it expires within {lease}s",
@@ -222,29 +228,30 @@ pub async fn create_per_run_token(
     uses: u64,
     ttl: Duration,
 ) -> Result<VaultClient> {
-    let mut meta = serde_json::Map::new();
-    meta.insert("keywrap_run".into(), json!(identity.correlation_id));
-    meta.insert("keywrap_user".into(), json!(identity.user));
-    meta.insert("keywrap_host".into(), json!(identity.host));
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("keywrap_run".into(), identity.correlation_id.clone());
+    meta.insert("keywrap_user".into(), identity.user.clone());
+    meta.insert("keywrap_host".into(), identity.host.clone());
     if let Some(command) = &identity.command {
-        meta.insert("keywrap_command".into(), json!(command));
+        meta.insert("keywrap_command".into(), command.clone());
     }
     if let Some(ci) = &identity.ci {
-        meta.insert("keywrap_ci".into(), json!(ci));
+        meta.insert("keywrap_ci".into(), ci.clone());
     }
-    let display = format!("keywrap-{}", identity.command.as_deref().unwrap_or("run"));
+    let seconds = format!("{}s", ttl.as_secs().max(1));
     let response = parent
-        .post(
-            "auth/token/create",
-            &json!({
-                "display_name": display,
-                "ttl": format!("{}s", ttl.as_secs().max(1)),
-                "explicit_max_ttl": format!("{}s", ttl.as_secs().max(1)),
-                "num_uses": uses,
-                "renewable": false,
-                "meta": meta,
-            }),
-        )
+        .call(&CreateTokenRequest {
+            display_name: Some(format!(
+                "keywrap-{}",
+                identity.command.as_deref().unwrap_or("run")
+            )),
+            ttl: Some(seconds.clone()),
+            explicit_max_ttl: Some(seconds),
+            num_uses: Some(uses),
+            renewable: Some(false),
+            meta: Some(meta),
+            ..Default::default()
+        })
         .await?;
     match response.status.as_u16() {
         200 => {}
@@ -256,16 +263,10 @@ pub async fn create_per_run_token(
             super::one_line(&response.errors())
         ),
     }
-    #[derive(serde::Deserialize)]
-    struct Created {
-        auth: CreatedAuth,
-    }
-    #[derive(serde::Deserialize)]
-    struct CreatedAuth {
-        client_token: SecretValue,
-    }
-    let created: Created = response.json("auth/token/create")?;
-    let token: SecretString = created.auth.client_token.0;
+    let token = response
+        .auth()?
+        .map(|auth| SecretString::from(auth.client_token))
+        .context("--per-run-token: Vault created no token")?;
     crate::log::verbose(format_args!(
         "created a per-run token ({uses} uses, TTL {}s), revoked when the command exits",
         ttl.as_secs().max(1)

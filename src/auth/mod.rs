@@ -21,15 +21,16 @@ pub mod settings;
 pub mod token;
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
-use serde_json::Value;
+use vaultrs::api::auth::{approle as vault_approle, kubernetes as vault_kubernetes, oidc};
+use zeroize::Zeroize;
 
 pub use settings::{AuthFlags, AuthSettings, Method};
 pub use token::{is_credential_variable, no_credentials_error, RUN_VARIABLE};
 
 use crate::environment::Environment;
 use crate::secret::SecretString;
-use crate::vault::VaultClient;
+use crate::vault::endpoints::LoginProbeRequest;
+use crate::vault::{VaultClient, VaultError, VaultResponse};
 
 /// Credentials ready for use, and what keywrap owes them at the end of the run.
 pub struct Credentials {
@@ -61,13 +62,43 @@ pub struct LoginLease {
     pub renewable: bool,
 }
 
-/// What a login needs: the method's mount path and the request body.
+/// What a login needs: the method's mount path and vaultrs's login endpoint.
 pub struct LoginRequest {
     pub method: Method,
     pub mount: String,
-    pub body: Value,
+    pub endpoint: LoginEndpoint,
     pub description: String,
     pub strip: Vec<String>,
+}
+
+/// vaultrs's login endpoints. The login material in them is wiped when they are dropped.
+pub enum LoginEndpoint {
+    AppRole(vault_approle::requests::LoginWithApproleRequest),
+    Jwt(oidc::requests::JWTLoginRequest),
+    Kubernetes(vault_kubernetes::requests::LoginWithKubernetesRequest),
+}
+
+impl LoginEndpoint {
+    async fn send(&self, client: &VaultClient) -> Result<VaultResponse, VaultError> {
+        match self {
+            LoginEndpoint::AppRole(request) => client.call(request).await,
+            LoginEndpoint::Jwt(request) => client.call(request).await,
+            LoginEndpoint::Kubernetes(request) => client.call(request).await,
+        }
+    }
+}
+
+impl Drop for LoginEndpoint {
+    fn drop(&mut self) {
+        match self {
+            LoginEndpoint::AppRole(request) => {
+                request.role_id.zeroize();
+                request.secret_id.zeroize();
+            }
+            LoginEndpoint::Jwt(request) => request.jwt.zeroize(),
+            LoginEndpoint::Kubernetes(request) => request.jwt.zeroize(),
+        }
+    }
 }
 
 /// Finds credentials by configuration or, with none, by the documented order; logs in
@@ -99,31 +130,17 @@ pub async fn authenticate(
     login(client, request).await
 }
 
-#[derive(Deserialize)]
-struct LoginAnswer {
-    auth: Option<LoginAuth>,
-}
-
-#[derive(Deserialize)]
-struct LoginAuth {
-    client_token: String,
-    #[serde(default)]
-    lease_duration: u64,
-    #[serde(default)]
-    renewable: bool,
-}
-
 /// Posts a login request; errors name the method, the mount and Vault's reason.
 async fn login(client: &VaultClient, request: LoginRequest) -> Result<Credentials> {
-    let path = format!("auth/{}/login", request.mount.trim_matches('/'));
-    let response = client
-        .post(&path, &request.body)
+    let response = request
+        .endpoint
+        .send(client)
         .await
         .with_context(|| format!("{} login failed", request.method))?;
     match response.status.as_u16() {
         200 => {}
         403 if response.errors().iter().all(|e| e == "permission denied") => {
-            if mounted(client, &path).await {
+            if mounted(client, &request.mount).await {
                 bail!(
                     "{} login at auth/{} failed: permission denied: Vault refused this identity ({})",
                     request.method,
@@ -154,8 +171,7 @@ async fn login(client: &VaultClient, request: LoginRequest) -> Result<Credential
             )
         }
     }
-    let answer: LoginAnswer = response.json(&path)?;
-    let Some(auth) = answer.auth else {
+    let Some(auth) = response.auth()? else {
         bail!(
             "{} login at auth/{} returned no token",
             request.method,
@@ -179,11 +195,15 @@ async fn login(client: &VaultClient, request: LoginRequest) -> Result<Credential
     })
 }
 
-/// Whether an auth method answers at `login_path`: Vault answers a GET there with 405 when
-/// one is mounted and with 403, like the login itself, when nothing is (no token needed).
-async fn mounted(client: &VaultClient, login_path: &str) -> bool {
+/// Whether an auth method answers at `mount`: Vault answers a GET of its login path with
+/// 405 when one is mounted and with 403, like the login itself, when nothing is (no token
+/// needed).
+async fn mounted(client: &VaultClient, mount: &str) -> bool {
+    let probe = LoginProbeRequest {
+        mount: mount.trim_matches('/').to_string(),
+    };
     client
-        .get(login_path)
+        .call(&probe)
         .await
         .is_ok_and(|response| response.status.as_u16() != 403)
 }

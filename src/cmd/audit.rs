@@ -4,8 +4,8 @@
 use std::io::{BufReader, BufWriter, Write};
 use std::process::ExitCode;
 
+use crate::vault::endpoints::AuditedHeaderRequest;
 use anyhow::{bail, Context, Result};
-use serde_json::json;
 
 use crate::audit_report::pattern::PathPattern;
 use crate::audit_report::progress::Progress;
@@ -41,14 +41,11 @@ fn setup(cli: &Cli) -> Result<ExitCode> {
 
 async fn register_headers(session: &Session) -> Result<()> {
     for header in AUDITED_HEADERS {
-        let path = format!(
-            "sys/config/auditing/request-headers/{}",
-            header.to_ascii_lowercase()
-        );
-        let response = session
-            .client
-            .post(&path, &json!({ "hmac": false }))
-            .await?;
+        let request = AuditedHeaderRequest {
+            header: header.to_ascii_lowercase(),
+            hmac: false,
+        };
+        let response = session.client.call(&request).await?;
         match response.status.as_u16() {
             200 | 204 => println!("audited in clear: {header}"),
             403 => bail!(

@@ -14,10 +14,11 @@ use base64::Engine;
 use futures_util::future::join_all;
 use ring::rand::SecureRandom;
 use serde_json::json;
+use vaultrs::api::kv2::requests::DeleteSecretMetadataRequest;
 
 use crate::secret::{SecretString, SecretValue};
 use crate::vault::kv::{self, KvVersion, Mount};
-use crate::vault::VaultClient;
+use crate::vault::{versions, VaultClient};
 
 /// Client keys start with this, so scanners and people can tell what they are.
 pub const KEY_PREFIX: &str = "kwp_";
@@ -149,15 +150,13 @@ impl KeyStore {
         tokens: u64,
         version: u64,
     ) -> Result<bool> {
-        let body = json!({
-            "options": { "cas": version },
-            "data": {
-                "tokens": tokens,
-                "updated": crate::proxy::access_log::rfc3339(std::time::SystemTime::now()),
-            }
+        let data = json!({
+            "tokens": tokens,
+            "updated": crate::proxy::access_log::rfc3339(std::time::SystemTime::now()),
         });
-        let api_path = self.mount.data_path(&self.spent_path(name));
-        let response = client.post(&api_path, &body).await?;
+        let path = self.spent_path(name);
+        let api_path = self.mount.data_path(&path);
+        let response = versions::write(client, &self.mount, &path, data, version).await?;
         match response.status.as_u16() {
             200 | 204 => Ok(true),
             400 if response
@@ -179,10 +178,9 @@ impl KeyStore {
 
     /// Forgets what a key spent (all versions); a missing record is fine.
     async fn delete_spent(&self, client: &VaultClient, name: &str) -> Result<()> {
-        let api_path = self.mount.metadata_path(&self.spent_path(name));
-        let response = client
-            .request(reqwest::Method::DELETE, &api_path, None)
-            .await?;
+        let path = self.spent_path(name);
+        let api_path = self.mount.metadata_path(&path);
+        let response = client.call(&self.delete_all(&path)).await?;
         match response.status.as_u16() {
             200 | 204 | 404 => Ok(()),
             403 => bail!("permission denied deleting {api_path}: the token needs \"delete\" on it"),
@@ -198,20 +196,18 @@ impl KeyStore {
         validate_name(&policy.name)?;
         let key = generate()?;
         let key_hash = hash(crate::secret::ExposeSecret::expose_secret(&key));
-        let body = json!({
-            "options": { "cas": 0 },
-            "data": {
-                "hash": format!("sha256:{}", hex(&key_hash)),
-                "routes": policy.routes.join(","),
-                "models": policy.models.join(","),
-                "rpm": policy.rpm,
-                "tpm": policy.tpm,
-                "budget": policy.budget,
-                "created": crate::proxy::access_log::rfc3339(std::time::SystemTime::now()),
-            }
+        let data = json!({
+            "hash": format!("sha256:{}", hex(&key_hash)),
+            "routes": policy.routes.join(","),
+            "models": policy.models.join(","),
+            "rpm": policy.rpm,
+            "tpm": policy.tpm,
+            "budget": policy.budget,
+            "created": crate::proxy::access_log::rfc3339(std::time::SystemTime::now()),
         });
-        let api_path = self.mount.data_path(&self.key_path(&policy.name));
-        let response = client.post(&api_path, &body).await?;
+        let path = self.key_path(&policy.name);
+        let api_path = self.mount.data_path(&path);
+        let response = versions::write(client, &self.mount, &path, data, 0).await?;
         match response.status.as_u16() {
             // A spend left by a key of the same name deleted outside keywrap is not this key's.
             200 | 204 => match self.delete_spent(client, &policy.name).await {
@@ -236,6 +232,14 @@ impl KeyStore {
                 "Vault answered {status} writing {api_path}: {}",
                 response.errors().join("; ")
             ),
+        }
+    }
+
+    /// `DELETE mount/metadata/path`: a secret with all its versions.
+    fn delete_all(&self, path: &str) -> DeleteSecretMetadataRequest {
+        DeleteSecretMetadataRequest {
+            mount: self.mount.name().to_string(),
+            path: self.mount.relative(path).to_string(),
         }
     }
 
@@ -281,9 +285,7 @@ impl KeyStore {
             Err(err) => return Err(err).with_context(|| format!("reading client key {name}")),
         };
         let api_path = self.mount.metadata_path(&path);
-        let response = client
-            .request(reqwest::Method::DELETE, &api_path, None)
-            .await?;
+        let response = client.call(&self.delete_all(&path)).await?;
         match response.status.as_u16() {
             200 | 204 | 404 => {
                 self.delete_spent(client, name).await?;

@@ -127,8 +127,8 @@ async fn check(
             .iter()
             .find(|(address, _)| &address.path == path && address.version.is_none())
             .and_then(|(_, version)| *version);
-        if latest.is_some() && latest != loaded {
-            changed.push(format!("{path} (version {})", latest.unwrap_or_default()));
+        if Some(latest) != loaded {
+            changed.push(format!("{path} (version {latest})"));
         }
     }
     if changed.is_empty() {
@@ -142,12 +142,9 @@ async fn check(
     Ok(())
 }
 
-async fn current_version(client: &VaultClient, mount: &Mount, path: &str) -> Result<Option<u64>> {
-    let api_path = mount.metadata_path(path);
-    let response = client.get(&api_path).await?;
-    if !response.status.is_success() {
-        anyhow::bail!("Vault answered {} for {api_path}", response.status.as_u16());
-    }
-    let metadata: serde_json::Value = response.json(&api_path).context("metadata")?;
-    Ok(metadata["data"]["current_version"].as_u64())
+async fn current_version(client: &VaultClient, mount: &Mount, path: &str) -> Result<u64> {
+    let metadata = crate::vault::versions::metadata(client, mount, path)
+        .await
+        .context("metadata")?;
+    Ok(metadata.current_version)
 }

@@ -7,11 +7,16 @@ use std::collections::BTreeMap;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde::Deserialize;
+use serde_json::Value;
+use vaultrs::api::{kv1, kv2, token};
 
-use super::{VaultClient, VaultError};
+use super::endpoints::{
+    CapabilitiesAnswer, CapabilitiesSelfRequest, MountAnswer, MountLookupRequest,
+};
+use super::{wipe_json, VaultClient, VaultError};
 use crate::secret::SecretValue;
 
-/// Characters escaped in a path segment.
+/// Characters escaped in a path segment of a message (rustify escapes the same in requests).
 const SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
@@ -45,6 +50,11 @@ impl Mount {
             .or_else(|| path.strip_prefix(self.path.trim_end_matches('/')))
             .unwrap_or(path)
             .trim_start_matches('/')
+    }
+
+    /// The mount's path as vaultrs's endpoints take it: `secret`, `team/kv`.
+    pub fn name(&self) -> &str {
+        self.path.trim_end_matches('/')
     }
 
     /// The API path that reads the secret (`secret/data/team/openai` for KV v2).
@@ -137,24 +147,13 @@ pub enum KvError {
     Vault(#[from] VaultError),
 }
 
-#[derive(Deserialize)]
-struct MountAnswer {
-    data: MountData,
-}
-
-#[derive(Deserialize)]
-struct MountData {
-    path: String,
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    options: Option<BTreeMap<String, String>>,
-}
-
 /// Finds the mount that holds `path`, and whether it is KV v1 or v2.
 pub async fn find_mount(client: &VaultClient, path: &str) -> Result<Mount, KvError> {
-    let api = format!("sys/internal/ui/mounts/{}", encode_path(path));
-    let response = client.get(&api).await?;
+    let response = client
+        .call(&MountLookupRequest {
+            path: path.to_string(),
+        })
+        .await?;
     match response.status.as_u16() {
         200 => {}
         403 => {
@@ -177,16 +176,9 @@ pub async fn find_mount(client: &VaultClient, path: &str) -> Result<Mount, KvErr
                 namespace: client.namespace().unwrap_or_default().to_string(),
             });
         }
-        status => {
-            return Err(VaultError::Api {
-                status,
-                path: api,
-                errors: response.errors(),
-            }
-            .into())
-        }
+        _ => return Err(response.api_error().into()),
     }
-    let answer: MountAnswer = response.json(&api)?;
+    let answer: MountAnswer = response.json()?;
     let mount_path = if answer.data.path.ends_with('/') {
         answer.data.path
     } else {
@@ -227,10 +219,12 @@ pub async fn find_mount(client: &VaultClient, path: &str) -> Result<Mount, KvErr
 async fn no_mount_or_no_access(client: &VaultClient, path: &str) -> KvError {
     let (mount, rest) = path.split_once('/').unwrap_or((path, ""));
     let v2_path = format!("{mount}/data/{rest}");
-    let body = serde_json::json!({ "paths": [path, v2_path] });
-    let allowed = match client.post("sys/capabilities-self", &body).await {
+    let request = CapabilitiesSelfRequest {
+        paths: vec![path.to_string(), v2_path.clone()],
+    };
+    let allowed = match client.call(&request).await {
         Ok(response) if response.status.is_success() => response
-            .json::<CapabilitiesAnswer>("sys/capabilities-self")
+            .json::<CapabilitiesAnswer>()
             .map(|answer| {
                 answer
                     .data
@@ -253,27 +247,6 @@ async fn no_mount_or_no_access(client: &VaultClient, path: &str) -> KvError {
     }
 }
 
-#[derive(Deserialize)]
-struct CapabilitiesAnswer {
-    data: BTreeMap<String, Vec<String>>,
-}
-
-#[derive(Deserialize)]
-struct V2Data {
-    data: Option<BTreeMap<String, SecretValue>>,
-    metadata: Option<V2Metadata>,
-}
-
-#[derive(Deserialize)]
-struct V2Metadata {
-    version: Option<u64>,
-    created_time: Option<String>,
-    #[serde(default)]
-    deletion_time: String,
-    #[serde(default)]
-    destroyed: bool,
-}
-
 /// Reads one secret (all its fields) from its mount; `version` pins a KV v2 version.
 pub async fn read(
     client: &VaultClient,
@@ -288,11 +261,26 @@ pub async fn read(
         });
     }
     let api_path = mount.data_path(path);
-    let request_path = match version {
-        Some(v) => format!("{api_path}?version={v}"),
-        None => api_path.clone(),
+    let relative = mount.relative(path).to_string();
+    let response = match mount.version {
+        KvVersion::V1 => {
+            client
+                .call(&kv1::requests::GetSecretRequest {
+                    mount: mount.name().to_string(),
+                    path: relative,
+                })
+                .await?
+        }
+        KvVersion::V2 => {
+            client
+                .call(&kv2::requests::ReadSecretRequest {
+                    mount: mount.name().to_string(),
+                    path: relative,
+                    version,
+                })
+                .await?
+        }
     };
-    let response = client.get(&request_path).await?;
     match response.status.as_u16() {
         200 => {}
         // The mount lookup just accepted this token, so a 403 here is a missing capability,
@@ -316,7 +304,7 @@ pub async fn read(
         }
         404 => {
             if mount.version == KvVersion::V2 {
-                if let Ok(answer) = response.json::<serde_json::Value>(&request_path) {
+                if let Ok(answer) = response.json::<Value>() {
                     if let Some(metadata) = answer.pointer("/data/metadata") {
                         let destroyed = metadata.get("destroyed") == Some(&true.into());
                         let deleted = metadata
@@ -348,97 +336,124 @@ pub async fn read(
                 path: path.to_string(),
             });
         }
-        status => {
-            return Err(VaultError::Api {
-                status,
-                path: request_path,
-                errors: response.errors(),
-            }
-            .into())
-        }
+        _ => return Err(response.api_error().into()),
     }
     match mount.version {
         KvVersion::V1 => {
-            let answer: ReadAnswerV1 = response.json(&request_path)?;
+            let answer: kv1::responses::GetSecretResponse = response.json()?;
             Ok(SecretData {
-                fields: answer.data.unwrap_or_default(),
+                fields: secret_fields(answer.data, &response.path)?,
                 version: None,
                 created_time: None,
             })
         }
         KvVersion::V2 => {
-            let answer: ReadAnswerV2 = response.json(&request_path)?;
-            let Some(data) = answer.data else {
+            let answer: vaultrs::api::EndpointResult<kv2::responses::ReadSecretResponse> =
+                response.json()?;
+            let Some(secret) = answer.data else {
                 return Err(KvError::NotFound {
                     path: path.to_string(),
                 });
             };
-            let metadata = data.metadata;
-            if let Some(m) = &metadata {
-                if m.destroyed || !m.deletion_time.is_empty() {
-                    return Err(KvError::VersionGone {
-                        path: path.to_string(),
-                        version: m.version.or(version).unwrap_or(0),
-                        how: if m.destroyed { "destroyed" } else { "deleted" },
-                    });
-                }
+            let metadata = secret.metadata;
+            let fields = secret_fields(secret.data, &response.path)?;
+            if metadata.destroyed || !metadata.deletion_time.is_empty() {
+                return Err(KvError::VersionGone {
+                    path: path.to_string(),
+                    version: metadata.version,
+                    how: if metadata.destroyed {
+                        "destroyed"
+                    } else {
+                        "deleted"
+                    },
+                });
             }
             Ok(SecretData {
-                fields: data.data.unwrap_or_default(),
-                version: metadata.as_ref().and_then(|m| m.version),
-                created_time: metadata.and_then(|m| m.created_time),
+                fields,
+                version: Some(metadata.version),
+                created_time: Some(metadata.created_time),
             })
         }
     }
 }
 
-#[derive(Deserialize)]
-struct ReadAnswerV1 {
-    data: Option<BTreeMap<String, SecretValue>>,
+/// A secret's fields from vaultrs's `data` (any JSON), moved into secrecy types at once;
+/// what is not moved is wiped. Non-string values become their JSON text, as
+/// [`SecretValue`] reads them.
+fn secret_fields(data: Value, path: &str) -> Result<BTreeMap<String, SecretValue>, KvError> {
+    match data {
+        Value::Object(fields) => Ok(fields
+            .into_iter()
+            .map(|(name, value)| (name, secret_value(value)))
+            .collect()),
+        Value::Null => Ok(BTreeMap::new()),
+        other => {
+            wipe_json(other);
+            Err(VaultError::Malformed {
+                path: path.to_string(),
+                cause: "the secret's data is not a map of fields".into(),
+            }
+            .into())
+        }
+    }
 }
 
-#[derive(Deserialize)]
-struct ReadAnswerV2 {
-    data: Option<V2Data>,
-}
-
-#[derive(Deserialize)]
-struct ListAnswer {
-    data: ListData,
-}
-
-#[derive(Deserialize)]
-struct ListData {
-    #[serde(default)]
-    keys: Vec<String>,
+fn secret_value(value: Value) -> SecretValue {
+    match value {
+        Value::String(text) => SecretValue::new(text),
+        Value::Array(_) | Value::Object(_) => {
+            let text = SecretValue::new(value.to_string());
+            wipe_json(value);
+            text
+        }
+        scalar => {
+            SecretValue::deserialize(&scalar).unwrap_or_else(|_| SecretValue::new(String::new()))
+        }
+    }
 }
 
 /// The names directly under `path` (`vault kv list`); sub-folders end with `/`. Empty when
 /// nothing was ever written there.
 pub async fn list(client: &VaultClient, mount: &Mount, path: &str) -> Result<Vec<String>, KvError> {
     let api_path = mount.metadata_path(path);
-    let method = reqwest::Method::from_bytes(b"LIST").expect("LIST is a valid method");
-    let response = client.request(method, &api_path, None).await?;
-    match response.status.as_u16() {
-        200 => Ok(response.json::<ListAnswer>(&api_path)?.data.keys),
-        404 => Ok(Vec::new()),
-        403 => Err(KvError::Denied {
+    let (name, relative) = (mount.name().to_string(), mount.relative(path).to_string());
+    let response = match mount.version {
+        KvVersion::V1 => {
+            client
+                .call(&kv1::requests::ListSecretRequest {
+                    mount: name,
+                    path: relative,
+                })
+                .await?
+        }
+        KvVersion::V2 => {
+            client
+                .call(&kv2::requests::ListSecretsRequest {
+                    mount: name,
+                    path: relative,
+                })
+                .await?
+        }
+    };
+    match (response.status.as_u16(), mount.version) {
+        (200, KvVersion::V1) => Ok(response
+            .json::<kv1::responses::ListSecretResponse>()?
+            .data
+            .keys),
+        (200, KvVersion::V2) => Ok(response.data::<kv2::responses::ListSecretsResponse>()?.keys),
+        (404, _) => Ok(Vec::new()),
+        (403, _) => Err(KvError::Denied {
             path: path.to_string(),
             capability: "list",
             api_path,
         }),
-        status => Err(VaultError::Api {
-            status,
-            path: api_path,
-            errors: response.errors(),
-        }
-        .into()),
+        _ => Err(response.api_error().into()),
     }
 }
 
 /// Whether Vault still accepts the token: tells "bad token" from "missing capability".
 pub async fn token_is_valid(client: &VaultClient) -> bool {
-    matches!(client.get("auth/token/lookup-self").await, Ok(r) if r.status.is_success())
+    matches!(client.call(&token::requests::LookupTokenSelfRequest {}).await, Ok(r) if r.status.is_success())
 }
 
 #[cfg(test)]

@@ -1,10 +1,18 @@
-//! The HTTP client for Vault and OpenBao.
+//! The client for Vault and OpenBao: vaultrs's API catalogue, sent by keywrap's own
+//! transport.
 //!
-//! Written on reqwest rather than a Vault SDK because keywrap needs what the SDKs lack:
-//! its own audit headers on every request, `VAULT_NAMESPACE` and `BAO_*` settings, retries
-//! with backoff, Vault's error strings in messages, and a token that never appears in a
-//! `Debug` dump. The token header is marked sensitive so HTTP libraries never log it.
+//! Requests are vaultrs's typed endpoints (KV v1 and v2, logins, tokens, response
+//! unwrapping) and, for what vaultrs lacks, keywrap's own rustify endpoints beside them
+//! ([`endpoints`]); vaultrs's `EndpointMiddleware` adds the `/v1` prefix, the token and the
+//! namespace. [`VaultClient`] sends them as a `rustify::client::Client` of its own, not
+//! vaultrs's reqwest client, because keywrap needs what that one lacks: several nodes with
+//! failover, retries with backoff within the run's deadline, redirects followed only to the
+//! configured nodes, keywrap's identity headers on every request, Vault's error strings in
+//! messages, answers wiped from memory, and a token that is never in a `Debug` dump
+//! (vaultrs's `VaultClientSettings` prints it, so keywrap never builds one). The token
+//! header is marked sensitive so HTTP libraries never log it.
 
+pub mod endpoints;
 pub mod kv;
 pub mod tls;
 pub mod versions;
@@ -14,10 +22,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
+use rustify::endpoint::{Endpoint, MiddleWare};
+use rustify::errors::ClientError;
 use serde::de::DeserializeOwned;
-use zeroize::Zeroizing;
+use vaultrs::api::{AuthInfo, EndpointMiddleware};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::identity::RunIdentity;
 use crate::secret::{ExposeSecret, SecretString};
@@ -39,6 +51,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct VaultClient {
     http: reqwest::Client,
     nodes: Arc<Vec<reqwest::Url>>,
+    /// The URL rustify builds requests on (the first node's origin); each attempt moves the
+    /// request to the node it tries.
+    base: Arc<str>,
     /// Where the addresses came from, for the message when none answers.
     address_source: Arc<str>,
     /// Index of the node to try first: the one that answered last.
@@ -64,31 +79,57 @@ impl std::fmt::Debug for VaultClient {
     }
 }
 
-/// A response body, wiped from memory when dropped since it may hold secret values.
+/// An answer from Vault, its body wiped from memory when dropped since it may hold secret
+/// values.
 pub struct VaultResponse {
     pub status: StatusCode,
     pub body: Zeroizing<Vec<u8>>,
+    /// The API path asked for (after `/v1/`, query included), for messages.
+    pub path: String,
 }
 
 impl VaultResponse {
-    /// Parses the body as JSON.
-    pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, VaultError> {
-        serde_json::from_slice(&self.body).map_err(|err| VaultError::Malformed {
-            path: what.to_string(),
-            cause: err.to_string(),
-        })
+    /// Parses the whole body as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, VaultError> {
+        serde_json::from_slice(&self.body).map_err(|err| self.malformed(err.to_string()))
+    }
+
+    /// The `data` of a Vault API answer, as one of vaultrs's response types.
+    pub fn data<T: DeserializeOwned>(&self) -> Result<T, VaultError> {
+        self.json::<vaultrs::api::EndpointResult<T>>()?
+            .data
+            .ok_or_else(|| self.malformed("it has no data".into()))
+    }
+
+    /// The `auth` of an answer to a login, a renewal or a token creation, if it has one.
+    /// Its `client_token` is the caller's to move into a secrecy type at once.
+    pub fn auth(&self) -> Result<Option<AuthInfo>, VaultError> {
+        Ok(self
+            .json::<vaultrs::api::EndpointResult<serde_json::Value>>()?
+            .auth)
     }
 
     /// Vault's `errors` array, for messages.
     pub fn errors(&self) -> Vec<String> {
-        #[derive(serde::Deserialize)]
-        struct Errors {
-            #[serde(default)]
-            errors: Vec<String>,
-        }
-        serde_json::from_slice::<Errors>(&self.body)
+        serde_json::from_slice::<vaultrs::api::EndpointError>(&self.body)
             .map(|e| e.errors)
             .unwrap_or_default()
+    }
+
+    /// The error for a status the caller has no better words for.
+    pub fn api_error(&self) -> VaultError {
+        VaultError::Api {
+            status: self.status.as_u16(),
+            path: self.path.clone(),
+            errors: self.errors(),
+        }
+    }
+
+    fn malformed(&self, cause: String) -> VaultError {
+        VaultError::Malformed {
+            path: self.path.clone(),
+            cause,
+        }
     }
 }
 
@@ -122,6 +163,13 @@ pub enum VaultError {
     },
     #[error("unexpected answer from Vault for {path}: {cause}")]
     Malformed { path: String, cause: String },
+    #[error("Vault at {from} redirected {path} to {to}; keywrap did not follow it, so nothing was sent there: {why}")]
+    Redirect {
+        from: String,
+        to: String,
+        path: String,
+        why: String,
+    },
 }
 
 /// What to check when nothing answers, named after where the address came from.
@@ -219,6 +267,63 @@ enum Outcome {
     Electing(String),
 }
 
+/// One request on its way: what rustify built, moved to each node in turn.
+struct Outgoing {
+    method: Method,
+    /// Path and query, from `/v1/` on.
+    target: String,
+    headers: HeaderMap,
+    /// Wiped from memory once the last attempt has let go of it.
+    body: Option<Bytes>,
+    /// The API path for messages (`target` without `/v1/`).
+    path: String,
+}
+
+impl From<http::Request<Vec<u8>>> for Outgoing {
+    /// Takes over what rustify built; the token header is marked sensitive so that no HTTP
+    /// library prints it.
+    fn from(request: http::Request<Vec<u8>>) -> Self {
+        let (parts, body) = request.into_parts();
+        let mut headers = parts.headers;
+        if let Some(token) = headers.get_mut("X-Vault-Token") {
+            token.set_sensitive(true);
+        }
+        if !body.is_empty() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        Outgoing {
+            method: parts.method,
+            target: parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string(),
+            path: api_path(&parts.uri),
+            headers,
+            body: (!body.is_empty()).then(|| Bytes::from_owner(Zeroizing::new(body))),
+        }
+    }
+}
+
+impl Outgoing {
+    /// Whether Vault may have acted on the request: such a request is not sent again once
+    /// it may have reached Vault, and a 301/302/303 (which would turn it into a GET without
+    /// its body) is not followed.
+    fn writes(&self) -> bool {
+        matches!(self.method, Method::POST | Method::PUT | Method::PATCH)
+    }
+}
+
+/// vaultrs's middleware for one request: the `/v1` prefix, the token, the namespace. Its
+/// copy of the token is wiped when the request has been built.
+struct Middleware(EndpointMiddleware);
+
+impl Drop for Middleware {
+    fn drop(&mut self) {
+        self.0.token.zeroize();
+    }
+}
+
 impl VaultClient {
     /// A client for the resolved connection, sending the run's identity headers.
     pub fn new(connection: &Connection, identity: &RunIdentity) -> Result<Self> {
@@ -230,34 +335,50 @@ impl VaultClient {
                 HeaderName::from_bytes(name.as_bytes()).expect("identity header names are valid");
             headers.insert(name, value);
         }
-        headers.insert("X-Vault-Request", HeaderValue::from_static("true"));
-        let mut builder = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(connection.timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none());
-        if connection
+        let namespace = connection.namespace.as_ref().map(|n| n.value.clone());
+        if let Some(namespace) = &namespace {
+            HeaderValue::from_str(namespace).with_context(|| {
+                format!("the namespace {namespace:?} has characters that cannot be sent")
+            })?;
+        }
+        let https = connection
             .address
             .value
             .iter()
-            .any(|url| url.scheme() == "https")
-        {
+            .any(|url| url.scheme() == "https");
+        let tls = if https {
             if connection.tls.skip_verify {
                 crate::log::warn(format_args!(
                     "TLS VERIFICATION IS OFF ({}): anyone on the network path can read the secrets and the token. Use VAULT_CACERT instead.",
                     connection.skip_verify_source.as_deref().unwrap_or("VAULT_SKIP_VERIFY")
                 ));
             }
-            builder = builder.use_preconfigured_tls(tls::client_config(&connection.tls)?);
-        }
-        let http = builder.build().context("cannot create the HTTP client")?;
+            tls::client_config(&connection.tls)?
+        } else {
+            tls::plain_http_config()?
+        };
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(connection.timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_backend_preconfigured(tls)
+            .build()
+            .context("cannot create the HTTP client")?;
+        let nodes = connection.address.value.clone();
+        let base = nodes
+            .first()
+            .context("no Vault address")?
+            .origin()
+            .ascii_serialization();
         Ok(VaultClient {
             http,
-            nodes: Arc::new(connection.address.value.clone()),
+            nodes: Arc::new(nodes),
+            base: base.into(),
             address_source: connection.address.source.as_str().into(),
             current: Arc::new(AtomicUsize::new(0)),
-            namespace: connection.namespace.as_ref().map(|n| n.value.clone()),
+            namespace,
             token: None,
             token_source: Arc::from("no token"),
             timeout: connection.timeout,
@@ -305,34 +426,86 @@ impl VaultClient {
         self.nodes[index].as_str().trim_end_matches('/')
     }
 
-    pub async fn get(&self, path: &str) -> Result<VaultResponse, VaultError> {
-        self.request(Method::GET, path, None).await
+    /// Sends one endpoint (vaultrs's or keywrap's own) through this client and returns
+    /// Vault's answer whatever its status, which is for the caller to give meaning to.
+    /// The endpoint stays the caller's, so that secrets in it can be wiped afterwards.
+    pub async fn call<E: Endpoint>(&self, endpoint: &E) -> Result<VaultResponse, VaultError> {
+        let named = endpoint.path().trim().trim_start_matches('/').to_string();
+        let cannot_build = |err: ClientError| VaultError::Malformed {
+            path: named.clone(),
+            cause: format!(
+                "cannot make a request of it: {}",
+                describe_client_error(&err)
+            ),
+        };
+        let mut request = endpoint.request(&self.base).map_err(&cannot_build)?;
+        self.middleware(&named)?
+            .0
+            .request(endpoint, &mut request)
+            .map_err(cannot_build)?;
+        let path = api_path(request.uri());
+        let response =
+            rustify::client::Client::send(self, request)
+                .await
+                .map_err(|err| match err {
+                    ClientError::GenericError { source } => match source.downcast::<VaultError>() {
+                        Ok(vault) => vault,
+                        Err(other) => VaultError::Malformed {
+                            path: path.clone(),
+                            cause: other.to_string(),
+                        },
+                    },
+                    other => VaultError::Malformed {
+                        path: path.clone(),
+                        cause: describe_client_error(&other),
+                    },
+                })?;
+        let status = response.status();
+        Ok(VaultResponse {
+            status,
+            body: Zeroizing::new(response.into_body()),
+            path,
+        })
     }
 
-    pub async fn post(
-        &self,
-        path: &str,
-        body: &serde_json::Value,
-    ) -> Result<VaultResponse, VaultError> {
-        self.request(Method::POST, path, Some(body)).await
+    /// vaultrs's middleware with this client's token and namespace.
+    fn middleware(&self, path: &str) -> Result<Middleware, VaultError> {
+        let token = match &self.token {
+            Some(token) => {
+                // vaultrs would panic on a token that is not a valid header value.
+                HeaderValue::from_str(token.expose_secret()).map_err(|_| {
+                    VaultError::Malformed {
+                        path: path.to_string(),
+                        cause: "the Vault token has characters that cannot be sent".into(),
+                    }
+                })?;
+                token.expose_secret().to_string()
+            }
+            None => String::new(),
+        };
+        Ok(Middleware(EndpointMiddleware {
+            token,
+            version: "v1".into(),
+            wrap: None,
+            namespace: self.namespace.clone(),
+        }))
     }
 
-    /// Sends one API request (path relative to `/v1/`, query included). On connection
-    /// errors, sealed or standby nodes and 5xx it moves to the next node and retries with
-    /// jittered exponential backoff; 429 waits as `Retry-After` says. All within the run's
-    /// deadline. A request with a body is retried only when Vault cannot have acted on it
-    /// (no connection, sealed, rate-limited). Any other status is for the caller.
-    pub async fn request(
+    /// Sends one API request as rustify built it. On connection errors, sealed or standby
+    /// nodes and 5xx it moves to the next node and retries with jittered exponential
+    /// backoff; 429 waits as `Retry-After` says. All within the run's deadline. A request
+    /// that writes is retried only when Vault cannot have acted on it (no connection,
+    /// sealed, rate-limited). Any other status is for the caller.
+    async fn transport(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<&serde_json::Value>,
+        request: http::Request<Vec<u8>>,
     ) -> Result<VaultResponse, VaultError> {
-        let idempotent = body.is_none();
+        let outgoing = Outgoing::from(request);
+        let path = outgoing.path.as_str();
         let node_count = self.nodes.len() as u32;
         let mut attempts = Attempts::default();
         let (mut unreachable, mut server_errors, mut limited, mut total) = (0u32, 0, 0, 0);
-        let mut tls_failures = 0u32;
+        let mut refusals = 0u32;
         loop {
             if Instant::now() >= self.deadline {
                 return Err(VaultError::Deadline {
@@ -343,22 +516,25 @@ impl VaultClient {
             }
             total += 1;
             let node = self.current.load(Ordering::Relaxed) % self.nodes.len();
-            let node_name = self.nodes[node].as_str().trim_end_matches('/').to_string();
-            let outcome = match self.attempt(&method, &node_name, path, body).await {
-                // Nothing was sent to a node whose certificate failed; another node's may
-                // verify. Once every node has failed, the TLS error is the one to report.
-                Err(tls @ VaultError::Tls { .. }) if tls_failures + 1 < node_count => {
-                    tls_failures += 1;
-                    attempts.record(&node_name, tls.to_string());
+            let outcome = match self.attempt(&outgoing, node).await {
+                // Nothing was sent to a node whose certificate failed, nor where a node
+                // redirected to somewhere keywrap does not send the token; another node
+                // may do better. Once every node has failed, that error is the one to report.
+                Err(refused @ (VaultError::Tls { .. } | VaultError::Redirect { .. }))
+                    if refusals + 1 < node_count =>
+                {
+                    refusals += 1;
+                    attempts.record(self.node_name(node), refused.to_string());
                     self.next_node(node);
                     continue;
                 }
                 other => other?,
             };
+            let node_name = self.node_name(node);
             let retry_after = match outcome {
                 Outcome::Done(response) => return Ok(response),
                 Outcome::Unreachable(problem) => {
-                    attempts.record(&node_name, problem);
+                    attempts.record(node_name, problem);
                     unreachable += 1;
                     if unreachable >= UNREACHABLE_ROUNDS * node_count {
                         return Err(self.unreachable(total, attempts.summary()));
@@ -367,7 +543,7 @@ impl VaultClient {
                     None
                 }
                 Outcome::Sealed => {
-                    attempts.record(&node_name, "sealed".into());
+                    attempts.record(node_name, "sealed".into());
                     unreachable += 1;
                     if unreachable >= UNREACHABLE_ROUNDS * node_count {
                         return Err(VaultError::Sealed {
@@ -380,24 +556,20 @@ impl VaultClient {
                 Outcome::ServerError(response) => {
                     let status = response.status.as_u16();
                     attempts.record(
-                        &node_name,
+                        node_name,
                         format!("HTTP {status}{}", api_detail(&response.errors())),
                     );
                     server_errors += 1;
-                    if !idempotent && status != 503
+                    if outgoing.writes() && status != 503
                         || server_errors >= SERVER_ERROR_ROUNDS * node_count
                     {
-                        return Err(VaultError::Api {
-                            status,
-                            path: path.to_string(),
-                            errors: response.errors(),
-                        });
+                        return Err(response.api_error());
                     }
                     self.next_node(node);
                     None
                 }
                 Outcome::Electing(problem) => {
-                    attempts.record(&node_name, problem);
+                    attempts.record(node_name, problem);
                     server_errors += 1;
                     if server_errors >= SERVER_ERROR_ROUNDS * node_count {
                         return Err(self.unreachable(total, attempts.summary()));
@@ -406,7 +578,7 @@ impl VaultClient {
                     None
                 }
                 Outcome::RateLimited(retry_after) => {
-                    attempts.record(&node_name, "HTTP 429 (rate limited)".into());
+                    attempts.record(node_name, "HTTP 429 (rate limited)".into());
                     limited += 1;
                     // `Retry-After: 0` would be a busy loop: back off as without one.
                     let asked = retry_after.filter(|d| !d.is_zero());
@@ -421,6 +593,10 @@ impl VaultClient {
                 self.backoff(round, retry_after).await;
             }
         }
+    }
+
+    fn node_name(&self, node: usize) -> &str {
+        self.nodes[node].as_str().trim_end_matches('/')
     }
 
     /// The error after every node failed to answer, listing what each did.
@@ -444,32 +620,32 @@ impl VaultClient {
     }
 
     /// One try against one node.
-    async fn attempt(
-        &self,
-        method: &Method,
-        node: &str,
-        path: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<Outcome, VaultError> {
-        let mut url = reqwest::Url::parse(&format!("{node}/v1/{path}")).map_err(|e| {
-            VaultError::Malformed {
-                path: path.to_string(),
-                cause: format!("cannot make a URL of it: {e}"),
-            }
-        })?;
+    async fn attempt(&self, outgoing: &Outgoing, node: usize) -> Result<Outcome, VaultError> {
+        let node_name = self.node_name(node);
+        let path = outgoing.path.as_str();
+        let mut url = node_url(&self.nodes[node], &outgoing.target);
         // Redirects are followed here rather than by the HTTP client, to tell a standby
-        // whose active node is gone (its redirect leads nowhere) from a node that is down.
+        // whose active node is gone (its redirect leads nowhere) from a node that is down,
+        // and to follow them only where the token may go.
         let mut redirects = 0;
         let sent = loop {
-            let sent = self.build(method, &url, path, body)?.send().await;
+            let sent = self.build(outgoing, &url).send().await;
             let next = match &sent {
                 Ok(response) if redirects < MAX_REDIRECTS => {
-                    redirect_location(response, body.is_none())
+                    redirect_location(response, !outgoing.writes())
                 }
                 _ => None,
             };
             match next {
                 Some(next) => {
+                    if let Some(why) = redirect_refusal(&url, &next, &self.nodes) {
+                        return Err(VaultError::Redirect {
+                            from: url.origin().ascii_serialization(),
+                            to: next.origin().ascii_serialization(),
+                            path: path.to_string(),
+                            why,
+                        });
+                    }
                     url = next;
                     redirects += 1;
                 }
@@ -481,7 +657,7 @@ impl VaultClient {
             Err(err) => {
                 if let Some(cause) = tls_failure(&err) {
                     return Err(VaultError::Tls {
-                        address: node.to_string(),
+                        address: node_name.to_string(),
                         cause,
                     });
                 }
@@ -489,7 +665,7 @@ impl VaultClient {
                     return Err(VaultError::Deadline {
                         path: path.to_string(),
                         seconds: self.timeout.as_secs(),
-                        tried: format!("{node}: {}", describe(&err)),
+                        tried: format!("{node_name}: {}", describe(&err)),
                     });
                 }
                 // Nothing reached Vault: the node redirected and its target refused.
@@ -500,9 +676,9 @@ impl VaultClient {
                         describe(&err)
                     )));
                 }
-                // A request with a body may have reached Vault unless the connection failed.
-                if body.is_some() && !err.is_connect() {
-                    return Err(self.unreachable(1, format!("{node}: {}", describe(&err))));
+                // A request that writes may have reached Vault unless the connection failed.
+                if outgoing.writes() && !err.is_connect() {
+                    return Err(self.unreachable(1, format!("{node_name}: {}", describe(&err))));
                 }
                 return Ok(Outcome::Unreachable(describe(&err)));
             }
@@ -521,19 +697,20 @@ impl VaultClient {
                 return Err(VaultError::Deadline {
                     path: path.to_string(),
                     seconds: self.timeout.as_secs(),
-                    tried: format!("{node}: {}", describe(&err)),
+                    tried: format!("{node_name}: {}", describe(&err)),
                 })
             }
-            Err(BodyError::Cut(err)) if body.is_none() => {
+            Err(BodyError::Cut(err)) if !outgoing.writes() => {
                 return Ok(Outcome::Unreachable(describe(&err)))
             }
             Err(BodyError::Cut(err)) => {
-                return Err(self.unreachable(1, format!("{node}: {}", describe(&err))))
+                return Err(self.unreachable(1, format!("{node_name}: {}", describe(&err))))
             }
         };
         let answer = VaultResponse {
             status,
             body: body_bytes,
+            path: path.to_string(),
         };
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Ok(Outcome::RateLimited(retry_after));
@@ -548,47 +725,24 @@ impl VaultClient {
         {
             return Ok(Outcome::ServerError(answer));
         }
-        self.current.store(
-            self.nodes
-                .iter()
-                .position(|n| n.as_str().trim_end_matches('/') == node)
-                .unwrap_or(0),
-            Ordering::Relaxed,
-        );
+        self.current.store(node, Ordering::Relaxed);
         Ok(Outcome::Done(answer))
     }
 
-    /// One request, with the run's headers, the time left before the deadline (so a slow
-    /// answer that began in time cannot carry the run past it) and the body.
-    fn build(
-        &self,
-        method: &Method,
-        url: &reqwest::Url,
-        path: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<reqwest::RequestBuilder, VaultError> {
+    /// One request to `url`, with the headers rustify and the middleware set, the time
+    /// left before the deadline (so a slow answer that began in time cannot carry the run
+    /// past it) and the body.
+    fn build(&self, outgoing: &Outgoing, url: &reqwest::Url) -> reqwest::RequestBuilder {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let mut request = self
             .http
-            .request(method.clone(), url.clone())
-            .timeout(remaining.max(Duration::from_millis(1)));
-        if let Some(token) = &self.token {
-            let mut value = HeaderValue::from_str(token.expose_secret()).map_err(|_| {
-                VaultError::Malformed {
-                    path: path.to_string(),
-                    cause: "the Vault token has characters that cannot be sent".into(),
-                }
-            })?;
-            value.set_sensitive(true);
-            request = request.header("X-Vault-Token", value);
+            .request(outgoing.method.clone(), url.clone())
+            .timeout(remaining.max(Duration::from_millis(1)))
+            .headers(outgoing.headers.clone());
+        if let Some(body) = &outgoing.body {
+            request = request.body(body.clone());
         }
-        if let Some(namespace) = &self.namespace {
-            request = request.header("X-Vault-Namespace", namespace);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        Ok(request)
+        request
     }
 
     /// Sleeps before the next round: `Retry-After` when Vault gave one, else jittered
@@ -598,6 +752,102 @@ impl VaultClient {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         tokio::time::sleep(delay.min(remaining)).await;
     }
+}
+
+/// keywrap's transport under rustify's endpoints: several nodes, failover, retries,
+/// redirects only to the configured nodes, the run's deadline and identity headers.
+#[async_trait::async_trait]
+impl rustify::client::Client for VaultClient {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, ClientError> {
+        let mut answer = self
+            .transport(request)
+            .await
+            .map_err(|err| ClientError::GenericError { source: err.into() })?;
+        let mut response = http::Response::new(std::mem::take(&mut *answer.body));
+        *response.status_mut() = answer.status;
+        Ok(response)
+    }
+
+    fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+/// Wipes every string in a JSON value vaultrs handed over (a secret's data, an unwrapped
+/// answer) before it is freed.
+pub(crate) fn wipe_json(value: serde_json::Value) {
+    match value {
+        serde_json::Value::String(mut text) => text.zeroize(),
+        serde_json::Value::Array(items) => items.into_iter().for_each(wipe_json),
+        serde_json::Value::Object(fields) => {
+            for (mut name, value) in fields {
+                name.zeroize();
+                wipe_json(value);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `target` (path and query, from `/v1/` on) on `node`, after the path the address may
+/// have (`https://lb/vault` → `https://lb/vault/v1/...`). Cheaper than parsing the whole
+/// URL again: the node's host is not parsed for every request.
+fn node_url(node: &reqwest::Url, target: &str) -> reqwest::Url {
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    let mut url = node.clone();
+    url.set_path(&format!("{}{path}", node.path().trim_end_matches('/')));
+    url.set_query(query);
+    url.set_fragment(None);
+    url
+}
+
+/// The API path of a request URI, as messages name it: `/v1/secret/data/x?version=2` →
+/// `secret/data/x?version=2`.
+fn api_path(uri: &http::Uri) -> String {
+    let target = uri.path_and_query().map_or("", |p| p.as_str());
+    target
+        .strip_prefix("/v1/")
+        .unwrap_or(target.trim_start_matches('/'))
+        .to_string()
+}
+
+/// rustify's error with its causes, on one line.
+fn describe_client_error(err: &ClientError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+/// Why a redirect is not followed, if it is not: the token (and a login's credentials)
+/// go only to the configured nodes, and never from https to plain http.
+fn redirect_refusal(
+    from: &reqwest::Url,
+    to: &reqwest::Url,
+    nodes: &[reqwest::Url],
+) -> Option<String> {
+    if from.scheme() == "https" && to.scheme() != "https" {
+        return Some(
+            "the redirect leads from https to plain http, where anyone on the network path could read the token".into(),
+        );
+    }
+    let origin = to.origin();
+    if nodes.iter().any(|node| node.origin() == origin) {
+        return None;
+    }
+    Some(format!(
+        "{} is not one of the configured Vault addresses; if it is a node of the same cluster, add it to VAULT_ADDR (addresses separated by commas)",
+        origin.ascii_serialization()
+    ))
 }
 
 /// A standby serving reads of a KV v2 mount whose upgrade it has not yet received from
@@ -732,6 +982,96 @@ mod tests {
         assert!(hint("received fatal alert: CertificateRequired").contains("VAULT_CLIENT_CERT"));
         assert!(hint("received fatal alert: UnknownCA").contains("VAULT_CLIENT_CERT"));
         assert!(hint("received corrupt message of type InvalidContentType").contains("http://"));
+    }
+
+    #[test]
+    fn redirects_go_only_to_configured_nodes_and_never_to_plain_http() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        let nodes = [
+            url("https://a.example:8200"),
+            url("https://b.example:8200/"),
+        ];
+        let from = url("https://a.example:8200/v1/secret/data/x");
+        assert_eq!(
+            redirect_refusal(
+                &from,
+                &url("https://b.example:8200/v1/secret/data/x"),
+                &nodes
+            ),
+            None
+        );
+        assert_eq!(
+            redirect_refusal(&from, &url("https://a.example:8200/v1/other"), &nodes),
+            None
+        );
+        for elsewhere in [
+            "https://c.example:8200/v1/secret/data/x",
+            "https://b.example:8201/v1/secret/data/x",
+            "https://a.example/v1/secret/data/x",
+        ] {
+            let why = redirect_refusal(&from, &url(elsewhere), &nodes).unwrap();
+            assert!(
+                why.contains("not one of the configured"),
+                "{elsewhere}: {why}"
+            );
+        }
+        let mixed = [url("https://a.example:8200"), url("http://a.example:8200")];
+        let why = redirect_refusal(&from, &url("http://a.example:8200/v1/x"), &mixed).unwrap();
+        assert!(why.contains("plain http"), "{why}");
+        let plain = [url("http://127.0.0.1:8200"), url("http://127.0.0.1:8201")];
+        assert_eq!(
+            redirect_refusal(
+                &url("http://127.0.0.1:8200/v1/x"),
+                &url("http://127.0.0.1:8201/v1/x"),
+                &plain
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn the_token_header_is_never_printed() {
+        let middleware = Middleware(EndpointMiddleware {
+            token: "fake-token-0123456789".into(),
+            version: "v1".into(),
+            wrap: None,
+            namespace: None,
+        });
+        let endpoint = vaultrs::api::token::requests::RenewTokenSelfRequest {
+            increment: Some("60s".into()),
+        };
+        let mut request = endpoint.request("http://127.0.0.1:8200").unwrap();
+        middleware.0.request(&endpoint, &mut request).unwrap();
+        let outgoing = Outgoing::from(request);
+        assert!(outgoing.headers["x-vault-token"].is_sensitive());
+        assert!(!format!("{:?}", outgoing.headers).contains("fake-token"));
+        assert_eq!(outgoing.target, "/v1/auth/token/renew-self");
+        assert_eq!(outgoing.path, "auth/token/renew-self");
+        assert!(outgoing.writes());
+    }
+
+    #[test]
+    fn requests_go_to_the_node_after_its_path() {
+        for (node, target) in [
+            ("http://127.0.0.1:8200", "/v1/secret/data/a%20b?version=2"),
+            (
+                "https://vault.example:8200/",
+                "/v1/sys/internal/ui/mounts/kv",
+            ),
+            ("https://lb.example/vault/", "/v1/auth/token/lookup-self"),
+        ] {
+            let node = reqwest::Url::parse(node).unwrap();
+            let parsed = format!("{}{target}", node.as_str().trim_end_matches('/'));
+            assert_eq!(node_url(&node, target).as_str(), parsed);
+        }
+    }
+
+    #[test]
+    fn messages_name_the_api_path() {
+        let uri: http::Uri = "http://127.0.0.1:8200/v1/secret/data/a%20b?version=2"
+            .parse()
+            .unwrap();
+        assert_eq!(api_path(&uri), "secret/data/a%20b?version=2");
     }
 
     #[test]

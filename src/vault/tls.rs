@@ -41,6 +41,18 @@ pub fn client_config(settings: &TlsSettings) -> Result<ClientConfig> {
     Ok(config)
 }
 
+/// For a client whose nodes all speak plain HTTP. reqwest wants a TLS configuration all the
+/// same (without one it would look for a process-wide crypto provider); this one trusts no
+/// certificate and costs nothing to build, unlike loading the system's roots.
+pub fn plain_http_config() -> Result<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS set-up failed")?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth())
+}
+
 fn roots(settings: &TlsSettings) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
     if settings.ca_cert.is_none() && settings.ca_path.is_none() {

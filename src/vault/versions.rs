@@ -3,11 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-use serde_json::json;
+use vaultrs::api::kv2::{requests, responses};
 
 use super::kv::{KvError, KvVersion, Mount};
-use super::{VaultClient, VaultError};
+use super::{wipe_json, VaultClient, VaultError, VaultResponse};
 use crate::secret::SecretValue;
 use crate::timestamp::Timestamp;
 
@@ -81,30 +80,6 @@ fn require_v2(mount: &Mount, path: &str) -> Result<(), VersionError> {
     }
 }
 
-#[derive(Deserialize)]
-struct MetadataAnswer {
-    data: MetadataData,
-}
-
-#[derive(Deserialize)]
-struct MetadataData {
-    current_version: u64,
-    #[serde(default)]
-    versions: BTreeMap<String, RawVersion>,
-    #[serde(default)]
-    custom_metadata: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Deserialize)]
-struct RawVersion {
-    #[serde(default)]
-    created_time: String,
-    #[serde(default)]
-    deletion_time: String,
-    #[serde(default)]
-    destroyed: bool,
-}
-
 /// Reads a secret's metadata; needs `read` on `mount/metadata/path`.
 pub async fn metadata(
     client: &VaultClient,
@@ -113,7 +88,12 @@ pub async fn metadata(
 ) -> Result<Metadata, VersionError> {
     require_v2(mount, path)?;
     let api_path = mount.metadata_path(path);
-    let response = client.get(&api_path).await?;
+    let response = client
+        .call(&requests::ReadSecretMetadataRequest {
+            mount: mount.name().to_string(),
+            path: mount.relative(path).to_string(),
+        })
+        .await?;
     match response.status.as_u16() {
         200 => {}
         403 => {
@@ -127,18 +107,10 @@ pub async fn metadata(
                 path: path.to_string(),
             })
         }
-        status => {
-            return Err(VaultError::Api {
-                status,
-                path: api_path,
-                errors: response.errors(),
-            }
-            .into())
-        }
+        _ => return Err(response.api_error().into()),
     }
-    let answer: MetadataAnswer = response.json(&api_path)?;
+    let answer: responses::ReadSecretMetadataResponse = response.data()?;
     let versions = answer
-        .data
         .versions
         .into_iter()
         .filter_map(|(number, raw)| {
@@ -153,9 +125,13 @@ pub async fn metadata(
         })
         .collect();
     Ok(Metadata {
-        current_version: answer.data.current_version,
+        current_version: answer.current_version,
         versions,
-        custom: answer.data.custom_metadata.unwrap_or_default(),
+        custom: answer
+            .custom_metadata
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -174,10 +150,7 @@ pub async fn write_cas(
         .iter()
         .map(|(name, value)| (name.clone(), value.expose().into()))
         .collect();
-    // The body holds the values; it lives only for the request.
-    let body = json!({ "data": data, "options": { "cas": expected } });
-    let response = client.post(&api_path, &body).await?;
-    drop(body);
+    let response = write(client, mount, path, data.into(), expected).await?;
     match response.status.as_u16() {
         200 | 204 => {}
         400 if response
@@ -196,24 +169,34 @@ pub async fn write_cas(
                 capability: "update",
             })
         }
-        status => {
-            return Err(VaultError::Api {
-                status,
-                path: api_path,
-                errors: response.errors(),
-            }
-            .into())
-        }
+        _ => return Err(response.api_error().into()),
     }
-    #[derive(Deserialize)]
-    struct Written {
-        data: WrittenData,
-    }
-    #[derive(Deserialize)]
-    struct WrittenData {
-        version: u64,
-    }
-    Ok(response.json::<Written>(&api_path)?.data.version)
+    Ok(response.data::<responses::SecretVersionMetadata>()?.version)
+}
+
+/// `POST mount/data/path` with check-and-set: the new version lands only if `expected`
+/// is still the current one (0: only if there is none). The values in `data` are wiped
+/// once sent.
+pub async fn write(
+    client: &VaultClient,
+    mount: &Mount,
+    path: &str,
+    data: serde_json::Value,
+    expected: u64,
+) -> Result<VaultResponse, VaultError> {
+    let cas = u32::try_from(expected).map_err(|_| VaultError::Malformed {
+        path: mount.data_path(path),
+        cause: format!("version {expected} is beyond check-and-set's range"),
+    })?;
+    let mut request = requests::SetSecretRequest {
+        mount: mount.name().to_string(),
+        path: mount.relative(path).to_string(),
+        data,
+        options: Some(requests::SetSecretRequestOptions { cas }),
+    };
+    let response = client.call(&request).await;
+    wipe_json(std::mem::take(&mut request.data));
+    response
 }
 
 /// Replaces the secret's custom metadata (Vault has no partial update that both Vault and
@@ -227,7 +210,12 @@ pub async fn set_custom_metadata(
     require_v2(mount, path)?;
     let api_path = mount.metadata_path(path);
     let response = client
-        .post(&api_path, &json!({ "custom_metadata": custom }))
+        .call(&requests::SetSecretMetadataRequest {
+            mount: mount.name().to_string(),
+            path: mount.relative(path).to_string(),
+            custom_metadata: Some(custom.clone().into_iter().collect()),
+            ..Default::default()
+        })
         .await?;
     expect_success(response, api_path, "update")
 }
@@ -259,23 +247,33 @@ pub async fn remove_version(
     removal: Removal,
 ) -> Result<(), VersionError> {
     require_v2(mount, path)?;
-    let kind = match removal {
-        Removal::Delete => "delete",
-        Removal::Destroy => "destroy",
+    let (name, relative) = (mount.name().to_string(), mount.relative(path).to_string());
+    let response = match removal {
+        Removal::Delete => {
+            client
+                .call(&requests::DeleteSecretVersionsRequest {
+                    mount: name,
+                    path: relative,
+                    versions: vec![version],
+                })
+                .await?
+        }
+        Removal::Destroy => {
+            client
+                .call(&requests::DestroySecretVersionsRequest {
+                    mount: name,
+                    path: relative,
+                    versions: vec![version],
+                })
+                .await?
+        }
     };
-    let api_path = format!(
-        "{}/{kind}/{}",
-        mount.path.trim_end_matches('/'),
-        super::kv::encode_path(mount.relative(path))
-    );
-    let response = client
-        .post(&api_path, &json!({ "versions": [version] }))
-        .await?;
+    let api_path = response.path.clone();
     expect_success(response, api_path, "update")
 }
 
 fn expect_success(
-    response: super::VaultResponse,
+    response: VaultResponse,
     api_path: String,
     capability: &'static str,
 ) -> Result<(), VersionError> {
@@ -285,11 +283,6 @@ fn expect_success(
             api_path,
             capability,
         }),
-        status => Err(VaultError::Api {
-            status,
-            path: api_path,
-            errors: response.errors(),
-        }
-        .into()),
+        _ => Err(response.api_error().into()),
     }
 }
