@@ -48,7 +48,7 @@ pub mod settings;
 pub mod sys;
 pub mod table;
 pub mod timestamp;
-pub mod usage_error;
 pub mod trust;
+pub mod usage_error;
 pub mod vault;
 pub mod watch;

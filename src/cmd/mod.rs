@@ -14,8 +14,8 @@ pub mod read;
 pub mod rotate;
 pub mod scan;
 pub mod status;
-pub mod version;
 pub mod trust;
+pub mod version;
 
 use std::process::ExitCode;
 
