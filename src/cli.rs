@@ -8,6 +8,7 @@ use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcom
 
 use crate::auth::{AuthFlags, Method};
 use crate::bindings::SecretFlag;
+use crate::duration::parse_seconds;
 use crate::reference::Reference;
 use crate::settings::ConnectionFlags;
 
@@ -127,20 +128,6 @@ impl Cli {
     {
         let matches: ArgMatches = command().try_get_matches_from(words)?;
         Cli::from_arg_matches(&matches)
-    }
-
-    /// The settings a Vault session is opened with.
-    pub fn session_inputs<'a>(
-        &self,
-        env: &'a crate::environment::Environment,
-        config: Option<&'a crate::config::LoadedConfig>,
-    ) -> crate::session::SessionInputs<'a> {
-        crate::session::SessionInputs {
-            connection: self.connection.flags(),
-            auth: self.auth.flags(),
-            env,
-            config,
-        }
     }
 }
 
@@ -314,26 +301,6 @@ impl AuthArgs {
             kubernetes_token_file: self.kubernetes_token_file.clone(),
         }
     }
-}
-
-/// Seconds (`2.5`) or a duration (`30s`, `10m`).
-pub fn parse_seconds(text: &str) -> Result<Duration, String> {
-    // A bound keeps deadlines (now + this) representable: a longer wait means "never".
-    const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
-    let parsed = match text.parse::<f64>() {
-        Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::try_from_secs_f64(s).unwrap_or(MAX)),
-        Ok(_) => Err(format!("{text:?} is not a positive number of seconds")),
-        Err(_) => crate::duration::parse(text)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                format!("{text:?} is neither a number of seconds nor a duration like 30s or 10m")
-            }),
-    }?;
-    if parsed > MAX {
-        return Err(format!("{text:?} is more than a year"));
-    }
-    Ok(parsed)
 }
 
 #[derive(Debug, Subcommand)]
@@ -965,15 +932,6 @@ pub enum ReportFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seconds_are_positive_and_at_most_a_year() {
-        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_seconds("2m"), Ok(Duration::from_secs(120)));
-        for bad in ["0", "-1", "inf", "NaN", "1e19", "1e400", "400d", "x"] {
-            assert!(parse_seconds(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn cli_is_well_formed() {

@@ -23,7 +23,7 @@ pub struct ConfigFile {
     #[serde(default)]
     pub vault: VaultSection,
     #[serde(default)]
-    pub auth: crate::auth::settings::AuthSection,
+    pub auth: AuthSection,
     /// Environment variable name → reference.
     #[serde(default)]
     pub env: BTreeMap<Spanned<String>, Spanned<EnvEntry>>,
@@ -38,7 +38,63 @@ pub struct ConfigFile {
     pub proxy: ProxySection,
     /// Extra `keywrap scan` rules, in the format of the built-in rules file.
     #[serde(default)]
-    pub rules: Vec<crate::scan::rules::Rule>,
+    pub rules: Vec<ScanRule>,
+}
+
+/// keywrap.toml `[auth]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    pub method: Option<String>,
+    /// The auth method's mount path (default: the method's name).
+    pub mount: Option<String>,
+    /// The role to log in as (AppRole needs none; JWT and Kubernetes do).
+    pub role: Option<String>,
+    pub role_id_file: Option<PathBuf>,
+    pub secret_id_file: Option<PathBuf>,
+    /// The secret ID is a response-wrapping token to unwrap first.
+    pub secret_id_wrapped: Option<bool>,
+    pub jwt_file: Option<PathBuf>,
+    /// The name of a variable holding the JWT (e.g. GitLab's `id_tokens` name).
+    pub jwt_env: Option<String>,
+    /// The audience to request from GitHub Actions' OIDC token service.
+    pub audience: Option<String>,
+    /// Kubernetes service-account token file.
+    pub token_file: Option<PathBuf>,
+}
+
+/// One `keywrap scan` rule as written in a rules file or keywrap.toml's `[[rules]]`
+/// ([`crate::scan::rules::Rule`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanRule {
+    pub id: String,
+    pub description: String,
+    pub regex: String,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    pub group: Option<usize>,
+    pub entropy: Option<f64>,
+    #[serde(default)]
+    pub multiline: bool,
+    #[serde(default)]
+    pub stopwords: Vec<String>,
+    /// Whole secrets (case-insensitive) that are placeholders: `password` is one, but
+    /// `supersecret42` is a password even though it contains a stopword-like word.
+    #[serde(default)]
+    pub placeholders: Vec<String>,
+    #[serde(default)]
+    pub require_digit: bool,
+    #[serde(default)]
+    pub fallback: bool,
+    #[serde(default)]
+    pub reject_identifiers: bool,
+    /// The id of the rule whose matches this rule's secrets pair with (an AWS secret access
+    /// key with its access key ID): a match within a few lines of one is linked to it.
+    pub near: Option<String>,
+    /// Run within a few lines of each `near` match: finds this rule's secret there without
+    /// the name that the main regex needs (`AKIA…,<secret>` in a credentials CSV).
+    pub near_regex: Option<String>,
 }
 
 /// `[policy]`: project-wide key lifecycle settings.

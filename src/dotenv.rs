@@ -144,7 +144,7 @@ fn parse_entries(
             if let Some(value) = known.get(var) {
                 return Ok(value.clone());
             }
-            if crate::auth::is_credential_variable(var) {
+            if crate::environment::is_credential_variable(var) {
                 return Err(format!(
                     "cannot expand ${var}: keywrap keeps Vault credentials from the command"
                 ));

@@ -18,6 +18,23 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Seconds (`2.5`) or a duration (`30s`, `10m`).
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    // A bound keeps deadlines (now + this) representable: a longer wait means "never".
+    const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+    let parsed = match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::try_from_secs_f64(s).unwrap_or(MAX)),
+        Ok(_) => Err(format!("{text:?} is not a positive number of seconds")),
+        Err(_) => parse(text).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+            format!("{text:?} is neither a number of seconds nor a duration like 30s or 10m")
+        }),
+    }?;
+    if parsed > MAX {
+        return Err(format!("{text:?} is more than a year"));
+    }
+    Ok(parsed)
+}
+
 /// Parses `<number><unit>` groups (units `s`, `m`, `h`, `d`, `w`), e.g. `90d` or `1d12h`.
 /// A bare number is refused: `90` could mean seconds or days.
 pub fn parse(text: &str) -> Result<Duration, String> {
@@ -86,6 +103,15 @@ pub fn format(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_are_positive_and_at_most_a_year() {
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_seconds("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["0", "-1", "inf", "NaN", "1e19", "1e400", "400d", "x"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn intervals_take_bare_seconds() {

@@ -83,6 +83,44 @@ pub fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
+/// keywrap's own variables naming login material: removed from the child's environment
+/// whether or not keywrap used them.
+pub const CREDENTIAL_VARIABLES: &[&str] = &[
+    "KEYWRAP_JWT_FILE",
+    "KEYWRAP_ROLE_ID_FILE",
+    "KEYWRAP_SECRET_ID_FILE",
+];
+
+/// What marks a `VAULT_*`/`BAO_*` variable as a credential or login material (`VAULT_TOKEN`,
+/// `VAULT_SECRET_ID`, `VAULT_WRAPPED_SECRET_ID`, `VAULT_ID_TOKEN`, `BAO_JWT`,
+/// `VAULT_CLIENT_KEY`, ...), as opposed to a connection setting such as `VAULT_ADDR`.
+const CREDENTIAL_MARKERS: &[&str] = &[
+    "TOKEN",
+    "SECRET",
+    "ROLE_ID",
+    "JWT",
+    "PASSWORD",
+    "CLIENT_KEY",
+];
+
+/// True for a variable the child must never see: every `VAULT_*`/`BAO_*` credential,
+/// whether or not keywrap used it, so the child gets its API key and not the power to read
+/// the rest of Vault.
+pub fn is_credential_variable(name: &str) -> bool {
+    if CREDENTIAL_VARIABLES.contains(&name) {
+        return true;
+    }
+    let Some(rest) = name
+        .strip_prefix("VAULT_")
+        .or_else(|| name.strip_prefix("BAO_"))
+    else {
+        return false;
+    };
+    CREDENTIAL_MARKERS
+        .iter()
+        .any(|marker| rest.contains(marker))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

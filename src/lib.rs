@@ -40,6 +40,7 @@ pub mod proxy;
 pub mod redact;
 pub mod reference;
 pub mod resolve;
+pub mod runtime;
 pub mod scan;
 pub mod secret;
 pub mod session;

@@ -42,7 +42,7 @@ impl Watcher {
     }
 
     fn poll(self, interval: Duration, events: &Sender<Event>) {
-        let Ok(runtime) = crate::cmd::runtime() else {
+        let Ok(runtime) = crate::runtime::runtime() else {
             crate::log::warn("--watch: cannot start the poller; secrets are not watched");
             return;
         };

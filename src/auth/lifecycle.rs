@@ -93,7 +93,7 @@ impl TokenKeeper {
         if self.obtained.is_none() && self.per_run.is_none() {
             return;
         }
-        let Ok(runtime) = crate::cmd::runtime() else {
+        let Ok(runtime) = crate::runtime::runtime() else {
             return;
         };
         runtime.block_on(self.revoke());
@@ -163,7 +163,7 @@ fn renew_until_stopped(
     let increment = start.ttl;
     let mut lease = start.ttl;
     let mut expiry = Instant::now() + Duration::from_secs(lease);
-    let Ok(runtime) = crate::cmd::runtime() else {
+    let Ok(runtime) = crate::runtime::runtime() else {
         return expiry;
     };
     loop {

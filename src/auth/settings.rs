@@ -74,27 +74,7 @@ impl FromStr for Method {
     }
 }
 
-/// keywrap.toml `[auth]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthSection {
-    pub method: Option<String>,
-    /// The auth method's mount path (default: the method's name).
-    pub mount: Option<String>,
-    /// The role to log in as (AppRole needs none; JWT and Kubernetes do).
-    pub role: Option<String>,
-    pub role_id_file: Option<PathBuf>,
-    pub secret_id_file: Option<PathBuf>,
-    /// The secret ID is a response-wrapping token to unwrap first.
-    pub secret_id_wrapped: Option<bool>,
-    pub jwt_file: Option<PathBuf>,
-    /// The name of a variable holding the JWT (e.g. GitLab's `id_tokens` name).
-    pub jwt_env: Option<String>,
-    /// The audience to request from GitHub Actions' OIDC token service.
-    pub audience: Option<String>,
-    /// Kubernetes service-account token file.
-    pub token_file: Option<PathBuf>,
-}
+pub use crate::config::AuthSection;
 
 /// Auth settings given as flags.
 #[derive(Debug, Default, Clone)]

@@ -1,5 +1,5 @@
-//! Tokens the user supplies (`VAULT_TOKEN`, `BAO_TOKEN`, `~/.vault-token`), and which
-//! variables are credentials the child must never see.
+//! Tokens the user supplies (`VAULT_TOKEN`, `BAO_TOKEN`, `~/.vault-token`); which variables
+//! are credentials the child must never see is [`crate::environment::is_credential_variable`].
 
 use std::path::PathBuf;
 
@@ -11,43 +11,7 @@ use crate::secret::SecretString;
 /// Set in the child's environment to the run's correlation ID.
 pub const RUN_VARIABLE: &str = "KEYWRAP_RUN";
 
-/// keywrap's own variables naming login material: removed from the child's environment
-/// whether or not keywrap used them.
-pub const CREDENTIAL_VARIABLES: &[&str] = &[
-    "KEYWRAP_JWT_FILE",
-    "KEYWRAP_ROLE_ID_FILE",
-    "KEYWRAP_SECRET_ID_FILE",
-];
-
-/// What marks a `VAULT_*`/`BAO_*` variable as a credential or login material (`VAULT_TOKEN`,
-/// `VAULT_SECRET_ID`, `VAULT_WRAPPED_SECRET_ID`, `VAULT_ID_TOKEN`, `BAO_JWT`,
-/// `VAULT_CLIENT_KEY`, ...), as opposed to a connection setting such as `VAULT_ADDR`.
-const CREDENTIAL_MARKERS: &[&str] = &[
-    "TOKEN",
-    "SECRET",
-    "ROLE_ID",
-    "JWT",
-    "PASSWORD",
-    "CLIENT_KEY",
-];
-
-/// True for a variable the child must never see: every `VAULT_*`/`BAO_*` credential,
-/// whether or not keywrap used it, so the child gets its API key and not the power to read
-/// the rest of Vault.
-pub fn is_credential_variable(name: &str) -> bool {
-    if CREDENTIAL_VARIABLES.contains(&name) {
-        return true;
-    }
-    let Some(rest) = name
-        .strip_prefix("VAULT_")
-        .or_else(|| name.strip_prefix("BAO_"))
-    else {
-        return false;
-    };
-    CREDENTIAL_MARKERS
-        .iter()
-        .any(|marker| rest.contains(marker))
-}
+pub use crate::environment::{is_credential_variable, CREDENTIAL_VARIABLES};
 
 /// A token the user supplied (never revoked by keywrap).
 pub struct SuppliedToken {

@@ -28,9 +28,10 @@ fn setup(cli: &Cli) -> Result<ExitCode> {
     let env = Environment::from_process();
     let loaded = config::locate(cli.config.as_deref())?;
     let identity = RunIdentity::detect(&env, None);
-    let runtime = super::runtime()?;
+    let runtime = crate::runtime::runtime()?;
     runtime.block_on(async {
-        let session = Session::open(cli.session_inputs(&env, loaded.as_ref()), identity).await?;
+        let session =
+            Session::open(super::session_inputs(cli, &env, loaded.as_ref()), identity).await?;
         let outcome = register_headers(&session).await;
         session.close().await;
         outcome

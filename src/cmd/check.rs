@@ -27,10 +27,10 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Result<ExitCode> {
             config::no_references(loaded.as_ref())
         );
     }
-    let runtime = super::runtime()?;
+    let runtime = crate::runtime::runtime()?;
     let outcomes = runtime.block_on(async {
         let session = Session::open(
-            cli.session_inputs(&env, loaded.as_ref()),
+            super::session_inputs(cli, &env, loaded.as_ref()),
             RunIdentity::detect(&env, Some("keywrap-check")),
         )
         .await?;

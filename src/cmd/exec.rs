@@ -82,9 +82,9 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<ExitCode> {
         }
         (Resolved::default(), None, Vec::new(), None)
     } else {
-        let runtime = super::runtime()?;
+        let runtime = crate::runtime::runtime()?;
         let session = runtime.block_on(Session::open(
-            cli.session_inputs(&env, loaded.as_ref()),
+            super::session_inputs(cli, &env, loaded.as_ref()),
             identity,
         ))?;
         let (mut resolved, keeper) =

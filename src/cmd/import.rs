@@ -152,10 +152,10 @@ pub fn run(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
     if !sorted.moved.is_empty() {
         let env = Environment::from_process();
         let identity = RunIdentity::detect(&env, Some("keywrap-import"));
-        let runtime = super::runtime()?;
+        let runtime = crate::runtime::runtime()?;
         let session = runtime
             .block_on(Session::open(
-                cli.session_inputs(&env, loaded.as_ref()),
+                super::session_inputs(cli, &env, loaded.as_ref()),
                 identity,
             ))
             .map_err(|err| {

@@ -171,10 +171,10 @@ fn from_vault(cli: &Cli, target: &Path, path: &str) -> Result<(String, String)> 
         Some(explicit) if !explicit.exists() => None,
         explicit => config::locate(explicit.as_deref())?,
     };
-    let runtime = super::runtime()?;
+    let runtime = crate::runtime::runtime()?;
     let entries = runtime.block_on(async {
         let session = Session::open(
-            cli.session_inputs(&env, loaded.as_ref()),
+            super::session_inputs(cli, &env, loaded.as_ref()),
             RunIdentity::detect(&env, Some("keywrap-init")),
         )
         .await?;

@@ -63,6 +63,21 @@ pub fn run() -> Result<ExitCode> {
     }
 }
 
+/// The settings a Vault session is opened with: the flags over the environment and
+/// keywrap.toml. Built here so that `cli` only defines arguments.
+pub fn session_inputs<'a>(
+    cli: &Cli,
+    env: &'a crate::environment::Environment,
+    config: Option<&'a crate::config::LoadedConfig>,
+) -> crate::session::SessionInputs<'a> {
+    crate::session::SessionInputs {
+        connection: cli.connection.flags(),
+        auth: cli.auth.flags(),
+        env,
+        config,
+    }
+}
+
 /// `--help` and `--version` as clap prints them (stdout); a missing subcommand with the
 /// help it needs; any other usage error on one `keywrap: error:` line.
 fn report_usage_error(err: &clap::Error) {
@@ -75,12 +90,4 @@ fn report_usage_error(err: &clap::Error) {
         }
         _ => eprintln!("{}", crate::usage_error::one_line(err)),
     }
-}
-
-/// A single-threaded async runtime: keywrap's concurrency is I/O on a few connections,
-/// and one thread keeps start-up fast and memory small.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
 }

@@ -27,10 +27,10 @@ pub fn run(cli: &Cli, args: &PolicyArgs) -> Result<ExitCode> {
         );
     }
     let paths: BTreeSet<&str> = bindings.iter().map(|b| b.reference.path.as_str()).collect();
-    let runtime = super::runtime()?;
+    let runtime = crate::runtime::runtime()?;
     let mounts = runtime.block_on(async {
         let session = Session::open(
-            cli.session_inputs(&env, loaded.as_ref()),
+            super::session_inputs(cli, &env, loaded.as_ref()),
             RunIdentity::detect(&env, Some("keywrap-policy")),
         )
         .await?;

@@ -40,7 +40,10 @@ fn serve(
         runtime.worker_threads(threads.into());
     }
     let runtime = runtime.enable_all().build()?;
-    let session = runtime.block_on(Session::open(cli.session_inputs(env, loaded), identity))?;
+    let session = runtime.block_on(Session::open(
+        super::session_inputs(cli, env, loaded),
+        identity,
+    ))?;
     // The proxy runs for days: it keeps any token alive, and revokes one it logged in for
     // when it stops.
     let mut keeper = runtime.block_on(TokenKeeper::for_daemon(
@@ -64,8 +67,8 @@ fn keys(
 ) -> Result<ExitCode> {
     let path = keys_path(args, loaded);
     let identity = RunIdentity::detect(env, Some("proxy keys"));
-    super::runtime()?.block_on(async {
-        let session = Session::open(cli.session_inputs(env, loaded), identity).await?;
+    crate::runtime::runtime()?.block_on(async {
+        let session = Session::open(super::session_inputs(cli, env, loaded), identity).await?;
         let outcome = manage_keys(&session, &path, command).await;
         session.close().await;
         outcome

@@ -24,10 +24,10 @@ pub fn run(cli: &Cli, args: &ReadArgs) -> Result<ExitCode> {
         reference: args.reference.clone(),
         origin: Origin::Flag,
     };
-    let runtime = super::runtime()?;
+    let runtime = crate::runtime::runtime()?;
     let outcome = runtime.block_on(async {
         let session = Session::open(
-            cli.session_inputs(&env, loaded.as_ref()),
+            super::session_inputs(cli, &env, loaded.as_ref()),
             RunIdentity::detect(&env, Some("keywrap-read")),
         )
         .await?;

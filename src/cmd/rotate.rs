@@ -32,9 +32,9 @@ pub fn run(cli: &Cli, args: &RotateArgs) -> Result<ExitCode> {
     let env = Environment::from_process();
     let loaded = config::locate(cli.config.as_deref())?;
     let identity = RunIdentity::detect(&env, Some("keywrap-rotate"));
-    let runtime = super::runtime()?;
+    let runtime = crate::runtime::runtime()?;
     let session = runtime.block_on(Session::open(
-        cli.session_inputs(&env, loaded.as_ref()),
+        super::session_inputs(cli, &env, loaded.as_ref()),
         identity,
     ))?;
     let outcome = rotate(&runtime, &session, args, &env);

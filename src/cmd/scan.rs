@@ -143,8 +143,8 @@ fn vault_values(cli: &Cli, loaded: Option<&LoadedConfig>) -> Result<VaultValues>
     }
     let env = Environment::from_process();
     let identity = RunIdentity::detect(&env, Some("keywrap-scan"));
-    let resolved = super::runtime()?.block_on(async {
-        let session = Session::open(cli.session_inputs(&env, loaded), identity).await?;
+    let resolved = crate::runtime::runtime()?.block_on(async {
+        let session = Session::open(super::session_inputs(cli, &env, loaded), identity).await?;
         let resolved = crate::resolve::resolve(&session.client, &bindings).await;
         session.close().await;
         anyhow::Ok(resolved?)

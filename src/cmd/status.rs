@@ -52,9 +52,9 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
         bail!("nothing to check: give REFs or add [env] references to keywrap.toml");
     }
     let identity = RunIdentity::detect(&env, Some("keywrap-status"));
-    let runtime = super::runtime()?;
+    let runtime = crate::runtime::runtime()?;
     let session = runtime.block_on(Session::open(
-        cli.session_inputs(&env, loaded.as_ref()),
+        super::session_inputs(cli, &env, loaded.as_ref()),
         identity,
     ))?;
     let now = Timestamp::now();

@@ -194,7 +194,7 @@ fn to_duration(value: &Seconds) -> Result<Duration, String> {
     match value {
         Seconds::Number(n) if *n > 0.0 && n.is_finite() => Ok(Duration::from_secs_f64(*n)),
         Seconds::Number(n) => Err(format!("{n} is not a positive number of seconds")),
-        Seconds::Text(text) => crate::cli::parse_seconds(text),
+        Seconds::Text(text) => crate::duration::parse_seconds(text),
     }
 }
 
@@ -211,7 +211,7 @@ fn overlap(
         return match flag.as_str() {
             "on" | "true" => Ok(Some(Duration::MAX)),
             "off" | "false" => Ok(None),
-            text => crate::cli::parse_seconds(text)
+            text => crate::duration::parse_seconds(text)
                 .map(Some)
                 .map_err(|problem| anyhow::anyhow!("--overlap: {problem}")),
         };
@@ -482,7 +482,7 @@ mod tests {
             build(&[], FILE).unwrap().upstream_timeout,
             Duration::from_secs(600)
         );
-        assert!(crate::cli::parse_seconds("soon").is_err());
+        assert!(crate::duration::parse_seconds("soon").is_err());
     }
 
     #[test]

@@ -9,38 +9,9 @@ use serde::Deserialize;
 /// The built-in rules, one data file so that reading them is reading a table.
 const BUILTIN: &str = include_str!("rules.toml");
 
-/// One rule as written in a rules file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rule {
-    pub id: String,
-    pub description: String,
-    pub regex: String,
-    #[serde(default)]
-    pub keywords: Vec<String>,
-    pub group: Option<usize>,
-    pub entropy: Option<f64>,
-    #[serde(default)]
-    pub multiline: bool,
-    #[serde(default)]
-    pub stopwords: Vec<String>,
-    /// Whole secrets (case-insensitive) that are placeholders: `password` is one, but
-    /// `supersecret42` is a password even though it contains a stopword-like word.
-    #[serde(default)]
-    pub placeholders: Vec<String>,
-    #[serde(default)]
-    pub require_digit: bool,
-    #[serde(default)]
-    pub fallback: bool,
-    #[serde(default)]
-    pub reject_identifiers: bool,
-    /// The id of the rule whose matches this rule's secrets pair with (an AWS secret access
-    /// key with its access key ID): a match within a few lines of one is linked to it.
-    pub near: Option<String>,
-    /// Run within a few lines of each `near` match: finds this rule's secret there without
-    /// the name that the main regex needs (`AKIA…,<secret>` in a credentials CSV).
-    pub near_regex: Option<String>,
-}
+/// Defined beside keywrap.toml's other sections, which hold the user's rules, so that
+/// `config` need not import `scan`.
+pub use crate::config::ScanRule as Rule;
 
 /// A file of rules: `[[rules]]` tables.
 #[derive(Debug, Deserialize)]
