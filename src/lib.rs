@@ -15,6 +15,19 @@
 //! - [`scan`]: finding keys in files, git history and staged changes.
 //! - [`import`]: moving a dotenv file's secrets into Vault, leaving references.
 //! - [`trust`]: which keywrap.toml files may set what could send a token or a file elsewhere.
+//!
+//! Layers, top to bottom; a module uses its own layer and those below, never one above
+//! (`tests/architecture.rs` checks it):
+//!
+//! 1. command: [`cli`] (arguments only) and [`cmd`] (one module per subcommand).
+//! 2. features: [`audit_report`], [`child`], [`import`], [`lifecycle`], [`mask`], [`proxy`],
+//!    [`scan`], [`watch`].
+//! 3. Vault and auth: [`vault`], [`auth`], [`session`], [`resolve`].
+//! 4. primitives: [`config`], [`settings`], [`trust`], [`dotenv`], [`bindings`],
+//!    [`reference`], [`secret`], [`environment`], [`identity`], [`duration`], [`timestamp`],
+//!    [`runtime`], [`log`], [`redact`], [`error`], ...
+//!
+//! The one exception: [`proxy`] builds its settings from `cli::ProxyArgs`.
 
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
