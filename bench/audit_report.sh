@@ -4,6 +4,7 @@
 # reader), interleaved so machine noise hits all alike.
 #
 # Usage: bench/audit_report.sh [SIZE_MIB] [ROUNDS]   (defaults: 1024, 3)
+# KEYWRAP_BASELINE=/path/to/keywrap also times that binary (e.g. main's) in the same rounds.
 # The log mimics what OpenBao 2.x writes: keywrap reads (mount lookup + KV v2 read, request
 # and response, with audited X-Keywrap-* headers), plain reads by other clients, writes,
 # token lookups and denied reads, each line 0.6-2 KiB with HMAC-ed tokens and values.
@@ -95,12 +96,14 @@ echo "log: $((BYTES >> 20)) MiB, $(wc -l < "$LOG") lines"
 cat "$LOG" > /dev/null  # warm the page cache
 
 now() { date +%s.%N; }
-declare -A TOTAL=([keywrap]=0 [wc]=0 [cat]=0)
+TOOLS=(keywrap ${KEYWRAP_BASELINE:+baseline} wc cat)
+declare -A TOTAL=([keywrap]=0 [baseline]=0 [wc]=0 [cat]=0)
 for round in $(seq "$ROUNDS"); do
-  for tool in keywrap wc cat; do
+  for tool in "${TOOLS[@]}"; do
     start=$(now)
     case $tool in
       keywrap) taskset -c 0 "$KEYWRAP" audit report --log "$LOG" --format csv > "$WORK/report.csv" ;;
+      baseline) taskset -c 0 "$KEYWRAP_BASELINE" audit report --log "$LOG" --format csv > "$WORK/baseline.csv" ;;
       wc) taskset -c 0 wc -l "$LOG" > /dev/null ;;
       cat) taskset -c 0 cat "$LOG" > /dev/null ;;
     esac
@@ -109,10 +112,14 @@ for round in $(seq "$ROUNDS"); do
     printf 'round %d  %-7s %6.2f s\n' "$round" "$tool" "$elapsed"
   done
 done
-for tool in keywrap wc cat; do
+for tool in "${TOOLS[@]}"; do
   mean=$(echo "scale=3; ${TOTAL[$tool]} / $ROUNDS" | bc)
   printf '%-7s mean %6.2f s  %6.0f MiB/s\n' "$tool" "$mean" "$(echo "$BYTES / 1048576 / $mean" | bc -l)"
 done
 echo "keywrap / wc -l: $(echo "scale=2; ${TOTAL[keywrap]} / ${TOTAL[wc]}" | bc)"
 echo "reads reported: $(($(wc -l < "$WORK/report.csv") - 1))"
+if [ -n "${KEYWRAP_BASELINE:-}" ]; then
+  echo "keywrap / baseline: $(echo "scale=3; ${TOTAL[keywrap]} / ${TOTAL[baseline]}" | bc)"
+  cmp -s "$WORK/report.csv" "$WORK/baseline.csv" && echo "reports identical" || echo "reports DIFFER"
+fi
 /usr/bin/time -f 'keywrap peak RSS: %M KiB' taskset -c 0 "$KEYWRAP" audit report --log "$LOG" --format csv > /dev/null

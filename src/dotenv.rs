@@ -8,6 +8,12 @@
 //! values over several lines, and `${VAR}`, `${VAR:-default}` and `$VAR` expansion in
 //! unquoted and double-quoted values (never in single quotes), from variables defined
 //! earlier in the env files, else the inherited environment.
+//!
+//! Hand-written rather than dotenvy 0.15 (compared 2026-12-03): dotenvy expands `$VAR` from
+//! the process environment first (so `LEAK=${VAULT_TOKEN}` would hand the token back), has
+//! no `${VAR:-default}` nor `\$` escape, reports no line numbers, and its `LineParse` error
+//! carries the line's text, which issue 12 forbids; on 200,000 lines it parses in 0.17 s,
+//! keywrap's whole `exec --dry-run` over the same file takes 0.26 s, so speed does not decide.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,9 @@
 //! Durations as people write them in keywrap.toml and on the command line: `90d`, `12h`,
 //! `30s`, `1h30m`. One parser shared by `overlap`, `max_age` and the audit report's filters.
+//!
+//! Hand-written on purpose: humantime reads `1M` as a month beside `1m` a minute, takes
+//! `1.5h` and spaces, and its errors quote the text; jiff's `SignedDuration` refuses `d` and
+//! `w`. This strict grammar is small and its errors name only the length.
 
 use std::time::Duration;
 

@@ -298,26 +298,26 @@ fn a_large_log_shows_progress_on_a_terminal_only() {
     let path = keywrap.write_file("big-audit.log", &log);
     drop(log);
 
+    // indicatif draws only on a terminal with a size and a TERM that is not dumb, as real
+    // terminals are; the pty gets both.
     let run = keywrap
         .args(["audit", "report", "--log"])
         .arg(&path)
-        .run_in_pty();
+        .run_in_pty_shell(|keywrap| format!("stty cols 100 rows 30; TERM=xterm {keywrap}"));
     run.assert_success();
+    // Frames are rate-limited, so which percentages appear varies; the first and the shape do not.
     assert!(
-        [
-            "\rkeywrap: reading audit log [--------------------]   0% (0 MiB of 65 MiB)",
-            "\rkeywrap: reading audit log [####----------------]  24% (16 MiB of 65 MiB)",
-            "\rkeywrap: reading audit log [####################] 100% (65 MiB of 65 MiB)",
-        ]
-        .iter()
-        .all(|line| run.stdout.contains(line)),
+        run.stdout
+            .starts_with("keywrap: reading audit log [--------------------]   0% (")
+            && run.stdout.contains("#---")
+            && run.stdout.contains(" of 65.00 MiB)"),
         "{:?}",
         &run.stdout[..run.stdout.len().min(400)]
     );
     let report = run
         .stdout
-        .split("\x1b[2K")
-        .nth(1)
+        .rsplit("\r\x1b[2K")
+        .next()
         .expect("the line is cleared");
     assert!(report.starts_with("TIME"), "{report:?}");
     assert!(report.contains("secret/openai"), "{report:?}");
