@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod alerts;
 pub mod audit_report;
 pub mod auth;
 pub mod bindings;

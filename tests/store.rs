@@ -238,3 +238,49 @@ async fn spend_survives_a_redis_restart_and_an_outage_fails_closed() {
         Limit::Budget
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_fires_once_across_replicas() {
+    use keywrap::alerts::{Alert, Alerter, Format, RedisDedup, Sender};
+    let redis = Redis::start();
+    let receiver = support::stub::Stub::start(|_| (200, "ok".into()));
+    let alert = Alert {
+        rule: "budget".into(),
+        subject: "alice".into(),
+        threshold: "80%".into(),
+        period: "total".into(),
+        message: "alice spent 80% of its budget".into(),
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let alerter = Alerter {
+            sender: Sender::new(&receiver.url, Format::Json).unwrap(),
+            dedup: RedisDedup::new(replica(&redis).await),
+        };
+        let alert = alert.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0;
+            for _ in 0..5 {
+                sent += u32::from(
+                    alerter
+                        .fire(&alert, Duration::from_secs(3600))
+                        .await
+                        .unwrap(),
+                );
+            }
+            sent
+        }));
+    }
+    let mut sent = 0;
+    for task in tasks {
+        sent += task.await.unwrap();
+    }
+    assert_eq!(sent, 1);
+    let requests = receiver.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    let body: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(
+        (body["rule"].as_str(), body["threshold"].as_str()),
+        (Some("budget"), Some("80%"))
+    );
+}

@@ -384,3 +384,15 @@ fn one_line(err: &redis::RedisError) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+impl RedisStore {
+    /// The connection, for other users of the same Redis (alert deduplication).
+    pub fn connection(&self) -> ConnectionManager {
+        self.inner.connection.clone()
+    }
+
+    /// Where an alert's "already sent" mark is kept, in this store's namespace.
+    pub fn alert_key(&self, dedup_key: &str) -> String {
+        format!("keywrap:alerts:{}:{dedup_key}", self.inner.namespace)
+    }
+}
