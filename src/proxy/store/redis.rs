@@ -121,6 +121,11 @@ impl RedisStore {
                 .set_password(password.expose_secret());
             info = info.set_redis_settings(redis);
         }
+        if settings.tls {
+            // rediss:// builds its TLS configuration from the process's default provider;
+            // keywrap's is ring (an error means one is installed already).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let client = redis::Client::open(info).map_err(unavailable)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
