@@ -166,7 +166,8 @@ mod tests {
     fn rejects_inline_passwords_without_quoting_them() {
         for url in [
             "redis://:hunter2-not-real@127.0.0.1:6379/0",
-            "rediss://user:hunter2-not-real@host/0",
+            // A fake password: the test checks it is refused. keywrap:allow
+            "rediss://user:hunter2-not-real@host/0", // keywrap:allow
         ] {
             let err = StoreSettings::parse(url, None, None)
                 .unwrap_err()
