@@ -887,6 +887,7 @@ Examples:
   keywrap audit report --log /var/log/vault/audit.log
   keywrap audit report --log audit.log --path 'secret/openai*' --since 2026-11-01 --format csv
   keywrap audit report --log audit.log --host build-01 --format json
+  keywrap audit report --log audit.log --since 24h --flagged --alert \"$SLACK_WEBHOOK\" --alert-format slack
 
 Docs: docs/audit-report.md")]
 pub struct ReportArgs {
@@ -918,6 +919,20 @@ pub struct ReportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+
+    /// Also send one alert per flag and path shown to this webhook (http:// or https://).
+    #[arg(long, value_name = "URL")]
+    pub alert: Option<String>,
+
+    /// The alerts' body: a Slack incoming-webhook message or plain JSON.
+    #[arg(long, value_enum, default_value_t = AlertFormat::Json, requires = "alert")]
+    pub alert_format: AlertFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AlertFormat {
+    Slack,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -130,6 +130,15 @@ pub struct ProxySection {
     pub cors_origins: Vec<String>,
     #[serde(default)]
     pub routes: Vec<ProxyRoute>,
+    /// `redis://HOST:PORT/DB` or `rediss://`: limits shared across replicas
+    /// (crate::proxy::store::settings validates these three).
+    pub store: Option<String>,
+    /// A reference to the store's password; never the password.
+    pub store_password: Option<String>,
+    /// `fail_closed` (the default) or `fail_open`.
+    pub store_failure: Option<String>,
+    #[serde(default)]
+    pub alerts: Vec<crate::alert_settings::AlertSection>,
 }
 
 /// A time in keywrap.toml: a number of seconds (`2.5`) or a duration (`"30s"`, `"10m"`).

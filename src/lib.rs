@@ -20,11 +20,11 @@
 //! (`tests/architecture.rs` checks it):
 //!
 //! 1. command: [`cli`] (arguments only) and [`cmd`] (one module per subcommand).
-//! 2. features: [`audit_report`], [`child`], [`import`], [`lifecycle`], [`mask`], [`proxy`],
-//!    [`scan`], [`watch`].
+//! 2. features: [`alerts`], [`audit_report`], [`child`], [`import`], [`lifecycle`], [`mask`],
+//!    [`proxy`], [`scan`], [`watch`].
 //! 3. Vault and auth: [`vault`], [`auth`], [`session`], [`resolve`].
-//! 4. primitives: [`config`], [`settings`], [`trust`], [`dotenv`], [`bindings`],
-//!    [`reference`], [`secret`], [`environment`], [`identity`], [`duration`], [`timestamp`],
+//! 4. primitives: [`config`], [`alert_settings`], [`settings`], [`trust`], [`dotenv`],
+//!    [`bindings`], [`reference`], [`secret`], [`environment`], [`identity`], [`duration`], [`timestamp`],
 //!    [`runtime`], [`log`], [`redact`], [`error`], ...
 //!
 //! The one exception: [`proxy`] builds its settings from `cli::ProxyArgs`.
@@ -32,6 +32,8 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod alert_settings;
+pub mod alerts;
 pub mod audit_report;
 pub mod auth;
 pub mod bindings;

@@ -10,6 +10,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "primitives",
         &[
+            "alert_settings",
             "bindings",
             "config",
             "dotenv",
@@ -35,6 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "features",
         &[
+            "alerts",
             "audit_report",
             "child",
             "import",

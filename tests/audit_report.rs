@@ -420,3 +420,73 @@ fn a_host_name_claimed_by_any_token_holder_is_unverified() {
         text.stdout
     );
 }
+
+#[test]
+fn alert_sends_each_flagged_anomaly_once_and_no_secret() {
+    let bao = server_with_history();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let receiver = {
+        let calls = calls.clone();
+        // The first attempt fails, so the retry is exercised.
+        support::stub::Stub::start(move |_| {
+            match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => (503, "{}".into()),
+                _ => (200, "ok".into()),
+            }
+        })
+    };
+    let run = bao
+        .keywrap()
+        .args(["audit", "report", "--flagged", "--alert", &receiver.url])
+        .args(["--alert-format", "slack", "--log"])
+        .arg(&bao.audit_log)
+        .run();
+    run.assert_success().assert_stderr_contains("sent 2 alerts");
+    let requests = receiver.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3, "one retry and two alerts");
+    let texts: Vec<String> = requests[1..]
+        .iter()
+        .map(|r| {
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            body["text"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("\"denied\"") && t.contains("secret/openai")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("\"new CI job\"")),
+        "{texts:?}"
+    );
+    for request in &requests {
+        let everything = format!("{request:?}{}", String::from_utf8_lossy(&request.body));
+        for secret in [
+            "fake-key-for-report",
+            "fake-db-for-report",
+            support::ROOT_TOKEN,
+            "kwp_",
+        ] {
+            assert!(!everything.contains(secret), "{everything}");
+        }
+    }
+}
+
+#[test]
+fn alert_to_a_failing_webhook_fails_after_bounded_retries() {
+    let bao = server_with_history();
+    let receiver = support::stub::Stub::start(|_| (500, "{}".into()));
+    let run = bao
+        .keywrap()
+        .args(["audit", "report", "--flagged", "--alert"])
+        .arg(format!("{}/hooks/not-a-real-secret-part", receiver.url))
+        .arg("--log")
+        .arg(&bao.audit_log)
+        .run();
+    run.assert_code(125)
+        .assert_stderr_contains("did not take the alert after 4 attempts: HTTP 500");
+    assert!(!run.stderr.contains("not-a-real-secret-part"));
+    assert_eq!(receiver.requests.lock().unwrap().len(), 4);
+}

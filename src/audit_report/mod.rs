@@ -6,6 +6,7 @@
 //! ([`entry`]). The rules ([`anomaly`]) see every read; the filters only choose what is
 //! shown. Values never appear in an audit log in clear, and the report needs none.
 
+pub mod alerts;
 pub mod anomaly;
 pub mod entry;
 pub mod output;

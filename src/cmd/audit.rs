@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use crate::audit_report::pattern::PathPattern;
 use crate::audit_report::progress::Progress;
 use crate::audit_report::{self, output, Filters};
-use crate::cli::{AuditCommand, Cli, ReportArgs, ReportFormat};
+use crate::cli::{AlertFormat, AuditCommand, Cli, ReportArgs, ReportFormat};
 use crate::config;
 use crate::environment::Environment;
 use crate::identity::{RunIdentity, AUDITED_HEADERS};
@@ -111,6 +111,9 @@ fn report(args: &ReportArgs) -> Result<ExitCode> {
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(err) => return Err(err).context("cannot write the report"),
     }
+    if let Some(url) = &args.alert {
+        send_alerts(&report, url, args.alert_format)?;
+    }
     if report.stats.reads == 0 && report.stats.lines > 0 {
         crate::log::warn(format_args!(
             "no reads of secrets in {name} ({} lines); is it a Vault/OpenBao file audit log?",
@@ -129,4 +132,36 @@ fn parse_time(text: &str, now: Timestamp, flag: &str) -> Result<Timestamp> {
         Ok(age) => Ok(now.minus(age)),
         Err(_) => bail!("{flag} {text:?}: write a time (2026-11-30T12:00:00Z), a date (2026-11-30) or an age (24h, 7d)"),
     }
+}
+
+/// Sends the anomalies the report shows, once each (see [`audit_report::alerts`]).
+fn send_alerts(report: &audit_report::Report, url: &str, format: AlertFormat) -> Result<()> {
+    let format = match format {
+        AlertFormat::Slack => crate::alerts::Format::Slack,
+        AlertFormat::Json => crate::alerts::Format::Json,
+    };
+    let alerts = audit_report::alerts::anomalies(report);
+    let alerter = crate::alerts::Alerter {
+        sender: crate::alerts::Sender::new(url, format)?,
+        dedup: crate::alerts::MemoryDedup::default(),
+    };
+    let runtime = crate::runtime::runtime()?;
+    let sent = runtime.block_on(async {
+        let mut sent = 0;
+        for alert in &alerts {
+            if alerter
+                .fire(alert, std::time::Duration::from_secs(3600))
+                .await?
+            {
+                sent += 1;
+            }
+        }
+        anyhow::Ok(sent)
+    })?;
+    crate::log::verbose(format_args!("sent {sent} alerts"));
+    eprintln!(
+        "keywrap: sent {sent} alert{} to the webhook",
+        if sent == 1 { "" } else { "s" }
+    );
+    Ok(())
 }

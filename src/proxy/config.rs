@@ -45,6 +45,10 @@ pub struct ProxyConfig {
     pub shutdown_deadline: Duration,
     pub access_log: LogFormat,
     pub cors: Cors,
+    /// `[proxy] store`: limits shared across replicas; `None` keeps them in process.
+    pub store: Option<super::store::settings::StoreSettings>,
+    /// `[[proxy.alerts]]`.
+    pub alerts: Vec<crate::alerts::AlertRule>,
 }
 
 /// The client-key path from `--keys-path`, `[proxy] keys_path` or the default.
@@ -156,6 +160,23 @@ impl ProxyConfig {
             } else {
                 args.cors_origins.clone()
             }),
+            store: section
+                .store
+                .as_deref()
+                .map(|url| {
+                    super::store::settings::StoreSettings::parse(
+                        url,
+                        section.store_password.as_deref(),
+                        section.store_failure.as_deref(),
+                    )
+                })
+                .transpose()?,
+            alerts: section
+                .alerts
+                .iter()
+                .enumerate()
+                .map(|(i, alert)| alert.validate(i + 1))
+                .collect::<Result<_>>()?,
         })
     }
 

@@ -24,6 +24,7 @@ pub mod record;
 pub mod redact;
 pub mod routes;
 pub mod spend;
+pub mod store;
 pub mod usage;
 pub mod watch;
 

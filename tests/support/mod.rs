@@ -9,6 +9,7 @@ pub mod fault;
 pub mod jwt;
 pub mod oidc;
 pub mod recorder;
+pub mod redis;
 pub mod strace;
 pub mod stub;
 pub mod upstream;
