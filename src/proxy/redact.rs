@@ -7,65 +7,119 @@
 use std::fmt;
 use std::sync::Arc;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use bytes::Bytes;
-use memchr::memmem;
 use zeroize::Zeroizing;
 
 /// Values shorter than this are not masked: they would match ordinary text. No real API
 /// key is this short, but test and demo keys can be (`sk-test`), and they must not leak.
 const MIN_LENGTH: usize = 4;
 
-/// The secret values to mask.
+/// The secret values to mask: each value and its encoded forms as exec masking has them
+/// (base64, percent-encoded, hex; [`crate::mask::forms_of`]) plus JSON's `\u00XX` escapes,
+/// all matched without regard to ASCII case (an upstream may upper-case a key it echoes).
 #[derive(Default)]
-pub struct Patterns(Vec<Zeroizing<Vec<u8>>>);
+pub struct Patterns {
+    forms: Vec<Zeroizing<Vec<u8>>>,
+    automaton: Option<AhoCorasick>,
+}
 
 impl fmt::Debug for Patterns {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Patterns(<{} redacted>)", self.0.len())
+        write!(f, "Patterns(<{} redacted>)", self.forms.len())
     }
+}
+
+/// JSON escapes of the value: its punctuation as `\u00xx` (lower and upper hex), every byte
+/// so, and `/` as `\/`.
+fn json_forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let escape = |all: bool, digits: &[u8; 16]| {
+        let mut out = Zeroizing::new(Vec::with_capacity(value.len() * 2));
+        for &b in value {
+            if all || !b.is_ascii_alphanumeric() {
+                out.extend_from_slice(b"\\u00");
+                out.push(digits[usize::from(b >> 4)]);
+                out.push(digits[usize::from(b & 15)]);
+            } else {
+                out.push(b);
+            }
+        }
+        out
+    };
+    let mut slash = Zeroizing::new(Vec::with_capacity(value.len() + 4));
+    for &b in value {
+        if b == b'/' {
+            slash.push(b'\\');
+        }
+        slash.push(b);
+    }
+    vec![
+        escape(false, b"0123456789abcdef"),
+        escape(false, b"0123456789ABCDEF"),
+        escape(true, b"0123456789abcdef"),
+        slash,
+    ]
 }
 
 impl Patterns {
     pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        let mut forms: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         for value in values {
             let bytes = value.as_bytes();
-            if bytes.len() >= MIN_LENGTH && !patterns.iter().any(|p| p.as_slice() == bytes) {
-                patterns.push(Zeroizing::new(bytes.to_vec()));
+            if bytes.len() < MIN_LENGTH {
+                continue;
+            }
+            let mut all = crate::mask::forms_of(bytes);
+            all.extend(json_forms(bytes));
+            for form in all {
+                if form.len() >= MIN_LENGTH && !forms.iter().any(|p| p.eq_ignore_ascii_case(&form))
+                {
+                    forms.push(form);
+                }
             }
         }
-        Patterns(patterns)
+        let automaton = (!forms.is_empty()).then(|| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(forms.iter().map(|f| f.as_slice()))
+                .expect("the key forms make an automaton")
+        });
+        Patterns { forms, automaton }
     }
 
     pub fn contains(&self, data: &[u8]) -> bool {
-        self.0.iter().any(|p| memmem::find(data, p).is_some())
+        self.automaton.as_ref().is_some_and(|a| a.is_match(data))
     }
 
     /// Replaces every occurrence with `*`; says whether anything was replaced.
     pub fn mask(&self, data: &mut [u8]) -> bool {
-        let mut masked = false;
-        for pattern in &self.0 {
-            let mut start = 0;
-            while let Some(found) = memmem::find(&data[start..], pattern) {
-                let at = start + found;
-                data[at..at + pattern.len()].fill(b'*');
-                start = at + pattern.len();
-                masked = true;
-            }
+        let Some(automaton) = &self.automaton else {
+            return false;
+        };
+        let found: Vec<(usize, usize)> = automaton
+            .find_iter(&*data)
+            .map(|m| (m.start(), m.end()))
+            .collect();
+        for &(start, end) in &found {
+            data[start..end].fill(b'*');
         }
-        masked
+        !found.is_empty()
     }
 
     /// The length of the longest tail of `data` that is the start of a pattern.
     fn partial_tail(&self, data: &[u8]) -> usize {
         let mut longest = 0;
-        for pattern in &self.0 {
+        for pattern in &self.forms {
             let window = data.len().min(pattern.len() - 1);
             let tail = &data[data.len() - window..];
-            for at in memchr::memchr_iter(pattern[0], tail) {
+            for at in 0..tail.len() {
                 let candidate = &tail[at..];
-                if pattern.starts_with(candidate) {
-                    longest = longest.max(candidate.len());
+                if candidate.len() <= longest {
+                    break;
+                }
+                if pattern[..candidate.len()].eq_ignore_ascii_case(candidate) {
+                    longest = candidate.len();
                     break;
                 }
             }
