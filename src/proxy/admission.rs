@@ -12,6 +12,9 @@
 //! The budget counts every token the key has spent: what Vault had stored (see
 //! [`super::spend`]) plus what this proxy counted since, of which the part not saved yet is
 //! kept apart. The store is in-process; a shared store (issue 14) keeps this shape.
+//!
+//! Not the governor crate (issue 16): its GCRA cells take a cost up front and cannot settle a
+//! reservation later to the actual tokens, nor live in the Redis store of issue 14 that shapes these limits.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

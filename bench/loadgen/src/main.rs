@@ -211,7 +211,10 @@ fn flood(args: &[String]) {
         for task in tasks {
             let _ = task.await;
         }
-        println!("opened={}", opened.load(std::sync::atomic::Ordering::Relaxed));
+        println!(
+            "opened={}",
+            opened.load(std::sync::atomic::Ordering::Relaxed)
+        );
     });
 }
 
@@ -232,7 +235,9 @@ fn probe(args: &[String]) {
             let attempt = async {
                 let stream = tokio::net::TcpStream::connect(&authority).await.ok()?;
                 let (mut sender, connection) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .ok()?;
                 tokio::spawn(connection);
                 let mut request = Request::get(url.path()).header("host", &authority);
                 if let Some((name, value)) = &header {
