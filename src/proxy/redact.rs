@@ -18,10 +18,12 @@ const MIN_LENGTH: usize = 4;
 /// The secret values to mask: each value and its encoded forms as exec masking has them
 /// (base64, percent-encoded, hex; [`crate::mask::forms_of`]) plus JSON's `\u00XX` escapes,
 /// all matched without regard to ASCII case (an upstream may upper-case a key it echoes).
-#[derive(Default)]
 pub struct Patterns {
     forms: Vec<Zeroizing<Vec<u8>>>,
     automaton: Option<AhoCorasick>,
+    /// The first bytes of the forms, both cases: most tails are ruled out by one lookup.
+    starts: [bool; 256],
+    longest: usize,
 }
 
 impl fmt::Debug for Patterns {
@@ -30,13 +32,12 @@ impl fmt::Debug for Patterns {
     }
 }
 
-/// JSON escapes of the value: its punctuation as `\u00xx` (lower and upper hex), every byte
-/// so, and `/` as `\/`.
+/// JSON escapes of the value: its punctuation as `\u00xx`, and `/` as `\/`.
 fn json_forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
-    let escape = |all: bool, digits: &[u8; 16]| {
+    let escape = |digits: &[u8; 16]| {
         let mut out = Zeroizing::new(Vec::with_capacity(value.len() * 2));
         for &b in value {
-            if all || !b.is_ascii_alphanumeric() {
+            if !b.is_ascii_alphanumeric() {
                 out.extend_from_slice(b"\\u00");
                 out.push(digits[usize::from(b >> 4)]);
                 out.push(digits[usize::from(b & 15)]);
@@ -53,12 +54,13 @@ fn json_forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
         }
         slash.push(b);
     }
-    vec![
-        escape(false, b"0123456789abcdef"),
-        escape(false, b"0123456789ABCDEF"),
-        escape(true, b"0123456789abcdef"),
-        slash,
-    ]
+    vec![escape(b"0123456789abcdef"), slash]
+}
+
+impl Default for Patterns {
+    fn default() -> Self {
+        Patterns::new([])
+    }
 }
 
 impl Patterns {
@@ -85,7 +87,18 @@ impl Patterns {
                 .build(forms.iter().map(|f| f.as_slice()))
                 .expect("the key forms make an automaton")
         });
-        Patterns { forms, automaton }
+        let mut starts = [false; 256];
+        for form in &forms {
+            starts[usize::from(form[0].to_ascii_lowercase())] = true;
+            starts[usize::from(form[0].to_ascii_uppercase())] = true;
+        }
+        let longest = forms.iter().map(|f| f.len()).max().unwrap_or(0);
+        Patterns {
+            forms,
+            automaton,
+            starts,
+            longest,
+        }
     }
 
     pub fn contains(&self, data: &[u8]) -> bool {
@@ -109,22 +122,21 @@ impl Patterns {
 
     /// The length of the longest tail of `data` that is the start of a pattern.
     fn partial_tail(&self, data: &[u8]) -> usize {
-        let mut longest = 0;
-        for pattern in &self.forms {
-            let window = data.len().min(pattern.len() - 1);
-            let tail = &data[data.len() - window..];
-            for at in 0..tail.len() {
-                let candidate = &tail[at..];
-                if candidate.len() <= longest {
-                    break;
-                }
-                if pattern[..candidate.len()].eq_ignore_ascii_case(candidate) {
-                    longest = candidate.len();
-                    break;
-                }
+        let window = data.len().min(self.longest.saturating_sub(1));
+        let tail = &data[data.len() - window..];
+        for (at, &byte) in tail.iter().enumerate() {
+            if !self.starts[usize::from(byte)] {
+                continue;
+            }
+            let candidate = &tail[at..];
+            if self.forms.iter().any(|form| {
+                form.len() > candidate.len()
+                    && form[..candidate.len()].eq_ignore_ascii_case(candidate)
+            }) {
+                return candidate.len();
             }
         }
-        longest
+        0
     }
 }
 
