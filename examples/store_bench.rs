@@ -1,5 +1,5 @@
 //! bench/store.sh's measuring half: admit+settle through the Redis store against the
-//! in-process limits (`proxy::limits::Limits`), in one run. Prints a markdown table.
+//! in-process limits (`proxy::admission::Admission`), in one run. Prints a markdown table.
 //!
 //! `store_bench REDIS_URL [SECONDS] [CONCURRENCY] [RATE]`
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keywrap::proxy::keys::KeyPolicy;
-use keywrap::proxy::limits::Limits;
+use keywrap::proxy::admission::Admission as Limits;
 use keywrap::proxy::store::redis::RedisStore;
 use keywrap::proxy::store::settings::StoreSettings;
 use keywrap::proxy::store::Quota;
@@ -38,8 +38,8 @@ async fn once(store: Option<&RedisStore>, limits: &Limits, policy: &KeyPolicy) -
             ticket.settle(40).await.expect("settle");
         }
         None => {
-            limits.admit(policy, Instant::now()).expect("admitted");
-            limits.record_tokens(policy, 40, Instant::now());
+            let ticket = limits.admit(policy, 50).expect("admitted");
+            limits.settle(ticket, 40);
         }
     }
     start.elapsed().as_micros() as u64

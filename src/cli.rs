@@ -639,6 +639,23 @@ pub struct ProxyArgs {
     /// (CORS); repeat for several.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
+    /// Accept this Host header too (besides the listen address); repeat for several. Others
+    /// get 421 (DNS rebinding).
+    #[arg(long = "allowed-host", value_name = "HOST[:PORT]")]
+    pub allowed_hosts: Vec<String>,
+    /// Connections open at once [default: 4096, at most the file descriptor limit]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one client address [default: 512]
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
+    /// Seconds a new connection may take to send its first byte [default: 5]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub first_byte_timeout: Option<Duration>,
+    /// Tokens a request is expected to ask for when its body names no max_tokens (the
+    /// reservation for keys with a token limit or budget) [default: 4096]
+    #[arg(long, value_name = "TOKENS")]
+    pub default_max_tokens: Option<u64>,
     /// Worker threads [default: one per core]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
@@ -700,6 +717,9 @@ pub struct KeyCreateArgs {
     /// proxy does not renew it [default: unlimited]
     #[arg(long, value_name = "TOKENS")]
     pub budget: Option<u64>,
+    /// Requests in flight at once [default: no cap]
+    #[arg(long, alias = "max-concurrent", value_name = "N")]
+    pub concurrency: Option<u64>,
 }
 
 /// Find API keys and other secrets in files, git history, staged changes or piped text.

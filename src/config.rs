@@ -128,6 +128,12 @@ pub struct ProxySection {
     pub access_log: Option<String>,
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// Host headers accepted besides the listen address (DNS rebinding: 421 otherwise).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
+    pub first_byte_timeout: Option<Seconds>,
     #[serde(default)]
     pub routes: Vec<ProxyRoute>,
     /// `redis://HOST:PORT/DB` or `rediss://`: limits shared across replicas
@@ -170,6 +176,12 @@ pub struct ProxyRoute {
     /// Header name → template, e.g. `Authorization = "Bearer {OPENAI_API_KEY}"`.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The completion a request is expected to ask for when its body names no `max_tokens`.
+    pub default_max_tokens: Option<u64>,
+    /// Client headers that choose billing (`OpenAI-Organization`, `OpenAI-Project`) and may
+    /// reach this route's upstream; dropped otherwise.
+    #[serde(default)]
+    pub client_headers: Vec<String>,
 }
 
 /// `[vault]`: connection settings, lowest in precedence (flags > environment > file).

@@ -263,7 +263,7 @@ fn block_hash(block: &[u8]) -> usize {
 }
 
 /// Every form of `value` that is masked.
-fn forms_of(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+pub(crate) fn forms_of(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     let mut forms = vec![Zeroizing::new(value.to_vec())];
     if value.contains(&b'\n') {
         // A terminal (the pseudo-terminal of `--mask`) shows each "\n" as "\r\n".

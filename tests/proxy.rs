@@ -525,7 +525,12 @@ fn route_and_model_allow_lists() {
         .current_dir(&dir)
         .args(["proxy", "keys", "create", "carol"])
         .args(["--routes", "other,/openai/", "--models", "gpt-y,gpt-z"])
-        .args(["--requests-per-minute", "50", "--tokens-per-minute", "900"])
+        .args([
+            "--requests-per-minute",
+            "50",
+            "--tokens-per-minute",
+            "90000",
+        ])
         .run();
     run.assert_success();
     let carol = run.stdout.trim().to_string();
@@ -552,7 +557,7 @@ fn route_and_model_allow_lists() {
         .args(["proxy", "keys", "list"])
         .run();
     assert!(
-        list.stdout.contains("gpt-y,gpt-z") && list.stdout.contains("900"),
+        list.stdout.contains("gpt-y,gpt-z") && list.stdout.contains("90000"),
         "{}",
         list.stdout
     );
@@ -1059,4 +1064,304 @@ fn https_upstreams_are_verified_with_the_given_ca() {
         assert!(Instant::now() < deadline, "{}", untrusted.stderr());
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The 8 attacks of issue 13 on "a leaked client key costs at most its limits".
+fn post_json(url: &str, key: &str, body: &str) -> Answer {
+    let response = agent()
+        .post(url)
+        .header("Authorization", &format!("Bearer {key}"))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
+    let body = response.into_body().read_to_string().unwrap_or_default();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[test]
+fn attack_1_streams_are_charged_with_usage_asked_for_or_the_estimate() {
+    let proxy = Proxy::start(&["--default-max-tokens", "40"]);
+    let key = proxy.create_key("streamer", &["--tpm", "200"]);
+    let url = proxy.url("/v1/chat/completions");
+    let body = r#"{"model":"m","stream":true,"messages":[]}"#;
+    let first = post_json(&url, &key, body);
+    assert_eq!(first.status, 200, "{}", first.body);
+    let seen = proxy.upstream.seen();
+    assert!(
+        seen[0].body.contains(r#""include_usage":true"#),
+        "the proxy asks for usage: {}",
+        seen[0].body
+    );
+    proxy.log_with("tokens=20+30");
+    // Streams without a usage chunk (an upstream that ignores the ask) cost the estimate:
+    // the key runs out within its limit, not after 30 free streams.
+    let mut answered = 1;
+    for _ in 0..30 {
+        if post_json(&proxy.url("/v1/sse"), &key, body).status != 200 {
+            break;
+        }
+        answered += 1;
+    }
+    assert!(
+        answered < 10,
+        "{answered} streams answered on 200 tokens a minute"
+    );
+}
+
+#[test]
+fn attack_2_concurrent_requests_cannot_overspend_a_budget() {
+    let proxy = Proxy::start(&[]);
+    let key = proxy.create_key("racer", &["--budget", "40"]);
+    let url = proxy.url("/v1/echo");
+    // Each reserves 28/4 + 20 = 27 tokens and uses 8.
+    let body = r#"{"max_tokens":20,"n":1234}"#;
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| scope.spawn(|| post_json(&url, &key, body).status))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = statuses.iter().filter(|s| **s == 200).count() as u64;
+    assert!(ok >= 1, "{statuses:?}");
+    assert!(
+        8 * ok <= 40 + 27,
+        "{ok} answered: spend over the budget by more than one reservation"
+    );
+    let capped = proxy.create_key("capped", &["--concurrency", "2"]);
+    let slow = proxy.url("/v1/slow");
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..5)
+            .map(|_| scope.spawn(|| get(&slow, Some(&capped)).status))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert!(proxy
+        .metrics()
+        .contains("keywrap_proxy_rate_limited_total{client=\"capped\",limit=\"concurrency\"} 3"));
+}
+
+#[test]
+fn attack_3_a_malformed_record_does_not_keep_revoked_keys_working() {
+    let proxy = Proxy::start(&[]);
+    let alice = proxy.create_key("alice", &[]);
+    let bob = proxy.create_key("bob", &[]);
+    assert_eq!(get(&proxy.url("/v1/echo"), Some(&alice)).status, 200);
+    proxy.bao.kv_put(
+        "secret/keywrap/proxy-keys/broken",
+        &[("hash", "not-a-hash"), ("rpm", "many")],
+    );
+    proxy
+        .bao
+        .keywrap()
+        .args(["proxy", "keys", "revoke", "alice"])
+        .run()
+        .assert_success();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while get(&proxy.url("/v1/echo"), Some(&alice)).status != 401 {
+        assert!(Instant::now() < deadline, "the revoked key still works");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(&proxy.url("/v1/echo"), Some(&bob)).status, 200);
+    proxy.log_with("client key record broken at secret/keywrap/proxy-keys/broken is malformed");
+    let list = proxy.bao.keywrap().args(["proxy", "keys", "list"]).run();
+    list.assert_success();
+    assert!(
+        list.stdout.contains("broken") && list.stdout.contains("BAD"),
+        "{}",
+        list.stdout
+    );
+    assert!(list.stdout.contains("bob"), "{}", list.stdout);
+}
+
+#[test]
+fn attack_4_dot_segments_do_not_leave_a_route() {
+    let bao = Bao::start();
+    bao.kv_put("secret/openai", &[("api_key", &fake_key("one"))]);
+    let upstream = Upstream::start();
+    let port = free_port();
+    let keywrap = bao.keywrap();
+    keywrap.write_file(
+        "keywrap.toml",
+        &format!(
+            "[env]\nOPENAI = \"secret/openai#api_key\"\n\n[proxy]\nlisten = \"127.0.0.1:{port}\"\nallow_anonymous = true\n\n\
+             [[proxy.routes]]\nprefix = \"/a\"\nupstream = \"{0}/v1\"\nheaders = {{ Authorization = \"Bearer {{OPENAI}}\" }}\n\n\
+             [[proxy.routes]]\nprefix = \"/tenant-b\"\nupstream = \"{0}/v1\"\n",
+            upstream.url()
+        ),
+    );
+    let dir = keywrap.workdir.path().to_path_buf();
+    let mut process = bao
+        .keywrap()
+        .current_dir(&dir)
+        .env("KEYWRAP_TRUST", dir.join("keywrap.toml"))
+        .arg("proxy")
+        .spawn();
+    process.wait_for_port(port);
+    let status = |path: &str| get(&format!("http://127.0.0.1:{port}{path}"), None).status;
+    for escape in [
+        "/a/../tenant-b/echo",
+        "/a/%2e%2e/tenant-b/echo",
+        "/a/%2E%2E/tenant-b/echo",
+        "/a/..%2ftenant-b/echo",
+        "/a/..%2Ftenant-b/echo",
+        "/a/../../echo",
+    ] {
+        assert_eq!(status(escape), 400, "{escape}");
+    }
+    assert_eq!(
+        status("/a/x/../echo"),
+        200,
+        "a dot segment inside the route"
+    );
+    assert_eq!(upstream.seen().len(), 1);
+    assert_eq!(upstream.seen()[0].path, "/v1/echo");
+}
+
+#[test]
+fn attack_5_encoded_and_compressed_keys_do_not_pass() {
+    let proxy = Proxy::start(&[]);
+    let key = proxy.create_key("alice", &[]);
+    let real = fake_key("one");
+    let mangled = get(&proxy.url("/v1/mangled"), Some(&key));
+    assert_eq!(mangled.status, 200);
+    let body = mangled.body.to_lowercase();
+    use base64::Engine;
+    for form in [
+        real.to_lowercase(),
+        base64::engine::general_purpose::STANDARD
+            .encode(&real)
+            .to_lowercase(),
+        "sk\\u002dfake".to_string(),
+    ] {
+        assert!(!body.contains(&form), "{form} in {}", mangled.body);
+    }
+    let gzip = get(&proxy.url("/v1/gzip"), Some(&key));
+    assert_eq!(gzip.status, 502, "{}", gzip.body);
+    assert!(!gzip.body.contains(&real));
+}
+
+#[test]
+fn attack_6_idle_connections_are_capped_and_closed() {
+    let proxy = Proxy::start(&[
+        "--allow-anonymous",
+        "--max-connections-per-address",
+        "50",
+        "--first-byte-timeout",
+        "1",
+    ]);
+    let port = proxy.port;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let idle = runtime.block_on(async {
+        let mut idle = Vec::new();
+        for _ in 0..200 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            if let Ok(stream) = socket.connect(([127, 0, 0, 1], port).into()).await {
+                idle.push(stream);
+            }
+        }
+        idle
+    });
+    assert_eq!(
+        get(&proxy.url("/v1/echo"), None).status,
+        200,
+        "another address still gets in"
+    );
+    // Every idle connection is closed: at once beyond the cap, after 1 s within it.
+    runtime.block_on(async {
+        for mut stream in idle {
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio::io::AsyncReadExt::read(&mut stream, &mut byte),
+            )
+            .await;
+            assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+        }
+    });
+    let log = proxy.log_with("max_connections_per_address");
+    assert_eq!(
+        log.matches("max_connections_per_address").count(),
+        1,
+        "the warning is rate-limited: {log}"
+    );
+}
+
+#[test]
+fn attack_7_unknown_keys_do_not_reload_every_record() {
+    let proxy = Proxy::start(&["--keys-reload", "60"]);
+    let key = proxy.create_key("alice", &[]);
+    assert_eq!(get(&proxy.url("/v1/echo"), Some(&key)).status, 200);
+    let before = proxy
+        .bao
+        .audit_reads_of("secret/data/keywrap/proxy-keys/alice")
+        .len();
+    for n in 0..3 {
+        let random = format!("kwp_{}", format!("{n:x}").repeat(43).get(..43).unwrap());
+        assert_eq!(get(&proxy.url("/v1/echo"), Some(&random)).status, 401);
+    }
+    let reads = proxy
+        .bao
+        .audit_reads_of("secret/data/keywrap/proxy-keys/alice")
+        .len();
+    assert_eq!(reads, before, "known records are not read again on a miss");
+}
+
+#[test]
+fn attack_8_billing_headers_and_foreign_hosts_are_refused() {
+    let proxy = Proxy::start(&["--allow-anonymous"]);
+    let key = proxy.create_key("alice", &[]);
+    let answer = get_with(
+        &proxy.url("/v1/echo"),
+        Some(&key),
+        &[
+            ("OpenAI-Organization", "org-evil"),
+            ("OpenAI-Project", "proj-evil"),
+        ],
+    );
+    assert_eq!(answer.status, 200);
+    let seen = &proxy.upstream.seen()[0];
+    assert!(
+        !seen.headers.contains_key("openai-organization"),
+        "{:?}",
+        seen.headers
+    );
+    assert!(!seen.headers.contains_key("openai-project"));
+    let rebound = get_with(
+        &proxy.url("/v1/echo"),
+        None,
+        &[("Host", &format!("evil.example:{}", proxy.port))],
+    );
+    assert_eq!(rebound.status, 421, "{}", rebound.body);
+    let localhost = get_with(
+        &proxy.url("/v1/echo"),
+        None,
+        &[("Host", &format!("localhost:{}", proxy.port))],
+    );
+    assert_eq!(localhost.status, 200);
+    let csrf = get_with(
+        &proxy.url("/v1/echo"),
+        None,
+        &[("Origin", "https://evil.example")],
+    );
+    assert_eq!(csrf.status, 403, "{}", csrf.body);
+    assert_eq!(proxy.upstream.seen().len(), 2);
 }

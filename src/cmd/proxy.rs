@@ -88,7 +88,8 @@ async fn manage_keys(session: &Session, path: &str, command: &KeysCommand) -> Re
             ));
         }
         KeysCommand::List { format } => {
-            let mut records = store.list(client).await?;
+            let listing = store.list(client).await?;
+            let mut records = listing.records;
             records.sort_by(|a, b| a.policy.name.cmp(&b.policy.name));
             if *format == OutputFormat::Json {
                 let mut keys = Vec::new();
@@ -98,6 +99,13 @@ async fn manage_keys(session: &Session, path: &str, command: &KeysCommand) -> Re
                         _ => Some(store.read_spent(client, &record.policy.name).await?.0),
                     };
                     keys.push(key_json(record, spent));
+                }
+                for bad in &listing.bad {
+                    keys.push(serde_json::json!({
+                        "name": bad.name,
+                        "bad": true,
+                        "problem": bad.problem,
+                    }));
                 }
                 println!("{}", serde_json::to_string_pretty(&keys)?);
                 return Ok(ExitCode::SUCCESS);
@@ -140,6 +148,15 @@ async fn manage_keys(session: &Session, path: &str, command: &KeysCommand) -> Re
                     record.created
                 );
             }
+            for bad in &listing.bad {
+                println!("{:<20} BAD: {}", bad.name, bad.problem);
+            }
+            if !listing.bad.is_empty() {
+                crate::log::warn(format_args!(
+                    "{} client key record(s) are malformed; running proxies refuse those keys. Revoke and create them again.",
+                    listing.bad.len()
+                ));
+            }
         }
         KeysCommand::Revoke { name } => {
             if !store.revoke(client, name).await? {
@@ -166,6 +183,7 @@ fn key_json(record: &KeyRecord, spent: Option<u64>) -> serde_json::Value {
         "rpm": limit(p.rpm),
         "tpm": limit(p.tpm),
         "budget": limit(p.budget),
+        "concurrency": limit(p.concurrency),
         "spent": spent,
         "created": record.created,
     })
@@ -179,5 +197,6 @@ fn policy(args: &KeyCreateArgs) -> KeyPolicy {
         rpm: args.rpm.unwrap_or(0),
         tpm: args.tpm.unwrap_or(0),
         budget: args.budget.unwrap_or(0),
+        concurrency: args.concurrency.unwrap_or(0),
     }
 }

@@ -22,6 +22,10 @@ pub const DEFAULT_KEYS_PATH: &str = "secret/keywrap/proxy-keys";
 /// Larger or chunked uploads stream through.
 pub const MAX_BUFFERED_BODY: u64 = 1 << 20;
 
+/// Connections open at once, and from one client address (see docs/proxy.md).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+pub const DEFAULT_MAX_PER_ADDRESS: usize = 512;
+
 /// Everything `keywrap proxy` runs with.
 #[derive(Debug)]
 pub struct ProxyConfig {
@@ -49,6 +53,11 @@ pub struct ProxyConfig {
     pub store: Option<super::store::settings::StoreSettings>,
     /// `[[proxy.alerts]]`.
     pub alerts: Vec<crate::alerts::AlertRule>,
+    /// Host headers accepted besides the listen address's own forms.
+    pub allowed_hosts: Vec<String>,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub first_byte_timeout: Duration,
 }
 
 /// The client-key path from `--keys-path`, `[proxy] keys_path` or the default.
@@ -177,7 +186,55 @@ impl ProxyConfig {
                 .enumerate()
                 .map(|(i, alert)| alert.validate(i + 1))
                 .collect::<Result<_>>()?,
+            allowed_hosts: if args.allowed_hosts.is_empty() {
+                section.allowed_hosts.clone()
+            } else {
+                args.allowed_hosts.clone()
+            }
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect(),
+            max_connections: args
+                .max_connections
+                .or(section.max_connections)
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+                .max(1),
+            max_connections_per_address: args
+                .max_connections_per_address
+                .or(section.max_connections_per_address)
+                .unwrap_or(DEFAULT_MAX_PER_ADDRESS)
+                .max(1),
+            first_byte_timeout: seconds(
+                args.first_byte_timeout,
+                &section.first_byte_timeout,
+                5,
+                "first_byte_timeout",
+            )?,
         })
+    }
+
+    /// Whether a request's `Host` names this proxy: the listen address (`localhost` too when
+    /// it is loopback; any IP address when it listens on all of them) or an allowed host.
+    /// A name a web page controls (DNS rebinding) is not.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let host = host.trim().to_ascii_lowercase();
+        if self.allowed_hosts.contains(&host) {
+            return true;
+        }
+        let port = self.listen.port();
+        let (name, given_port) = match host.rsplit_once(':') {
+            Some((name, p)) if !name.is_empty() && !p.contains(']') => (name, p.parse().ok()),
+            _ => (host.as_str(), Some(80)),
+        };
+        if given_port != Some(port) {
+            return false;
+        }
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        let ip = self.listen.ip();
+        match name.parse::<std::net::IpAddr>() {
+            Ok(given) => given == ip || ip.is_unspecified(),
+            Err(_) => name == "localhost" && (ip.is_loopback() || ip.is_unspecified()),
+        }
     }
 
     /// The route that takes `path`, and the rest of the path after its prefix.
@@ -300,7 +357,11 @@ fn routes_from(args: &ProxyArgs, section: &ProxySection) -> Result<(Vec<Route>, 
                     format!("Bearer {{{}}}", secret.name),
                 ));
             }
-            vec![Route::new("/", upstream, headers)?]
+            let mut route = Route::new("/", upstream, headers)?;
+            if let Some(tokens) = args.default_max_tokens {
+                route.default_max_tokens = tokens;
+            }
+            vec![route]
         }
         None => section
             .routes
@@ -320,8 +381,20 @@ fn routes_from(args: &ProxyArgs, section: &ProxySection) -> Result<(Vec<Route>, 
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                Route::new(&prefix, &r.upstream, headers)
-                    .with_context(|| format!("[[proxy.routes]] prefix {prefix:?}"))
+                let mut route = Route::new(&prefix, &r.upstream, headers)
+                    .with_context(|| format!("[[proxy.routes]] prefix {prefix:?}"))?;
+                if let Some(tokens) = r.default_max_tokens.or(args.default_max_tokens) {
+                    route.default_max_tokens = tokens;
+                }
+                route.client_headers = r
+                    .client_headers
+                    .iter()
+                    .map(|name| {
+                        hyper::header::HeaderName::from_bytes(name.trim().as_bytes())
+                            .with_context(|| format!("[[proxy.routes]] prefix {prefix:?}: invalid client_headers name {name:?}"))
+                    })
+                    .collect::<Result<_>>()?;
+                Ok(route)
             })
             .collect::<Result<Vec<_>>>()?,
     };

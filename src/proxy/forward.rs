@@ -13,12 +13,13 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
+use super::admission::{self, Ticket};
 use super::auth::{self, Caller};
 use super::body::{ProxyBody, Streamed};
 use super::config::MAX_BUFFERED_BODY;
 use super::cors;
 use super::credentials::HeaderSet;
-use super::limits;
+use super::paths;
 use super::record::RequestRecord;
 use super::redact::StreamRedactor;
 use super::usage::UsageScanner;
@@ -38,6 +39,10 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
+
+/// Client headers that choose whose account the upstream bills; dropped unless a route
+/// lets them through (`client_headers`), since the proxy's key pays.
+const BILLING_HEADERS: [&str; 2] = ["openai-organization", "openai-project"];
 
 /// The hyper service: every request gets an answer, errors included.
 pub async fn handle(
@@ -97,10 +102,39 @@ async fn forward(
     slot: &mut Option<RequestRecord>,
 ) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
     let record = slot.as_mut().expect("the record is taken only at the end");
-    let path = request.uri().path().to_string();
+    // DNS rebinding: a web page's own name resolving to this proxy is not this proxy.
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    if !host.is_some_and(|h| shared.config.host_allowed(h)) {
+        return Err(local(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this Host is not the proxy's address (add it with --allowed-host)",
+        ));
+    }
+    let Some(path) = paths::normalise(request.uri().path()) else {
+        return Err(local(
+            StatusCode::BAD_REQUEST,
+            "the request path cannot be forwarded",
+        ));
+    };
     let Some((route_index, route, rest)) = shared.config.route_for(&path) else {
         return Err(local(StatusCode::NOT_FOUND, "no route for this path"));
     };
+    // `/a/../b/...` must not leave route /a for another route.
+    if path != request.uri().path()
+        && shared
+            .config
+            .route_for(request.uri().path())
+            .is_some_and(|(raw, _, _)| raw != route_index)
+    {
+        return Err(local(
+            StatusCode::BAD_REQUEST,
+            "the request path leaves its route",
+        ));
+    }
     record.route = Some(route_index);
     let caller = auth::authenticate(
         request.headers(),
@@ -110,6 +144,13 @@ async fn forward(
     .await
     .map_err(|rejected| local(StatusCode::UNAUTHORIZED, rejected.message()))?;
     record.client = caller.name().to_string();
+    if matches!(caller, Caller::Anonymous) && cross_site(request.headers(), &shared.config.cors) {
+        // A web page on another origin would spend through an anonymous proxy.
+        return Err(local(
+            StatusCode::FORBIDDEN,
+            "cross-origin requests without a client key are refused (see cors_origins)",
+        ));
+    }
     if let Caller::Key(policy) = &caller {
         record.policy = Some(policy.clone());
         if !policy.allows_route(route.label()) {
@@ -118,33 +159,54 @@ async fn forward(
                 "this client key may not use this route",
             ));
         }
-        if let Err(refusal) = shared.limits.admit(policy, Instant::now()) {
-            shared
-                .metrics
-                .rate_limited(&policy.name, refusal.limit.label());
-            let mut response = local(StatusCode::TOO_MANY_REQUESTS, refusal.limit.message());
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(limits::retry_after_seconds(refusal.retry_after)),
-            );
-            return Err(response);
-        }
     }
 
     let (parts, body) = request.into_parts();
-    let body = RequestBody::read(&parts.headers, body)
+    let mut body = RequestBody::read(&parts.headers, body)
         .await
         .map_err(|_| local(StatusCode::BAD_REQUEST, "cannot read the request body"))?;
-    // A request without a body (listing models, say) asks for no model.
-    if let Some(policy) = caller
-        .policy()
-        .filter(|p| !p.models.is_empty() && !body.is_empty())
-    {
-        let model = body.model();
-        match model {
-            Some(model) if policy.allows_model(&model) => {}
-            Some(_) => return Err(local(StatusCode::FORBIDDEN, "this client key may not use this model")),
-            None => return Err(local(StatusCode::BAD_REQUEST, "this client key is limited to some models: send a JSON body (under 1 MiB) with \"model\"")),
+    let mut ticket: Option<Ticket> = None;
+    let mut injected_length = None;
+    if let Some(policy) = caller.policy() {
+        let counts_tokens = policy.tpm > 0 || policy.budget > 0;
+        let facts = if counts_tokens || !policy.models.is_empty() {
+            body.facts()
+        } else {
+            BodyFacts::default()
+        };
+        // A request without a body (listing models, say) asks for no model.
+        if !policy.models.is_empty() && !body.is_empty() {
+            match &facts.model {
+                Some(model) if policy.allows_model(model) => {}
+                Some(_) => return Err(local(StatusCode::FORBIDDEN, "this client key may not use this model")),
+                None => return Err(local(StatusCode::BAD_REQUEST, "this client key is limited to some models: send a JSON body (under 1 MiB) with \"model\"")),
+            }
+        }
+        if counts_tokens && facts.stream && asks_for_usage(rest) {
+            injected_length = body.include_usage();
+        }
+        let estimate = if counts_tokens {
+            admission::estimate(
+                body.length(&parts.headers),
+                facts.max_tokens,
+                route.default_max_tokens,
+            )
+        } else {
+            0
+        };
+        match shared.admission.admit(policy, estimate) {
+            Ok(admitted) => ticket = Some(admitted),
+            Err(refusal) => {
+                shared
+                    .metrics
+                    .rate_limited(&policy.name, refusal.limit.label());
+                let mut response = local(StatusCode::TOO_MANY_REQUESTS, refusal.limit.message());
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(admission::retry_after_seconds(refusal.retry_after)),
+                );
+                return Err(response);
+            }
         }
     }
     let uri = route.upstream.uri(rest, parts.uri.query()).map_err(|_| {
@@ -153,13 +215,16 @@ async fn forward(
             "the request path cannot be forwarded",
         )
     })?;
-    let headers = client_headers(&parts.headers, &route.headers);
+    let mut headers = client_headers(&parts.headers, &route.headers, &route.client_headers);
+    if let Some(length) = injected_length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    record.ticket = ticket;
     let credentials = shared.credentials.current();
     let upstream_started = Instant::now();
     let label = route.label();
 
-    let mut body = body;
-    let mut response = send(
+    let mut response = match send(
         shared,
         label,
         &parts.method,
@@ -168,7 +233,19 @@ async fn forward(
         credentials.headers(route_index),
         &mut body,
     )
-    .await?;
+    .await
+    {
+        Ok(response) => response,
+        Err(failure) => {
+            // Never reached the upstream: nothing to charge. A timeout may have.
+            if failure.status() == StatusCode::BAD_GATEWAY {
+                if let Some(ticket) = record.ticket.take() {
+                    shared.admission.settle(ticket, 0);
+                }
+            }
+            return Err(failure);
+        }
+    };
     if let (StatusCode::UNAUTHORIZED, Some(window)) = (response.status(), shared.config.overlap) {
         if let (Some(previous), true) = (
             credentials.previous_headers(route_index, window),
@@ -189,6 +266,18 @@ async fn forward(
     }
     record.upstream = Some(upstream_started.elapsed());
     record.status = response.status().as_u16();
+    // An encoding the proxy cannot read could carry the key past the masking.
+    if response
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        shared.metrics.upstream_error(label, "encoding");
+        return Err(local(
+            StatusCode::BAD_GATEWAY,
+            "the upstream sent a compressed answer, which the proxy cannot check for the key",
+        ));
+    }
 
     let (mut parts, incoming) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
@@ -322,9 +411,15 @@ fn describe(err: &hyper_util::client::legacy::Error) -> String {
 fn client_headers(
     from: &HeaderMap,
     injected: &[(HeaderName, super::routes::Template)],
+    allowed: &[HeaderName],
 ) -> HeaderMap {
     let mut headers = from.clone();
     strip_hop_by_hop(&mut headers);
+    for name in BILLING_HEADERS {
+        if !allowed.iter().any(|a| a.as_str() == name) {
+            headers.remove(name);
+        }
+    }
     headers.remove(header::AUTHORIZATION);
     headers.remove(header::HOST);
     // The proxy already answered `Expect: 100-continue` by reading the body.
@@ -351,6 +446,30 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
+}
+
+/// Whether a browser says the request comes from a page on another site that CORS does not
+/// allow (`Origin`, or `Sec-Fetch-Site` where a browser sends no `Origin`).
+fn cross_site(headers: &HeaderMap, cors: &cors::Cors) -> bool {
+    if headers.contains_key(header::ORIGIN) {
+        return cors.allowed(headers).is_none();
+    }
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site")
+}
+
+/// OpenAI's completion endpoints send a usage chunk at the end of a stream when asked.
+fn asks_for_usage(path: &str) -> bool {
+    path.ends_with("/chat/completions") || path.ends_with("/completions")
+}
+
+/// What admission and the model allow-list need from a JSON body.
+#[derive(Default)]
+struct BodyFacts {
+    model: Option<String>,
+    max_tokens: Option<u64>,
+    stream: bool,
 }
 
 /// A request body: read whole when small (so it can be checked and sent again), else streamed.
@@ -398,17 +517,61 @@ impl RequestBody {
         }
     }
 
-    /// The `model` of a JSON body.
-    fn model(&self) -> Option<String> {
+    /// The model, the largest completion asked for and streaming, from a JSON body.
+    fn facts(&self) -> BodyFacts {
         #[derive(serde::Deserialize)]
-        struct WithModel {
-            model: String,
+        struct Fields {
+            model: Option<String>,
+            max_tokens: Option<u64>,
+            max_completion_tokens: Option<u64>,
+            max_output_tokens: Option<u64>,
+            #[serde(default)]
+            stream: bool,
         }
         match self {
-            RequestBody::Buffered(bytes) => serde_json::from_slice::<WithModel>(bytes)
-                .ok()
-                .map(|m| m.model),
-            RequestBody::Streaming(_) => None,
+            RequestBody::Buffered(bytes) => serde_json::from_slice::<Fields>(bytes)
+                .map(|f| BodyFacts {
+                    model: f.model,
+                    max_tokens: f
+                        .max_tokens
+                        .max(f.max_completion_tokens)
+                        .max(f.max_output_tokens),
+                    stream: f.stream,
+                })
+                .unwrap_or_default(),
+            RequestBody::Streaming(_) => BodyFacts::default(),
         }
+    }
+
+    /// The body's length: read, or from Content-Length, or the most the proxy reads.
+    fn length(&self, headers: &HeaderMap) -> u64 {
+        match self {
+            RequestBody::Buffered(bytes) => bytes.len() as u64,
+            RequestBody::Streaming(_) => headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(MAX_BUFFERED_BODY),
+        }
+    }
+
+    /// Sets `stream_options.include_usage` in a streaming JSON body, so the upstream reports
+    /// the tokens of the stream; the new length if the body changed.
+    fn include_usage(&mut self) -> Option<usize> {
+        let RequestBody::Buffered(bytes) = self else {
+            return None;
+        };
+        let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        let object = value.as_object_mut()?;
+        let options = object.entry("stream_options").or_insert_with(|| json!({}));
+        let options = options.as_object_mut()?;
+        if options.get("include_usage") == Some(&serde_json::Value::Bool(true)) {
+            return None;
+        }
+        options.insert("include_usage".into(), serde_json::Value::Bool(true));
+        let encoded = serde_json::to_vec(&value).ok()?;
+        let length = encoded.len();
+        *bytes = Bytes::from(encoded);
+        Some(length)
     }
 }

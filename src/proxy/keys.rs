@@ -41,6 +41,8 @@ pub struct KeyPolicy {
     pub rpm: u64,
     pub tpm: u64,
     pub budget: u64,
+    /// Requests in flight at once; 0 means no cap.
+    pub concurrency: u64,
 }
 
 impl KeyPolicy {
@@ -54,6 +56,22 @@ impl KeyPolicy {
     pub fn allows_model(&self, model: &str) -> bool {
         self.models.is_empty() || self.models.iter().any(|m| m == model)
     }
+}
+
+/// What the keys path holds: the keys, and the records that are not valid keys.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub records: Vec<KeyRecord>,
+    pub bad: Vec<BadRecord>,
+}
+
+/// A record under the keys path that is no valid key (edited by hand, say): it lets no
+/// request in, and does not keep the other keys from loading.
+#[derive(Debug, Clone)]
+pub struct BadRecord {
+    pub name: String,
+    /// Names the record and what is wrong with it; never holds a field's value.
+    pub problem: String,
 }
 
 /// A key as stored: its policy, hash and creation time.
@@ -203,6 +221,7 @@ impl KeyStore {
             "rpm": policy.rpm,
             "tpm": policy.tpm,
             "budget": policy.budget,
+            "concurrency": policy.concurrency,
             "created": crate::proxy::access_log::rfc3339(std::time::SystemTime::now()),
         });
         let path = self.key_path(&policy.name);
@@ -251,28 +270,48 @@ impl KeyStore {
         Ok(names.into_iter().filter(|n| !n.ends_with('/')).collect())
     }
 
-    /// Every stored key. Entries that cannot be read or parsed are reported, not skipped silently.
-    pub async fn list(&self, client: &VaultClient) -> Result<Vec<KeyRecord>> {
+    /// Every stored key, and the records that cannot be read or parsed (each with the
+    /// reason, which names the record).
+    pub async fn list(&self, client: &VaultClient) -> Result<Listing> {
         let names = self.names(client).await?;
+        self.read_records(client, &names).await
+    }
+
+    /// The records of these names; names gone meanwhile are left out.
+    pub async fn read_records(
+        &self,
+        client: &VaultClient,
+        names: &BTreeSet<String>,
+    ) -> Result<Listing> {
         let reads = join_all(names.iter().map(|name| async move {
             let path = self.key_path(name);
             let read = kv::read(client, &self.mount, &path, None).await;
             (name, read)
         }))
         .await;
-        let mut records = Vec::new();
+        let mut listing = Listing::default();
         for (name, read) in reads {
             match read {
-                Ok(secret) => records
-                    .push(parse_record(name, &secret.fields).with_context(|| {
-                        format!("client key {name} at {}", self.key_path(name))
-                    })?),
+                Ok(secret) => match parse_record(name, &secret.fields) {
+                    Ok(record) => listing.records.push(record),
+                    Err(err) => listing.bad.push(BadRecord {
+                        name: name.clone(),
+                        problem: format!(
+                            "client key record {name} at {} is malformed: {err:#}",
+                            self.key_path(name)
+                        ),
+                    }),
+                },
                 // Revoked between the list and the read.
                 Err(kv::KvError::NotFound { .. } | kv::KvError::VersionGone { .. }) => {}
-                Err(err) => return Err(err).with_context(|| format!("reading client key {name}")),
+                // Fails closed: that key is refused until it can be read.
+                Err(err) => listing.bad.push(BadRecord {
+                    name: name.clone(),
+                    problem: format!("client key record {name} cannot be read: {err:#}"),
+                }),
             }
         }
-        Ok(records)
+        Ok(listing)
     }
 
     /// Deletes the key and all its versions; false if there was none.
@@ -337,6 +376,7 @@ fn parse_record(name: &str, fields: &BTreeMap<String, SecretValue>) -> Result<Ke
             rpm: number("rpm")?,
             tpm: number("tpm")?,
             budget: number("budget")?,
+            concurrency: number("concurrency")?,
         },
         hash,
         created: text("created"),
@@ -358,18 +398,28 @@ fn unhex(text: &str) -> Option<KeyHash> {
     Some(out)
 }
 
-/// How often a miss may reload the keys.
+/// How often a miss on an unknown key may look for new keys.
 const MISS_RELOAD_GAP: Duration = Duration::from_secs(1);
 /// How often the key names are listed between full reloads: a revoked key's name is gone,
 /// so revocation takes effect within about this long for the price of one small request.
 const REVOCATION_CHECK: Duration = Duration::from_secs(1);
 
+/// The loaded keys, by hash, and every name under the keys path (bad records included, so
+/// that a bad record is not read again at every check).
+#[derive(Default)]
+struct Loaded {
+    by_hash: HashMap<KeyHash, Arc<KeyPolicy>>,
+    names: BTreeSet<String>,
+}
+
 /// The keys a running proxy accepts, reloaded from Vault periodically and on a miss.
 pub struct KeyRing {
     store: KeyStore,
     client: VaultClient,
-    keys: RwLock<Arc<HashMap<KeyHash, Arc<KeyPolicy>>>>,
+    keys: RwLock<Arc<Loaded>>,
     last_reload: tokio::sync::Mutex<Instant>,
+    /// The bad-record warnings given, so each is given once.
+    warned: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl KeyRing {
@@ -379,6 +429,7 @@ impl KeyRing {
             client,
             keys: RwLock::default(),
             last_reload: tokio::sync::Mutex::new(Instant::now()),
+            warned: std::sync::Mutex::default(),
         };
         let count = ring.reload().await?;
         crate::log::verbose(format_args!(
@@ -388,16 +439,66 @@ impl KeyRing {
         Ok(ring)
     }
 
-    /// Replaces the set with what Vault holds now; on failure the old set stays.
+    /// Replaces the set with what Vault holds now, bad records left out (with a warning); if
+    /// Vault cannot be reached the old set stays.
     pub async fn reload(&self) -> Result<usize> {
-        let records = self.store.list(&self.client.renewed_deadline()).await?;
-        let keys: HashMap<KeyHash, Arc<KeyPolicy>> = records
-            .into_iter()
-            .map(|r| (r.hash, Arc::new(r.policy)))
-            .collect();
-        let count = keys.len();
-        *self.keys.write().expect("key set lock") = Arc::new(keys);
+        let client = self.client.renewed_deadline();
+        let names = self.store.names(&client).await?;
+        let listing = self.store.read_records(&client, &names).await?;
+        self.warn_bad(&listing.bad);
+        let loaded = Loaded {
+            by_hash: listing
+                .records
+                .into_iter()
+                .map(|r| (r.hash, Arc::new(r.policy)))
+                .collect(),
+            names,
+        };
+        let count = loaded.by_hash.len();
+        *self.keys.write().expect("key set lock") = Arc::new(loaded);
         Ok(count)
+    }
+
+    fn warn_bad(&self, bad: &[BadRecord]) {
+        let mut warned = self.warned.lock().expect("warned lock");
+        for record in bad {
+            if warned.insert(record.problem.clone()) {
+                crate::log::warn(format_args!(
+                    "{} (skipped: that key is refused until the record is fixed)",
+                    record.problem
+                ));
+            }
+        }
+    }
+
+    /// Lists the names: keys whose names are gone are dropped at once, and only names not
+    /// loaded yet are read. Says whether anything changed.
+    async fn apply_names(&self) -> Result<bool> {
+        let client = self.client.renewed_deadline();
+        let stored = self.store.names(&client).await?;
+        let current = self.keys.read().expect("key set lock").clone();
+        if stored == current.names {
+            return Ok(false);
+        }
+        let new: BTreeSet<String> = stored.difference(&current.names).cloned().collect();
+        let listing = self.store.read_records(&client, &new).await?;
+        self.warn_bad(&listing.bad);
+        // Built on the set as it is now: a full reload may have replaced it meanwhile.
+        let mut keys = self.keys.write().expect("key set lock");
+        let mut by_hash: HashMap<KeyHash, Arc<KeyPolicy>> = keys
+            .by_hash
+            .iter()
+            .filter(|(_, policy)| stored.contains(&policy.name))
+            .map(|(hash, policy)| (*hash, policy.clone()))
+            .collect();
+        for record in listing.records {
+            by_hash.insert(record.hash, Arc::new(record.policy));
+        }
+        *keys = Arc::new(Loaded {
+            by_hash,
+            names: stored,
+        });
+        Ok(true)
     }
 
     pub fn store(&self) -> &KeyStore {
@@ -409,6 +510,7 @@ impl KeyRing {
         self.keys
             .read()
             .expect("key set lock")
+            .by_hash
             .values()
             .filter(|policy| policy.budget > 0)
             .cloned()
@@ -419,13 +521,15 @@ impl KeyRing {
         self.keys
             .read()
             .expect("key set lock")
+            .by_hash
             .get(key_hash)
             .cloned()
     }
 
-    /// The policy of a presented key. An unknown key makes the ring reload from Vault, at
-    /// most once per second (a miss may wait for that), so a key created after the proxy
-    /// started works within a second and unknown keys cannot make the proxy hammer Vault.
+    /// The policy of a presented key. An unknown key makes the ring look for new names in
+    /// Vault (one list, and a read of each new name only), at most once per second (a miss
+    /// may wait for that), so a key created after the proxy started works within a second
+    /// and random keys cost Vault one list request a second, whatever their number.
     pub async fn authenticate(&self, key: &str) -> Option<Arc<KeyPolicy>> {
         let key_hash = hash(key);
         if let Some(policy) = self.lookup(&key_hash) {
@@ -433,45 +537,30 @@ impl KeyRing {
         }
         let missed_at = Instant::now();
         let mut last = self.last_reload.lock().await;
-        // A reload that started after the miss has already seen any key created before it.
+        // A check that started after the miss has already seen any key created before it.
         if *last < missed_at {
             tokio::time::sleep((*last + MISS_RELOAD_GAP).saturating_duration_since(Instant::now()))
                 .await;
             *last = Instant::now();
-            if let Err(err) = self.reload().await {
-                crate::log::warn(format_args!("cannot reload client keys: {err:#}"));
+            if let Err(err) = self.apply_names().await {
+                crate::log::verbose(format_args!("looking for new client keys: {err:#}"));
             }
         }
         drop(last);
         self.lookup(&key_hash)
     }
 
-    /// Whether the names in Vault differ from the loaded ones (a key revoked or created).
-    async fn names_changed(&self) -> bool {
-        let loaded: BTreeSet<String> = self
-            .keys
-            .read()
-            .expect("key set lock")
-            .values()
-            .map(|policy| policy.name.clone())
-            .collect();
-        match self.store.names(&self.client.renewed_deadline()).await {
-            Ok(stored) => stored != loaded,
-            Err(err) => {
-                // The next full reload warns.
-                crate::log::verbose(format_args!("listing client keys: {err:#}"));
-                false
-            }
-        }
-    }
-
-    /// Reloads every `interval` for as long as the proxy runs, and sooner when the list of
-    /// names changes (checked every second).
+    /// Reloads every `interval` for as long as the proxy runs (changed limits), and applies
+    /// revocations and new keys every second.
     pub async fn keep_fresh(&self, interval: Duration) {
         let mut last_full = Instant::now();
         loop {
             tokio::time::sleep(interval.min(REVOCATION_CHECK)).await;
-            if last_full.elapsed() < interval && !self.names_changed().await {
+            if last_full.elapsed() < interval {
+                if let Err(err) = self.apply_names().await {
+                    // The next full reload warns.
+                    crate::log::verbose(format_args!("listing client keys: {err:#}"));
+                }
                 continue;
             }
             last_full = Instant::now();

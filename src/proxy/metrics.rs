@@ -2,6 +2,9 @@
 //!
 //! Client labels are key names ("anonymous", "unauthenticated"), never keys. Everything is
 //! updated under one lock once per request, which is cheap next to forwarding the request.
+//!
+//! Hand-written, not prometheus-client (issue 16): one request's `observe` costs 111 ns
+//! (release, 2 million in a loop, 2026-12-03), under 0.5% of a proxied request at 30,000/s.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -2,7 +2,8 @@
 //!
 //! - [`config`] and [`routes`]: settings, routes and header templates.
 //! - [`keys`] and [`auth`]: client keys in Vault (hashes only) and checking them.
-//! - [`limits`]: requests and tokens per minute, budgets; [`spend`]: budgets kept in Vault.
+//! - [`admission`]: requests and tokens per minute, budgets, requests in flight, with
+//!   reservations; [`spend`]: budgets kept in Vault. [`paths`]: dot-segments resolved.
 //! - [`forward`] and [`body`]: forwarding and streaming, with [`redact`] masking the key and
 //!   [`usage`] reading token counts from answers.
 //! - [`credentials`] and [`watch`]: the injected headers and switching them on rotation.
@@ -11,15 +12,17 @@
 //! - [`token`]: keeping the proxy's own Vault token alive.
 
 pub mod access_log;
+pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod connections;
 pub mod cors;
 pub mod credentials;
 pub mod forward;
 pub mod keys;
-pub mod limits;
 pub mod metrics;
+pub mod paths;
 pub mod record;
 pub mod redact;
 pub mod routes;
@@ -44,17 +47,17 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use self::admission::Admission;
 use self::config::ProxyConfig;
 use self::credentials::CredentialStore;
 use self::forward::UpstreamBody;
 use self::keys::{KeyRing, KeyStore};
-use self::limits::Limits;
 use self::metrics::Metrics;
 use crate::settings::TlsSettings;
 use crate::vault::VaultClient;
 
 /// How long a client may take to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long saving the budgets' spends may hold up the exit.
 const FINAL_SAVE_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -65,13 +68,14 @@ pub struct Shared {
     pub config: ProxyConfig,
     pub credentials: CredentialStore,
     pub keys: KeyRing,
-    pub limits: Limits,
+    pub admission: Admission,
     pub metrics: Metrics,
     upstream: UpstreamClient,
 }
 
 /// Reads the secrets and client keys, then serves until SIGTERM or SIGINT.
 pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
+    let fd_limit = connections::raise_fd_limit();
     let resolved = crate::resolve::resolve(&client, &config.bindings).await?;
     for (address, read) in &resolved.reads {
         crate::log::verbose(format_args!(
@@ -104,7 +108,7 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
         config,
         credentials: CredentialStore::new(credentials),
         keys,
-        limits: Limits::default(),
+        admission: Admission::default(),
         metrics: Metrics::default(),
         upstream,
     });
@@ -134,7 +138,14 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
         let shared = shared.clone();
         tokio::spawn(async move { shared.keys.keep_fresh(shared.config.keys_reload).await })
     };
-    accept(listener, shared.clone()).await?;
+    let cap = connections::effective_cap(shared.config.max_connections, fd_limit);
+    if cap < shared.config.max_connections {
+        crate::log::warn(format_args!(
+            "at most {cap} connections: the file descriptor limit allows no more (ulimit -n)"
+        ));
+    }
+    let connections = connections::Connections::new(cap, shared.config.max_connections_per_address);
+    accept(listener, shared.clone(), connections).await?;
     watcher.abort();
     reloader.abort();
     saver.abort();
@@ -168,7 +179,13 @@ fn upstream_client(config: &ProxyConfig) -> Result<UpstreamClient> {
 }
 
 /// Accepts connections until a stop signal, then lets in-flight requests finish up to the deadline.
-async fn accept(listener: TcpListener, shared: Arc<Shared>) -> Result<()> {
+async fn accept(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    connections: Arc<connections::Connections>,
+) -> Result<()> {
+    let accept_failed = connections::Throttled::default();
+    let turned_away = connections::Throttled::default();
     let graceful = GracefulShutdown::new();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot handle SIGTERM")?;
@@ -177,25 +194,49 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) -> Result<()> {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(err) => {
                         // Out of file descriptors and the like: wait instead of spinning.
-                        crate::log::warn(format_args!("accepting a connection: {err}"));
+                        accept_failed.warn(format_args!("accepting a connection: {err}"));
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
+                let slot = match connections.open(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(full) => {
+                        turned_away.warn(format_args!(
+                            "connection from {} closed: {}",
+                            peer.ip(),
+                            match full {
+                                connections::Full::Total => "the proxy has max_connections open",
+                                connections::Full::Address => "that address has max_connections_per_address open",
+                            }
+                        ));
+                        drop(stream);
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
+                let first_byte = shared.config.first_byte_timeout;
                 let shared = shared.clone();
-                let service = service_fn(move |request| forward::handle(shared.clone(), request));
-                let connection = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let _ = connection.await;
+                    let _slot = slot;
+                    // A connection that sends nothing is closed soon (slowloris).
+                    let mut byte = [0u8; 1];
+                    match tokio::time::timeout(first_byte, stream.peek(&mut byte)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return,
+                    }
+                    let service =
+                        service_fn(move |request| forward::handle(shared.clone(), request));
+                    let connection = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
+                        .serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection).await;
                 });
             }
             _ = terminate.recv() => break,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 
 use super::access_log::{self, Entry};
+use super::admission::Ticket;
 use super::keys::KeyPolicy;
 use super::metrics::Observation;
 use super::usage::Usage;
@@ -29,6 +30,8 @@ pub struct RequestRecord {
     pub previous_key: bool,
     /// The client went away before the answer ended.
     pub aborted: bool,
+    /// The admitted request's reservation, settled when the answer ends.
+    pub ticket: Option<Ticket>,
 }
 
 impl RequestRecord {
@@ -46,6 +49,7 @@ impl RequestRecord {
             usage: None,
             previous_key: false,
             aborted: false,
+            ticket: None,
         }
     }
 
@@ -54,12 +58,21 @@ impl RequestRecord {
             .map_or("none", |i| shared.config.routes[i].label())
     }
 
-    pub fn finish(self, shared: &Shared) {
+    pub fn finish(mut self, shared: &Shared) {
         let now = Instant::now();
         let total = now.duration_since(self.started);
         let usage = self.usage.unwrap_or_default();
-        if let Some(policy) = &self.policy {
-            shared.limits.record_tokens(policy, usage.total(), now);
+        if let Some(ticket) = self.ticket.take() {
+            // No usage, or an answer cut short (the upstream may have gone on working):
+            // the estimate, never less.
+            match self.usage {
+                Some(found) if !self.aborted => shared.admission.settle(ticket, found.total()),
+                Some(found) => {
+                    let charge = found.total().max(ticket.estimate());
+                    shared.admission.settle(ticket, charge);
+                }
+                None => drop(ticket),
+            }
         }
         let route = self.route_label(shared);
         // 499, as nginx logs it: the client closed the connection before the answer ended.

@@ -7,70 +7,136 @@
 use std::fmt;
 use std::sync::Arc;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use bytes::Bytes;
-use memchr::memmem;
 use zeroize::Zeroizing;
 
 /// Values shorter than this are not masked: they would match ordinary text. No real API
 /// key is this short, but test and demo keys can be (`sk-test`), and they must not leak.
 const MIN_LENGTH: usize = 4;
 
-/// The secret values to mask.
-#[derive(Default)]
-pub struct Patterns(Vec<Zeroizing<Vec<u8>>>);
+/// The secret values to mask: each value and its encoded forms as exec masking has them
+/// (base64, percent-encoded, hex; [`crate::mask::forms_of`]) plus JSON's `\u00XX` escapes,
+/// all matched without regard to ASCII case (an upstream may upper-case a key it echoes).
+pub struct Patterns {
+    forms: Vec<Zeroizing<Vec<u8>>>,
+    automaton: Option<AhoCorasick>,
+    /// The first bytes of the forms, both cases: most tails are ruled out by one lookup.
+    starts: [bool; 256],
+    longest: usize,
+}
 
 impl fmt::Debug for Patterns {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Patterns(<{} redacted>)", self.0.len())
+        write!(f, "Patterns(<{} redacted>)", self.forms.len())
+    }
+}
+
+/// JSON escapes of the value: its punctuation as `\u00xx`, and `/` as `\/`.
+fn json_forms(value: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let escape = |digits: &[u8; 16]| {
+        let mut out = Zeroizing::new(Vec::with_capacity(value.len() * 2));
+        for &b in value {
+            if !b.is_ascii_alphanumeric() {
+                out.extend_from_slice(b"\\u00");
+                out.push(digits[usize::from(b >> 4)]);
+                out.push(digits[usize::from(b & 15)]);
+            } else {
+                out.push(b);
+            }
+        }
+        out
+    };
+    let mut slash = Zeroizing::new(Vec::with_capacity(value.len() + 4));
+    for &b in value {
+        if b == b'/' {
+            slash.push(b'\\');
+        }
+        slash.push(b);
+    }
+    vec![escape(b"0123456789abcdef"), slash]
+}
+
+impl Default for Patterns {
+    fn default() -> Self {
+        Patterns::new([])
     }
 }
 
 impl Patterns {
     pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        let mut forms: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         for value in values {
             let bytes = value.as_bytes();
-            if bytes.len() >= MIN_LENGTH && !patterns.iter().any(|p| p.as_slice() == bytes) {
-                patterns.push(Zeroizing::new(bytes.to_vec()));
+            if bytes.len() < MIN_LENGTH {
+                continue;
+            }
+            let mut all = crate::mask::forms_of(bytes);
+            all.extend(json_forms(bytes));
+            for form in all {
+                if form.len() >= MIN_LENGTH && !forms.iter().any(|p| p.eq_ignore_ascii_case(&form))
+                {
+                    forms.push(form);
+                }
             }
         }
-        Patterns(patterns)
+        let automaton = (!forms.is_empty()).then(|| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(forms.iter().map(|f| f.as_slice()))
+                .expect("the key forms make an automaton")
+        });
+        let mut starts = [false; 256];
+        for form in &forms {
+            starts[usize::from(form[0].to_ascii_lowercase())] = true;
+            starts[usize::from(form[0].to_ascii_uppercase())] = true;
+        }
+        let longest = forms.iter().map(|f| f.len()).max().unwrap_or(0);
+        Patterns {
+            forms,
+            automaton,
+            starts,
+            longest,
+        }
     }
 
     pub fn contains(&self, data: &[u8]) -> bool {
-        self.0.iter().any(|p| memmem::find(data, p).is_some())
+        self.automaton.as_ref().is_some_and(|a| a.is_match(data))
     }
 
     /// Replaces every occurrence with `*`; says whether anything was replaced.
     pub fn mask(&self, data: &mut [u8]) -> bool {
-        let mut masked = false;
-        for pattern in &self.0 {
-            let mut start = 0;
-            while let Some(found) = memmem::find(&data[start..], pattern) {
-                let at = start + found;
-                data[at..at + pattern.len()].fill(b'*');
-                start = at + pattern.len();
-                masked = true;
-            }
+        let Some(automaton) = &self.automaton else {
+            return false;
+        };
+        let found: Vec<(usize, usize)> = automaton
+            .find_iter(&*data)
+            .map(|m| (m.start(), m.end()))
+            .collect();
+        for &(start, end) in &found {
+            data[start..end].fill(b'*');
         }
-        masked
+        !found.is_empty()
     }
 
     /// The length of the longest tail of `data` that is the start of a pattern.
     fn partial_tail(&self, data: &[u8]) -> usize {
-        let mut longest = 0;
-        for pattern in &self.0 {
-            let window = data.len().min(pattern.len() - 1);
-            let tail = &data[data.len() - window..];
-            for at in memchr::memchr_iter(pattern[0], tail) {
-                let candidate = &tail[at..];
-                if pattern.starts_with(candidate) {
-                    longest = longest.max(candidate.len());
-                    break;
-                }
+        let window = data.len().min(self.longest.saturating_sub(1));
+        let tail = &data[data.len() - window..];
+        for (at, &byte) in tail.iter().enumerate() {
+            if !self.starts[usize::from(byte)] {
+                continue;
+            }
+            let candidate = &tail[at..];
+            if self.forms.iter().any(|form| {
+                form.len() > candidate.len()
+                    && form[..candidate.len()].eq_ignore_ascii_case(candidate)
+            }) {
+                return candidate.len();
             }
         }
-        longest
+        0
     }
 }
 

@@ -137,7 +137,14 @@ pub struct Route {
     pub prefix: String,
     pub upstream: Upstream,
     pub headers: Vec<(HeaderName, Template)>,
+    /// See [`super::admission::estimate`].
+    pub default_max_tokens: u64,
+    /// Billing headers the client may send to this upstream.
+    pub client_headers: Vec<HeaderName>,
 }
+
+/// The tokens a request is expected to ask for when its body does not say.
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 impl Route {
     pub fn new(prefix: &str, upstream: &str, headers: Vec<(String, String)>) -> Result<Self> {
@@ -157,6 +164,8 @@ impl Route {
             prefix: trimmed.to_string(),
             upstream: Upstream::parse(upstream)?,
             headers,
+            default_max_tokens: DEFAULT_MAX_TOKENS,
+            client_headers: Vec::new(),
         })
     }
 

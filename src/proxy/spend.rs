@@ -27,18 +27,18 @@ pub async fn save(shared: &Shared, client: &VaultClient, refresh: bool) -> Resul
     let store = shared.keys.store();
     for policy in shared.keys.budgeted() {
         let name = &policy.name;
-        let unsaved = shared.limits.unsaved(name);
+        let unsaved = shared.admission.unsaved(name);
         if unsaved == 0 && !refresh {
             continue;
         }
         let (stored, version) = store.read_spent(&client, name).await?;
         if unsaved == 0 {
-            shared.limits.saved(name, stored, 0);
+            shared.admission.saved(name, stored, 0);
         } else if store
             .write_spent(&client, name, stored + unsaved, version)
             .await?
         {
-            shared.limits.saved(name, stored + unsaved, unsaved);
+            shared.admission.saved(name, stored + unsaved, unsaved);
         }
         // Else another proxy saved in between: the next round adds to its total.
     }

@@ -23,6 +23,7 @@ pub struct Seen {
     pub path: String,
     pub headers: BTreeMap<String, String>,
     pub body_len: usize,
+    pub body: String,
 }
 
 struct State {
@@ -189,6 +190,7 @@ async fn answer(
         path: path.clone(),
         headers: headers.clone(),
         body_len: body.len(),
+        body: String::from_utf8_lossy(&body).into_owned(),
     });
     let auth = headers.get("authorization").cloned().unwrap_or_default();
     let accepted = state.accepted.lock().unwrap().clone();
@@ -234,6 +236,52 @@ async fn answer(
                 let _ = tx.send(Bytes::from(usage)).await;
             })
         }),
+        // A chat completion stream: the usage chunk only when the body asks for it.
+        "/v1/chat/completions" => {
+            let asked = String::from_utf8_lossy(&body).contains("\"include_usage\":true");
+            streamed("text/event-stream", move |tx| {
+                tokio::spawn(async move {
+                    let _ = tx
+                        .send(Bytes::from(
+                            "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n",
+                        ))
+                        .await;
+                    if asked {
+                        let _ = tx.send(Bytes::from("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":20,\"completion_tokens\":30}}\n\n")).await;
+                    }
+                    let _ = tx.send(Bytes::from("data: [DONE]\n\n")).await;
+                })
+            })
+        }
+        // The key, echoed as an upstream might mangle it, and compressed against the rules.
+        "/v1/mangled" => {
+            use base64::Engine;
+            let key = auth.strip_prefix("Bearer ").unwrap_or_default().to_string();
+            let escaped: String = key
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_string()
+                    } else {
+                        format!("\\u{:04x}", c as u32)
+                    }
+                })
+                .collect();
+            let body = format!(
+                "{} {} {}",
+                key.to_uppercase(),
+                base64::engine::general_purpose::STANDARD.encode(&key),
+                escaped
+            );
+            full(200, "text/plain", body)
+        }
+        "/v1/gzip" => {
+            let mut response = full(200, "text/plain", auth.clone());
+            response
+                .headers_mut()
+                .insert("content-encoding", "gzip".parse().unwrap());
+            response
+        }
         "/v1/slow" => {
             tokio::time::sleep(Duration::from_secs(2)).await;
             full(200, "application/json", "{}".to_string())
