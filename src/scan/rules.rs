@@ -10,7 +10,7 @@ use serde::Deserialize;
 const BUILTIN: &str = include_str!("rules.toml");
 
 /// One rule as written in a rules file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub id: String,
@@ -40,6 +40,24 @@ pub struct Rule {
     /// Run within a few lines of each `near` match: finds this rule's secret there without
     /// the name that the main regex needs (`AKIA…,<secret>` in a credentials CSV).
     pub near_regex: Option<String>,
+    /// The public start of a secret (`ghp_`, `sk-proj-`): all that a preview shows of it.
+    pub prefix: Option<String>,
+    /// A UUID-shaped secret is an identifier, not a secret.
+    #[serde(default)]
+    pub reject_uuid: bool,
+    /// Words (case-insensitive) that, in the matched text before the secret, say it is not
+    /// one: `public` in `public_key = …`.
+    #[serde(default)]
+    pub name_stopwords: Vec<String>,
+    /// How the match is encoded: its decoded text is scanned with the other rules.
+    pub decode: Option<Decode>,
+}
+
+/// An encoding a rule's matches are decoded from (see [`Rule::decode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decode {
+    Base64,
 }
 
 /// A file of rules: `[[rules]]` tables.
