@@ -802,6 +802,11 @@ pub struct ScanArgs {
     /// Worker threads [default: the number of CPUs].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+
+    /// Print the rules (built-in, keywrap.toml's and --rules files') and exit: one line
+    /// each, or with --format json an array of objects.
+    #[arg(long, conflicts_with_all = ["git", "staged", "stdin", "vault", "baseline", "write_baseline", "paths"])]
+    pub list_rules: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -36,6 +36,10 @@ pub fn run(cli: &Cli, args: &ScanArgs) -> Result<ExitCode> {
     for path in &args.rules {
         rules::merge(&mut rule_set, rules::load(path)?)?;
     }
+    if args.list_rules {
+        list_rules(&rule_set, args.format)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let scanner = Scanner {
         matcher: Matcher::new(&rule_set)?,
         vault: if args.vault {
@@ -86,6 +90,59 @@ pub fn run(cli: &Cli, args: &ScanArgs) -> Result<ExitCode> {
     }
     print_advice(&findings, args.staged);
     Ok(ExitCode::from(FOUND))
+}
+
+/// `--list-rules`: what each rule finds, for people (text) or programs (JSON).
+fn list_rules(rule_set: &[rules::Rule], format: Format) -> Result<()> {
+    // Compiled first, so a rule that cannot run is an error here too.
+    Matcher::new(rule_set)?;
+    let builtin: std::collections::BTreeMap<String, String> = rules::builtin()
+        .into_iter()
+        .map(|r| (r.id, r.regex))
+        .collect();
+    let origin = |rule: &rules::Rule| match builtin.get(&rule.id) {
+        Some(regex) if *regex == rule.regex => "built-in",
+        _ => "user",
+    };
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Text => {
+            let width = rule_set.iter().map(|r| r.id.len()).max().unwrap_or(0);
+            for rule in rule_set {
+                let marker = if origin(rule) == "user" {
+                    "  (user rule)"
+                } else {
+                    ""
+                };
+                writeln!(out, "{:width$}  {}{marker}", rule.id, rule.description)?;
+            }
+        }
+        Format::Json => {
+            let list: Vec<serde_json::Value> = rule_set
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "id": r.id,
+                        "description": r.description,
+                        "origin": origin(r),
+                        "keywords": r.keywords,
+                        "regex": r.regex,
+                        "entropy": r.entropy,
+                        "prefix": r.prefix,
+                        "multiline": r.multiline,
+                        "fallback": r.fallback,
+                        "decode": r.decode.map(|_| "base64"),
+                    })
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &list)?;
+            writeln!(out)?;
+        }
+        Format::Sarif => {
+            bail!("--list-rules prints text or json (SARIF lists the rules in every report)")
+        }
+    }
+    out.flush().context("cannot write the rule list")
 }
 
 /// Runs the scan that the arguments ask for.

@@ -162,14 +162,20 @@ impl Matcher {
         // patterns keep the automaton on its SIMD prefilter (at most 128 patterns), and the
         // rules of both are run on the shorter one's hits.
         let all = keywords.clone();
-        keywords.retain(|k| !all.iter().any(|other| other != k && k.contains(other.as_str())));
+        keywords.retain(|k| {
+            !all.iter()
+                .any(|other| other != k && k.contains(other.as_str()))
+        });
         let keyword_rules = keywords
             .iter()
             .map(|keyword| {
                 rule_keywords
                     .iter()
                     .enumerate()
-                    .filter(|(_, ks)| ks.iter().any(|k| k.contains(keyword.as_str()) || keyword.contains(k.as_str())))
+                    .filter(|(_, ks)| {
+                        ks.iter()
+                            .any(|k| k.contains(keyword.as_str()) || keyword.contains(k.as_str()))
+                    })
                     .map(|(i, _)| i)
                     .collect()
             })
@@ -532,7 +538,10 @@ fn decode_base64(encoded: &[u8]) -> Option<Vec<u8>> {
     } else {
         &base64::alphabet::STANDARD
     };
-    let trimmed = encoded.strip_suffix(b"==").or_else(|| encoded.strip_suffix(b"=")).unwrap_or(encoded);
+    let trimmed = encoded
+        .strip_suffix(b"==")
+        .or_else(|| encoded.strip_suffix(b"="))
+        .unwrap_or(encoded);
     let usable = &trimmed[..trimmed.len() - usize::from(trimmed.len() % 4 == 1)];
     let decoded = GeneralPurpose::new(alphabet, config).decode(usable).ok()?;
     let printable = decoded
@@ -559,7 +568,8 @@ fn is_identifier(text: &[u8]) -> bool {
 }
 
 /// The number of PascalCase words in text (0 if it is not PascalCase): each word one or
-/// more capitals, then at least two lowercase letters or digits (the last may be shorter).
+/// more capitals, then at least two lowercase letters or digits, digits last (the last
+/// word may be shorter).
 fn pascal_words(text: &[u8]) -> usize {
     let mut rest = text;
     let mut words = 0;
@@ -570,7 +580,14 @@ fn pascal_words(text: &[u8]) -> usize {
             .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             .count();
         let end = capitals + tail;
-        if capitals == 0 || (tail < 2 && end < rest.len()) {
+        // Digits end a word (`Sha256`, `X509`), never sit between its letters (`K7t` in a
+        // random `HmaXnlK7tYjc` is no word).
+        let letters = rest[capitals..end]
+            .iter()
+            .take_while(|b| b.is_ascii_lowercase())
+            .count();
+        let digits_last = rest[capitals + letters..end].iter().all(u8::is_ascii_digit);
+        if capitals == 0 || (tail < 2 && end < rest.len()) || !digits_last {
             return 0;
         }
         rest = &rest[end..];

@@ -171,7 +171,8 @@ pub fn preview(prefix: &[u8], secret: &[u8]) -> String {
 /// hide what follows it.
 pub fn escape_controls(text: &str) -> String {
     let hostile = |c: char| {
-        c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
     };
     if !text.chars().any(hostile) {
         return text.to_string();

@@ -549,10 +549,22 @@ fn p(parts: &[&str]) -> String {
 #[test]
 fn npm_pypi_clojars() {
     let npm = format!("{}{}", p(&["npm", "_"]), random(1, 36, ALNUM));
-    found("npm-token", &format!("//registry.npmjs.org/:_authToken={npm}"));
-    found("npm-token", &format!("NPM_TOKEN={}", npm.to_ascii_lowercase()));
-    not_found("npm-token", &format!("{}{}", p(&["npm", "_"]), random(2, 20, ALNUM)));
-    not_found("npm-token", &format!("{}{}", p(&["npm", "_"]), "x".repeat(36)));
+    found(
+        "npm-token",
+        &format!("//registry.npmjs.org/:_authToken={npm}"),
+    );
+    found(
+        "npm-token",
+        &format!("NPM_TOKEN={}", npm.to_ascii_lowercase()),
+    );
+    not_found(
+        "npm-token",
+        &format!("{}{}", p(&["npm", "_"]), random(2, 20, ALNUM)),
+    );
+    not_found(
+        "npm-token",
+        &format!("{}{}", p(&["npm", "_"]), "x".repeat(36)),
+    );
 
     let pypi = format!(
         "{}{}",
@@ -560,25 +572,37 @@ fn npm_pypi_clojars() {
         random(3, 160, URLSAFE)
     );
     found("pypi-token", &format!("password = {pypi}"));
-    not_found("pypi-token", &format!("{}{}", p(&["pypi-", "AgEI"]), random(4, 20, URLSAFE)));
+    not_found(
+        "pypi-token",
+        &format!("{}{}", p(&["pypi-", "AgEI"]), random(4, 20, URLSAFE)),
+    );
     not_found("pypi-token", "pip install pypi-AgEnt-helper");
 
     let clojars = format!("{}{}", p(&["CLOJARS", "_"]), random(5, 60, LOWER_DIGITS));
     found("clojars-token", &format!(":password \"{clojars}\""));
-    not_found("clojars-token", &format!("{}{}", p(&["CLOJARS", "_"]), random(6, 30, LOWER_DIGITS)));
+    not_found(
+        "clojars-token",
+        &format!("{}{}", p(&["CLOJARS", "_"]), random(6, 30, LOWER_DIGITS)),
+    );
 }
 
 #[test]
 fn twilio_and_sendgrid() {
     let sid = format!("{}{}", p(&["S", "K"]), random(1, 32, HEX));
     found("twilio-api-key", &format!("TWILIO_API_KEY={sid}"));
-    not_found("twilio-api-key", &format!("{}{}", p(&["S", "K"]), random(2, 32, b"ABCDEF0123456789")));
+    not_found(
+        "twilio-api-key",
+        &format!("{}{}", p(&["S", "K"]), random(2, 32, b"ABCDEF0123456789")),
+    );
     not_found("twilio-api-key", &format!("DISK{}", random(3, 32, HEX)));
     found(
         "twilio-auth-token",
         &format!("TWILIO_AUTH_TOKEN = \"{}\"", random(4, 32, HEX)),
     );
-    not_found("twilio-auth-token", &format!("TWILIO_ACCOUNT_NAME = \"{}\"", random(5, 32, HEX)));
+    not_found(
+        "twilio-auth-token",
+        &format!("TWILIO_ACCOUNT_NAME = \"{}\"", random(5, 32, HEX)),
+    );
 
     let sendgrid = format!(
         "{}.{}.{}",
@@ -586,8 +610,14 @@ fn twilio_and_sendgrid() {
         random(6, 22, URLSAFE),
         random(7, 43, URLSAFE)
     );
-    found("sendgrid-api-key", &format!("SENDGRID_API_KEY='{sendgrid}'"));
-    not_found("sendgrid-api-key", &format!("SG.{}.{}", "x".repeat(22), "x".repeat(43)));
+    found(
+        "sendgrid-api-key",
+        &format!("SENDGRID_API_KEY='{sendgrid}'"),
+    );
+    not_found(
+        "sendgrid-api-key",
+        &format!("SG.{}.{}", "x".repeat(22), "x".repeat(43)),
+    );
     not_found("sendgrid-api-key", "see SG.Config.Load() in the docs");
 }
 
@@ -600,14 +630,23 @@ fn azure() {
         p(&["Q", "~"]),
         random(2, 34, chars)
     );
-    found("azure-ad-client-secret", &format!("AZURE_CLIENT_SECRET={secret}"));
-    found("azure-ad-client-secret", &format!("<value>{secret}</value>"));
+    found(
+        "azure-ad-client-secret",
+        &format!("AZURE_CLIENT_SECRET={secret}"),
+    );
+    found(
+        "azure-ad-client-secret",
+        &format!("<value>{secret}</value>"),
+    );
     not_found("azure-ad-client-secret", &format!("{}", "~".repeat(40)));
     not_found(
         "azure-ad-client-secret",
         &format!("client_secret=abc7{}{}", p(&["Q", "~"]), "x".repeat(34)),
     );
-    not_found("azure-ad-client-secret", ".ui.visible.right.sidebar~.ui.visible.left.sidebar~.pusher{transform:none}");
+    not_found(
+        "azure-ad-client-secret",
+        ".ui.visible.right.sidebar~.ui.visible.left.sidebar~.pusher{transform:none}",
+    );
 
     let account = format!("{}==", random(3, 86, BASE64));
     found(
@@ -617,28 +656,53 @@ fn azure() {
     let shared = format!("{}=", random(4, 43, BASE64));
     found(
         "azure-storage-key",
-        &format!("Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=Root;{}={shared}", p(&["SharedAccess", "Key"])),
+        &format!(
+            "Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=Root;{}={shared}",
+            p(&["SharedAccess", "Key"])
+        ),
     );
     not_found("azure-storage-key", "AccountKey=<your-account-key>");
-    not_found("azure-storage-key", &format!("AccountKey={}==", "A".repeat(86)));
+    not_found(
+        "azure-storage-key",
+        &format!("AccountKey={}==", "A".repeat(86)),
+    );
 }
 
 #[test]
 fn bedrock_and_hugging_face_org() {
-    let long = format!("{}{}", p(&["ABSK", "QmVkcm9ja0FQSUtleS"]), random(1, 110, BASE64));
-    found("aws-bedrock-api-key", &format!("AWS_BEARER_TOKEN_BEDROCK={long}"));
+    let long = format!(
+        "{}{}",
+        p(&["ABSK", "QmVkcm9ja0FQSUtleS"]),
+        random(1, 110, BASE64)
+    );
+    found(
+        "aws-bedrock-api-key",
+        &format!("AWS_BEARER_TOKEN_BEDROCK={long}"),
+    );
     let short = format!(
         "{}{}",
         p(&["bedrock-api-key-", "YmVkcm9jay5hbWF6b25hd3MuY29t"]),
         random(2, 600, BASE64)
     );
-    found("aws-bedrock-api-key", &format!("export AWS_BEARER_TOKEN_BEDROCK={short}"));
-    not_found("aws-bedrock-api-key", &format!("ABSK{}", random(3, 110, BASE64)));
-    not_found("aws-bedrock-api-key", "the bedrock-api-key- prefix names short-term keys");
+    found(
+        "aws-bedrock-api-key",
+        &format!("export AWS_BEARER_TOKEN_BEDROCK={short}"),
+    );
+    not_found(
+        "aws-bedrock-api-key",
+        &format!("ABSK{}", random(3, 110, BASE64)),
+    );
+    not_found(
+        "aws-bedrock-api-key",
+        "the bedrock-api-key- prefix names short-term keys",
+    );
 
     let org = format!("{}{}", p(&["api", "_org_"]), random(4, 34, ALNUM));
     found("huggingface-token", &format!("HF_TOKEN={org}"));
-    not_found("huggingface-token", &format!("api_org_{}", random(5, 12, ALNUM)));
+    not_found(
+        "huggingface-token",
+        &format!("api_org_{}", random(5, 12, ALNUM)),
+    );
 }
 
 #[test]
@@ -651,7 +715,11 @@ fn slack_more_shapes() {
         random(3, 64, HEX)
     );
     found("slack-token", &format!("SLACK_APP_TOKEN={app}"));
-    let config = format!("{}1-{}", p(&["xoxe", ".xoxp-"]), random(4, 163, UPPER_DIGITS));
+    let config = format!(
+        "{}1-{}",
+        p(&["xoxe", ".xoxp-"]),
+        random(4, 163, UPPER_DIGITS)
+    );
     found("slack-token", &format!("token: {config}"));
     let refresh = format!("{}1-{}", p(&["xoxe", "-"]), random(5, 146, UPPER_DIGITS));
     found("slack-token", &refresh);
@@ -664,7 +732,10 @@ fn slack_more_shapes() {
         random(9, 64, HEX)
     );
     found("slack-token", &legacy);
-    not_found("slack-token", &p(&["xoxe", ".xoxp-1-SlackAppConfigurationAccessTokenHere"]));
+    not_found(
+        "slack-token",
+        &p(&["xoxe", ".xoxp-1-SlackAppConfigurationAccessTokenHere"]),
+    );
     for kind in ["workflows", "triggers"] {
         let hook = format!(
             "https://hooks.slack.com/{kind}/T{}/A{}/{}/{}",
@@ -679,40 +750,148 @@ fn slack_more_shapes() {
 
 #[test]
 fn gitlab_more_prefixes_and_placeholders() {
-    for (seed, prefix, n) in [(1, "glagent-", 50), (2, "glimt-", 25), (3, "glffct-", 20), (4, "glsoat-", 20)] {
-        found("gitlab-token", &format!("token = \"{}{}\"", p(&[prefix]), random(seed, n, ALNUM)));
+    for (seed, prefix, n) in [
+        (1, "glagent-", 50),
+        (2, "glimt-", 25),
+        (3, "glffct-", 20),
+        (4, "glsoat-", 20),
+    ] {
+        found(
+            "gitlab-token",
+            &format!("token = \"{}{}\"", p(&[prefix]), random(seed, n, ALNUM)),
+        );
     }
     not_found("gitlab-token", &format!("glpat-{}", "X".repeat(20)));
     not_found("gitlab-token", "glpat-XXXXXXXXXXX-XXXXXXXX");
     not_found("github-token", &format!("ghp_{}", "x".repeat(36)));
     not_found("aws-access-key-id", &format!("AKIA{}", "X".repeat(16)));
     not_found("google-api-key", &format!("AIza{}", "a".repeat(35)));
-    not_found("google-api-key", &p(&["AIzaSy", "DOCAbC123dEf456GhI789jKl01-MnO"]));
-    found("google-api-key", &format!("apiKey: \"AIzaSy{}\"", random(14, 33, URLSAFE)));
+    not_found(
+        "google-api-key",
+        &p(&["AIzaSy", "DOCAbC123dEf456GhI789jKl01-MnO"]),
+    );
+    found(
+        "google-api-key",
+        &format!("apiKey: \"AIzaSy{}\"", random(14, 33, URLSAFE)),
+    );
 }
 
 #[test]
 fn ai_providers() {
     let cases: Vec<(&str, String)> = vec![
-        ("groq-api-key", format!("GROQ_API_KEY={}{}", p(&["gs", "k_"]), random(1, 52, ALNUM))),
-        ("replicate-api-token", format!("REPLICATE_API_TOKEN={}{}", p(&["r", "8_"]), random(2, 37, ALNUM))),
-        ("perplexity-api-key", format!("PPLX_KEY={}{}", p(&["pp", "lx-"]), random(3, 48, ALNUM))),
-        ("xai-api-key", format!("XAI_API_KEY={}{}", p(&["xa", "i-"]), random(4, 80, ALNUM))),
-        ("openrouter-api-key", format!("OPENROUTER_API_KEY={}{}", p(&["sk-or", "-v1-"]), random(5, 64, HEX))),
-        ("deepseek-api-key", format!("DEEPSEEK_API_KEY=\"{}{}\"", p(&["s", "k-"]), random(6, 32, HEX))),
-        ("together-api-key", format!("TOGETHER_API_KEY={}{}", p(&["tgp", "_v1_"]), random(7, 43, URLSAFE))),
-        ("together-api-key", format!("TOGETHER_API_KEY={}", random(8, 64, HEX))),
-        ("fireworks-api-key", format!("FIREWORKS_API_KEY={}{}", p(&["f", "w_"]), random(9, 24, ALNUM))),
-        ("elevenlabs-api-key", format!("ELEVEN_API_KEY={}{}", p(&["s", "k_"]), random(10, 48, HEX))),
-        ("elevenlabs-api-key", format!("headers = {{\"xi-api-key\": \"{}\"}}", random(11, 32, HEX))),
-        ("pinecone-api-key", format!("PINECONE_API_KEY={}{}_{}", p(&["pc", "sk_"]), random(12, 5, ALNUM), random(13, 64, ALNUM))),
-        ("pinecone-api-key", format!("PINECONE_API_KEY=\"{}-{}-4{}-a{}-{}\"", random(14, 8, HEX), random(15, 4, HEX), random(16, 3, HEX), random(17, 3, HEX), random(18, 12, HEX))),
-        ("langsmith-api-key", format!("LANGSMITH_API_KEY={}{}_{}", p(&["lsv", "2_pt_"]), random(19, 32, HEX), random(20, 10, HEX))),
-        ("cohere-api-key", format!("co = cohere.Client(\"{}\")", random(21, 40, ALNUM))),
-        ("cohere-api-key", format!("COHERE_API_KEY={}", random(22, 40, ALNUM))),
-        ("mistral-api-key", format!("MISTRAL_API_KEY=\"{}\"", random(23, 32, ALNUM))),
-        ("wandb-api-key", format!("WANDB_API_KEY={}", random(24, 40, HEX))),
-        ("wandb-api-key", format!("wandb.login(key=\"{}\")", random(25, 40, HEX))),
+        (
+            "groq-api-key",
+            format!("GROQ_API_KEY={}{}", p(&["gs", "k_"]), random(1, 52, ALNUM)),
+        ),
+        (
+            "replicate-api-token",
+            format!(
+                "REPLICATE_API_TOKEN={}{}",
+                p(&["r", "8_"]),
+                random(2, 37, ALNUM)
+            ),
+        ),
+        (
+            "perplexity-api-key",
+            format!("PPLX_KEY={}{}", p(&["pp", "lx-"]), random(3, 48, ALNUM)),
+        ),
+        (
+            "xai-api-key",
+            format!("XAI_API_KEY={}{}", p(&["xa", "i-"]), random(4, 80, ALNUM)),
+        ),
+        (
+            "openrouter-api-key",
+            format!(
+                "OPENROUTER_API_KEY={}{}",
+                p(&["sk-or", "-v1-"]),
+                random(5, 64, HEX)
+            ),
+        ),
+        (
+            "deepseek-api-key",
+            format!(
+                "DEEPSEEK_API_KEY=\"{}{}\"",
+                p(&["s", "k-"]),
+                random(6, 32, HEX)
+            ),
+        ),
+        (
+            "together-api-key",
+            format!(
+                "TOGETHER_API_KEY={}{}",
+                p(&["tgp", "_v1_"]),
+                random(7, 43, URLSAFE)
+            ),
+        ),
+        (
+            "together-api-key",
+            format!("TOGETHER_API_KEY={}", random(8, 64, HEX)),
+        ),
+        (
+            "fireworks-api-key",
+            format!(
+                "FIREWORKS_API_KEY={}{}",
+                p(&["f", "w_"]),
+                random(9, 24, ALNUM)
+            ),
+        ),
+        (
+            "elevenlabs-api-key",
+            format!("ELEVEN_API_KEY={}{}", p(&["s", "k_"]), random(10, 48, HEX)),
+        ),
+        (
+            "elevenlabs-api-key",
+            format!("headers = {{\"xi-api-key\": \"{}\"}}", random(11, 32, HEX)),
+        ),
+        (
+            "pinecone-api-key",
+            format!(
+                "PINECONE_API_KEY={}{}_{}",
+                p(&["pc", "sk_"]),
+                random(12, 5, ALNUM),
+                random(13, 64, ALNUM)
+            ),
+        ),
+        (
+            "pinecone-api-key",
+            format!(
+                "PINECONE_API_KEY=\"{}-{}-4{}-a{}-{}\"",
+                random(14, 8, HEX),
+                random(15, 4, HEX),
+                random(16, 3, HEX),
+                random(17, 3, HEX),
+                random(18, 12, HEX)
+            ),
+        ),
+        (
+            "langsmith-api-key",
+            format!(
+                "LANGSMITH_API_KEY={}{}_{}",
+                p(&["lsv", "2_pt_"]),
+                random(19, 32, HEX),
+                random(20, 10, HEX)
+            ),
+        ),
+        (
+            "cohere-api-key",
+            format!("co = cohere.Client(\"{}\")", random(21, 40, ALNUM)),
+        ),
+        (
+            "cohere-api-key",
+            format!("COHERE_API_KEY={}", random(22, 40, ALNUM)),
+        ),
+        (
+            "mistral-api-key",
+            format!("MISTRAL_API_KEY=\"{}\"", random(23, 32, ALNUM)),
+        ),
+        (
+            "wandb-api-key",
+            format!("WANDB_API_KEY={}", random(24, 40, HEX)),
+        ),
+        (
+            "wandb-api-key",
+            format!("wandb.login(key=\"{}\")", random(25, 40, HEX)),
+        ),
     ];
     for (rule, text) in &cases {
         found(rule, text);
@@ -720,14 +899,32 @@ fn ai_providers() {
     // Near misses: wrong length, placeholder, no provider name for a prefix-less shape.
     not_found("groq-api-key", &format!("gsk_{}", random(26, 20, ALNUM)));
     not_found("xai-api-key", &format!("xai-{}", "x".repeat(80)));
-    not_found("deepseek-api-key", &format!("OTHER_KEY=sk-{}", random(27, 32, HEX)));
-    not_found("together-api-key", &format!("SHA256={}", random(28, 64, HEX)));
-    not_found("cohere-api-key", &format!("OTHER_API_KEY={}", random(29, 40, ALNUM)));
-    not_found("mistral-api-key", "MISTRAL_API_KEY=\"your-mistral-api-key-here\"");
-    not_found("wandb-api-key", &format!("commit = \"{}\"", random(30, 40, HEX)));
+    not_found(
+        "deepseek-api-key",
+        &format!("OTHER_KEY=sk-{}", random(27, 32, HEX)),
+    );
+    not_found(
+        "together-api-key",
+        &format!("SHA256={}", random(28, 64, HEX)),
+    );
+    not_found(
+        "cohere-api-key",
+        &format!("OTHER_API_KEY={}", random(29, 40, ALNUM)),
+    );
+    not_found(
+        "mistral-api-key",
+        "MISTRAL_API_KEY=\"your-mistral-api-key-here\"",
+    );
+    not_found(
+        "wandb-api-key",
+        &format!("commit = \"{}\"", random(30, 40, HEX)),
+    );
     not_found("fireworks-api-key", "fw_update_firmware_now_please");
     not_found("elevenlabs-api-key", &format!("sk_{}", random(31, 20, HEX)));
-    not_found("langsmith-api-key", &format!("lsv2_pt_{}", random(32, 20, HEX)));
+    not_found(
+        "langsmith-api-key",
+        &format!("lsv2_pt_{}", random(32, 20, HEX)),
+    );
 }
 
 #[test]
@@ -747,17 +944,27 @@ fn generic_assignment_contexts() {
     }
     found(
         "generic-secret-xml",
-        &format!("<property>\n  <name>fs.s3a.secret.key</name>\n  <value>{value}</value>\n</property>"),
+        &format!(
+            "<property>\n  <name>fs.s3a.secret.key</name>\n  <value>{value}</value>\n</property>"
+        ),
     );
     not_found(
         "generic-secret-xml",
-        &format!("<property>\n  <name>fs.s3a.endpoint</name>\n  <value>{value}</value>\n</property>"),
+        &format!(
+            "<property>\n  <name>fs.s3a.endpoint</name>\n  <value>{value}</value>\n</property>"
+        ),
     );
     // Public keys, UUID-shaped ids and calls that take a name and a value in tests.
     not_found("generic-secret", &format!("public_key = \"{value}\""));
     not_found("generic-secret", &format!("PUBLISHABLE_KEY={value}"));
-    not_found("generic-secret", "credential_id = \"3f2b8c1e-9a4d-4e7b-8c2a-1d5e6f7a8b9c\"");
-    not_found("generic-secret", &format!("check(\"some-key\", \"{value}\")"));
+    not_found(
+        "generic-secret",
+        "credential_id = \"3f2b8c1e-9a4d-4e7b-8c2a-1d5e6f7a8b9c\"",
+    );
+    not_found(
+        "generic-secret",
+        &format!("check(\"some-key\", \"{value}\")"),
+    );
 }
 
 #[test]
@@ -773,7 +980,9 @@ fn base64_encoded_jwt_and_env_line() {
     );
     let findings = scanner().scan("t", format!("  token: {}\n", b64(&jwt)).as_bytes(), None);
     assert!(
-        findings.iter().any(|f| f.rule == "jwt" && f.description.ends_with("(base64-encoded)")),
+        findings
+            .iter()
+            .any(|f| f.rule == "jwt" && f.description.ends_with("(base64-encoded)")),
         "{findings:?}"
     );
     // The decoding rule itself is never a finding: the rule that matched inside is.
@@ -783,8 +992,17 @@ fn base64_encoded_jwt_and_env_line() {
     let github = format!("GITHUB_TOKEN={}{}", p(&["gh", "p_"]), random(3, 36, ALNUM));
     found("github-token", &format!("blob = \"{}\"", b64(&github)));
     // Base64 of harmless text is not reported.
-    not_found("generic-secret", &format!("x = \"{}\"", b64("KEY=value of no interest at all")));
-    not_found("jwt", &format!("x = \"{}\"", b64("eyJ is how a JSON object starts in base64")));
+    not_found(
+        "generic-secret",
+        &format!("x = \"{}\"", b64("KEY=value of no interest at all")),
+    );
+    not_found(
+        "jwt",
+        &format!(
+            "x = \"{}\"",
+            b64("eyJ is how a JSON object starts in base64")
+        ),
+    );
 }
 
 #[test]
@@ -793,29 +1011,50 @@ fn private_key_in_concatenated_literals() {
     let k = "PRIVATE KEY";
     let java = format!(
         "String key = \"-----BEGIN {k}-----\\n\" +\n{}    \"-----END {k}-----\";",
-        lines.iter().map(|l| format!("    \"{l}\\n\" +\n")).collect::<String>()
+        lines
+            .iter()
+            .map(|l| format!("    \"{l}\\n\" +\n"))
+            .collect::<String>()
     );
     found("private-key", &java);
     let go = format!(
         "const key = \"-----BEGIN {k}-----\\n\"\n{}\"-----END {k}-----\"",
-        lines.iter().map(|l| format!("\t\"{l}\"\n")).collect::<String>()
+        lines
+            .iter()
+            .map(|l| format!("\t\"{l}\"\n"))
+            .collect::<String>()
     );
     found("private-key", &go);
     let php = format!(
         "$key = '-----BEGIN {k}-----' .\n{}'-----END {k}-----';",
-        lines.iter().map(|l| format!("  '{l}' .\n")).collect::<String>()
+        lines
+            .iter()
+            .map(|l| format!("  '{l}' .\n"))
+            .collect::<String>()
     );
     found("private-key", &php);
-    not_found("private-key", &format!("s = \"-----BEGIN {k}-----\" + \"-----END {k}-----\""));
+    not_found(
+        "private-key",
+        &format!("s = \"-----BEGIN {k}-----\" + \"-----END {k}-----\""),
+    );
 }
 
 #[test]
 fn previews_show_only_a_public_prefix() {
     let password = random(60, 20, ALNUM);
-    let text = format!("DB_PASSWORD = \"{password}\"\nt = \"{}{}{}\"\n", p(&["sk-proj-"]), random(61, 74, URLSAFE), [marker(), random(62, 74, URLSAFE)].concat());
+    let text = format!(
+        "DB_PASSWORD = \"{password}\"\nt = \"{}{}{}\"\n",
+        p(&["sk-proj-"]),
+        random(61, 74, URLSAFE),
+        [marker(), random(62, 74, URLSAFE)].concat()
+    );
     let findings = scanner().scan("t", text.as_bytes(), None);
     let previews: Vec<&str> = findings.iter().map(|f| f.preview.as_str()).collect();
-    assert_eq!(previews, ["(hidden)", "sk-proj-… (164 chars)"], "{findings:?}");
+    assert_eq!(
+        previews,
+        ["(hidden)", "sk-proj-… (164 chars)"],
+        "{findings:?}"
+    );
     let json = serde_json::to_string(&findings).unwrap();
     assert!(!json.contains(&password[..4]));
 }
@@ -839,5 +1078,8 @@ fn every_rule_has_a_test_and_the_prefilter_stays_small() {
             rule.id
         );
     }
-    assert!(scanner().matcher.keyword_count() <= 128, "over Teddy's pattern limit");
+    assert!(
+        scanner().matcher.keyword_count() <= 128,
+        "over Teddy's pattern limit"
+    );
 }
