@@ -181,12 +181,50 @@ fn collect(scanner: &Scanner, args: &ScanArgs) -> Result<(Vec<Finding>, Totals)>
             git::scan_staged(scanner, &top, ignore.as_ref(), max_file_size, threads)
         };
     }
+    if args.pre_commit {
+        let paths = hook_files(&args.paths)?;
+        if paths.is_empty() {
+            return Ok((Vec::new(), Totals::default()));
+        }
+        return walk::scan_paths(scanner, &paths, max_file_size, threads);
+    }
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
         args.paths.clone()
     };
     walk::scan_paths(scanner, &paths, max_file_size, threads)
+}
+
+/// The files a hook framework passed, less those the repository's .keywrapignore lists
+/// (a file named on the command line is otherwise scanned even if ignored, but the
+/// framework names every tracked file with `--all-files`).
+fn hook_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let Some(first) = paths.first() else {
+        return Ok(Vec::new());
+    };
+    let start = first
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let top = git::toplevel(start)?;
+    let Some(ignore) = suppress::ignore_file(&top)? else {
+        return Ok(paths.to_vec());
+    };
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let top = top.canonicalize().unwrap_or(top);
+    Ok(paths
+        .iter()
+        .filter(|path| {
+            let absolute = cwd.join(path);
+            let absolute = absolute.canonicalize().unwrap_or(absolute);
+            match absolute.strip_prefix(&top) {
+                Ok(relative) => !suppress::is_ignored(&ignore, &relative.to_string_lossy()),
+                Err(_) => true,
+            }
+        })
+        .cloned()
+        .collect())
 }
 
 /// Resolves keywrap.toml's references and keeps only keyed hashes of the values.
