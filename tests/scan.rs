@@ -508,7 +508,7 @@ fn list_rules_in_text_and_json_with_user_rules() {
 
 #[test]
 fn previews_hide_passwords_and_file_names_are_escaped() {
-    let mut keywrap = Keywrap::new();
+    let keywrap = Keywrap::new();
     let password = format!("{}7{}", random(70, 12), random(72, 12));
     keywrap.write_file("settings.py", &format!("DB_PASSWORD = \"{password}\"\n"));
     keywrap.write_file(

@@ -22,6 +22,10 @@ use super::rules::{entropy, Decode, Rule};
 /// longer (minified files): enough for the longest key format and the name before it.
 const LINE_REACH_BACK: usize = 256;
 const LINE_REACH_FORWARD: usize = 1024;
+/// The shortest keyword that longer keywords containing it are found through.
+const COLLAPSE_MIN: usize = 6;
+/// How far before a match [`Rule::name_stopwords`] look for a word on its line.
+const NAME_REACH: usize = 24;
 /// How far a multi-line rule's region reaches past its keyword (a 4096-bit RSA key is
 /// about 3.3 KiB).
 const MULTILINE_REACH: usize = 16 * 1024;
@@ -88,6 +92,9 @@ pub struct Matcher {
     /// For each keyword: the rules to check when it is seen (every rule whose keyword it
     /// contains, since leftmost-longest matching reports only the longer keyword).
     keyword_rules: Vec<Vec<usize>>,
+    /// For each keyword: its exact spelling, if a rule wants its keywords matched with
+    /// their case (a hit in another case is dropped before any regex runs).
+    exact_keywords: Vec<Option<Vec<u8>>>,
     /// Rules without keywords: run on the whole input.
     unfiltered: Vec<usize>,
 }
@@ -158,13 +165,24 @@ impl Matcher {
         let mut keywords: Vec<String> = rule_keywords.iter().flatten().cloned().collect();
         keywords.sort_unstable();
         keywords.dedup();
-        // A keyword that contains another is found through the shorter one: fewer
-        // patterns keep the automaton on its SIMD prefilter (at most 128 patterns), and the
-        // rules of both are run on the shorter one's hits.
+        // A keyword that contains another of COLLAPSE_MIN or more characters is found
+        // through that one (`secret_access_key` through `secret`): fewer patterns keep the
+        // automaton's SIMD prefilter fast, and the rules of both run on the shorter one's
+        // hits. Shorter keywords (`key`, `token`) are too common to carry other rules' hits:
+        // every hit would cost a region per rule.
+        // A multi-line rule's keyword stays: its regions are 16 KiB, not a line.
         let all = keywords.clone();
+        let multiline = |k: &String| {
+            rule_keywords
+                .iter()
+                .zip(rules)
+                .any(|(ks, rule)| rule.multiline && ks.contains(k))
+        };
         keywords.retain(|k| {
-            !all.iter()
-                .any(|other| other != k && k.contains(other.as_str()))
+            multiline(k)
+                || !all.iter().any(|other| {
+                    other != k && other.len() >= COLLAPSE_MIN && k.contains(other.as_str())
+                })
         });
         let keyword_rules = keywords
             .iter()
@@ -173,11 +191,33 @@ impl Matcher {
                     .iter()
                     .enumerate()
                     .filter(|(_, ks)| {
-                        ks.iter()
-                            .any(|k| k.contains(keyword.as_str()) || keyword.contains(k.as_str()))
+                        ks.iter().any(|k| {
+                            keyword.contains(k.as_str())
+                                || (keyword.len() >= COLLAPSE_MIN
+                                    && k.contains(keyword.as_str())
+                                    && !multiline(k))
+                        })
                     })
                     .map(|(i, _)| i)
                     .collect()
+            })
+            .collect();
+        // Keywords that must match with their case (`SK`, not the `sk` of `task`).
+        let exact_keywords = keywords
+            .iter()
+            .map(|keyword| {
+                rules
+                    .iter()
+                    .filter(|r| r.exact_keywords)
+                    .flat_map(|r| r.keywords.iter())
+                    .find(|k| k.to_ascii_lowercase() == *keyword)
+                    .map(|k| k.as_bytes().to_vec())
+                    .filter(|_| {
+                        !rules.iter().any(|r| {
+                            !r.exact_keywords
+                                && r.keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword))
+                        })
+                    })
             })
             .collect();
         let unfiltered = rules
@@ -194,6 +234,7 @@ impl Matcher {
             rules: compiled,
             keywords,
             keyword_rules,
+            exact_keywords,
             unfiltered,
         })
     }
@@ -224,7 +265,13 @@ impl Matcher {
             lower.clear();
             lower.extend(data.iter().map(u8::to_ascii_lowercase));
             for hit in self.keywords.find_iter(&lower[..]) {
-                for &rule in &self.keyword_rules[hit.pattern().as_usize()] {
+                let pattern = hit.pattern().as_usize();
+                if let Some(exact) = &self.exact_keywords[pattern] {
+                    if data[hit.start()..hit.end()] != exact[..] {
+                        continue;
+                    }
+                }
+                for &rule in &self.keyword_rules[pattern] {
                     if self.rules[rule].decode && !decode {
                         continue;
                     }
@@ -344,8 +391,13 @@ impl Matcher {
             let Some(secret) = secret else {
                 continue;
             };
+            // The name: the match before the secret, and up to NAME_REACH bytes of its line
+            // before the match (`public_` in `public_key = …`).
             let whole = captures.get(0).expect("group 0 always matches");
-            let before = &haystack[whole.start()..secret.start().max(whole.start())];
+            let floor = whole.start().saturating_sub(NAME_REACH);
+            let from = memchr::memrchr(b'\n', &haystack[floor..whole.start()])
+                .map_or(floor, |i| floor + i + 1);
+            let before = &haystack[from..secret.start().max(from)];
             if rule.accepts(secret.as_bytes(), before) {
                 out.push(RuleMatch {
                     rule: index,

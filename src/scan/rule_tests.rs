@@ -636,9 +636,9 @@ fn azure() {
     );
     found(
         "azure-ad-client-secret",
-        &format!("<value>{secret}</value>"),
+        &format!("<add key=\"ClientSecret\" value=\"{secret}\" />"),
     );
-    not_found("azure-ad-client-secret", &format!("{}", "~".repeat(40)));
+    not_found("azure-ad-client-secret", &"~".repeat(40));
     not_found(
         "azure-ad-client-secret",
         &format!("client_secret=abc7{}{}", p(&["Q", "~"]), "x".repeat(34)),
@@ -684,7 +684,8 @@ fn bedrock_and_hugging_face_org() {
         p(&["bedrock-api-key-", "YmVkcm9jay5hbWF6b25hd3MuY29t"]),
         random(2, 600, BASE64)
     );
-    found(
+    // Short-term keys (12 hours at most) are not looked for.
+    not_found(
         "aws-bedrock-api-key",
         &format!("export AWS_BEARER_TOKEN_BEDROCK={short}"),
     );
@@ -933,7 +934,6 @@ fn generic_assignment_contexts() {
     for text in [
         format!("var apiKey string = \"{value}\""),
         format!("$db_password .= \"{value}\";"),
-        format!("System.setProperty(\"aws.secretKey\", \"{value}\");"),
         format!("API_TOKEN ?= {value}"),
         format!("API_TOKEN ::= {value}"),
         format!("API_TOKEN :::= {value}"),
@@ -942,6 +942,14 @@ fn generic_assignment_contexts() {
     ] {
         found("generic-secret", &text);
     }
+    found(
+        "generic-secret-call",
+        &format!("System.setProperty(\"aws.secretKey\", \"{value}\");"),
+    );
+    not_found(
+        "generic-secret-call",
+        &format!("System.setProperty(\"http.proxyHost\", \"{value}\");"),
+    );
     found(
         "generic-secret-xml",
         &format!(
@@ -989,7 +997,7 @@ fn base64_encoded_jwt_and_env_line() {
     assert!(findings.iter().all(|f| f.rule != "encoded-secret"));
     let line = format!("API_KEY={}\n", random(2, 32, ALNUM));
     found("generic-secret", &format!("data:\n  env: {}\n", b64(&line)));
-    let github = format!("GITHUB_TOKEN={}{}", p(&["gh", "p_"]), random(3, 36, ALNUM));
+    let github = format!("GH_API_KEY={}{}", p(&["gh", "p_"]), random(3, 36, ALNUM));
     found("github-token", &format!("blob = \"{}\"", b64(&github)));
     // Base64 of harmless text is not reported.
     not_found(
@@ -1078,8 +1086,10 @@ fn every_rule_has_a_test_and_the_prefilter_stays_small() {
             rule.id
         );
     }
+    // Over 64 literals the keyword automaton loses its SIMD (Teddy) prefilter and takes
+    // about 3 times the CPU time per byte (measured with bench/scan.sh).
     assert!(
-        scanner().matcher.keyword_count() <= 128,
-        "over Teddy's pattern limit"
+        scanner().matcher.keyword_count() <= 64,
+        "over 64 prefilter keywords"
     );
 }

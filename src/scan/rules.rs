@@ -49,6 +49,10 @@ pub struct Rule {
     /// one: `public` in `public_key = …`.
     #[serde(default)]
     pub name_stopwords: Vec<String>,
+    /// The keywords match only with their case (`SK`): for short keywords that are common
+    /// in another case.
+    #[serde(default)]
+    pub exact_keywords: bool,
     /// How the match is encoded: its decoded text is scanned with the other rules.
     pub decode: Option<Decode>,
 }
