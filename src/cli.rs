@@ -760,6 +760,12 @@ pub struct ScanArgs {
     #[arg(long, conflicts_with = "paths")]
     pub stdin: bool,
 
+    /// Run as a hook of the pre-commit framework: the PATHs are the files it passes (the
+    /// staged files, or every file with `pre-commit run --all-files`); the repository's
+    /// top-level .keywrapignore applies to them, and no PATH means nothing to scan.
+    #[arg(long, conflicts_with_all = ["git", "staged", "stdin"])]
+    pub pre_commit: bool,
+
     /// Also find the exact values that keywrap.toml references in Vault (compared as keyed
     /// hashes; never printed).
     #[arg(long)]
@@ -789,6 +795,11 @@ pub struct ScanArgs {
     /// Worker threads [default: the number of CPUs].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+
+    /// Print the rules (built-in, keywrap.toml's and --rules files') and exit: one line
+    /// each, or with --format json an array of objects.
+    #[arg(long, conflicts_with_all = ["git", "staged", "stdin", "vault", "baseline", "write_baseline", "paths"])]
+    pub list_rules: bool,
 }
 
 #[derive(Debug, Subcommand)]

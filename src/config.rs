@@ -65,7 +65,7 @@ pub struct AuthSection {
 
 /// One `keywrap scan` rule as written in a rules file or keywrap.toml's `[[rules]]`
 /// ([`crate::scan::rules::Rule`]).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScanRule {
     pub id: String,
@@ -95,6 +95,28 @@ pub struct ScanRule {
     /// Run within a few lines of each `near` match: finds this rule's secret there without
     /// the name that the main regex needs (`AKIA…,<secret>` in a credentials CSV).
     pub near_regex: Option<String>,
+    /// The public start of a secret (`ghp_`, `sk-proj-`): all that a preview shows of it.
+    pub prefix: Option<String>,
+    /// A UUID-shaped secret is an identifier, not a secret.
+    #[serde(default)]
+    pub reject_uuid: bool,
+    /// Words (case-insensitive) that, in the matched text before the secret, say it is not
+    /// one: `public` in `public_key = …`.
+    #[serde(default)]
+    pub name_stopwords: Vec<String>,
+    /// The keywords match only with their case (`SK`): for short keywords that are common
+    /// in another case.
+    #[serde(default)]
+    pub exact_keywords: bool,
+    /// How the match is encoded: its decoded text is scanned with the other rules.
+    pub decode: Option<ScanDecode>,
+}
+
+/// An encoding a scan rule's matches are decoded from (see [`ScanRule::decode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanDecode {
+    Base64,
 }
 
 /// `[policy]`: project-wide key lifecycle settings.

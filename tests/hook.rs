@@ -167,3 +167,126 @@ fn hook_outside_a_repository_is_an_error() {
         .assert_code(2)
         .assert_stderr_contains("not in a git repository");
 }
+
+/// The pre-commit framework from the project's .venv (scripts/install-test-deps).
+fn pre_commit() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/pre-commit");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-test-deps",
+        path.display()
+    );
+    path
+}
+
+/// Runs pre-commit in `repo` with keywrap's binary first on PATH and a private cache.
+fn run_pre_commit(repo: &GitRepo, cache: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_keywrap"))
+        .parent()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::process::Command::new(pre_commit())
+        .args(args)
+        .current_dir(repo.path())
+        .env("PATH", path)
+        .env("HOME", repo.path())
+        .env("PRE_COMMIT_HOME", cache)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn output_of(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn pre_commit_framework_hook_scans_the_files_it_is_given() {
+    // This repository's hook definitions, committed in a repository of their own, as
+    // pre-commit clones them from a `repo:` at a `rev:`.
+    let hooks_repo = GitRepo::new();
+    let definitions = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/.pre-commit-hooks.yaml"
+    ))
+    .unwrap();
+    hooks_repo.write(".pre-commit-hooks.yaml", &definitions);
+    let rev = hooks_repo.commit_all("hooks", "Bob <bob@example.com>");
+    let cache = tempfile::tempdir().unwrap();
+
+    let repo = GitRepo::new();
+    repo.write(
+        ".pre-commit-config.yaml",
+        &format!(
+            "repos:\n  - repo: {}\n    rev: {rev}\n    hooks:\n      - id: keywrap-scan-system\n",
+            hooks_repo.path().display()
+        ),
+    );
+    repo.write("app.py", "print('hello')\n");
+    repo.commit_all("start", "Bob <bob@example.com>");
+    let clean = run_pre_commit(&repo, cache.path(), &["run", "--all-files"]);
+    assert!(clean.status.success(), "{}", output_of(&clean));
+
+    // A key committed before the hook: `--all-files` (the usual CI call) finds it.
+    repo.write("settings.py", &format!("TOKEN = \"{}\"\n", fake_token()));
+    repo.commit_all("add settings", "Bob <bob@example.com>");
+    let leaked = run_pre_commit(&repo, cache.path(), &["run", "--all-files"]);
+    let output = output_of(&leaked);
+    assert!(!leaked.status.success(), "{output}");
+    assert!(output.contains("settings.py:1:10"), "{output}");
+    assert!(
+        !output.contains("commit blocked"),
+        "no commit here: {output}"
+    );
+    assert!(
+        !output.contains(&fake_token()[4..]),
+        "the key is not printed"
+    );
+
+    // .keywrapignore applies to the files pre-commit names.
+    repo.write(".keywrapignore", "settings.py\n");
+    repo.commit_all("ignore settings", "Bob <bob@example.com>");
+    let ignored = run_pre_commit(&repo, cache.path(), &["run", "--all-files"]);
+    assert!(ignored.status.success(), "{}", output_of(&ignored));
+
+    // Installed as the git hook: a commit that adds a key is stopped.
+    let install = run_pre_commit(&repo, cache.path(), &["install"]);
+    assert!(install.status.success(), "{}", output_of(&install));
+    repo.write(".env", &format!("GITHUB_TOKEN={}\n", fake_token()));
+    repo.git(&["add", ".env"]);
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_keywrap"))
+        .parent()
+        .unwrap();
+    let commit = std::process::Command::new("git")
+        .args(["commit", "-q", "-m", "add env"])
+        .current_dir(repo.path())
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("HOME", repo.path())
+        .env("PRE_COMMIT_HOME", cache.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let output = output_of(&commit);
+    assert!(!commit.status.success(), "{output}");
+    assert!(output.contains(".env:1:14"), "{output}");
+    assert_eq!(repo.git(&["rev-list", "--count", "HEAD"]).trim(), "3");
+}

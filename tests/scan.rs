@@ -462,3 +462,81 @@ fn this_repository_scans_clean() {
         .run();
     run.assert_success();
 }
+
+#[test]
+fn list_rules_in_text_and_json_with_user_rules() {
+    let mut keywrap = Keywrap::new();
+    keywrap.write_file(
+        "extra.toml",
+        "[[rules]]\nid = \"acme-key\"\ndescription = \"Acme API key\"\nregex = '''(acme_[0-9a-f]{32})'''\nkeywords = [\"acme_\"]\n",
+    );
+    let run = keywrap
+        .args(["scan", "--list-rules", "--rules", "extra.toml"])
+        .run();
+    run.assert_success();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines.len() > 30, "{}", run.stdout);
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("npm-token ") && l.contains("npm access token")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("acme-key ") && l.ends_with("(user rule)")));
+
+    let mut keywrap = Keywrap::new();
+    let run = keywrap
+        .args(["scan", "--list-rules", "--format", "json"])
+        .run();
+    run.assert_success();
+    let rules = json(&run.stdout);
+    let github = rules.iter().find(|r| r["id"] == "github-token").unwrap();
+    assert_eq!(github["origin"], "built-in");
+    assert!(github["keywords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k == "ghp_"));
+    assert!(rules
+        .iter()
+        .any(|r| r["id"] == "encoded-secret" && r["decode"] == "base64"));
+
+    Keywrap::new()
+        .args(["scan", "--list-rules", "--format", "sarif"])
+        .run()
+        .assert_code(2);
+}
+
+#[test]
+fn previews_hide_passwords_and_file_names_are_escaped() {
+    let keywrap = Keywrap::new();
+    let password = format!("{}7{}", random(70, 12), random(72, 12));
+    keywrap.write_file("settings.py", &format!("DB_PASSWORD = \"{password}\"\n"));
+    keywrap.write_file(
+        "evil\x1b]0;owned\x07.env",
+        &format!("T={}\n", github_token(71)),
+    );
+    for format in ["text", "json"] {
+        let run = Keywrap::new()
+            .current_dir(keywrap.workdir.path())
+            .args(["scan", "--format", format])
+            .run();
+        run.assert_code(1);
+        assert!(!run.stdout.contains(&password[..3]), "{}", run.stdout);
+        assert!(
+            !run.stdout.contains('\x1b') && !run.stdout.contains('\x07'),
+            "{:?}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("(hidden)"), "{}", run.stdout);
+        let shown = "evil\\u{1b}]0;owned\\u{7}.env";
+        if format == "json" {
+            assert!(
+                json(&run.stdout).iter().any(|f| f["file"] == shown),
+                "{}",
+                run.stdout
+            );
+        } else {
+            assert!(run.stdout.contains(shown), "{}", run.stdout);
+        }
+    }
+}

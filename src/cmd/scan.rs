@@ -36,6 +36,10 @@ pub fn run(cli: &Cli, args: &ScanArgs) -> Result<ExitCode> {
     for path in &args.rules {
         rules::merge(&mut rule_set, rules::load(path)?)?;
     }
+    if args.list_rules {
+        list_rules(&rule_set, args.format)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let scanner = Scanner {
         matcher: Matcher::new(&rule_set)?,
         vault: if args.vault {
@@ -88,6 +92,59 @@ pub fn run(cli: &Cli, args: &ScanArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(FOUND))
 }
 
+/// `--list-rules`: what each rule finds, for people (text) or programs (JSON).
+fn list_rules(rule_set: &[rules::Rule], format: Format) -> Result<()> {
+    // Compiled first, so a rule that cannot run is an error here too.
+    Matcher::new(rule_set)?;
+    let builtin: std::collections::BTreeMap<String, String> = rules::builtin()
+        .into_iter()
+        .map(|r| (r.id, r.regex))
+        .collect();
+    let origin = |rule: &rules::Rule| match builtin.get(&rule.id) {
+        Some(regex) if *regex == rule.regex => "built-in",
+        _ => "user",
+    };
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Text => {
+            let width = rule_set.iter().map(|r| r.id.len()).max().unwrap_or(0);
+            for rule in rule_set {
+                let marker = if origin(rule) == "user" {
+                    "  (user rule)"
+                } else {
+                    ""
+                };
+                writeln!(out, "{:width$}  {}{marker}", rule.id, rule.description)?;
+            }
+        }
+        Format::Json => {
+            let list: Vec<serde_json::Value> = rule_set
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "id": r.id,
+                        "description": r.description,
+                        "origin": origin(r),
+                        "keywords": r.keywords,
+                        "regex": r.regex,
+                        "entropy": r.entropy,
+                        "prefix": r.prefix,
+                        "multiline": r.multiline,
+                        "fallback": r.fallback,
+                        "decode": r.decode.map(|_| "base64"),
+                    })
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &list)?;
+            writeln!(out)?;
+        }
+        Format::Sarif => {
+            bail!("--list-rules prints text or json (SARIF lists the rules in every report)")
+        }
+    }
+    out.flush().context("cannot write the rule list")
+}
+
 /// Runs the scan that the arguments ask for.
 fn collect(scanner: &Scanner, args: &ScanArgs) -> Result<(Vec<Finding>, Totals)> {
     let threads = args
@@ -124,12 +181,50 @@ fn collect(scanner: &Scanner, args: &ScanArgs) -> Result<(Vec<Finding>, Totals)>
             git::scan_staged(scanner, &top, ignore.as_ref(), max_file_size, threads)
         };
     }
+    if args.pre_commit {
+        let paths = hook_files(&args.paths)?;
+        if paths.is_empty() {
+            return Ok((Vec::new(), Totals::default()));
+        }
+        return walk::scan_paths(scanner, &paths, max_file_size, threads);
+    }
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
         args.paths.clone()
     };
     walk::scan_paths(scanner, &paths, max_file_size, threads)
+}
+
+/// The files a hook framework passed, less those the repository's .keywrapignore lists
+/// (a file named on the command line is otherwise scanned even if ignored, but the
+/// framework names every tracked file with `--all-files`).
+fn hook_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let Some(first) = paths.first() else {
+        return Ok(Vec::new());
+    };
+    let start = first
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let top = git::toplevel(start)?;
+    let Some(ignore) = suppress::ignore_file(&top)? else {
+        return Ok(paths.to_vec());
+    };
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let top = top.canonicalize().unwrap_or(top);
+    Ok(paths
+        .iter()
+        .filter(|path| {
+            let absolute = cwd.join(path);
+            let absolute = absolute.canonicalize().unwrap_or(absolute);
+            match absolute.strip_prefix(&top) {
+                Ok(relative) => !suppress::is_ignored(&ignore, &relative.to_string_lossy()),
+                Err(_) => true,
+            }
+        })
+        .cloned()
+        .collect())
 }
 
 /// Resolves keywrap.toml's references and keeps only keyed hashes of the values.

@@ -16,12 +16,16 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use anyhow::{Context, Result};
 use regex::bytes::Regex;
 
-use super::rules::{entropy, Rule};
+use super::rules::{entropy, Decode, Rule};
 
 /// How far a single-line rule's region reaches around a keyword hit, when the line is
 /// longer (minified files): enough for the longest key format and the name before it.
 const LINE_REACH_BACK: usize = 256;
 const LINE_REACH_FORWARD: usize = 1024;
+/// The shortest keyword that longer keywords containing it are found through.
+const COLLAPSE_MIN: usize = 6;
+/// How far before a match [`Rule::name_stopwords`] look for a word on its line.
+const NAME_REACH: usize = 24;
 /// How far a multi-line rule's region reaches past its keyword (a 4096-bit RSA key is
 /// about 3.3 KiB).
 const MULTILINE_REACH: usize = 16 * 1024;
@@ -42,7 +46,15 @@ pub struct CompiledRule {
     pub id: String,
     pub description: String,
     regex: Regex,
-    group: usize,
+    /// The capture group holding the secret; `None`: the first group that took part in
+    /// the match (a rule may have one per alternative), else the whole match.
+    group: Option<usize>,
+    /// The public start of a secret, for previews.
+    prefix: Option<Regex>,
+    reject_uuid: bool,
+    name_stopwords: Vec<Vec<u8>>,
+    /// Matches are base64; their decoded text is scanned with the other rules.
+    decode: bool,
     min_entropy: Option<f64>,
     multiline: bool,
     stopwords: Vec<Vec<u8>>,
@@ -68,6 +80,8 @@ pub struct RuleMatch {
     pub rule: usize,
     pub secret: Range<usize>,
     pub pair: Option<Range<usize>>,
+    /// Found by `rule` in the decoded text of a `decode` rule's match at `secret`.
+    pub encoded: bool,
 }
 
 /// All rules, compiled.
@@ -78,6 +92,9 @@ pub struct Matcher {
     /// For each keyword: the rules to check when it is seen (every rule whose keyword it
     /// contains, since leftmost-longest matching reports only the longer keyword).
     keyword_rules: Vec<Vec<usize>>,
+    /// For each keyword: its exact spelling, if a rule wants its keywords matched with
+    /// their case (a hit in another case is dropped before any regex runs).
+    exact_keywords: Vec<Option<Vec<u8>>>,
     /// Rules without keywords: run on the whole input.
     unfiltered: Vec<usize>,
 }
@@ -87,14 +104,14 @@ impl Matcher {
         let mut compiled = Vec::with_capacity(rules.len());
         for rule in rules {
             let regex = compile(&rule.id, &rule.regex)?;
-            let group = rule
-                .group
-                .unwrap_or(if regex.captures_len() > 1 { 1 } else { 0 });
-            anyhow::ensure!(
-                group < regex.captures_len(),
-                "rule {}: group {group} does not exist in its regex",
-                rule.id
-            );
+            let group = rule.group;
+            if let Some(group) = group {
+                anyhow::ensure!(
+                    group < regex.captures_len(),
+                    "rule {}: group {group} does not exist in its regex",
+                    rule.id
+                );
+            }
             let near = match &rule.near {
                 None => None,
                 Some(anchor) => Some(Near {
@@ -108,11 +125,13 @@ impl Matcher {
                         None => None,
                         Some(near_regex) => {
                             let regex = compile(&rule.id, near_regex)?;
-                            anyhow::ensure!(
-                                group < regex.captures_len(),
-                                "rule {}: group {group} does not exist in its near_regex",
-                                rule.id
-                            );
+                            if let Some(group) = group {
+                                anyhow::ensure!(
+                                    group < regex.captures_len(),
+                                    "rule {}: group {group} does not exist in its near_regex",
+                                    rule.id
+                                );
+                            }
                             Some(regex)
                         }
                     },
@@ -123,18 +142,18 @@ impl Matcher {
                 description: rule.description.clone(),
                 regex,
                 group,
+                prefix: match &rule.prefix {
+                    // Anchored: the prefix is where the secret starts.
+                    Some(prefix) => Some(compile(&rule.id, &format!("^(?:{prefix})"))?),
+                    None => None,
+                },
+                reject_uuid: rule.reject_uuid,
+                name_stopwords: lowercase_all(&rule.name_stopwords),
+                decode: rule.decode == Some(Decode::Base64),
                 min_entropy: rule.entropy,
                 multiline: rule.multiline,
-                stopwords: rule
-                    .stopwords
-                    .iter()
-                    .map(|w| w.to_ascii_lowercase().into_bytes())
-                    .collect(),
-                placeholders: rule
-                    .placeholders
-                    .iter()
-                    .map(|w| w.to_ascii_lowercase().into_bytes())
-                    .collect(),
+                stopwords: lowercase_all(&rule.stopwords),
+                placeholders: lowercase_all(&rule.placeholders),
                 require_digit: rule.require_digit,
                 fallback: rule.fallback,
                 reject_identifiers: rule.reject_identifiers,
@@ -142,26 +161,63 @@ impl Matcher {
             });
         }
 
-        let mut keywords: Vec<String> = rules
-            .iter()
-            .flat_map(|r| r.keywords.iter().map(|k| k.to_ascii_lowercase()))
-            .filter(|k| !k.is_empty())
-            .collect();
+        let rule_keywords: Vec<Vec<String>> = rules.iter().map(prefilter_keywords).collect();
+        let mut keywords: Vec<String> = rule_keywords.iter().flatten().cloned().collect();
         keywords.sort_unstable();
         keywords.dedup();
+        // A keyword that contains another of COLLAPSE_MIN or more characters is found
+        // through that one (`secret_access_key` through `secret`): fewer patterns keep the
+        // automaton's SIMD prefilter fast, and the rules of both run on the shorter one's
+        // hits. Shorter keywords (`key`, `token`) are too common to carry other rules' hits:
+        // every hit would cost a region per rule.
+        // A multi-line rule's keyword stays: its regions are 16 KiB, not a line.
+        let all = keywords.clone();
+        let multiline = |k: &String| {
+            rule_keywords
+                .iter()
+                .zip(rules)
+                .any(|(ks, rule)| rule.multiline && ks.contains(k))
+        };
+        keywords.retain(|k| {
+            multiline(k)
+                || !all.iter().any(|other| {
+                    other != k && other.len() >= COLLAPSE_MIN && k.contains(other.as_str())
+                })
+        });
         let keyword_rules = keywords
+            .iter()
+            .map(|keyword| {
+                rule_keywords
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, ks)| {
+                        ks.iter().any(|k| {
+                            keyword.contains(k.as_str())
+                                || (keyword.len() >= COLLAPSE_MIN
+                                    && k.contains(keyword.as_str())
+                                    && !multiline(k))
+                        })
+                    })
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .collect();
+        // Keywords that must match with their case (`SK`, not the `sk` of `task`).
+        let exact_keywords = keywords
             .iter()
             .map(|keyword| {
                 rules
                     .iter()
-                    .enumerate()
-                    .filter(|(_, r)| {
-                        r.keywords
-                            .iter()
-                            .any(|k| !k.is_empty() && keyword.contains(&k.to_ascii_lowercase()))
+                    .filter(|r| r.exact_keywords)
+                    .flat_map(|r| r.keywords.iter())
+                    .find(|k| k.to_ascii_lowercase() == *keyword)
+                    .map(|k| k.as_bytes().to_vec())
+                    .filter(|_| {
+                        !rules.iter().any(|r| {
+                            !r.exact_keywords
+                                && r.keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword))
+                        })
                     })
-                    .map(|(i, _)| i)
-                    .collect()
             })
             .collect();
         let unfiltered = rules
@@ -178,19 +234,47 @@ impl Matcher {
             rules: compiled,
             keywords,
             keyword_rules,
+            exact_keywords,
             unfiltered,
         })
     }
 
     /// Every match of every rule in `data`, in order of position.
     pub fn find(&self, data: &[u8]) -> Vec<RuleMatch> {
+        self.find_in(data, true)
+    }
+
+    /// The number of literals the prefilter searches for.
+    pub fn keyword_count(&self) -> usize {
+        self.keywords.patterns_len()
+    }
+
+    /// The public prefix of a secret that `rule` found (empty if it has none).
+    pub fn public_prefix<'a>(&self, rule: usize, secret: &'a [u8]) -> &'a [u8] {
+        match &self.rules[rule].prefix {
+            Some(prefix) => prefix.find(secret).map_or(&[], |m| &secret[..m.end()]),
+            None => &[],
+        }
+    }
+
+    /// [`Matcher::find`]; `decode`: whether `decode` rules run (not inside decoded text).
+    fn find_in(&self, data: &[u8], decode: bool) -> Vec<RuleMatch> {
         let mut regions: Vec<(usize, Range<usize>)> = Vec::new();
         LOWERCASED.with(|buffer| {
             let mut lower = buffer.borrow_mut();
             lower.clear();
             lower.extend(data.iter().map(u8::to_ascii_lowercase));
             for hit in self.keywords.find_iter(&lower[..]) {
-                for &rule in &self.keyword_rules[hit.pattern().as_usize()] {
+                let pattern = hit.pattern().as_usize();
+                if let Some(exact) = &self.exact_keywords[pattern] {
+                    if data[hit.start()..hit.end()] != exact[..] {
+                        continue;
+                    }
+                }
+                for &rule in &self.keyword_rules[pattern] {
+                    if self.rules[rule].decode && !decode {
+                        continue;
+                    }
                     regions.push((rule, self.region(rule, data, hit.start(), hit.end())));
                 }
             }
@@ -223,6 +307,9 @@ impl Matcher {
         }
         matches.sort_unstable_by_key(|m| (m.secret.start, m.rule));
         matches.dedup();
+        if matches.iter().any(|m| self.rules[m.rule].decode) {
+            self.decode(data, &mut matches);
+        }
         self.pair(data, &mut matches);
         let specific: Vec<Range<usize>> = matches
             .iter()
@@ -238,6 +325,33 @@ impl Matcher {
             });
         }
         matches
+    }
+
+    /// Replaces each `decode` rule's match with what the other rules find in its decoded
+    /// text, placed where the encoded text is.
+    fn decode(&self, data: &[u8], matches: &mut Vec<RuleMatch>) {
+        let mut inner = Vec::new();
+        matches.retain(|m| {
+            if !self.rules[m.rule].decode {
+                return true;
+            }
+            if let Some(decoded) = decode_base64(&data[m.secret.clone()]) {
+                for found in self.find_in(&decoded, false) {
+                    inner.push(RuleMatch {
+                        rule: found.rule,
+                        secret: m.secret.clone(),
+                        pair: None,
+                        encoded: true,
+                    });
+                }
+            }
+            false
+        });
+        if !inner.is_empty() {
+            matches.extend(inner);
+            matches.sort_unstable_by_key(|m| (m.secret.start, m.rule));
+            matches.dedup();
+        }
     }
 
     /// The part of `data` a rule's regex must see for a keyword hit at `start..end`.
@@ -265,14 +379,31 @@ impl Matcher {
         let offset = region.start;
         let haystack = &data[region];
         for captures in regex.captures_iter(haystack) {
-            let Some(secret) = captures.get(rule.group) else {
+            let secret = match rule.group {
+                Some(group) => captures.get(group),
+                None => captures
+                    .iter()
+                    .skip(1)
+                    .flatten()
+                    .next()
+                    .or_else(|| captures.get(0)),
+            };
+            let Some(secret) = secret else {
                 continue;
             };
-            if rule.accepts(secret.as_bytes()) {
+            // The name: the match before the secret, and up to NAME_REACH bytes of its line
+            // before the match (`public_` in `public_key = …`).
+            let whole = captures.get(0).expect("group 0 always matches");
+            let floor = whole.start().saturating_sub(NAME_REACH);
+            let from = memchr::memrchr(b'\n', &haystack[floor..whole.start()])
+                .map_or(floor, |i| floor + i + 1);
+            let before = &haystack[from..secret.start().max(from)];
+            if rule.accepts(secret.as_bytes(), before) {
                 out.push(RuleMatch {
                     rule: index,
                     secret: offset + secret.start()..offset + secret.end(),
                     pair: None,
+                    encoded: false,
                 });
             }
         }
@@ -350,8 +481,17 @@ fn lines_around(data: &[u8], range: &Range<usize>) -> Range<usize> {
 
 impl CompiledRule {
     /// Whether a matched secret is one: entropy, placeholders and stopwords, and a digit
-    /// where required.
-    fn accepts(&self, secret: &[u8]) -> bool {
+    /// where required. `before`: the matched text before the secret (its name).
+    fn accepts(&self, secret: &[u8], before: &[u8]) -> bool {
+        if !self.name_stopwords.is_empty() {
+            let name = before.to_ascii_lowercase();
+            if self.name_stopwords.iter().any(|w| contains(&name, w)) {
+                return false;
+            }
+        }
+        if self.reject_uuid && is_uuid(secret) {
+            return false;
+        }
         if let Some(minimum) = self.min_entropy {
             if entropy(secret) < minimum {
                 return false;
@@ -370,12 +510,97 @@ impl CompiledRule {
             return true;
         }
         let lower = secret.to_ascii_lowercase();
-        !self.placeholders.contains(&lower)
-            && !self
-                .stopwords
-                .iter()
-                .any(|word| lower.windows(word.len()).any(|w| w == word.as_slice()))
+        !self.placeholders.contains(&lower) && !self.stopwords.iter().any(|w| contains(&lower, w))
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(haystack, needle).is_some()
+}
+
+fn lowercase_all(words: &[String]) -> Vec<Vec<u8>> {
+    words
+        .iter()
+        .map(|w| w.to_ascii_lowercase().into_bytes())
+        .collect()
+}
+
+/// 8-4-4-4-12 hex digits.
+fn is_uuid(text: &[u8]) -> bool {
+    text.len() == 36
+        && text.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// The lowercased literals the prefilter looks for on a rule's behalf: its keywords, or for
+/// a base64 rule the base64 forms of its keywords.
+fn prefilter_keywords(rule: &Rule) -> Vec<String> {
+    let keywords = rule.keywords.iter().filter(|k| !k.is_empty());
+    let mut out: Vec<String> = if rule.decode == Some(Decode::Base64) {
+        keywords.flat_map(|k| base64_forms(k.as_bytes())).collect()
+    } else {
+        keywords.cloned().collect()
+    };
+    for keyword in &mut out {
+        keyword.make_ascii_lowercase();
+    }
+    out
+}
+
+/// What base64 text holds wherever `needle` is in the encoded bytes: at each of the three
+/// alignments, the characters that only the needle's bits make up (standard and URL-safe
+/// alphabets), if at least 4.
+fn base64_forms(needle: &[u8]) -> Vec<String> {
+    use base64::Engine;
+    let mut forms = Vec::new();
+    for align in 0..3usize {
+        let mut bytes = vec![0u8; align];
+        bytes.extend_from_slice(needle);
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes);
+        let (first_bit, end_bit) = (8 * align, 8 * bytes.len());
+        let chars: String = encoded
+            .chars()
+            .enumerate()
+            .filter(|(k, _)| 6 * k >= first_bit && 6 * k + 6 <= end_bit)
+            .map(|(_, c)| c)
+            .collect();
+        if chars.len() >= 4 {
+            let url_safe = chars.replace('+', "-").replace('/', "_");
+            if url_safe != chars {
+                forms.push(url_safe);
+            }
+            forms.push(chars);
+        }
+    }
+    forms
+}
+
+/// Decodes standard or URL-safe base64 (padding optional) to text; `None` if it is not
+/// base64 of mostly printable text.
+fn decode_base64(encoded: &[u8]) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine;
+    let config = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    let alphabet = if encoded.iter().any(|b| *b == b'-' || *b == b'_') {
+        &base64::alphabet::URL_SAFE
+    } else {
+        &base64::alphabet::STANDARD
+    };
+    let trimmed = encoded
+        .strip_suffix(b"==")
+        .or_else(|| encoded.strip_suffix(b"="))
+        .unwrap_or(encoded);
+    let usable = &trimmed[..trimmed.len() - usize::from(trimmed.len() % 4 == 1)];
+    let decoded = GeneralPurpose::new(alphabet, config).decode(usable).ok()?;
+    let printable = decoded
+        .iter()
+        .filter(|b| b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .count();
+    (decoded.len() >= 16 && printable * 20 >= decoded.len() * 19).then_some(decoded)
 }
 
 /// Whether text is a name or member path in code rather than a random value: words joined
@@ -395,7 +620,8 @@ fn is_identifier(text: &[u8]) -> bool {
 }
 
 /// The number of PascalCase words in text (0 if it is not PascalCase): each word one or
-/// more capitals, then at least two lowercase letters or digits (the last may be shorter).
+/// more capitals, then at least two lowercase letters or digits, digits last (the last
+/// word may be shorter).
 fn pascal_words(text: &[u8]) -> usize {
     let mut rest = text;
     let mut words = 0;
@@ -406,7 +632,14 @@ fn pascal_words(text: &[u8]) -> usize {
             .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             .count();
         let end = capitals + tail;
-        if capitals == 0 || (tail < 2 && end < rest.len()) {
+        // Digits end a word (`Sha256`, `X509`), never sit between its letters (`K7t` in a
+        // random `HmaXnlK7tYjc` is no word).
+        let letters = rest[capitals..end]
+            .iter()
+            .take_while(|b| b.is_ascii_lowercase())
+            .count();
+        let digits_last = rest[capitals + letters..end].iter().all(u8::is_ascii_digit);
+        if capitals == 0 || (tail < 2 && end < rest.len()) || !digits_last {
             return 0;
         }
         rest = &rest[end..];

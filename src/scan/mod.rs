@@ -47,7 +47,8 @@ pub struct Finding {
     pub end_column: usize,
     pub rule: String,
     pub description: String,
-    /// The first 4 characters and the length.
+    /// The rule's public prefix of the secret (`ghp_`, `sk-proj-`) and its length; nothing
+    /// of a secret without one (a password, a generic key).
     pub preview: String,
     /// SHA-256 of the rule, file and secret: stable across line moves, useless to an
     /// attacker for anything but confirming a guess of a high-entropy key they already have.
@@ -69,29 +70,51 @@ pub struct Scanner {
 impl Scanner {
     /// The findings in one file's (or blob's) contents, `keywrap:allow` lines left out.
     pub fn scan(&self, file: &str, data: &[u8], provenance: Option<&Provenance>) -> Vec<Finding> {
-        let mut found: Vec<(String, String, std::ops::Range<usize>)> = self
-            .matcher
-            .find(data)
-            .into_iter()
+        let matches = self.matcher.find(data);
+        // A secret's preview: the rule's public prefix (none for an encoded match, whose
+        // text is not the secret's).
+        let preview_of = |rule: usize, encoded: bool, range: &std::ops::Range<usize>| {
+            let secret = &data[range.clone()];
+            let prefix = if encoded {
+                &[][..]
+            } else {
+                self.matcher.public_prefix(rule, secret)
+            };
+            preview(prefix, secret)
+        };
+        let mut found: Vec<(String, String, String, std::ops::Range<usize>)> = matches
+            .iter()
             .map(|m| {
                 let rule = &self.matcher.rules[m.rule];
-                let description = match &m.pair {
-                    Some(partner) => format!(
-                        "{}, paired with {} on line {}",
-                        rule.description,
-                        preview(&data[partner.clone()]),
-                        memchr::memchr_iter(b'\n', &data[..partner.start]).count() + 1
-                    ),
+                let mut description = match &m.pair {
+                    Some(partner) => {
+                        let partner_rule = matches
+                            .iter()
+                            .find(|p| p.secret == *partner)
+                            .map_or(m.rule, |p| p.rule);
+                        format!(
+                            "{}, paired with {} on line {}",
+                            rule.description,
+                            preview_of(partner_rule, false, partner),
+                            memchr::memchr_iter(b'\n', &data[..partner.start]).count() + 1
+                        )
+                    }
                     None => rule.description.clone(),
                 };
-                (rule.id.clone(), description, m.secret)
+                if m.encoded {
+                    description.push_str(" (base64-encoded)");
+                }
+                let preview = preview_of(m.rule, m.encoded, &m.secret);
+                (rule.id.clone(), description, preview, m.secret.clone())
             })
             .collect();
         if let Some(vault) = &self.vault {
             for (label, range) in vault.find(data) {
+                let preview = preview(&[], &data[range.clone()]);
                 found.push((
                     "vault-value".into(),
                     format!("Value of {label} from Vault"),
+                    preview,
                     range,
                 ));
             }
@@ -100,10 +123,11 @@ impl Scanner {
             return Vec::new();
         }
         let mut lines = LineIndex::new(data);
-        found.sort_by_key(|(_, _, range)| range.start);
+        found.sort_by_key(|(_, _, _, range)| range.start);
+        let shown_file = escape_controls(file);
         found
             .into_iter()
-            .filter_map(|(rule, description, range)| {
+            .filter_map(|(rule, description, preview, range)| {
                 let (line, column, line_range) = lines.position(range.start);
                 let line_text = &data[line_range];
                 if memchr::memmem::find(line_text, ALLOW_MARKER).is_some() {
@@ -112,29 +136,57 @@ impl Scanner {
                 let (end_line, end_column, _) = lines.position(range.end);
                 let secret = &data[range];
                 Some(Finding {
-                    file: file.to_string(),
+                    file: shown_file.clone(),
                     line,
                     column,
                     end_line,
                     end_column,
-                    preview: preview(secret),
+                    preview,
                     fingerprint: fingerprint(&rule, file, secret),
                     rule,
-                    description,
+                    description: escape_controls(&description),
                     commit: provenance.map(|p| p.commit.clone()),
-                    author: provenance.map(|p| p.author.clone()),
-                    date: provenance.map(|p| p.date.clone()),
+                    author: provenance.map(|p| escape_controls(&p.author)),
+                    date: provenance.map(|p| escape_controls(&p.date)),
                 })
             })
             .collect()
     }
 }
 
-/// "sk-p… (164 chars)": enough to recognise which key, not enough to use it.
-pub fn preview(secret: &[u8]) -> String {
-    let text = String::from_utf8_lossy(secret);
-    let head: String = text.chars().take(4).collect();
-    format!("{head}… ({} chars)", text.chars().count())
+/// `sk-proj-… (164 chars)`: the public prefix that says which kind of key, and the length;
+/// not one character of the secret part. Without a prefix (a password, a generic key, a
+/// Vault value) nothing of the secret: `(hidden)`.
+pub fn preview(prefix: &[u8], secret: &[u8]) -> String {
+    if prefix.is_empty() {
+        return "(hidden)".to_string();
+    }
+    let prefix = escape_controls(&String::from_utf8_lossy(prefix));
+    let length = String::from_utf8_lossy(secret).chars().count();
+    format!("{prefix}… ({length} chars)")
+}
+
+/// Text for a terminal or a report: control characters (C0, DEL, C1) and bidirectional
+/// overrides escaped (`\u{1b}`), so a hostile file name cannot rewrite the terminal or
+/// hide what follows it.
+pub fn escape_controls(text: &str) -> String {
+    let hostile = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(hostile) {
+        return text.to_string();
+    }
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if hostile(c) {
+                c.escape_unicode().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// A baseline fingerprint: hex SHA-256 of rule, file and secret.

@@ -179,10 +179,8 @@ fn aws_pair_is_linked_and_found_without_a_name_next_to_its_key_id() {
         assert_eq!(found[0].0, "aws-access-key-id", "{text}");
         assert_eq!(found[1].0, "aws-secret-access-key", "{text}");
         assert!(
-            found[0]
-                .1
-                .contains(&format!("paired with {}…", &secret[..4]))
-                && found[1].1.contains("paired with AKIA…"),
+            found[0].1.contains("paired with (hidden)")
+                && found[1].1.contains("paired with AKIA… (20 chars)"),
             "{found:?}"
         );
     }
@@ -527,16 +525,7 @@ fn user_rules_need_no_keywords() {
             description: "Acme key".into(),
             regex: "acme_[0-9]{8}".into(),
             keywords: Vec::new(),
-            group: None,
-            entropy: None,
-            multiline: false,
-            stopwords: Vec::new(),
-            placeholders: Vec::new(),
-            require_digit: false,
-            fallback: false,
-            reject_identifiers: false,
-            near: None,
-            near_regex: None,
+            ..Default::default()
         }],
     )
     .unwrap();
@@ -546,4 +535,561 @@ fn user_rules_need_no_keywords() {
     };
     let findings = scanner.scan("t", format!("k={}", "acme_12345678").as_bytes(), None);
     assert_eq!(findings[0].rule, "acme");
+}
+
+const HEX: &[u8] = b"0123456789abcdef";
+const LOWER_DIGITS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A prefix built at run time, so that this file holds no literal token start a scanner
+/// would pair with the random parts below.
+fn p(parts: &[&str]) -> String {
+    parts.concat()
+}
+
+#[test]
+fn npm_pypi_clojars() {
+    let npm = format!("{}{}", p(&["npm", "_"]), random(1, 36, ALNUM));
+    found(
+        "npm-token",
+        &format!("//registry.npmjs.org/:_authToken={npm}"),
+    );
+    found(
+        "npm-token",
+        &format!("NPM_TOKEN={}", npm.to_ascii_lowercase()),
+    );
+    not_found(
+        "npm-token",
+        &format!("{}{}", p(&["npm", "_"]), random(2, 20, ALNUM)),
+    );
+    not_found(
+        "npm-token",
+        &format!("{}{}", p(&["npm", "_"]), "x".repeat(36)),
+    );
+
+    let pypi = format!(
+        "{}{}",
+        p(&["pypi-", "AgEIcHlwaS5vcmc"]),
+        random(3, 160, URLSAFE)
+    );
+    found("pypi-token", &format!("password = {pypi}"));
+    not_found(
+        "pypi-token",
+        &format!("{}{}", p(&["pypi-", "AgEI"]), random(4, 20, URLSAFE)),
+    );
+    not_found("pypi-token", "pip install pypi-AgEnt-helper");
+
+    let clojars = format!("{}{}", p(&["CLOJARS", "_"]), random(5, 60, LOWER_DIGITS));
+    found("clojars-token", &format!(":password \"{clojars}\""));
+    not_found(
+        "clojars-token",
+        &format!("{}{}", p(&["CLOJARS", "_"]), random(6, 30, LOWER_DIGITS)),
+    );
+}
+
+#[test]
+fn twilio_and_sendgrid() {
+    let sid = format!("{}{}", p(&["S", "K"]), random(1, 32, HEX));
+    found("twilio-api-key", &format!("TWILIO_API_KEY={sid}"));
+    not_found(
+        "twilio-api-key",
+        &format!("{}{}", p(&["S", "K"]), random(2, 32, b"ABCDEF0123456789")),
+    );
+    not_found("twilio-api-key", &format!("DISK{}", random(3, 32, HEX)));
+    found(
+        "twilio-auth-token",
+        &format!("TWILIO_AUTH_TOKEN = \"{}\"", random(4, 32, HEX)),
+    );
+    not_found(
+        "twilio-auth-token",
+        &format!("TWILIO_ACCOUNT_NAME = \"{}\"", random(5, 32, HEX)),
+    );
+
+    let sendgrid = format!(
+        "{}.{}.{}",
+        p(&["S", "G"]),
+        random(6, 22, URLSAFE),
+        random(7, 43, URLSAFE)
+    );
+    found(
+        "sendgrid-api-key",
+        &format!("SENDGRID_API_KEY='{sendgrid}'"),
+    );
+    not_found(
+        "sendgrid-api-key",
+        &format!("SG.{}.{}", "x".repeat(22), "x".repeat(43)),
+    );
+    not_found("sendgrid-api-key", "see SG.Config.Load() in the docs");
+}
+
+#[test]
+fn azure() {
+    let chars = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_~.-";
+    let secret = format!(
+        "{}7{}{}",
+        random(1, 3, ALNUM),
+        p(&["Q", "~"]),
+        random(2, 34, chars)
+    );
+    found(
+        "azure-ad-client-secret",
+        &format!("AZURE_CLIENT_SECRET={secret}"),
+    );
+    found(
+        "azure-ad-client-secret",
+        &format!("<add key=\"ClientSecret\" value=\"{secret}\" />"),
+    );
+    not_found("azure-ad-client-secret", &"~".repeat(40));
+    not_found(
+        "azure-ad-client-secret",
+        &format!("client_secret=abc7{}{}", p(&["Q", "~"]), "x".repeat(34)),
+    );
+    not_found(
+        "azure-ad-client-secret",
+        ".ui.visible.right.sidebar~.ui.visible.left.sidebar~.pusher{transform:none}",
+    );
+
+    let account = format!("{}==", random(3, 86, BASE64));
+    found(
+        "azure-storage-key",
+        &format!("DefaultEndpointsProtocol=https;AccountName=acme;{}={account};EndpointSuffix=core.windows.net", p(&["Account", "Key"])),
+    );
+    let shared = format!("{}=", random(4, 43, BASE64));
+    found(
+        "azure-storage-key",
+        &format!(
+            "Endpoint=sb://acme.servicebus.windows.net/;SharedAccessKeyName=Root;{}={shared}",
+            p(&["SharedAccess", "Key"])
+        ),
+    );
+    not_found("azure-storage-key", "AccountKey=<your-account-key>");
+    not_found(
+        "azure-storage-key",
+        &format!("AccountKey={}==", "A".repeat(86)),
+    );
+}
+
+#[test]
+fn bedrock_and_hugging_face_org() {
+    let long = format!(
+        "{}{}",
+        p(&["ABSK", "QmVkcm9ja0FQSUtleS"]),
+        random(1, 110, BASE64)
+    );
+    found(
+        "aws-bedrock-api-key",
+        &format!("AWS_BEARER_TOKEN_BEDROCK={long}"),
+    );
+    let short = format!(
+        "{}{}",
+        p(&["bedrock-api-key-", "YmVkcm9jay5hbWF6b25hd3MuY29t"]),
+        random(2, 600, BASE64)
+    );
+    // Short-term keys (12 hours at most) are not looked for.
+    not_found(
+        "aws-bedrock-api-key",
+        &format!("export AWS_BEARER_TOKEN_BEDROCK={short}"),
+    );
+    not_found(
+        "aws-bedrock-api-key",
+        &format!("ABSK{}", random(3, 110, BASE64)),
+    );
+    not_found(
+        "aws-bedrock-api-key",
+        "the bedrock-api-key- prefix names short-term keys",
+    );
+
+    let org = format!("{}{}", p(&["api", "_org_"]), random(4, 34, ALNUM));
+    found("huggingface-token", &format!("HF_TOKEN={org}"));
+    not_found(
+        "huggingface-token",
+        &format!("api_org_{}", random(5, 12, ALNUM)),
+    );
+}
+
+#[test]
+fn slack_more_shapes() {
+    let app = format!(
+        "{}-1-A{}-{}-{}",
+        p(&["xa", "pp"]),
+        random(1, 10, UPPER_DIGITS),
+        random(2, 13, DIGITS),
+        random(3, 64, HEX)
+    );
+    found("slack-token", &format!("SLACK_APP_TOKEN={app}"));
+    let config = format!(
+        "{}1-{}",
+        p(&["xoxe", ".xoxp-"]),
+        random(4, 163, UPPER_DIGITS)
+    );
+    found("slack-token", &format!("token: {config}"));
+    let refresh = format!("{}1-{}", p(&["xoxe", "-"]), random(5, 146, UPPER_DIGITS));
+    found("slack-token", &refresh);
+    let legacy = format!(
+        "{}{}-{}-{}-{}",
+        p(&["xo", "xs-"]),
+        random(6, 10, DIGITS),
+        random(7, 11, DIGITS),
+        random(8, 12, DIGITS),
+        random(9, 64, HEX)
+    );
+    found("slack-token", &legacy);
+    not_found(
+        "slack-token",
+        &p(&["xoxe", ".xoxp-1-SlackAppConfigurationAccessTokenHere"]),
+    );
+    for kind in ["workflows", "triggers"] {
+        let hook = format!(
+            "https://hooks.slack.com/{kind}/T{}/A{}/{}/{}",
+            random(10, 9, UPPER_DIGITS),
+            random(11, 10, UPPER_DIGITS),
+            random(12, 18, DIGITS),
+            random(13, 32, ALNUM)
+        );
+        found("slack-webhook", &hook);
+    }
+}
+
+#[test]
+fn gitlab_more_prefixes_and_placeholders() {
+    for (seed, prefix, n) in [
+        (1, "glagent-", 50),
+        (2, "glimt-", 25),
+        (3, "glffct-", 20),
+        (4, "glsoat-", 20),
+    ] {
+        found(
+            "gitlab-token",
+            &format!("token = \"{}{}\"", p(&[prefix]), random(seed, n, ALNUM)),
+        );
+    }
+    not_found("gitlab-token", &format!("glpat-{}", "X".repeat(20)));
+    not_found("gitlab-token", "glpat-XXXXXXXXXXX-XXXXXXXX");
+    not_found("github-token", &format!("ghp_{}", "x".repeat(36)));
+    not_found("aws-access-key-id", &format!("AKIA{}", "X".repeat(16)));
+    not_found("google-api-key", &format!("AIza{}", "a".repeat(35)));
+    not_found(
+        "google-api-key",
+        &p(&["AIzaSy", "DOCAbC123dEf456GhI789jKl01-MnO"]),
+    );
+    found(
+        "google-api-key",
+        &format!("apiKey: \"AIzaSy{}\"", random(14, 33, URLSAFE)),
+    );
+}
+
+#[test]
+fn ai_providers() {
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "groq-api-key",
+            format!("GROQ_API_KEY={}{}", p(&["gs", "k_"]), random(1, 52, ALNUM)),
+        ),
+        (
+            "replicate-api-token",
+            format!(
+                "REPLICATE_API_TOKEN={}{}",
+                p(&["r", "8_"]),
+                random(2, 37, ALNUM)
+            ),
+        ),
+        (
+            "perplexity-api-key",
+            format!("PPLX_KEY={}{}", p(&["pp", "lx-"]), random(3, 48, ALNUM)),
+        ),
+        (
+            "xai-api-key",
+            format!("XAI_API_KEY={}{}", p(&["xa", "i-"]), random(4, 80, ALNUM)),
+        ),
+        (
+            "openrouter-api-key",
+            format!(
+                "OPENROUTER_API_KEY={}{}",
+                p(&["sk-or", "-v1-"]),
+                random(5, 64, HEX)
+            ),
+        ),
+        (
+            "deepseek-api-key",
+            format!(
+                "DEEPSEEK_API_KEY=\"{}{}\"",
+                p(&["s", "k-"]),
+                random(6, 32, HEX)
+            ),
+        ),
+        (
+            "together-api-key",
+            format!(
+                "TOGETHER_API_KEY={}{}",
+                p(&["tgp", "_v1_"]),
+                random(7, 43, URLSAFE)
+            ),
+        ),
+        (
+            "together-api-key",
+            format!("TOGETHER_API_KEY={}", random(8, 64, HEX)),
+        ),
+        (
+            "fireworks-api-key",
+            format!(
+                "FIREWORKS_API_KEY={}{}",
+                p(&["f", "w_"]),
+                random(9, 24, ALNUM)
+            ),
+        ),
+        (
+            "elevenlabs-api-key",
+            format!("ELEVEN_API_KEY={}{}", p(&["s", "k_"]), random(10, 48, HEX)),
+        ),
+        (
+            "elevenlabs-api-key",
+            format!("headers = {{\"xi-api-key\": \"{}\"}}", random(11, 32, HEX)),
+        ),
+        (
+            "pinecone-api-key",
+            format!(
+                "PINECONE_API_KEY={}{}_{}",
+                p(&["pc", "sk_"]),
+                random(12, 5, ALNUM),
+                random(13, 64, ALNUM)
+            ),
+        ),
+        (
+            "pinecone-api-key",
+            format!(
+                "PINECONE_API_KEY=\"{}-{}-4{}-a{}-{}\"",
+                random(14, 8, HEX),
+                random(15, 4, HEX),
+                random(16, 3, HEX),
+                random(17, 3, HEX),
+                random(18, 12, HEX)
+            ),
+        ),
+        (
+            "langsmith-api-key",
+            format!(
+                "LANGSMITH_API_KEY={}{}_{}",
+                p(&["lsv", "2_pt_"]),
+                random(19, 32, HEX),
+                random(20, 10, HEX)
+            ),
+        ),
+        (
+            "cohere-api-key",
+            format!("co = cohere.Client(\"{}\")", random(21, 40, ALNUM)),
+        ),
+        (
+            "cohere-api-key",
+            format!("COHERE_API_KEY={}", random(22, 40, ALNUM)),
+        ),
+        (
+            "mistral-api-key",
+            format!("MISTRAL_API_KEY=\"{}\"", random(23, 32, ALNUM)),
+        ),
+        (
+            "wandb-api-key",
+            format!("WANDB_API_KEY={}", random(24, 40, HEX)),
+        ),
+        (
+            "wandb-api-key",
+            format!("wandb.login(key=\"{}\")", random(25, 40, HEX)),
+        ),
+    ];
+    for (rule, text) in &cases {
+        found(rule, text);
+    }
+    // Near misses: wrong length, placeholder, no provider name for a prefix-less shape.
+    not_found("groq-api-key", &format!("gsk_{}", random(26, 20, ALNUM)));
+    not_found("xai-api-key", &format!("xai-{}", "x".repeat(80)));
+    not_found(
+        "deepseek-api-key",
+        &format!("OTHER_KEY=sk-{}", random(27, 32, HEX)),
+    );
+    not_found(
+        "together-api-key",
+        &format!("SHA256={}", random(28, 64, HEX)),
+    );
+    not_found(
+        "cohere-api-key",
+        &format!("OTHER_API_KEY={}", random(29, 40, ALNUM)),
+    );
+    not_found(
+        "mistral-api-key",
+        "MISTRAL_API_KEY=\"your-mistral-api-key-here\"",
+    );
+    not_found(
+        "wandb-api-key",
+        &format!("commit = \"{}\"", random(30, 40, HEX)),
+    );
+    not_found("fireworks-api-key", "fw_update_firmware_now_please");
+    not_found("elevenlabs-api-key", &format!("sk_{}", random(31, 20, HEX)));
+    not_found(
+        "langsmith-api-key",
+        &format!("lsv2_pt_{}", random(32, 20, HEX)),
+    );
+}
+
+#[test]
+fn generic_assignment_contexts() {
+    let value = random(40, 32, ALNUM);
+    for text in [
+        format!("var apiKey string = \"{value}\""),
+        format!("$db_password .= \"{value}\";"),
+        format!("API_TOKEN ?= {value}"),
+        format!("API_TOKEN ::= {value}"),
+        format!("API_TOKEN :::= {value}"),
+        format!("creds = \"{value}\""),
+        format!("<password>{value}</password>"),
+    ] {
+        found("generic-secret", &text);
+    }
+    found(
+        "generic-secret-call",
+        &format!("System.setProperty(\"aws.secretKey\", \"{value}\");"),
+    );
+    not_found(
+        "generic-secret-call",
+        &format!("System.setProperty(\"http.proxyHost\", \"{value}\");"),
+    );
+    found(
+        "generic-secret-xml",
+        &format!(
+            "<property>\n  <name>fs.s3a.secret.key</name>\n  <value>{value}</value>\n</property>"
+        ),
+    );
+    not_found(
+        "generic-secret-xml",
+        &format!(
+            "<property>\n  <name>fs.s3a.endpoint</name>\n  <value>{value}</value>\n</property>"
+        ),
+    );
+    // Public keys, UUID-shaped ids and calls that take a name and a value in tests.
+    not_found("generic-secret", &format!("public_key = \"{value}\""));
+    not_found("generic-secret", &format!("PUBLISHABLE_KEY={value}"));
+    not_found(
+        "generic-secret",
+        "credential_id = \"3f2b8c1e-9a4d-4e7b-8c2a-1d5e6f7a8b9c\"",
+    );
+    not_found(
+        "generic-secret",
+        &format!("check(\"some-key\", \"{value}\")"),
+    );
+}
+
+#[test]
+fn base64_encoded_jwt_and_env_line() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let url = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let jwt = format!(
+        "{}.{}.{}",
+        url(r#"{"alg":"HS256","typ":"JWT"}"#),
+        url(r#"{"sub":"42","name":"Test","iat":1716239022}"#),
+        random(1, 43, URLSAFE)
+    );
+    let findings = scanner().scan("t", format!("  token: {}\n", b64(&jwt)).as_bytes(), None);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.rule == "jwt" && f.description.ends_with("(base64-encoded)")),
+        "{findings:?}"
+    );
+    // The decoding rule itself is never a finding: the rule that matched inside is.
+    assert!(findings.iter().all(|f| f.rule != "encoded-secret"));
+    let line = format!("API_KEY={}\n", random(2, 32, ALNUM));
+    found("generic-secret", &format!("data:\n  env: {}\n", b64(&line)));
+    let github = format!("GH_API_KEY={}{}", p(&["gh", "p_"]), random(3, 36, ALNUM));
+    found("github-token", &format!("blob = \"{}\"", b64(&github)));
+    // Base64 of harmless text is not reported.
+    not_found(
+        "generic-secret",
+        &format!("x = \"{}\"", b64("KEY=value of no interest at all")),
+    );
+    not_found(
+        "jwt",
+        &format!(
+            "x = \"{}\"",
+            b64("eyJ is how a JSON object starts in base64")
+        ),
+    );
+}
+
+#[test]
+fn private_key_in_concatenated_literals() {
+    let lines: Vec<String> = (0..6).map(|i| random(50 + i, 64, BASE64)).collect();
+    let k = "PRIVATE KEY";
+    let java = format!(
+        "String key = \"-----BEGIN {k}-----\\n\" +\n{}    \"-----END {k}-----\";",
+        lines
+            .iter()
+            .map(|l| format!("    \"{l}\\n\" +\n"))
+            .collect::<String>()
+    );
+    found("private-key", &java);
+    let go = format!(
+        "const key = \"-----BEGIN {k}-----\\n\"\n{}\"-----END {k}-----\"",
+        lines
+            .iter()
+            .map(|l| format!("\t\"{l}\"\n"))
+            .collect::<String>()
+    );
+    found("private-key", &go);
+    let php = format!(
+        "$key = '-----BEGIN {k}-----' .\n{}'-----END {k}-----';",
+        lines
+            .iter()
+            .map(|l| format!("  '{l}' .\n"))
+            .collect::<String>()
+    );
+    found("private-key", &php);
+    not_found(
+        "private-key",
+        &format!("s = \"-----BEGIN {k}-----\" + \"-----END {k}-----\""),
+    );
+}
+
+#[test]
+fn previews_show_only_a_public_prefix() {
+    let password = random(60, 20, ALNUM);
+    let text = format!(
+        "DB_PASSWORD = \"{password}\"\nt = \"{}{}{}\"\n",
+        p(&["sk-proj-"]),
+        random(61, 74, URLSAFE),
+        [marker(), random(62, 74, URLSAFE)].concat()
+    );
+    let findings = scanner().scan("t", text.as_bytes(), None);
+    let previews: Vec<&str> = findings.iter().map(|f| f.preview.as_str()).collect();
+    assert_eq!(
+        previews,
+        ["(hidden)", "sk-proj-… (164 chars)"],
+        "{findings:?}"
+    );
+    let json = serde_json::to_string(&findings).unwrap();
+    assert!(!json.contains(&password[..4]));
+}
+
+#[test]
+fn file_names_with_control_characters_are_escaped() {
+    let key = format!("{}{}", p(&["gh", "p_"]), random(63, 36, ALNUM));
+    let findings = scanner().scan("evil\x1b[2J\u{9b}\u{202e}.txt", key.as_bytes(), None);
+    assert_eq!(findings[0].file, "evil\\u{1b}[2J\\u{9b}\\u{202e}.txt");
+    let json = serde_json::to_string(&findings).unwrap();
+    assert!(!json.contains('\x1b') && !json.contains('\u{9b}'), "{json}");
+}
+
+#[test]
+fn every_rule_has_a_test_and_the_prefilter_stays_small() {
+    let source = include_str!("rule_tests.rs");
+    for rule in builtin() {
+        assert!(
+            source.contains(&format!("\"{}\"", rule.id)),
+            "rule {} has no test",
+            rule.id
+        );
+    }
+    // Over 64 literals the keyword automaton loses its SIMD (Teddy) prefilter and takes
+    // about 3 times the CPU time per byte (measured with bench/scan.sh).
+    assert!(
+        scanner().matcher.keyword_count() <= 64,
+        "over 64 prefilter keywords"
+    );
 }

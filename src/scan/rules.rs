@@ -11,7 +11,7 @@ const BUILTIN: &str = include_str!("rules.toml");
 
 /// Defined beside keywrap.toml's other sections, which hold the user's rules, so that
 /// `config` need not import `scan`.
-pub use crate::config::ScanRule as Rule;
+pub use crate::config::{ScanDecode as Decode, ScanRule as Rule};
 
 /// A file of rules: `[[rules]]` tables.
 #[derive(Debug, Deserialize)]
