@@ -147,8 +147,25 @@ pub enum KvError {
     Vault(#[from] VaultError),
 }
 
+/// How long to wait before asking again when a mount seems missing.
+const NO_MOUNT_RECHECK: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Finds the mount that holds `path`, and whether it is KV v1 or v2.
+///
+/// "Nothing mounted" is an inference from a 403, and a node that has just become active (or
+/// a standby whose forwarding is down in a failover) gives that 403 for a mount that exists,
+/// so that answer alone is asked once more before it is believed: only the error path waits.
 pub async fn find_mount(client: &VaultClient, path: &str) -> Result<Mount, KvError> {
+    match find_mount_once(client, path).await {
+        Err(KvError::NoMount { .. }) => {
+            tokio::time::sleep(NO_MOUNT_RECHECK).await;
+            find_mount_once(client, path).await
+        }
+        found => found,
+    }
+}
+
+async fn find_mount_once(client: &VaultClient, path: &str) -> Result<Mount, KvError> {
     let response = client
         .call(&MountLookupRequest {
             path: path.to_string(),
