@@ -1093,3 +1093,73 @@ fn every_rule_has_a_test_and_the_prefilter_stays_small() {
         "over 64 prefilter keywords"
     );
 }
+
+#[test]
+fn aws_bearer_and_context_key_ids() {
+    for prefix in ["ABIA", "ACCA"] {
+        found(
+            "aws-access-key-id",
+            &format!("AWS_TOKEN = \"{prefix}{}\"", random(40, 16, BASE32)),
+        );
+        not_found(
+            "aws-access-key-id",
+            &format!("{prefix}{}", random(41, 15, BASE32)),
+        );
+    }
+    not_found("aws-access-key-id", "ACCAACCAACCAACCAACCA");
+}
+
+/// A random UUID-shaped (8-4-4-4-12 hex) value.
+fn uuid(seed: u64) -> String {
+    let hex = b"0123456789abcdef";
+    [8, 4, 4, 4, 12]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| random(seed + i as u64, n, hex))
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+#[test]
+fn npm_legacy_tokens() {
+    found(
+        "npm-legacy-token",
+        &format!("//registry.npmjs.org/:_authToken={}\n", uuid(50)),
+    );
+    found(
+        "npm-legacy-token",
+        &format!("export NPM_TOKEN=\"{}\"", uuid(51)),
+    );
+    found(
+        "npm-legacy-token",
+        &format!("{{\"_authToken\": \"{}\"}}", uuid(52)),
+    );
+    // A variable, not a value; a UUID under another name; a UUID glued to more hex.
+    not_found(
+        "npm-legacy-token",
+        "//registry.npmjs.org/:_authToken=${NPM_TOKEN}",
+    );
+    not_found(
+        "npm-legacy-token",
+        &format!("request_id = \"{}\"", uuid(53)),
+    );
+    not_found("npm-legacy-token", &format!("NPM_TOKEN={}abcd", uuid(54)));
+}
+
+#[test]
+fn generic_names_that_are_not_credentials() {
+    let value = format!("{}7", random(60, 29, ALNUM));
+    for name in [
+        "primaryKey",
+        "foreignKey",
+        "key_down_event",
+        "issuerKeyHash",
+        "csrf-token",
+        "credentialId",
+    ] {
+        not_found("generic-secret", &format!("{name}={value}"));
+    }
+    // The same value under a credential's name is still found.
+    found("generic-secret", &format!("signing_key={value}"));
+    found("generic-secret", &format!("credentials = \"{value}\""));
+}
