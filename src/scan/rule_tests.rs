@@ -1163,3 +1163,33 @@ fn generic_names_that_are_not_credentials() {
     found("generic-secret", &format!("signing_key={value}"));
     found("generic-secret", &format!("credentials = \"{value}\""));
 }
+
+#[test]
+fn slack_webhook_ids_in_any_case() {
+    let url = format!(
+        "https://hooks.slack.com/services/T{}/B{}/{}",
+        random(70, 8, ALNUM),
+        random(71, 9, ALNUM),
+        random(72, 24, ALNUM)
+    );
+    found("slack-webhook", &format!("SLACK_WEBHOOK={url}"));
+    // Not a webhook path, and an id too short to be one.
+    not_found(
+        "slack-webhook",
+        &format!(
+            "https://hooks.slack.com/docs/T{}/B{}/{}",
+            random(73, 8, ALNUM),
+            random(74, 9, ALNUM),
+            random(75, 24, ALNUM)
+        ),
+    );
+    not_found(
+        "slack-webhook",
+        &format!(
+            "https://hooks.slack.com/services/T{}/B{}/{}",
+            random(76, 4, ALNUM),
+            random(77, 9, ALNUM),
+            random(78, 24, ALNUM)
+        ),
+    );
+}
