@@ -87,6 +87,17 @@ fn honours_gitignore_keywrapignore_inline_allow_and_skips_binaries() {
 }
 
 #[test]
+fn a_text_file_is_read_past_its_first_8_kib() {
+    // Files are read in two steps (the head to tell binary from text, then the rest).
+    let mut keywrap = Keywrap::new();
+    let key = github_token(31);
+    keywrap.write_file("big.txt", &format!("{}\nTOKEN={key}\n", "a".repeat(9000)));
+    let run = keywrap.args(["scan", "--format", "json"]).run();
+    run.assert_code(1);
+    assert_eq!(json(&run.stdout)[0]["line"], 2);
+}
+
+#[test]
 fn huge_files_are_skipped_and_a_named_one_with_a_warning() {
     let mut keywrap = Keywrap::new();
     let key = github_token(30);

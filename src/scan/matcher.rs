@@ -1,7 +1,7 @@
 //! The rule set compiled once into one multi-pattern matcher.
 //!
-//! Every rule names literal keywords its matches contain. One Aho-Corasick automaton over
-//! all keywords (ASCII case-insensitive) passes over the input once; only the regions
+//! Every rule names literal keywords its matches contain. Two Aho-Corasick automata over
+//! the keywords (ASCII case-insensitive; names and prefixes) pass over the input; only the regions
 //! around keyword hits (the hit's line, or 16 KiB for multi-line rules) are run through
 //! the hit rules' regexes. Most of a source tree is never seen by a regex.
 //!
@@ -88,7 +88,11 @@ pub struct RuleMatch {
 #[derive(Debug)]
 pub struct Matcher {
     pub rules: Vec<CompiledRule>,
-    keywords: AhoCorasick,
+    /// The keyword automata, each with the index of its first keyword: one for keywords
+    /// of letters only (names: `key`, `token`, `secret`), one for the rest (token prefixes:
+    /// `ghp_`, `sk-`, `://`). Two passes of two smaller sets cost about a quarter less than
+    /// one pass over all (the SIMD search slows with the number of literals).
+    keywords: Vec<(usize, AhoCorasick)>,
     /// For each keyword: the rules to check when it is seen (every rule whose keyword it
     /// contains, since leftmost-longest matching reports only the longer keyword).
     keyword_rules: Vec<Vec<usize>>,
@@ -184,7 +188,7 @@ impl Matcher {
                     other != k && other.len() >= COLLAPSE_MIN && k.contains(other.as_str())
                 })
         });
-        let keyword_rules = keywords
+        let keyword_rules: Vec<Vec<usize>> = keywords
             .iter()
             .map(|keyword| {
                 rule_keywords
@@ -203,7 +207,7 @@ impl Matcher {
             })
             .collect();
         // Keywords that must match with their case (`SK`, not the `sk` of `task`).
-        let exact_keywords = keywords
+        let exact_keywords: Vec<Option<Vec<u8>>> = keywords
             .iter()
             .map(|keyword| {
                 rules
@@ -226,10 +230,31 @@ impl Matcher {
             .filter(|(_, r)| r.keywords.iter().all(|k| k.is_empty()))
             .map(|(i, _)| i)
             .collect();
-        let keywords = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&keywords)
-            .context("cannot build the keyword matcher")?;
+        // Reorder: the names first, then the prefixes (keyword_rules and exact_keywords
+        // follow the same order).
+        let mut order: Vec<usize> = (0..keywords.len()).collect();
+        order.sort_by_key(|&i| !is_name(&keywords[i]));
+        let names = order.iter().filter(|&&i| is_name(&keywords[i])).count();
+        let keywords: Vec<String> = order.iter().map(|&i| keywords[i].clone()).collect();
+        let mut keyword_rules = keyword_rules;
+        let mut exact_keywords = exact_keywords;
+        keyword_rules = order
+            .iter()
+            .map(|&i| std::mem::take(&mut keyword_rules[i]))
+            .collect();
+        exact_keywords = order.iter().map(|&i| exact_keywords[i].take()).collect();
+        let mut automata = Vec::new();
+        for (first, set) in [(0, &keywords[..names]), (names, &keywords[names..])] {
+            if set.is_empty() {
+                continue;
+            }
+            let automaton = AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(set)
+                .context("cannot build the keyword matcher")?;
+            automata.push((first, automaton));
+        }
+        let keywords = automata;
         Ok(Matcher {
             rules: compiled,
             keywords,
@@ -246,7 +271,7 @@ impl Matcher {
 
     /// The number of literals the prefilter searches for.
     pub fn keyword_count(&self) -> usize {
-        self.keywords.patterns_len()
+        self.keywords.iter().map(|(_, a)| a.patterns_len()).sum()
     }
 
     /// The public prefix of a secret that `rule` found (empty if it has none).
@@ -264,8 +289,12 @@ impl Matcher {
             let mut lower = buffer.borrow_mut();
             lower.clear();
             lower.extend(data.iter().map(u8::to_ascii_lowercase));
-            for hit in self.keywords.find_iter(&lower[..]) {
-                let pattern = hit.pattern().as_usize();
+            let hits = self.keywords.iter().flat_map(|(first, automaton)| {
+                automaton
+                    .find_iter(&lower[..])
+                    .map(move |hit| (first + hit.pattern().as_usize(), hit))
+            });
+            for (pattern, hit) in hits {
                 if let Some(exact) = &self.exact_keywords[pattern] {
                     if data[hit.start()..hit.end()] != exact[..] {
                         continue;
@@ -536,6 +565,11 @@ fn is_uuid(text: &[u8]) -> bool {
 
 /// The lowercased literals the prefilter looks for on a rule's behalf: its keywords, or for
 /// a base64 rule the base64 forms of its keywords.
+/// Whether a keyword is a name (letters only), searched in the first of the two automata.
+fn is_name(keyword: &str) -> bool {
+    keyword.bytes().all(|b| b.is_ascii_lowercase())
+}
+
 fn prefilter_keywords(rule: &Rule) -> Vec<String> {
     let keywords = rule.keywords.iter().filter(|k| !k.is_empty());
     let mut out: Vec<String> = if rule.decode == Some(Decode::Base64) {

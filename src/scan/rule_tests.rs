@@ -1086,10 +1086,112 @@ fn every_rule_has_a_test_and_the_prefilter_stays_small() {
             rule.id
         );
     }
-    // Over 64 literals the keyword automaton loses its SIMD (Teddy) prefilter and takes
-    // about 3 times the CPU time per byte (measured with bench/scan.sh).
+    // Over 64 literals a keyword automaton loses its SIMD (Teddy) prefilter and takes
+    // about 3 times the CPU time per byte (measured with bench/scan.sh); the search slows
+    // with every literal below that too, so the two automata (names, prefixes) together
+    // stay within 64.
     assert!(
         scanner().matcher.keyword_count() <= 64,
         "over 64 prefilter keywords"
+    );
+}
+
+#[test]
+fn aws_bearer_and_context_key_ids() {
+    for prefix in ["ABIA", "ACCA"] {
+        found(
+            "aws-access-key-id",
+            &format!("AWS_TOKEN = \"{prefix}{}\"", random(40, 16, BASE32)),
+        );
+        not_found(
+            "aws-access-key-id",
+            &format!("{prefix}{}", random(41, 15, BASE32)),
+        );
+    }
+    not_found("aws-access-key-id", "ACCAACCAACCAACCAACCA");
+}
+
+/// A random UUID-shaped (8-4-4-4-12 hex) value.
+fn uuid(seed: u64) -> String {
+    let hex = b"0123456789abcdef";
+    [8, 4, 4, 4, 12]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| random(seed + i as u64, n, hex))
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+#[test]
+fn npm_legacy_tokens() {
+    found(
+        "npm-legacy-token",
+        &format!("//registry.npmjs.org/:_authToken={}\n", uuid(50)),
+    );
+    found(
+        "npm-legacy-token",
+        &format!("export NPM_TOKEN=\"{}\"", uuid(51)),
+    );
+    found(
+        "npm-legacy-token",
+        &format!("{{\"_authToken\": \"{}\"}}", uuid(52)),
+    );
+    // A variable, not a value; a UUID under another name; a UUID glued to more hex.
+    not_found(
+        "npm-legacy-token",
+        "//registry.npmjs.org/:_authToken=${NPM_TOKEN}",
+    );
+    not_found(
+        "npm-legacy-token",
+        &format!("request_id = \"{}\"", uuid(53)),
+    );
+    not_found("npm-legacy-token", &format!("NPM_TOKEN={}abcd", uuid(54)));
+}
+
+#[test]
+fn generic_names_that_are_not_credentials() {
+    let value = format!("{}7", random(60, 29, ALNUM));
+    for name in [
+        "primaryKey",
+        "foreignKey",
+        "key_down_event",
+        "issuerKeyHash",
+        "csrf-token",
+        "credentialId",
+    ] {
+        not_found("generic-secret", &format!("{name}={value}"));
+    }
+    // The same value under a credential's name is still found.
+    found("generic-secret", &format!("signing_key={value}"));
+    found("generic-secret", &format!("credentials = \"{value}\""));
+}
+
+#[test]
+fn slack_webhook_ids_in_any_case() {
+    let url = format!(
+        "https://hooks.slack.com/services/T{}/B{}/{}",
+        random(70, 8, ALNUM),
+        random(71, 9, ALNUM),
+        random(72, 24, ALNUM)
+    );
+    found("slack-webhook", &format!("SLACK_WEBHOOK={url}"));
+    // Not a webhook path, and an id too short to be one.
+    not_found(
+        "slack-webhook",
+        &format!(
+            "https://hooks.slack.com/docs/T{}/B{}/{}",
+            random(73, 8, ALNUM),
+            random(74, 9, ALNUM),
+            random(75, 24, ALNUM)
+        ),
+    );
+    not_found(
+        "slack-webhook",
+        &format!(
+            "https://hooks.slack.com/services/T{}/B{}/{}",
+            random(76, 4, ALNUM),
+            random(77, 9, ALNUM),
+            random(78, 24, ALNUM)
+        ),
     );
 }

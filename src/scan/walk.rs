@@ -79,11 +79,14 @@ pub fn scan_paths(
             }
             let path = entry.path();
             buffer.clear();
-            if let Err(err) = std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buffer))
-            {
-                crate::log::warn(format_args!("cannot read {}: {err}", path.display()));
-                errors_ref.fetch_add(1, Ordering::Relaxed);
-                return WalkState::Continue;
+            match read_text(path, max_file_size, &mut buffer) {
+                Ok(true) => {}
+                Ok(false) => return WalkState::Continue,
+                Err(err) => {
+                    crate::log::warn(format_args!("cannot read {}: {err}", path.display()));
+                    errors_ref.fetch_add(1, Ordering::Relaxed);
+                    return WalkState::Continue;
+                }
             }
             if buffer.len() as u64 > max_file_size || is_binary(&buffer) {
                 return WalkState::Continue;
@@ -118,4 +121,20 @@ pub fn scan_paths(
 fn display_path(path: &Path) -> String {
     let path = path.strip_prefix(".").unwrap_or(path);
     path.to_string_lossy().into_owned()
+}
+
+/// Reads `path` into `buffer` unless it is larger than `max_file_size` or binary: `false`
+/// then, after reading at most its first 8 KiB (a tree's images, archives and build
+/// output are not read whole only to be skipped).
+fn read_text(path: &Path, max_file_size: u64, buffer: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut file = std::fs::File::open(path)?;
+    if file.metadata()?.len() > max_file_size {
+        return Ok(false);
+    }
+    (&mut file).take(8192).read_to_end(buffer)?;
+    if is_binary(buffer) {
+        return Ok(false);
+    }
+    file.read_to_end(buffer)?;
+    Ok(true)
 }

