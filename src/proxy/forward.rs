@@ -13,12 +13,13 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::admission::{self, Ticket};
+use super::admission;
 use super::auth::{self, Caller};
 use super::body::{ProxyBody, Streamed};
 use super::config::MAX_BUFFERED_BODY;
 use super::cors;
 use super::credentials::HeaderSet;
+use super::limits::{Denied, Ticket};
 use super::paths;
 use super::record::RequestRecord;
 use super::redact::StreamRedactor;
@@ -194,9 +195,19 @@ async fn forward(
         } else {
             0
         };
-        match shared.admission.admit(policy, estimate) {
+        match shared.limits.admit(policy, estimate).await {
             Ok(admitted) => ticket = Some(admitted),
-            Err(refusal) => {
+            Err(Denied::Unavailable) => {
+                let mut response = local(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    super::limits::UNAVAILABLE_MESSAGE,
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+                return Err(response);
+            }
+            Err(Denied::Refused(refusal)) => {
                 shared
                     .metrics
                     .rate_limited(&policy.name, refusal.limit.label());
@@ -240,7 +251,7 @@ async fn forward(
             // Never reached the upstream: nothing to charge. A timeout may have.
             if failure.status() == StatusCode::BAD_GATEWAY {
                 if let Some(ticket) = record.ticket.take() {
-                    shared.admission.settle(ticket, 0);
+                    shared.limits.settle(ticket, 0);
                 }
             }
             return Err(failure);

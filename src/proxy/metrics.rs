@@ -218,6 +218,27 @@ impl Metrics {
     }
 }
 
+/// The limits store's counters (`[proxy] store` only): operations that failed because Redis
+/// was unreachable, and requests admitted under local limits meanwhile (`fail_open`).
+pub fn store_counters(errors: u64, fail_open: u64) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        "keywrap_proxy_store_errors_total",
+        "counter",
+        "Limits store operations that failed (Redis unreachable or too slow).",
+    );
+    let _ = writeln!(out, "keywrap_proxy_store_errors_total {errors}");
+    header(
+        &mut out,
+        "keywrap_proxy_store_fail_open_total",
+        "counter",
+        "Requests admitted under this replica's own limits while the store was down.",
+    );
+    let _ = writeln!(out, "keywrap_proxy_store_fail_open_total {fail_open}");
+    out
+}
+
 fn histogram<'a>(map: &'a mut BTreeMap<String, Histogram>, route: &str) -> &'a mut Histogram {
     if !map.contains_key(route) {
         map.insert(route.to_string(), Histogram::default());

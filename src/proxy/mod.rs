@@ -3,7 +3,8 @@
 //! - [`config`] and [`routes`]: settings, routes and header templates.
 //! - [`keys`] and [`auth`]: client keys in Vault (hashes only) and checking them.
 //! - [`admission`]: requests and tokens per minute, budgets, requests in flight, with
-//!   reservations; [`spend`]: budgets kept in Vault. [`paths`]: dot-segments resolved.
+//!   reservations; [`store`]: the same limits in Redis, shared by replicas; [`limits`]: one
+//!   admission path over both; [`spend`]: budgets kept in Vault. [`paths`]: dot-segments resolved.
 //! - [`forward`] and [`body`]: forwarding and streaming, with [`redact`] masking the key and
 //!   [`usage`] reading token counts from answers.
 //! - [`credentials`] and [`watch`]: the injected headers and switching them on rotation.
@@ -21,6 +22,7 @@ pub mod cors;
 pub mod credentials;
 pub mod forward;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod paths;
 pub mod record;
@@ -47,11 +49,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use self::admission::Admission;
 use self::config::ProxyConfig;
 use self::credentials::CredentialStore;
 use self::forward::UpstreamBody;
 use self::keys::{KeyRing, KeyStore};
+use self::limits::Limits;
 use self::metrics::Metrics;
 use crate::settings::TlsSettings;
 use crate::vault::VaultClient;
@@ -68,7 +70,7 @@ pub struct Shared {
     pub config: ProxyConfig,
     pub credentials: CredentialStore,
     pub keys: KeyRing,
-    pub admission: Admission,
+    pub limits: Limits,
     pub metrics: Metrics,
     upstream: UpstreamClient,
 }
@@ -87,6 +89,12 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
     let store = KeyStore::open(&client, &config.keys_path).await?;
     let keys = KeyRing::load(store, client.renewed_deadline()).await?;
     let upstream = upstream_client(&config)?;
+    let limits = match &config.store {
+        Some(settings) => {
+            Limits::shared(store::connect(&client, settings, &config.keys_path).await?)
+        }
+        None => Limits::local(),
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -108,7 +116,7 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
         config,
         credentials: CredentialStore::new(credentials),
         keys,
-        admission: Admission::default(),
+        limits,
         metrics: Metrics::default(),
         upstream,
     });
@@ -271,7 +279,9 @@ async fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
                 let response = if matches!(request.uri().path(), "/metrics" | "/") {
                     Response::builder()
                         .header("content-type", "text/plain; version=0.0.4")
-                        .body(Full::new(Bytes::from(shared.metrics.render())))
+                        .body(Full::new(Bytes::from(
+                            shared.metrics.render() + &shared.limits.render_metrics(),
+                        )))
                 } else {
                     Response::builder()
                         .status(StatusCode::NOT_FOUND)

@@ -304,32 +304,25 @@ impl Ticket {
 
     /// Extends the lease: a streaming holder calls this well within [`DEFAULT_LEASE`].
     pub async fn renew(&self) -> Result<(), Unavailable> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
-        let deadline: Vec<String> = redis::cmd("TIME")
-            .query_async(&mut store.connection.clone())
-            .await
-            .map_err(|err| store.failed(&err))?;
-        let now_ms = deadline
-            .first()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1000
-            + deadline
-                .get(1)
-                .and_then(|us| us.parse::<u64>().ok())
-                .unwrap_or(0)
-                / 1000;
-        let _: i64 = redis::cmd("ZADD")
-            .arg(store.key(&self.client, "lease"))
-            .arg("XX")
-            .arg(now_ms + store.lease.as_millis() as u64)
-            .arg(&self.id)
-            .query_async(&mut store.connection.clone())
-            .await
-            .map_err(|err| store.failed(&err))?;
-        Ok(())
+        match &self.store {
+            Some(store) => renew(store, &self.client, &self.id).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Renews the lease every third of its length until the returned task is aborted (at
+    /// settle or drop), so a long stream keeps its reservation and a dead replica's runs out.
+    pub fn keep_renewing(&self) -> Option<tokio::task::AbortHandle> {
+        let store = self.store.clone()?;
+        let (client, id) = (self.client.clone(), self.id.clone());
+        let every = (store.lease / 3).max(Duration::from_millis(100));
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let _ = renew(&store, &client, &id).await;
+            }
+        });
+        Some(task.abort_handle())
     }
 
     /// Releases the reservation and charges `actual` tokens; returns the key's spend.
@@ -339,6 +332,32 @@ impl Ticket {
             None => Ok(0),
         }
     }
+}
+
+async fn renew(store: &Inner, client: &str, id: &str) -> Result<(), Unavailable> {
+    let time: Vec<String> = redis::cmd("TIME")
+        .query_async(&mut store.connection.clone())
+        .await
+        .map_err(|err| store.failed(&err))?;
+    let now_ms = time
+        .first()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1000
+        + time
+            .get(1)
+            .and_then(|us| us.parse::<u64>().ok())
+            .unwrap_or(0)
+            / 1000;
+    let _: i64 = redis::cmd("ZADD")
+        .arg(store.key(client, "lease"))
+        .arg("XX")
+        .arg(now_ms + store.lease.as_millis() as u64)
+        .arg(id)
+        .query_async(&mut store.connection.clone())
+        .await
+        .map_err(|err| store.failed(&err))?;
+    Ok(())
 }
 
 async fn settle(
