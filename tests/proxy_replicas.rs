@@ -26,8 +26,19 @@ struct Replicas {
 
 impl Replicas {
     fn start(count: usize, failure: &str) -> Replicas {
+        Self::start_with(count, failure, "", |_| {})
+    }
+
+    /// `extra` is appended to keywrap.toml; `prepare` runs on OpenBao first.
+    fn start_with(
+        count: usize,
+        failure: &str,
+        extra: &str,
+        prepare: impl FnOnce(&Bao),
+    ) -> Replicas {
         let bao = Bao::start();
         bao.kv_put("secret/openai", &[("api_key", &fake_key("one"))]);
+        prepare(&bao);
         let redis = Redis::start();
         let upstream = Upstream::start();
         let keywrap = bao.keywrap();
@@ -35,7 +46,7 @@ impl Replicas {
             "keywrap.toml",
             &format!(
                 "[env]\nOPENAI = \"secret/openai#api_key\"\n\n[proxy]\nstore = \"{}\"\nstore_failure = \"{failure}\"\n\n\
-                 [[proxy.routes]]\nprefix = \"/\"\nupstream = \"{}\"\nheaders = {{ Authorization = \"Bearer {{OPENAI}}\" }}\n",
+                 [[proxy.routes]]\nprefix = \"/\"\nupstream = \"{}\"\nheaders = {{ Authorization = \"Bearer {{OPENAI}}\" }}\n{extra}",
                 redis.url,
                 upstream.url()
             ),
@@ -311,4 +322,69 @@ fn fail_open_admits_under_local_limits_while_redis_is_down() {
     assert!(replicas
         .metrics(0)
         .contains("keywrap_proxy_store_fail_open_total 3"));
+}
+
+#[test]
+#[ignore = "three proxies, OpenBao, Redis and a webhook: slow; scripts/test runs it"]
+fn each_threshold_alert_reaches_the_webhook_once_across_replicas() {
+    let receiver = support::stub::Stub::start(|_| (200, "ok".into()));
+    let hook = receiver.url.clone();
+    let replicas = Replicas::start_with(
+        3,
+        "fail_closed",
+        "\n[[proxy.alerts]]\nurl = \"secret/hooks#ops\"\nformat = \"json\"\n\
+         budget_percent = [50, 100]\nrate_limited = { times = 3, minutes = 1 }\nrevoked_key = true\n",
+        |bao| {
+            bao.kv_put("secret/hooks", &[("ops", &hook)]);
+        },
+    );
+    let spender = replicas.create_key("spender", &["--budget", "20"]);
+    let gone = replicas.create_key("gone", &[]);
+    // 8 tokens a request: 16 (80 %) after two, 24 (120 %) after three, then refused.
+    for n in 0..3 {
+        assert_eq!(get(&replicas.url(n, "/v1/echo"), Some(&spender)).0, 200);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for _ in 0..3 {
+        assert_eq!(get(&replicas.url(0, "/v1/echo"), Some(&spender)).0, 429);
+    }
+    let run = replicas
+        .bao
+        .keywrap()
+        .current_dir(&replicas.dir)
+        .args(["proxy", "keys", "revoke", "gone"])
+        .run();
+    run.assert_success();
+    std::thread::sleep(Duration::from_millis(1500));
+    for n in 0..3 {
+        assert_eq!(get(&replicas.url(n, "/v1/echo"), Some(&gone)).0, 401);
+    }
+    // Several checks of every replica (one each 2 s) after the last event.
+    std::thread::sleep(Duration::from_secs(8));
+    let bodies: Vec<serde_json::Value> = receiver
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let count = |rule: &str, threshold: &str| {
+        bodies
+            .iter()
+            .filter(|b| b["rule"] == rule && b["threshold"] == threshold)
+            .count()
+    };
+    assert_eq!(count("budget", "50%"), 1, "{bodies:#?}");
+    assert_eq!(count("budget", "100%"), 1, "{bodies:#?}");
+    assert_eq!(count("rate_limited", "3 in 1m"), 1, "{bodies:#?}");
+    assert_eq!(count("revoked_key", "tried"), 1, "{bodies:#?}");
+    assert_eq!(bodies.len(), 4, "{bodies:#?}");
+    for body in &bodies {
+        assert_eq!(body["source"], "keywrap");
+        let text = body.to_string();
+        assert!(
+            !text.contains(&spender) && !text.contains(&gone) && !text.contains("kwp_"),
+            "{text}"
+        );
+    }
 }

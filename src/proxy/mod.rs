@@ -8,12 +8,14 @@
 //! - [`forward`] and [`body`]: forwarding and streaming, with [`redact`] masking the key and
 //!   [`usage`] reading token counts from answers.
 //! - [`credentials`] and [`watch`]: the injected headers and switching them on rotation.
-//! - [`metrics`], [`access_log`] and [`record`]: what is known about each request.
+//! - [`metrics`], [`access_log`] and [`record`]: what is known about each request;
+//!   [`alerting`]: `[[proxy.alerts]]` checked in the background.
 //! - [`cors`]: answers browsers on other origins may read.
 //! - [`token`]: keeping the proxy's own Vault token alive.
 
 pub mod access_log;
 pub mod admission;
+pub mod alerting;
 pub mod auth;
 pub mod body;
 pub mod config;
@@ -140,6 +142,10 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
             "reading what budgeted keys spent (their budgets count from now): {err:#}"
         ));
     }
+    let alerts = match alerting::Alerting::open(&shared, &client).await? {
+        Some(alerting) => Some(tokio::spawn(alerting.run(shared.clone()))),
+        None => None,
+    };
     let saver = tokio::spawn(spend::keep_saving(shared.clone(), client.clone()));
     let watcher = tokio::spawn(watch::watch(shared.clone(), client.renewed_deadline()));
     let reloader = {
@@ -157,6 +163,9 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
     watcher.abort();
     reloader.abort();
     saver.abort();
+    if let Some(alerts) = alerts {
+        alerts.abort();
+    }
     match tokio::time::timeout(FINAL_SAVE_DEADLINE, spend::save(&shared, &client, false)).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => crate::log::warn(format_args!("saving what budgeted keys spent: {err:#}")),
