@@ -142,10 +142,9 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
             "reading what budgeted keys spent (their budgets count from now): {err:#}"
         ));
     }
-    let alerts = match alerting::Alerting::open(&shared, &client).await? {
-        Some(alerting) => Some(tokio::spawn(alerting.run(shared.clone()))),
-        None => None,
-    };
+    let alerts = alerting::Alerting::open(&shared, &client)
+        .await?
+        .map(|alerting| tokio::spawn(alerting.run(shared.clone())));
     let saver = tokio::spawn(spend::keep_saving(shared.clone(), client.clone()));
     let watcher = tokio::spawn(watch::watch(shared.clone(), client.renewed_deadline()));
     let reloader = {
