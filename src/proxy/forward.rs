@@ -24,6 +24,7 @@ use super::paths;
 use super::record::RequestRecord;
 use super::redact::StreamRedactor;
 use super::usage::UsageScanner;
+use super::usage_endpoint;
 use super::Shared;
 
 /// The body type sent upstream.
@@ -121,6 +122,23 @@ async fn forward(
             "the request path cannot be forwarded",
         ));
     };
+    if path == usage_endpoint::PATH {
+        let caller = auth::authenticate(request.headers(), &shared.keys, false)
+            .await
+            .map_err(|rejected| local(StatusCode::UNAUTHORIZED, rejected.message()))?;
+        record.client = caller.name().to_string();
+        let Caller::Key(policy) = caller else {
+            return Err(local(StatusCode::UNAUTHORIZED, "a client key is required"));
+        };
+        let (status, body) = usage_endpoint::answer(shared, request.method(), &policy).await;
+        let response = Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(ProxyBody::local(body.to_string()))
+            .expect("a valid local response");
+        return Err(response);
+    }
     let Some((route_index, route, rest)) = shared.config.route_for(&path) else {
         return Err(local(StatusCode::NOT_FOUND, "no route for this path"));
     };

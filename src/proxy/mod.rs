@@ -6,7 +6,7 @@
 //!   reservations; [`store`]: the same limits in Redis, shared by replicas; [`limits`]: one
 //!   admission path over both; [`spend`]: budgets kept in Vault. [`paths`]: dot-segments resolved.
 //! - [`forward`] and [`body`]: forwarding and streaming, with [`redact`] masking the key and
-//!   [`usage`] reading token counts from answers.
+//!   [`usage`] reading token counts from answers; [`usage_endpoint`]: a client's own usage.
 //! - [`credentials`] and [`watch`]: the injected headers and switching them on rotation.
 //! - [`metrics`], [`access_log`] and [`record`]: what is known about each request;
 //!   [`alerting`]: `[[proxy.alerts]]` checked in the background.
@@ -33,6 +33,7 @@ pub mod routes;
 pub mod spend;
 pub mod store;
 pub mod usage;
+pub mod usage_endpoint;
 pub mod watch;
 
 use std::convert::Infallible;
