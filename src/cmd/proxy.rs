@@ -171,6 +171,11 @@ async fn manage_keys(
             if !store.revoke(client, name).await? {
                 bail!("no client key named {name:?} under {path}");
             }
+            if let Some(settings) = limits {
+                // The store's spend goes with the key, like Vault's record.
+                let shared = crate::proxy::store::connect(client, settings, path).await?;
+                shared.forget_spent(name).await?;
+            }
             crate::log::note(format_args!(
                 "client key {name} revoked; running proxies refuse it at their next key reload"
             ));

@@ -222,6 +222,17 @@ impl RedisStore {
         Ok(spent.unwrap_or(0))
     }
 
+    /// Forgets what a revoked key spent, as its Vault record is forgotten: a new key of the
+    /// same name starts from 0.
+    pub async fn forget_spent(&self, client: &str) -> Result<(), Unavailable> {
+        let mut connection = self.inner.connection.clone();
+        let _: i64 = connection
+            .del(self.inner.key(client, "spent"))
+            .await
+            .map_err(|err| self.inner.failed(&err))?;
+        Ok(())
+    }
+
     /// Sets what the key has spent, e.g. from the figure reconciled to Vault when the store
     /// was empty. Only raises it, so replicas racing at start-up cannot lose spend.
     pub async fn seed_spent(&self, client: &str, spent: u64) -> Result<(), Unavailable> {
