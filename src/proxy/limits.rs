@@ -47,10 +47,8 @@ pub enum Denied {
 /// its estimate to the store that admitted it.
 pub enum Ticket {
     Local(admission::Ticket),
-    Shared {
-        ticket: redis_store::Ticket,
-        renewal: Renewal,
-    },
+    /// Its lease is renewed by the store while it is held.
+    Shared(redis_store::Ticket),
 }
 
 impl Ticket {
@@ -58,18 +56,7 @@ impl Ticket {
     pub fn estimate(&self) -> u64 {
         match self {
             Ticket::Local(ticket) => ticket.estimate(),
-            Ticket::Shared { ticket, .. } => ticket.estimate(),
-        }
-    }
-}
-
-/// Stops renewing a lease when the ticket settles or is dropped.
-pub struct Renewal(Option<tokio::task::AbortHandle>);
-
-impl Drop for Renewal {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
+            Ticket::Shared(ticket) => ticket.estimate(),
         }
     }
 }
@@ -119,10 +106,7 @@ impl Limits {
         let estimate = if counts_tokens { estimate.max(1) } else { 0 };
         let quota = Quota::of(policy, policy.concurrency);
         match shared.store.admit(&policy.name, quota, estimate).await {
-            Ok(Ok(ticket)) => {
-                let renewal = Renewal(ticket.keep_renewing());
-                Ok(Ticket::Shared { ticket, renewal })
-            }
+            Ok(Ok(ticket)) => Ok(Ticket::Shared(ticket)),
             Ok(Err(refusal)) => Err(Denied::Refused(refusal)),
             Err(unavailable) => match shared.store.failure_mode() {
                 FailureMode::FailClosed => {
@@ -151,8 +135,7 @@ impl Limits {
     pub fn settle(&self, ticket: Ticket, actual: u64) {
         match ticket {
             Ticket::Local(ticket) => self.admission().settle(ticket, actual),
-            Ticket::Shared { ticket, renewal } => {
-                drop(renewal);
+            Ticket::Shared(ticket) => {
                 tokio::spawn(async move {
                     if let Err(err) = ticket.settle(actual).await {
                         crate::log::warn(format_args!("settling a request's tokens: {err}"));

@@ -69,6 +69,9 @@ struct Inner {
     admit: LoadedScript,
     settle: LoadedScript,
     errors: AtomicU64,
+    /// The tickets of this replica in flight (id to client), whose leases
+    /// [`renew_held`] extends together.
+    held: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// A handle on the store; cheap to clone, one per replica.
@@ -135,18 +138,26 @@ impl RedisStore {
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(unavailable)?;
-        Ok(RedisStore {
-            inner: Arc::new(Inner {
-                connection,
-                namespace: namespace.trim_matches('/').to_string(),
-                address,
-                failure: settings.failure,
-                lease,
-                admit: LoadedScript::new(ADMIT),
-                settle: LoadedScript::new(SETTLE),
-                errors: AtomicU64::new(0),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            connection,
+            namespace: namespace.trim_matches('/').to_string(),
+            address,
+            failure: settings.failure,
+            lease,
+            admit: LoadedScript::new(ADMIT),
+            settle: LoadedScript::new(SETTLE),
+            errors: AtomicU64::new(0),
+            held: Default::default(),
+        });
+        tokio::spawn(renew_held(Arc::downgrade(&inner)));
+        Ok(RedisStore { inner })
+    }
+
+    /// Stops renewing the leases of the tickets in flight, as a replica that died would:
+    /// for tests of what the survivors do.
+    #[doc(hidden)]
+    pub fn abandon_leases(&self) {
+        self.inner.held.lock().expect("held lock").clear();
     }
 
     /// What the proxy does while this store is unavailable.
@@ -190,6 +201,11 @@ impl RedisStore {
         let answer: Vec<i64> = self.inner.run(&self.inner.admit, client, &argv).await?;
         match answer.as_slice() {
             [1] => {
+                self.inner
+                    .held
+                    .lock()
+                    .expect("held lock")
+                    .insert(ticket.id.clone(), client.to_string());
                 ticket.store = Some(self.inner.clone());
                 Ok(Ok(ticket))
             }
@@ -321,21 +337,6 @@ impl Ticket {
         }
     }
 
-    /// Renews the lease every third of its length until the returned task is aborted (at
-    /// settle or drop), so a long stream keeps its reservation and a dead replica's runs out.
-    pub fn keep_renewing(&self) -> Option<tokio::task::AbortHandle> {
-        let store = self.store.clone()?;
-        let (client, id) = (self.client.clone(), self.id.clone());
-        let every = (store.lease / 3).max(Duration::from_millis(100));
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                let _ = renew(&store, &client, &id).await;
-            }
-        });
-        Some(task.abort_handle())
-    }
-
     /// Releases the reservation and charges `actual` tokens; returns the key's spend.
     pub async fn settle(mut self, actual: u64) -> Result<u64, Unavailable> {
         match self.store.take() {
@@ -345,12 +346,56 @@ impl Ticket {
     }
 }
 
-async fn renew(store: &Inner, client: &str, id: &str) -> Result<(), Unavailable> {
+/// Every third of the lease, extends the leases of all this replica's tickets in flight, in
+/// one pipeline: a long stream keeps its reservation, a dead replica's leases run out. One
+/// task per store, not one per request.
+async fn renew_held(store: std::sync::Weak<Inner>) {
+    let every = match store.upgrade() {
+        Some(store) => (store.lease / 3).max(Duration::from_millis(100)),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        let held: Vec<(String, String)> = store
+            .held
+            .lock()
+            .expect("held lock")
+            .iter()
+            .map(|(id, client)| (id.clone(), client.clone()))
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        let Ok(now_ms) = redis_now_ms(&store).await else {
+            continue;
+        };
+        let deadline = now_ms + store.lease.as_millis() as u64;
+        let mut pipe = redis::pipe();
+        for (id, client) in &held {
+            pipe.cmd("ZADD")
+                .arg(store.key(client, "lease"))
+                .arg("XX")
+                .arg(deadline)
+                .arg(id)
+                .ignore();
+        }
+        let renewed: Result<(), _> = pipe.query_async(&mut store.connection.clone()).await;
+        if let Err(err) = renewed {
+            store.failed(&err);
+        }
+    }
+}
+
+/// Redis's clock in ms, the one the scripts use.
+async fn redis_now_ms(store: &Inner) -> Result<u64, Unavailable> {
     let time: Vec<String> = redis::cmd("TIME")
         .query_async(&mut store.connection.clone())
         .await
         .map_err(|err| store.failed(&err))?;
-    let now_ms = time
+    Ok(time
         .first()
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(0)
@@ -359,7 +404,11 @@ async fn renew(store: &Inner, client: &str, id: &str) -> Result<(), Unavailable>
             .get(1)
             .and_then(|us| us.parse::<u64>().ok())
             .unwrap_or(0)
-            / 1000;
+            / 1000)
+}
+
+async fn renew(store: &Inner, client: &str, id: &str) -> Result<(), Unavailable> {
+    let now_ms = redis_now_ms(store).await?;
     let _: i64 = redis::cmd("ZADD")
         .arg(store.key(client, "lease"))
         .arg("XX")
@@ -378,6 +427,7 @@ async fn settle(
     estimate: u64,
     actual: u64,
 ) -> Result<u64, Unavailable> {
+    store.held.lock().expect("held lock").remove(id);
     let (estimate, actual) = (estimate.to_string(), actual.to_string());
     store
         .run(&store.settle, client, &[id, &estimate, &actual])
@@ -389,6 +439,7 @@ impl Drop for Ticket {
         let Some(store) = self.store.take() else {
             return;
         };
+        store.held.lock().expect("held lock").remove(&self.id);
         // Without a runtime the lease runs out and Redis charges the estimate itself.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (client, id, estimate) = (
