@@ -918,7 +918,8 @@ Examples:
   keywrap audit report --log /var/log/vault/audit.log
   keywrap audit report --log audit.log --path 'secret/openai*' --since 2026-11-01 --format csv
   keywrap audit report --log audit.log --host build-01 --format json
-  keywrap audit report --log audit.log --since 24h --flagged --alert \"$SLACK_WEBHOOK\" --alert-format slack
+  keywrap audit report --log audit.log --since 24h --flagged --alert secret/ops#slack_webhook --alert-format slack
+  keywrap audit report --log audit.log --flagged --alert-env SLACK_WEBHOOK
 
 Docs: docs/audit-report.md")]
 pub struct ReportArgs {
@@ -951,12 +952,17 @@ pub struct ReportArgs {
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 
-    /// Also send one alert per flag and path shown to this webhook (http:// or https://).
-    #[arg(long, value_name = "URL")]
+    /// Also send one alert per flag and path shown to the webhook whose URL is in Vault at
+    /// this reference (PATH#FIELD): a webhook URL is a secret, so never the URL itself.
+    #[arg(long, value_name = "REF", conflicts_with = "alert_env")]
     pub alert: Option<String>,
 
+    /// Like --alert, with the webhook URL read from this environment variable.
+    #[arg(long, value_name = "NAME")]
+    pub alert_env: Option<String>,
+
     /// The alerts' body: a Slack incoming-webhook message or plain JSON.
-    #[arg(long, value_enum, default_value_t = AlertFormat::Json, requires = "alert")]
+    #[arg(long, value_enum, default_value_t = AlertFormat::Json)]
     pub alert_format: AlertFormat,
 }
 

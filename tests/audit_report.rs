@@ -437,7 +437,8 @@ fn alert_sends_each_flagged_anomaly_once_and_no_secret() {
     };
     let run = bao
         .keywrap()
-        .args(["audit", "report", "--flagged", "--alert", &receiver.url])
+        .env("OPS_WEBHOOK", &receiver.url)
+        .args(["audit", "report", "--flagged", "--alert-env", "OPS_WEBHOOK"])
         .args(["--alert-format", "slack", "--log"])
         .arg(&bao.audit_log)
         .run();
@@ -478,10 +479,16 @@ fn alert_sends_each_flagged_anomaly_once_and_no_secret() {
 fn alert_to_a_failing_webhook_fails_after_bounded_retries() {
     let bao = server_with_history();
     let receiver = support::stub::Stub::start(|_| (500, "{}".into()));
+    bao.kv_put(
+        "secret/ops",
+        &[(
+            "hook",
+            &format!("{}/hooks/not-a-real-secret-part", receiver.url),
+        )],
+    );
     let run = bao
         .keywrap()
-        .args(["audit", "report", "--flagged", "--alert"])
-        .arg(format!("{}/hooks/not-a-real-secret-part", receiver.url))
+        .args(["audit", "report", "--flagged", "--alert", "secret/ops#hook"])
         .arg("--log")
         .arg(&bao.audit_log)
         .run();
@@ -489,4 +496,26 @@ fn alert_to_a_failing_webhook_fails_after_bounded_retries() {
         .assert_stderr_contains("did not take the alert after 4 attempts: HTTP 500");
     assert!(!run.stderr.contains("not-a-real-secret-part"));
     assert_eq!(receiver.requests.lock().unwrap().len(), 4);
+}
+
+#[test]
+fn alert_refuses_a_webhook_url_in_argv() {
+    let bao = server_with_history();
+    let run = bao
+        .keywrap()
+        .args(["audit", "report", "--flagged", "--alert"])
+        .arg("https://hooks.example.invalid/services/not-a-real-secret-part")
+        .arg("--log")
+        .arg(&bao.audit_log)
+        .run();
+    assert!(!run.status.success());
+    run.assert_stderr_contains("not the URL itself (not shown)");
+    assert!(!run.stderr.contains("not-a-real-secret-part"));
+    let unset = bao
+        .keywrap()
+        .args(["audit", "report", "--alert-env", "KEYWRAP_TEST_NO_SUCH_VAR"])
+        .arg("--log")
+        .arg(&bao.audit_log)
+        .run();
+    assert!(!unset.stderr.is_empty() && unset.stderr.contains("KEYWRAP_TEST_NO_SUCH_VAR"));
 }

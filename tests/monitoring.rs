@@ -19,7 +19,9 @@ fn monitoring(name: &str) -> String {
 /// The series names the proxy's `/metrics` can hold.
 fn exported() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for line in Metrics::default().render().lines() {
+    // The store's counters are rendered only with `[proxy] store`.
+    let text = Metrics::default().render() + &keywrap::proxy::metrics::store_counters(0, 0);
+    for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap();
             names.insert(name.to_string());

@@ -747,6 +747,37 @@ fn a_spent_budget_stays_spent_across_a_restart() {
 }
 
 #[test]
+fn the_usage_endpoint_answers_a_client_about_its_own_key() {
+    let proxy = Proxy::start(&["--allow-anonymous"]);
+    let key = proxy.create_key("thrifty", &["--budget", "50"]);
+    assert_eq!(get(&proxy.url("/v1/echo"), Some(&key)).status, 200);
+    let usage = get(&proxy.url("/v1/keywrap/usage"), Some(&key));
+    assert_eq!(usage.status, 200, "{}", usage.body);
+    let body: serde_json::Value = serde_json::from_str(&usage.body).unwrap();
+    assert_eq!(
+        (
+            body["name"].as_str(),
+            body["spent"].as_u64(),
+            body["remaining"].as_u64()
+        ),
+        (Some("thrifty"), Some(8), Some(42))
+    );
+    assert_eq!(
+        get(&proxy.url("/v1/keywrap/usage"), None).status,
+        401,
+        "no usage without a key, even with anonymous access on"
+    );
+    assert!(
+        proxy
+            .upstream
+            .seen()
+            .iter()
+            .all(|s| !s.path.contains("keywrap")),
+        "never forwarded"
+    );
+}
+
+#[test]
 fn metrics_name_clients_never_keys() {
     let proxy = Proxy::start(&[]);
     let key = proxy.create_key("alice", &[]);

@@ -152,6 +152,7 @@ async fn a_ticket_whose_holder_dies_is_charged_its_estimate() {
     let survivor = replica(&redis).await;
     // The replica dies mid-request: nothing settles and nothing drops the ticket.
     std::mem::forget(admit(&dying, quota(0, 0, 10_000, 0), 500).await.unwrap());
+    dying.abandon_leases();
     let mut spent = spent_after_sweep(&survivor).await;
     assert_eq!(spent, 0, "the lease has not run out yet");
     for _ in 0..50 {
@@ -283,4 +284,24 @@ async fn an_alert_fires_once_across_replicas() {
         (body["rule"].as_str(), body["threshold"].as_str()),
         (Some("budget"), Some("80%"))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_ticket_keeps_its_lease_past_the_lease_length() {
+    let redis = Redis::start();
+    let streaming = replica_with_lease(&redis, Duration::from_millis(300)).await;
+    let survivor = replica(&redis).await;
+    let ticket = admit(&streaming, quota(0, 0, 10_000, 0), 500)
+        .await
+        .unwrap();
+    // Four lease lengths: the store renews it every 100 ms meanwhile.
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            spent_after_sweep(&survivor).await,
+            0,
+            "a live lease was swept"
+        );
+    }
+    assert_eq!(ticket.settle(7).await.unwrap(), 7);
 }

@@ -1,4 +1,4 @@
-//! `audit report --alert URL`: one alert per flag and secret path the report shows, with
+//! `audit report --alert REF`: one alert per flag and secret path the report shows, with
 //! how many reads it covers and the first of them. The report's reads carry paths, hosts
 //! and accessors, never a secret value or a token.
 

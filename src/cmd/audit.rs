@@ -14,13 +14,14 @@ use crate::cli::{AlertFormat, AuditCommand, Cli, ReportArgs, ReportFormat};
 use crate::config;
 use crate::environment::Environment;
 use crate::identity::{RunIdentity, AUDITED_HEADERS};
+use crate::secret::SecretValue;
 use crate::session::Session;
 use crate::timestamp::Timestamp;
 
 pub fn run(cli: &Cli, command: &AuditCommand) -> Result<ExitCode> {
     match command {
         AuditCommand::Setup => setup(cli),
-        AuditCommand::Report(args) => report(args),
+        AuditCommand::Report(args) => report(cli, args),
     }
 }
 
@@ -64,7 +65,9 @@ async fn register_headers(session: &Session) -> Result<()> {
 /// Reads in large blocks: the log is read once, front to back.
 const READ_BUFFER: usize = 4 << 20;
 
-fn report(args: &ReportArgs) -> Result<ExitCode> {
+fn report(cli: &Cli, args: &ReportArgs) -> Result<ExitCode> {
+    // Before the work: a webhook that cannot be read fails the run at once.
+    let webhook = alert_webhook(cli, args)?;
     let now = Timestamp::now();
     let filters = Filters {
         path: args.path.as_deref().map(PathPattern::new),
@@ -111,8 +114,8 @@ fn report(args: &ReportArgs) -> Result<ExitCode> {
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(err) => return Err(err).context("cannot write the report"),
     }
-    if let Some(url) = &args.alert {
-        send_alerts(&report, url, args.alert_format)?;
+    if let Some(url) = webhook {
+        send_alerts(&report, url.expose(), args.alert_format)?;
     }
     if report.stats.reads == 0 && report.stats.lines > 0 {
         crate::log::warn(format_args!(
@@ -132,6 +135,46 @@ fn parse_time(text: &str, now: Timestamp, flag: &str) -> Result<Timestamp> {
         Ok(age) => Ok(now.minus(age)),
         Err(_) => bail!("{flag} {text:?}: write a time (2026-11-30T12:00:00Z), a date (2026-11-30) or an age (24h, 7d)"),
     }
+}
+
+/// The webhook URL from `--alert REF` (read from Vault) or `--alert-env NAME`. A URL given
+/// to `--alert` itself is refused: it would sit in the process list and shell history.
+fn alert_webhook(cli: &Cli, args: &ReportArgs) -> Result<Option<SecretValue>> {
+    if let Some(name) = &args.alert_env {
+        let url = std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .with_context(|| format!("--alert-env {name}: that environment variable is not set"))?;
+        return Ok(Some(SecretValue::new(url)));
+    }
+    let Some(text) = &args.alert else {
+        return Ok(None);
+    };
+    if text.contains("://") {
+        bail!("--alert takes a reference to the webhook URL in Vault (PATH#FIELD), not the URL itself (not shown); or name an environment variable with --alert-env");
+    }
+    let reference = text
+        .parse::<crate::reference::Reference>()
+        .map_err(|err| anyhow::anyhow!("--alert: {err}"))?;
+    let env = Environment::from_process();
+    let loaded = config::locate(cli.config.as_deref())?;
+    let identity = RunIdentity::detect(&env, Some("audit report"));
+    let binding = crate::bindings::Binding {
+        name: "alert".into(),
+        reference,
+        origin: crate::bindings::Origin::Flag,
+    };
+    let runtime = crate::runtime::runtime()?;
+    let value = runtime.block_on(async {
+        let session =
+            Session::open(super::session_inputs(cli, &env, loaded.as_ref()), identity).await?;
+        let resolved =
+            crate::resolve::resolve(&session.client, std::slice::from_ref(&binding)).await;
+        session.close().await;
+        let mut resolved = resolved.context("reading the --alert webhook URL")?;
+        anyhow::Ok(resolved.values.remove(0).1)
+    })?;
+    Ok(Some(value))
 }
 
 /// Sends the anomalies the report shows, once each (see [`audit_report::alerts`]).

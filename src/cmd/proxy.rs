@@ -11,6 +11,8 @@ use crate::environment::Environment;
 use crate::identity::RunIdentity;
 use crate::proxy::config::{keys_path, ProxyConfig};
 use crate::proxy::keys::{KeyPolicy, KeyRecord, KeyStore};
+use crate::proxy::store::redis::RedisStore;
+use crate::proxy::store::settings::StoreSettings;
 use crate::secret::ExposeSecret;
 use crate::session::Session;
 
@@ -69,13 +71,19 @@ fn keys(
     let identity = RunIdentity::detect(env, Some("proxy keys"));
     crate::runtime::runtime()?.block_on(async {
         let session = Session::open(super::session_inputs(cli, env, loaded), identity).await?;
-        let outcome = manage_keys(&session, &path, command).await;
+        let store = crate::proxy::config::store_settings(loaded)?;
+        let outcome = manage_keys(&session, &path, store.as_ref(), command).await;
         session.close().await;
         outcome
     })
 }
 
-async fn manage_keys(session: &Session, path: &str, command: &KeysCommand) -> Result<ExitCode> {
+async fn manage_keys(
+    session: &Session,
+    path: &str,
+    limits: Option<&StoreSettings>,
+    command: &KeysCommand,
+) -> Result<ExitCode> {
     let client = &session.client;
     let store = KeyStore::open(client, path).await?;
     match command {
@@ -88,6 +96,7 @@ async fn manage_keys(session: &Session, path: &str, command: &KeysCommand) -> Re
             ));
         }
         KeysCommand::List { format } => {
+            let spend = Spend::open(client, limits, path).await?;
             let listing = store.list(client).await?;
             let mut records = listing.records;
             records.sort_by(|a, b| a.policy.name.cmp(&b.policy.name));
@@ -96,7 +105,7 @@ async fn manage_keys(session: &Session, path: &str, command: &KeysCommand) -> Re
                 for record in &records {
                     let spent = match record.policy.budget {
                         0 => None,
-                        _ => Some(store.read_spent(client, &record.policy.name).await?.0),
+                        _ => Some(spend.of(&store, client, &record.policy.name).await?),
                     };
                     keys.push(key_json(record, spent));
                 }
@@ -132,7 +141,7 @@ async fn manage_keys(session: &Session, path: &str, command: &KeysCommand) -> Re
                 let p = &record.policy;
                 // Spends are kept for keys with a budget only.
                 let spent = if p.budget > 0 {
-                    store.read_spent(client, &p.name).await?.0.to_string()
+                    spend.of(&store, client, &p.name).await?.to_string()
                 } else {
                     "-".to_string()
                 };
@@ -162,12 +171,55 @@ async fn manage_keys(session: &Session, path: &str, command: &KeysCommand) -> Re
             if !store.revoke(client, name).await? {
                 bail!("no client key named {name:?} under {path}");
             }
+            if let Some(settings) = limits {
+                // The store's spend goes with the key, like Vault's record.
+                let shared = crate::proxy::store::connect(client, settings, path).await?;
+                shared.forget_spent(name).await?;
+            }
             crate::log::note(format_args!(
                 "client key {name} revoked; running proxies refuse it at their next key reload"
             ));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `keys list` reads spends: the limits store when `[proxy] store` is set (the
+/// source of truth), Vault's record otherwise.
+enum Spend {
+    Vault,
+    Store(RedisStore),
+}
+
+impl Spend {
+    async fn open(
+        client: &crate::vault::VaultClient,
+        settings: Option<&StoreSettings>,
+        path: &str,
+    ) -> Result<Spend> {
+        Ok(match settings {
+            Some(settings) => {
+                Spend::Store(crate::proxy::store::connect(client, settings, path).await?)
+            }
+            None => Spend::Vault,
+        })
+    }
+
+    async fn of(
+        &self,
+        keys: &KeyStore,
+        client: &crate::vault::VaultClient,
+        name: &str,
+    ) -> Result<u64> {
+        match self {
+            Spend::Vault => Ok(keys.read_spent(client, name).await?.0),
+            Spend::Store(store) => {
+                let stored = store.spent(name).await?;
+                // A store not seeded yet (no proxy started since it was emptied): Vault's record.
+                Ok(stored.max(keys.read_spent(client, name).await?.0))
+            }
+        }
+    }
 }
 
 /// One client key for `keys list --format json`: 0 limits (unlimited) and empty lists (all

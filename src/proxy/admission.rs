@@ -258,6 +258,12 @@ impl Admission {
         ticket.release(actual_tokens, Instant::now());
     }
 
+    /// Everything a client spent, as far as this proxy knows.
+    pub fn spent(&self, name: &str) -> u64 {
+        let clients = self.clients.lock().expect("admission lock");
+        clients.get(name).map_or(0, |state| state.spent)
+    }
+
     /// The tokens a client spent that are not saved yet.
     pub fn unsaved(&self, name: &str) -> u64 {
         let clients = self.clients.lock().expect("admission lock");

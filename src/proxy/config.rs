@@ -70,6 +70,26 @@ pub fn keys_path(args: &ProxyArgs, file: Option<&LoadedConfig>) -> String {
         .to_string()
 }
 
+/// `[proxy] store` of the config file, parsed: for `keys list`, which shows the store's spend.
+pub fn store_settings(
+    file: Option<&LoadedConfig>,
+) -> Result<Option<super::store::settings::StoreSettings>> {
+    let Some(section) = file.map(|f| &f.file.proxy) else {
+        return Ok(None);
+    };
+    section
+        .store
+        .as_deref()
+        .map(|url| {
+            super::store::settings::StoreSettings::parse(
+                url,
+                section.store_password.as_deref(),
+                section.store_failure.as_deref(),
+            )
+        })
+        .transpose()
+}
+
 impl ProxyConfig {
     /// `timeout` is the global `--timeout`: given to `keywrap proxy`, it is meant for the
     /// upstream as much as for Vault, so it is the upstream timeout unless one is set.
@@ -169,17 +189,7 @@ impl ProxyConfig {
             } else {
                 args.cors_origins.clone()
             }),
-            store: section
-                .store
-                .as_deref()
-                .map(|url| {
-                    super::store::settings::StoreSettings::parse(
-                        url,
-                        section.store_password.as_deref(),
-                        section.store_failure.as_deref(),
-                    )
-                })
-                .transpose()?,
+            store: store_settings(file)?,
             alerts: section
                 .alerts
                 .iter()

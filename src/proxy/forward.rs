@@ -13,16 +13,18 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use super::admission::{self, Ticket};
+use super::admission;
 use super::auth::{self, Caller};
 use super::body::{ProxyBody, Streamed};
 use super::config::MAX_BUFFERED_BODY;
 use super::cors;
 use super::credentials::HeaderSet;
+use super::limits::{Denied, Ticket};
 use super::paths;
 use super::record::RequestRecord;
 use super::redact::StreamRedactor;
 use super::usage::UsageScanner;
+use super::usage_endpoint;
 use super::Shared;
 
 /// The body type sent upstream.
@@ -120,6 +122,23 @@ async fn forward(
             "the request path cannot be forwarded",
         ));
     };
+    if path == usage_endpoint::PATH {
+        let caller = auth::authenticate(request.headers(), &shared.keys, false)
+            .await
+            .map_err(|rejected| local(StatusCode::UNAUTHORIZED, rejected.message()))?;
+        record.client = caller.name().to_string();
+        let Caller::Key(policy) = caller else {
+            return Err(local(StatusCode::UNAUTHORIZED, "a client key is required"));
+        };
+        let (status, body) = usage_endpoint::answer(shared, request.method(), &policy).await;
+        let response = Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(ProxyBody::local(body.to_string()))
+            .expect("a valid local response");
+        return Err(response);
+    }
     let Some((route_index, route, rest)) = shared.config.route_for(&path) else {
         return Err(local(StatusCode::NOT_FOUND, "no route for this path"));
     };
@@ -194,9 +213,19 @@ async fn forward(
         } else {
             0
         };
-        match shared.admission.admit(policy, estimate) {
+        match shared.limits.admit(policy, estimate).await {
             Ok(admitted) => ticket = Some(admitted),
-            Err(refusal) => {
+            Err(Denied::Unavailable) => {
+                let mut response = local(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    super::limits::UNAVAILABLE_MESSAGE,
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+                return Err(response);
+            }
+            Err(Denied::Refused(refusal)) => {
                 shared
                     .metrics
                     .rate_limited(&policy.name, refusal.limit.label());
@@ -240,7 +269,7 @@ async fn forward(
             // Never reached the upstream: nothing to charge. A timeout may have.
             if failure.status() == StatusCode::BAD_GATEWAY {
                 if let Some(ticket) = record.ticket.take() {
-                    shared.admission.settle(ticket, 0);
+                    shared.limits.settle(ticket, 0);
                 }
             }
             return Err(failure);

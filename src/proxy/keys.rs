@@ -420,7 +420,14 @@ pub struct KeyRing {
     last_reload: tokio::sync::Mutex<Instant>,
     /// The bad-record warnings given, so each is given once.
     warned: std::sync::Mutex<BTreeSet<String>>,
+    /// Hashes of keys revoked while this proxy ran, by name (for the `revoked_key` alert).
+    revoked: std::sync::Mutex<HashMap<KeyHash, String>>,
+    /// Names of revoked keys presented since the last [`KeyRing::take_revoked_tried`].
+    revoked_tried: std::sync::Mutex<BTreeSet<String>>,
 }
+
+/// Revoked keys remembered at most, so a churn of keys cannot grow the memory.
+const REVOKED_REMEMBERED: usize = 10_000;
 
 impl KeyRing {
     pub async fn load(store: KeyStore, client: VaultClient) -> Result<Self> {
@@ -430,6 +437,8 @@ impl KeyRing {
             keys: RwLock::default(),
             last_reload: tokio::sync::Mutex::new(Instant::now()),
             warned: std::sync::Mutex::default(),
+            revoked: std::sync::Mutex::default(),
+            revoked_tried: std::sync::Mutex::default(),
         };
         let count = ring.reload().await?;
         crate::log::verbose(format_args!(
@@ -455,7 +464,9 @@ impl KeyRing {
             names,
         };
         let count = loaded.by_hash.len();
-        *self.keys.write().expect("key set lock") = Arc::new(loaded);
+        let mut keys = self.keys.write().expect("key set lock");
+        self.remember_revoked(&keys, &loaded);
+        *keys = Arc::new(loaded);
         Ok(count)
     }
 
@@ -494,15 +505,35 @@ impl KeyRing {
         for record in listing.records {
             by_hash.insert(record.hash, Arc::new(record.policy));
         }
-        *keys = Arc::new(Loaded {
+        let loaded = Loaded {
             by_hash,
             names: stored,
-        });
+        };
+        self.remember_revoked(&keys, &loaded);
+        *keys = Arc::new(loaded);
         Ok(true)
     }
 
     pub fn store(&self) -> &KeyStore {
         &self.store
+    }
+
+    /// Keys of `old` whose names are gone in `new` were revoked: their hashes are kept.
+    fn remember_revoked(&self, old: &Loaded, new: &Loaded) {
+        let mut revoked = self.revoked.lock().expect("revoked lock");
+        for (hash, policy) in &old.by_hash {
+            if !new.names.contains(&policy.name) && revoked.len() < REVOKED_REMEMBERED {
+                revoked.insert(*hash, policy.name.clone());
+            }
+        }
+        revoked.retain(|hash, _| !new.by_hash.contains_key(hash));
+    }
+
+    /// The names of revoked keys presented since the last call.
+    pub fn take_revoked_tried(&self) -> Vec<String> {
+        std::mem::take(&mut *self.revoked_tried.lock().expect("revoked lock"))
+            .into_iter()
+            .collect()
     }
 
     /// The loaded keys that have a budget.
@@ -547,7 +578,16 @@ impl KeyRing {
             }
         }
         drop(last);
-        self.lookup(&key_hash)
+        let found = self.lookup(&key_hash);
+        if found.is_none() {
+            if let Some(name) = self.revoked.lock().expect("revoked lock").get(&key_hash) {
+                self.revoked_tried
+                    .lock()
+                    .expect("revoked lock")
+                    .insert(name.clone());
+            }
+        }
+        found
     }
 
     /// Reloads every `interval` for as long as the proxy runs (changed limits), and applies

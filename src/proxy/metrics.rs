@@ -70,6 +70,14 @@ struct Inner {
     key_switches: u64,
 }
 
+/// Totals since start, for [`super::alerting`].
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub rate_limited: BTreeMap<String, u64>,
+    pub upstream_errors: BTreeMap<String, u64>,
+    pub requests: BTreeMap<String, u64>,
+}
+
 /// The proxy's counters and histograms.
 #[derive(Default)]
 pub struct Metrics {
@@ -122,6 +130,22 @@ impl Metrics {
 
     pub fn key_switched(&self) {
         self.inner.lock().expect("metrics lock").key_switches += 1;
+    }
+
+    /// Counters the alerts look at: 429s by client, upstream errors and requests by route.
+    pub fn counts(&self) -> Counts {
+        let inner = self.inner.lock().expect("metrics lock");
+        let mut counts = Counts::default();
+        for ((client, _), n) in &inner.rate_limited {
+            *counts.rate_limited.entry(client.clone()).or_default() += n;
+        }
+        for ((route, _), n) in &inner.upstream_errors {
+            *counts.upstream_errors.entry(route.clone()).or_default() += n;
+        }
+        for ((_, route, _), n) in &inner.requests {
+            *counts.requests.entry(route.clone()).or_default() += n;
+        }
+        counts
     }
 
     /// The text exposition format.
@@ -216,6 +240,27 @@ impl Metrics {
         );
         out
     }
+}
+
+/// The limits store's counters (`[proxy] store` only): operations that failed because Redis
+/// was unreachable, and requests admitted under local limits meanwhile (`fail_open`).
+pub fn store_counters(errors: u64, fail_open: u64) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        "keywrap_proxy_store_errors_total",
+        "counter",
+        "Limits store operations that failed (Redis unreachable or too slow).",
+    );
+    let _ = writeln!(out, "keywrap_proxy_store_errors_total {errors}");
+    header(
+        &mut out,
+        "keywrap_proxy_store_fail_open_total",
+        "counter",
+        "Requests admitted under this replica's own limits while the store was down.",
+    );
+    let _ = writeln!(out, "keywrap_proxy_store_fail_open_total {fail_open}");
+    out
 }
 
 fn histogram<'a>(map: &'a mut BTreeMap<String, Histogram>, route: &str) -> &'a mut Histogram {

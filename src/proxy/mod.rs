@@ -3,16 +3,19 @@
 //! - [`config`] and [`routes`]: settings, routes and header templates.
 //! - [`keys`] and [`auth`]: client keys in Vault (hashes only) and checking them.
 //! - [`admission`]: requests and tokens per minute, budgets, requests in flight, with
-//!   reservations; [`spend`]: budgets kept in Vault. [`paths`]: dot-segments resolved.
+//!   reservations; [`store`]: the same limits in Redis, shared by replicas; [`limits`]: one
+//!   admission path over both; [`spend`]: budgets kept in Vault. [`paths`]: dot-segments resolved.
 //! - [`forward`] and [`body`]: forwarding and streaming, with [`redact`] masking the key and
-//!   [`usage`] reading token counts from answers.
+//!   [`usage`] reading token counts from answers; [`usage_endpoint`]: a client's own usage.
 //! - [`credentials`] and [`watch`]: the injected headers and switching them on rotation.
-//! - [`metrics`], [`access_log`] and [`record`]: what is known about each request.
+//! - [`metrics`], [`access_log`] and [`record`]: what is known about each request;
+//!   [`alerting`]: `[[proxy.alerts]]` checked in the background.
 //! - [`cors`]: answers browsers on other origins may read.
 //! - [`token`]: keeping the proxy's own Vault token alive.
 
 pub mod access_log;
 pub mod admission;
+pub mod alerting;
 pub mod auth;
 pub mod body;
 pub mod config;
@@ -21,6 +24,7 @@ pub mod cors;
 pub mod credentials;
 pub mod forward;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod paths;
 pub mod record;
@@ -29,6 +33,7 @@ pub mod routes;
 pub mod spend;
 pub mod store;
 pub mod usage;
+pub mod usage_endpoint;
 pub mod watch;
 
 use std::convert::Infallible;
@@ -47,11 +52,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use self::admission::Admission;
 use self::config::ProxyConfig;
 use self::credentials::CredentialStore;
 use self::forward::UpstreamBody;
 use self::keys::{KeyRing, KeyStore};
+use self::limits::Limits;
 use self::metrics::Metrics;
 use crate::settings::TlsSettings;
 use crate::vault::VaultClient;
@@ -68,7 +73,7 @@ pub struct Shared {
     pub config: ProxyConfig,
     pub credentials: CredentialStore,
     pub keys: KeyRing,
-    pub admission: Admission,
+    pub limits: Limits,
     pub metrics: Metrics,
     upstream: UpstreamClient,
 }
@@ -87,6 +92,12 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
     let store = KeyStore::open(&client, &config.keys_path).await?;
     let keys = KeyRing::load(store, client.renewed_deadline()).await?;
     let upstream = upstream_client(&config)?;
+    let limits = match &config.store {
+        Some(settings) => {
+            Limits::shared(store::connect(&client, settings, &config.keys_path).await?)
+        }
+        None => Limits::local(),
+    };
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -108,7 +119,7 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
         config,
         credentials: CredentialStore::new(credentials),
         keys,
-        admission: Admission::default(),
+        limits,
         metrics: Metrics::default(),
         upstream,
     });
@@ -132,6 +143,9 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
             "reading what budgeted keys spent (their budgets count from now): {err:#}"
         ));
     }
+    let alerts = alerting::Alerting::open(&shared, &client)
+        .await?
+        .map(|alerting| tokio::spawn(alerting.run(shared.clone())));
     let saver = tokio::spawn(spend::keep_saving(shared.clone(), client.clone()));
     let watcher = tokio::spawn(watch::watch(shared.clone(), client.renewed_deadline()));
     let reloader = {
@@ -149,6 +163,9 @@ pub async fn serve(config: ProxyConfig, client: VaultClient) -> Result<()> {
     watcher.abort();
     reloader.abort();
     saver.abort();
+    if let Some(alerts) = alerts {
+        alerts.abort();
+    }
     match tokio::time::timeout(FINAL_SAVE_DEADLINE, spend::save(&shared, &client, false)).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => crate::log::warn(format_args!("saving what budgeted keys spent: {err:#}")),
@@ -271,7 +288,9 @@ async fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
                 let response = if matches!(request.uri().path(), "/metrics" | "/") {
                     Response::builder()
                         .header("content-type", "text/plain; version=0.0.4")
-                        .body(Full::new(Bytes::from(shared.metrics.render())))
+                        .body(Full::new(Bytes::from(
+                            shared.metrics.render() + &shared.limits.render_metrics(),
+                        )))
                 } else {
                     Response::builder()
                         .status(StatusCode::NOT_FOUND)

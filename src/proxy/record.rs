@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 
 use super::access_log::{self, Entry};
-use super::admission::Ticket;
 use super::keys::KeyPolicy;
+use super::limits::Ticket;
 use super::metrics::Observation;
 use super::usage::Usage;
 use super::Shared;
@@ -66,10 +66,10 @@ impl RequestRecord {
             // No usage, or an answer cut short (the upstream may have gone on working):
             // the estimate, never less.
             match self.usage {
-                Some(found) if !self.aborted => shared.admission.settle(ticket, found.total()),
+                Some(found) if !self.aborted => shared.limits.settle(ticket, found.total()),
                 Some(found) => {
                     let charge = found.total().max(ticket.estimate());
-                    shared.admission.settle(ticket, charge);
+                    shared.limits.settle(ticket, charge);
                 }
                 None => drop(ticket),
             }

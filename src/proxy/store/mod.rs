@@ -12,8 +12,6 @@
 pub mod redis;
 pub mod settings;
 
-use std::time::Duration;
-
 use super::keys::KeyPolicy;
 
 /// What one admission is checked against; 0 means unlimited.
@@ -41,30 +39,32 @@ impl Quota {
     }
 }
 
-/// Which limit refused a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    Requests,
-    Tokens,
-    Budget,
-    Concurrency,
-}
+/// The same refusal as the in-process store's: one type whichever store admits.
+pub use super::admission::{Limit, Refusal};
 
-impl Limit {
-    /// The `limit` label in metrics.
-    pub fn label(self) -> &'static str {
-        match self {
-            Limit::Requests => "rpm",
-            Limit::Tokens => "tpm",
-            Limit::Budget => "budget",
-            Limit::Concurrency => "concurrency",
+/// Connects to the store named by `[proxy] store`, reading its password from Vault first.
+/// Called at start-up: a store that cannot be reached then is an error, whatever
+/// `store_failure` says, so a typo in the URL is not mistaken for an outage.
+pub async fn connect(
+    vault: &crate::vault::VaultClient,
+    settings: &settings::StoreSettings,
+    namespace: &str,
+) -> anyhow::Result<redis::RedisStore> {
+    use anyhow::Context;
+    let password = match &settings.password {
+        Some(reference) => {
+            let binding = crate::bindings::Binding {
+                name: "store_password".into(),
+                reference: reference.clone(),
+                origin: crate::bindings::Origin::Flag,
+            };
+            let mut resolved = crate::resolve::resolve(vault, std::slice::from_ref(&binding))
+                .await
+                .context("reading [proxy] store_password")?;
+            Some(resolved.values.remove(0).1 .0)
         }
-    }
-}
-
-/// Why a request was refused, and when to try again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal {
-    pub limit: Limit,
-    pub retry_after: Duration,
+        None => None,
+    };
+    let store = redis::RedisStore::connect(settings, password.as_ref(), namespace).await?;
+    Ok(store)
 }

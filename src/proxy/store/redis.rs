@@ -69,6 +69,9 @@ struct Inner {
     admit: LoadedScript,
     settle: LoadedScript,
     errors: AtomicU64,
+    /// The tickets of this replica in flight (id to client), whose leases
+    /// [`renew_held`] extends together.
+    held: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// A handle on the store; cheap to clone, one per replica.
@@ -135,18 +138,26 @@ impl RedisStore {
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(unavailable)?;
-        Ok(RedisStore {
-            inner: Arc::new(Inner {
-                connection,
-                namespace: namespace.trim_matches('/').to_string(),
-                address,
-                failure: settings.failure,
-                lease,
-                admit: LoadedScript::new(ADMIT),
-                settle: LoadedScript::new(SETTLE),
-                errors: AtomicU64::new(0),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            connection,
+            namespace: namespace.trim_matches('/').to_string(),
+            address,
+            failure: settings.failure,
+            lease,
+            admit: LoadedScript::new(ADMIT),
+            settle: LoadedScript::new(SETTLE),
+            errors: AtomicU64::new(0),
+            held: Default::default(),
+        });
+        tokio::spawn(renew_held(Arc::downgrade(&inner)));
+        Ok(RedisStore { inner })
+    }
+
+    /// Stops renewing the leases of the tickets in flight, as a replica that died would:
+    /// for tests of what the survivors do.
+    #[doc(hidden)]
+    pub fn abandon_leases(&self) {
+        self.inner.held.lock().expect("held lock").clear();
     }
 
     /// What the proxy does while this store is unavailable.
@@ -190,6 +201,11 @@ impl RedisStore {
         let answer: Vec<i64> = self.inner.run(&self.inner.admit, client, &argv).await?;
         match answer.as_slice() {
             [1] => {
+                self.inner
+                    .held
+                    .lock()
+                    .expect("held lock")
+                    .insert(ticket.id.clone(), client.to_string());
                 ticket.store = Some(self.inner.clone());
                 Ok(Ok(ticket))
             }
@@ -220,6 +236,17 @@ impl RedisStore {
             .await
             .map_err(|err| self.inner.failed(&err))?;
         Ok(spent.unwrap_or(0))
+    }
+
+    /// Forgets what a revoked key spent, as its Vault record is forgotten: a new key of the
+    /// same name starts from 0.
+    pub async fn forget_spent(&self, client: &str) -> Result<(), Unavailable> {
+        let mut connection = self.inner.connection.clone();
+        let _: i64 = connection
+            .del(self.inner.key(client, "spent"))
+            .await
+            .map_err(|err| self.inner.failed(&err))?;
+        Ok(())
     }
 
     /// Sets what the key has spent, e.g. from the figure reconciled to Vault when the store
@@ -304,32 +331,10 @@ impl Ticket {
 
     /// Extends the lease: a streaming holder calls this well within [`DEFAULT_LEASE`].
     pub async fn renew(&self) -> Result<(), Unavailable> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
-        let deadline: Vec<String> = redis::cmd("TIME")
-            .query_async(&mut store.connection.clone())
-            .await
-            .map_err(|err| store.failed(&err))?;
-        let now_ms = deadline
-            .first()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1000
-            + deadline
-                .get(1)
-                .and_then(|us| us.parse::<u64>().ok())
-                .unwrap_or(0)
-                / 1000;
-        let _: i64 = redis::cmd("ZADD")
-            .arg(store.key(&self.client, "lease"))
-            .arg("XX")
-            .arg(now_ms + store.lease.as_millis() as u64)
-            .arg(&self.id)
-            .query_async(&mut store.connection.clone())
-            .await
-            .map_err(|err| store.failed(&err))?;
-        Ok(())
+        match &self.store {
+            Some(store) => renew(store, &self.client, &self.id).await,
+            None => Ok(()),
+        }
     }
 
     /// Releases the reservation and charges `actual` tokens; returns the key's spend.
@@ -341,6 +346,80 @@ impl Ticket {
     }
 }
 
+/// Every third of the lease, extends the leases of all this replica's tickets in flight, in
+/// one pipeline: a long stream keeps its reservation, a dead replica's leases run out. One
+/// task per store, not one per request.
+async fn renew_held(store: std::sync::Weak<Inner>) {
+    let every = match store.upgrade() {
+        Some(store) => (store.lease / 3).max(Duration::from_millis(100)),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        let held: Vec<(String, String)> = store
+            .held
+            .lock()
+            .expect("held lock")
+            .iter()
+            .map(|(id, client)| (id.clone(), client.clone()))
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        let Ok(now_ms) = redis_now_ms(&store).await else {
+            continue;
+        };
+        let deadline = now_ms + store.lease.as_millis() as u64;
+        let mut pipe = redis::pipe();
+        for (id, client) in &held {
+            pipe.cmd("ZADD")
+                .arg(store.key(client, "lease"))
+                .arg("XX")
+                .arg(deadline)
+                .arg(id)
+                .ignore();
+        }
+        let renewed: Result<(), _> = pipe.query_async(&mut store.connection.clone()).await;
+        if let Err(err) = renewed {
+            store.failed(&err);
+        }
+    }
+}
+
+/// Redis's clock in ms, the one the scripts use.
+async fn redis_now_ms(store: &Inner) -> Result<u64, Unavailable> {
+    let time: Vec<String> = redis::cmd("TIME")
+        .query_async(&mut store.connection.clone())
+        .await
+        .map_err(|err| store.failed(&err))?;
+    Ok(time
+        .first()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1000
+        + time
+            .get(1)
+            .and_then(|us| us.parse::<u64>().ok())
+            .unwrap_or(0)
+            / 1000)
+}
+
+async fn renew(store: &Inner, client: &str, id: &str) -> Result<(), Unavailable> {
+    let now_ms = redis_now_ms(store).await?;
+    let _: i64 = redis::cmd("ZADD")
+        .arg(store.key(client, "lease"))
+        .arg("XX")
+        .arg(now_ms + store.lease.as_millis() as u64)
+        .arg(id)
+        .query_async(&mut store.connection.clone())
+        .await
+        .map_err(|err| store.failed(&err))?;
+    Ok(())
+}
+
 async fn settle(
     store: &Inner,
     client: &str,
@@ -348,6 +427,7 @@ async fn settle(
     estimate: u64,
     actual: u64,
 ) -> Result<u64, Unavailable> {
+    store.held.lock().expect("held lock").remove(id);
     let (estimate, actual) = (estimate.to_string(), actual.to_string());
     store
         .run(&store.settle, client, &[id, &estimate, &actual])
@@ -359,6 +439,7 @@ impl Drop for Ticket {
         let Some(store) = self.store.take() else {
             return;
         };
+        store.held.lock().expect("held lock").remove(&self.id);
         // Without a runtime the lease runs out and Redis charges the estimate itself.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (client, id, estimate) = (
