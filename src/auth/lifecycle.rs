@@ -191,16 +191,11 @@ fn renew_until_stopped(
                 })
             }
             Ok(response) => {
-                crate::log::warn(format_args!(
-                    "cannot renew the Vault token keywrap logged in with: {}; it expires within {lease}s",
-                    super::one_line(&response.errors())
-                ));
+                warn_not_renewed(&super::one_line(&response.errors()), expiry);
                 return expiry;
             }
             Err(err) => {
-                crate::log::warn(format_args!(
-                    "cannot renew the Vault token keywrap logged in with: {err}; it expires within {lease}s"
-                ));
+                warn_not_renewed(&err.to_string(), expiry);
                 return expiry;
             }
         };
@@ -216,6 +211,25 @@ fn renew_until_stopped(
         }
         crate::log::verbose(format_args!("renewed the Vault token for {new}s"));
         lease = new;
+    }
+}
+
+/// Says why a renewal failed. Vault refuses a renewal asked for after the token's max TTL
+/// has left less than the renewal interval ("past the max TTL"): that is the max-TTL case,
+/// said the same way as when a renewal comes back shorter than asked.
+fn warn_not_renewed(reason: &str, expiry: Instant) {
+    let left = expiry
+        .saturating_duration_since(Instant::now())
+        .as_secs_f64()
+        .ceil();
+    if reason.contains("past the max TTL") {
+        crate::log::warn(format_args!(
+            "the Vault token keywrap logged in with reaches its max TTL in {left}s and cannot be renewed further"
+        ));
+    } else {
+        crate::log::warn(format_args!(
+            "cannot renew the Vault token keywrap logged in with: {reason}; it expires within {left}s"
+        ));
     }
 }
 
