@@ -259,14 +259,12 @@ fn baseline(history: &VecDeque<(Instant, Snapshot)>, now: Instant, window: Durat
         .unwrap_or(&history.back().expect("not empty").1)
 }
 
-/// Which window of `window`'s length (counted from the Unix epoch) it is now: replicas agree
-/// on it, so the Redis mark is the same across them.
+/// The period of a sliding-window alert. The dedup mark it is stored under expires after
+/// `window`, so the alert fires at most once per window from its first firing, across
+/// replicas; a period counted from the epoch instead would let a condition that lasts across
+/// a boundary fire twice within one window.
 fn period_id(window: Duration) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    format!("{}", now / window.as_secs().max(1))
+    format!("{}s", window.as_secs())
 }
 
 /// What the metrics counted so far, as alerts need it.
