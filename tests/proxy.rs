@@ -132,6 +132,22 @@ impl Proxy {
     }
 }
 
+/// Starts `keywrap proxy` in a new directory whose keywrap.toml (trusted, as a CI job would
+/// trust it) is `config`, and waits for it on `port`. The returned `Keywrap` owns the directory.
+fn proxy_from_config(bao: &Bao, port: u16, config: &str) -> (Background, support::Keywrap) {
+    let keywrap = bao.keywrap();
+    keywrap.write_file("keywrap.toml", config);
+    let dir = keywrap.workdir.path().to_path_buf();
+    let mut process = bao
+        .keywrap()
+        .current_dir(&dir)
+        .env("KEYWRAP_TRUST", dir.join("keywrap.toml"))
+        .arg("proxy")
+        .spawn();
+    process.wait_for_port(port);
+    (process, keywrap)
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -463,9 +479,9 @@ fn route_and_model_allow_lists() {
     bao.kv_put("secret/openai", &[("api_key", &fake_key("one"))]);
     let upstream = Upstream::start();
     let port = free_port();
-    let keywrap = bao.keywrap();
-    keywrap.write_file(
-        "keywrap.toml",
+    let (process, keywrap) = proxy_from_config(
+        &bao,
+        port,
         &format!(
             "[env]\nOPENAI = \"secret/openai#api_key\"\n\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n\n\
              [[proxy.routes]]\nprefix = \"/openai\"\nupstream = \"{0}\"\nheaders = {{ Authorization = \"Bearer {{OPENAI}}\" }}\n\n\
@@ -474,13 +490,6 @@ fn route_and_model_allow_lists() {
         ),
     );
     let dir = keywrap.workdir.path().to_path_buf();
-    let mut process = bao
-        .keywrap()
-        .current_dir(&dir)
-        .env("KEYWRAP_TRUST", dir.join("keywrap.toml"))
-        .arg("proxy")
-        .spawn();
-    process.wait_for_port(port);
     let run = bao
         .keywrap()
         .current_dir(&dir)
@@ -891,9 +900,9 @@ fn an_overlap_in_the_env_entry_holds_across_a_restart() {
     let upstream = Upstream::start();
     upstream.accept_only(&[format!("Bearer {}", fake_key("one"))]);
     let port = free_port();
-    let keywrap = bao.keywrap();
-    keywrap.write_file(
-        "keywrap.toml",
+    let (process, _keywrap) = proxy_from_config(
+        &bao,
+        port,
         &format!(
             "[env]\nOPENAI = {{ ref = \"secret/openai#api_key\", previous = \"OPENAI_PREVIOUS\", overlap = \"1h\" }}\n\n\
              [proxy]\nlisten = \"localhost:{port}\"\nallow_anonymous = true\nwatch_interval = 0.2\nupstream_timeout = \"30s\"\n\n\
@@ -901,14 +910,6 @@ fn an_overlap_in_the_env_entry_holds_across_a_restart() {
             upstream.url()
         ),
     );
-    let dir = keywrap.workdir.path().to_path_buf();
-    let mut process = bao
-        .keywrap()
-        .current_dir(&dir)
-        .env("KEYWRAP_TRUST", dir.join("keywrap.toml"))
-        .arg("proxy")
-        .spawn();
-    process.wait_for_port(port);
     let answer = get(&format!("http://127.0.0.1:{port}/openai/v1/echo"), None);
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(
@@ -1225,9 +1226,9 @@ fn attack_4_dot_segments_do_not_leave_a_route() {
     bao.kv_put("secret/openai", &[("api_key", &fake_key("one"))]);
     let upstream = Upstream::start();
     let port = free_port();
-    let keywrap = bao.keywrap();
-    keywrap.write_file(
-        "keywrap.toml",
+    let (_process, _keywrap) = proxy_from_config(
+        &bao,
+        port,
         &format!(
             "[env]\nOPENAI = \"secret/openai#api_key\"\n\n[proxy]\nlisten = \"127.0.0.1:{port}\"\nallow_anonymous = true\n\n\
              [[proxy.routes]]\nprefix = \"/a\"\nupstream = \"{0}/v1\"\nheaders = {{ Authorization = \"Bearer {{OPENAI}}\" }}\n\n\
@@ -1235,14 +1236,6 @@ fn attack_4_dot_segments_do_not_leave_a_route() {
             upstream.url()
         ),
     );
-    let dir = keywrap.workdir.path().to_path_buf();
-    let mut process = bao
-        .keywrap()
-        .current_dir(&dir)
-        .env("KEYWRAP_TRUST", dir.join("keywrap.toml"))
-        .arg("proxy")
-        .spawn();
-    process.wait_for_port(port);
     let status = |path: &str| get(&format!("http://127.0.0.1:{port}{path}"), None).status;
     for escape in [
         "/a/../tenant-b/echo",
