@@ -7,13 +7,8 @@ mod support;
 use std::io::{BufRead, BufReader, Read};
 use std::time::{Duration, Instant};
 
-use support::upstream::Upstream;
+use support::upstream::{fake_key, Upstream};
 use support::{free_port, Background, Bao};
-
-/// A fake upstream key, built at run time so that no scanner mistakes it for a real one.
-fn fake_key(tag: &str) -> String {
-    format!("sk-{}-{}", "fake", tag.repeat(6))
-}
 
 struct Proxy {
     bao: Bao,

@@ -7,12 +7,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::redis::Redis;
-use support::upstream::Upstream;
+use support::upstream::{fake_key, Upstream};
 use support::{free_port, Background, Bao};
-
-fn fake_key(tag: &str) -> String {
-    format!("sk-{}-{}", "fake", tag.repeat(6))
-}
 
 struct Replicas {
     bao: Bao,
