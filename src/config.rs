@@ -382,6 +382,17 @@ pub const UPSTREAM_CA: Sensitive = Sensitive {
     key: "[proxy] upstream_ca",
     instead: "--upstream-ca",
 };
+/// The limits store is sent the store password (read from Vault) and every client's spend.
+pub const PROXY_STORE: Sensitive = Sensitive {
+    key: "[proxy] store",
+    instead: "",
+};
+/// Alert webhooks are read from Vault with the user's token and sent the proxy's alerts: a
+/// foreign file could name any secret as the destination.
+pub const PROXY_ALERTS: Sensitive = Sensitive {
+    key: "[[proxy.alerts]] url",
+    instead: "",
+};
 
 /// A keywrap.toml that was found and parsed, with what is needed to point at its lines and
 /// to decide whether its sensitive settings may be used.
@@ -561,6 +572,16 @@ fn sensitive_settings(file: &ConfigFile, dir: &Path) -> Vec<String> {
         );
     }
     add(&UPSTREAM_CA, quoted(&file.proxy.upstream_ca));
+    add(
+        &PROXY_STORE,
+        file.proxy
+            .store
+            .as_ref()
+            .map(|url| format!("{:?}", without_password(url))),
+    );
+    for alert in &file.proxy.alerts {
+        add(&PROXY_ALERTS, Some(format!("{:?}", alert.url)));
+    }
     for env_file in &file.env_files {
         if !contains(dir, env_file) {
             found.push(format!(

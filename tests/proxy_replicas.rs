@@ -91,6 +91,7 @@ impl Replicas {
             .bao
             .keywrap()
             .current_dir(&self.dir)
+            .env("KEYWRAP_TRUST", self.dir.join("keywrap.toml"))
             .args(["proxy", "keys", "create", name])
             .args(args)
             .run();
@@ -348,6 +349,7 @@ fn each_threshold_alert_reaches_the_webhook_once_across_replicas() {
         .bao
         .keywrap()
         .current_dir(&replicas.dir)
+        .env("KEYWRAP_TRUST", replicas.dir.join("keywrap.toml"))
         .args(["proxy", "keys", "revoke", "gone"])
         .run();
     run.assert_success();

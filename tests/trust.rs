@@ -550,3 +550,60 @@ fn an_untrusted_files_proxy_upstreams_get_nothing() {
     upstream.assert_untouched();
     vault.assert_untouched();
 }
+
+#[test]
+fn an_untrusted_files_limits_store_and_alert_webhooks_get_nothing() {
+    let redis = Recorder::start();
+    let upstream = Recorder::start();
+    let vault = Recorder::start();
+    let redis_port = redis.url.rsplit(':').next().unwrap().to_string();
+    let home = tempfile::tempdir().unwrap();
+    // The store would be sent the password read from Vault with the user's token.
+    let repo = tempfile::tempdir().unwrap();
+    let config = repo.path().join("keywrap.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[proxy]\nstore = \"redis://127.0.0.1:{redis_port}/0\"\nstore_password = \"secret/prod#redis\"\n"
+        ),
+    )
+    .unwrap();
+    for args in [
+        vec![
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream.url,
+        ],
+        vec!["proxy", "keys", "list"],
+    ] {
+        let run = keywrap_in(repo.path(), home.path())
+            .env("VAULT_ADDR", &vault.url)
+            .args(args.clone())
+            .run();
+        assert_refused(&run, "[proxy] store", &config);
+    }
+    // An alert's destination is a secret of the user's Vault that the file picks.
+    let repo = tempfile::tempdir().unwrap();
+    let config = repo.path().join("keywrap.toml");
+    std::fs::write(
+        &config,
+        "[[proxy.alerts]]\nurl = \"secret/prod#database_url\"\nbudget_percent = [50]\n",
+    )
+    .unwrap();
+    let run = keywrap_in(repo.path(), home.path())
+        .env("VAULT_ADDR", &vault.url)
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream.url,
+        ])
+        .run();
+    assert_refused(&run, "[[proxy.alerts]] url", &config);
+    redis.assert_untouched();
+    upstream.assert_untouched();
+    vault.assert_untouched();
+}

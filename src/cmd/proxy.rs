@@ -69,9 +69,10 @@ fn keys(
 ) -> Result<ExitCode> {
     let path = keys_path(args, loaded);
     let identity = RunIdentity::detect(env, Some("proxy keys"));
+    // Before the session opens: a store in an untrusted file stops here, with no login.
+    let store = crate::proxy::config::store_settings(loaded)?;
     crate::runtime::runtime()?.block_on(async {
         let session = Session::open(super::session_inputs(cli, env, loaded), identity).await?;
-        let store = crate::proxy::config::store_settings(loaded)?;
         let outcome = manage_keys(&session, &path, store.as_ref(), command).await;
         session.close().await;
         outcome

@@ -74,9 +74,14 @@ pub fn keys_path(args: &ProxyArgs, file: Option<&LoadedConfig>) -> String {
 pub fn store_settings(
     file: Option<&LoadedConfig>,
 ) -> Result<Option<super::store::settings::StoreSettings>> {
-    let Some(section) = file.map(|f| &f.file.proxy) else {
+    let Some(file) = file else {
         return Ok(None);
     };
+    let section = &file.file.proxy;
+    if section.store.is_some() {
+        let setting = crate::config::PROXY_STORE;
+        file.require_trust(setting.key, setting.instead)?;
+    }
     section
         .store
         .as_deref()
@@ -190,12 +195,18 @@ impl ProxyConfig {
                 args.cors_origins.clone()
             }),
             store: store_settings(file)?,
-            alerts: section
-                .alerts
-                .iter()
-                .enumerate()
-                .map(|(i, alert)| alert.validate(i + 1))
-                .collect::<Result<_>>()?,
+            alerts: {
+                if let Some(file) = file.filter(|_| !section.alerts.is_empty()) {
+                    let setting = crate::config::PROXY_ALERTS;
+                    file.require_trust(setting.key, setting.instead)?;
+                }
+                section
+                    .alerts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, alert)| alert.validate(i + 1))
+                    .collect::<Result<_>>()?
+            },
             allowed_hosts: if args.allowed_hosts.is_empty() {
                 section.allowed_hosts.clone()
             } else {
