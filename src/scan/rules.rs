@@ -1,13 +1,26 @@
-//! Rule definitions: the built-in set (`rules.toml`, compiled into the binary) plus the
-//! user's `[[rules]]` from keywrap.toml or `--rules FILE`.
+//! Rule definitions: the built-in set (the data files in `rules/`, compiled into the
+//! binary) plus the user's `[[rules]]` from keywrap.toml or `--rules FILE`.
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-/// The built-in rules, one data file so that reading them is reading a table.
-const BUILTIN: &str = include_str!("rules.toml");
+/// The built-in rules, data files so that reading them is reading a table: `core.toml` holds
+/// the field reference, the AI providers, the big clouds, source hosts and the generic
+/// rules; the others one group of providers each.
+const BUILTIN: &[(&str, &str)] = &[
+    ("core.toml", include_str!("rules/core.toml")),
+    (
+        "infrastructure.toml",
+        include_str!("rules/infrastructure.toml"),
+    ),
+    ("saas.toml", include_str!("rules/saas.toml")),
+    (
+        "payments-messaging.toml",
+        include_str!("rules/payments-messaging.toml"),
+    ),
+];
 
 /// Defined beside keywrap.toml's other sections, which hold the user's rules, so that
 /// `config` need not import `scan`.
@@ -23,8 +36,14 @@ struct RulesFile {
 
 /// The built-in rules.
 pub fn builtin() -> Vec<Rule> {
-    let file: RulesFile = toml::from_str(BUILTIN).expect("the built-in rules.toml parses");
-    file.rules
+    BUILTIN
+        .iter()
+        .flat_map(|(name, text)| {
+            let file: RulesFile = toml::from_str(text)
+                .unwrap_or_else(|err| panic!("the built-in rules/{name} does not parse: {err}"));
+            file.rules
+        })
+        .collect()
 }
 
 /// Reads a `--rules FILE`.
