@@ -354,7 +354,13 @@ impl Matcher {
             let from = line_start(data, start, LINE_REACH_BACK);
             return from..(end + MULTILINE_REACH).min(data.len());
         }
-        line_start(data, start, LINE_REACH_BACK)..line_end(data, end, LINE_REACH_FORWARD)
+        let mut until = line_end(data, end, LINE_REACH_FORWARD);
+        // An XML element whose value is on the next line (`<apiToken>` then the value):
+        // a line ending in `>` brings the next line with it.
+        if data[..until].trim_ascii_end().ends_with(b">") && until < data.len() {
+            until = line_end(data, until + 1, LINE_REACH_FORWARD);
+        }
+        line_start(data, start, LINE_REACH_BACK)..until
     }
 
     fn run_rule(&self, index: usize, data: &[u8], region: Range<usize>, out: &mut Vec<RuleMatch>) {
@@ -497,7 +503,7 @@ impl CompiledRule {
         {
             return false;
         }
-        if self.reject_identifiers && is_identifier(secret) {
+        if self.reject_identifiers && (is_identifier(secret) || is_file_path(secret)) {
             return false;
         }
         if self.stopwords.is_empty() && self.placeholders.is_empty() {
@@ -611,6 +617,21 @@ fn is_identifier(text: &[u8]) -> bool {
                     || pascal_words(word) >= 1)
         });
     joined || pascal_words(text) >= 2
+}
+
+/// Whether text is a file path (`/etc/ssl/private/server.key`, `./certs/app.pem`): rooted
+/// or relative, with a file name and extension at the end. A base64 value may start with
+/// `/` too, but its last run rarely ends in a dot and two to four lowercase letters.
+fn is_file_path(text: &[u8]) -> bool {
+    let rooted = [&b"/"[..], b"./", b"../", b"~/"]
+        .iter()
+        .any(|start| text.starts_with(start));
+    let name = text.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    let extension = name.rsplit(|&b| b == b'.').next().unwrap_or_default();
+    rooted
+        && name.len() > extension.len() + 1
+        && (2..=4).contains(&extension.len())
+        && extension.iter().all(u8::is_ascii_lowercase)
 }
 
 /// The number of PascalCase words in text (0 if it is not PascalCase): each word one or

@@ -943,6 +943,7 @@ fn generic_assignment_contexts() {
         format!("API_TOKEN :::= {value}"),
         format!("creds = \"{value}\""),
         format!("<password>{value}</password>"),
+        format!("<config>\n  <apiToken>\n    {value}\n  </apiToken>\n</config>"),
     ] {
         found("generic-secret", &text);
     }
@@ -965,6 +966,19 @@ fn generic_assignment_contexts() {
         &format!(
             "<property>\n  <name>fs.s3a.endpoint</name>\n  <value>{value}</value>\n</property>"
         ),
+    );
+    // A file path under a key's name is where the key is, not the key.
+    not_found(
+        "generic-secret",
+        "key_file = /etc/ssl/private/server-2024.key",
+    );
+    not_found("generic-secret", "tls_key: ./certs/app-server.pem");
+    let slashed = format!("/{}/{}", random(42, 12, ALNUM), random(43, 20, ALNUM));
+    found("generic-secret", &format!("secret_key = \"{slashed}\""));
+    // Only the line after an opening tag joins it, not any later line.
+    not_found(
+        "generic-secret",
+        &format!("<apiToken>\n  <empty/>\n  {value}\n</apiToken>"),
     );
     // Public keys, UUID-shaped ids and calls that take a name and a value in tests.
     not_found("generic-secret", &format!("public_key = \"{value}\""));
