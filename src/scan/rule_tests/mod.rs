@@ -363,6 +363,15 @@ fn private_keys() {
         k = "PRIVATE KEY"
     );
     found("private-key", &json);
+    // Indented in a YAML block scalar.
+    let indented: String = format!(
+        "-----BEGIN {k}-----\n{body}-----END {k}-----\n",
+        k = "EC PRIVATE KEY"
+    )
+    .lines()
+    .map(|line| format!("    {line}\n"))
+    .collect();
+    found("private-key", &format!("tls:\n  key: |\n{indented}"));
     let armour_only = format!(
         "\"-----BEGIN {k}-----\\n-----END {k}-----\\n\"",
         k = "PRIVATE KEY"
