@@ -27,6 +27,8 @@ const LINE_REACH_FORWARD: usize = 1024;
 const COLLAPSE_MIN: usize = 6;
 /// How far before a match [`Rule::name_stopwords`] look for a word on its line.
 const NAME_REACH: usize = 24;
+/// How far below the most entropy a value of its length can hold a short secret may score.
+const SHORT_ENTROPY_MARGIN: f64 = 0.45;
 /// How far a multi-line rule's region reaches past its keyword (a 4096-bit RSA key is
 /// about 3.3 KiB).
 const MULTILINE_REACH: usize = 16 * 1024;
@@ -493,6 +495,11 @@ impl CompiledRule {
             return false;
         }
         if let Some(minimum) = self.min_entropy {
+            // A short random value cannot reach a long one's entropy (12 characters hold at
+            // most log2(12) = 3.6 bits each): below 18 characters the bar is set from the
+            // length, so a 12 to 17 character key is judged against what random text of
+            // its length scores.
+            let minimum = minimum.min((secret.len() as f64).log2() - SHORT_ENTROPY_MARGIN);
             if entropy(secret) < minimum {
                 return false;
             }

@@ -976,6 +976,23 @@ fn generic_assignment_contexts() {
             "<property>\n  <name>fs.s3a.endpoint</name>\n  <value>{value}</value>\n</property>"
         ),
     );
+    // A subscripted name, and a short key judged by what its length allows.
+    found(
+        "generic-secret",
+        &format!("config['dict_key'] = \"{value}\""),
+    );
+    found(
+        "generic-secret",
+        &format!("APP_KEY = \"{}\"", ["q7xv2lp", "r9skd4tz"].concat()),
+    );
+    not_found("generic-secret", "APP_KEY = \"aaaabbbb1111\"");
+    // Pagination cursors and ids are not credentials.
+    not_found("generic-secret", &format!("\"NextToken\": \"{value}\""));
+    not_found(
+        "generic-secret",
+        &format!("\"CurrentKeyMaterialId\": \"{}\"", random(44, 64, HEX)),
+    );
+    not_found("generic-secret", &format!("api_key_id = \"{value}\""));
     // A file path under a key's name is where the key is, not the key.
     not_found(
         "generic-secret",
