@@ -43,12 +43,12 @@ const PAIR_REACH: usize = 1024;
 pub struct CompiledRule {
     pub id: String,
     pub description: String,
-    regex: Regex,
+    regex: LazyRegex,
     /// The capture group holding the secret; `None`: the first group that took part in
     /// the match (a rule may have one per alternative), else the whole match.
     group: Option<usize>,
     /// The public start of a secret, for previews.
-    prefix: Option<Regex>,
+    prefix: Option<LazyRegex>,
     reject_uuid: bool,
     name_stopwords: Vec<Vec<u8>>,
     /// Matches are base64; their decoded text is scanned with the other rules.
@@ -68,7 +68,7 @@ pub struct CompiledRule {
 #[derive(Debug)]
 struct Near {
     anchor: usize,
-    regex: Option<Regex>,
+    regex: Option<LazyRegex>,
 }
 
 /// One match: which rule, where the secret is, and where its partner is, if it is one half
@@ -100,13 +100,23 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn new(rules: &[Rule]) -> Result<Matcher> {
+        let builtin = super::rules::builtin();
         let mut compiled = Vec::with_capacity(rules.len());
         for rule in rules {
-            let regex = compile(&rule.id, &rule.regex)?;
+            // The built-in rules' regexes are known to compile (a unit test compiles each);
+            // a user's are compiled now, so that a bad one fails the scan before it starts.
+            let eager = !builtin.iter().any(|b| {
+                b.id == rule.id
+                    && b.regex == rule.regex
+                    && b.near_regex == rule.near_regex
+                    && b.prefix == rule.prefix
+            });
+            let lazy = |pattern: String| LazyRegex::new(&rule.id, pattern, eager);
+            let regex = lazy(rule.regex.clone())?;
             let group = rule.group;
             if let Some(group) = group {
                 anyhow::ensure!(
-                    group < regex.captures_len(),
+                    group < regex.captures_len,
                     "rule {}: group {group} does not exist in its regex",
                     rule.id
                 );
@@ -123,10 +133,10 @@ impl Matcher {
                     regex: match &rule.near_regex {
                         None => None,
                         Some(near_regex) => {
-                            let regex = compile(&rule.id, near_regex)?;
+                            let regex = lazy(near_regex.clone())?;
                             if let Some(group) = group {
                                 anyhow::ensure!(
-                                    group < regex.captures_len(),
+                                    group < regex.captures_len,
                                     "rule {}: group {group} does not exist in its near_regex",
                                     rule.id
                                 );
@@ -143,7 +153,7 @@ impl Matcher {
                 group,
                 prefix: match &rule.prefix {
                     // Anchored: the prefix is where the secret starts.
-                    Some(prefix) => Some(compile(&rule.id, &format!("^(?:{prefix})"))?),
+                    Some(prefix) => Some(lazy(format!("^(?:{prefix})"))?),
                     None => None,
                 },
                 reject_uuid: rule.reject_uuid,
@@ -245,6 +255,19 @@ impl Matcher {
         self.find_in(data, true)
     }
 
+    /// Compiles every rule's regexes now (they are compiled on first use otherwise), to
+    /// prove in a test that the built-in ones all compile.
+    #[cfg(test)]
+    pub fn compile_all(&self) -> Result<()> {
+        for rule in &self.rules {
+            let near = rule.near.as_ref().and_then(|n| n.regex.as_ref());
+            for lazy in [Some(&rule.regex), rule.prefix.as_ref(), near].into_iter().flatten() {
+                compile(&lazy.id, &lazy.pattern)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The number of literals the prefilter searches for.
     pub fn keyword_count(&self) -> usize {
         self.keywords.patterns_len()
@@ -253,7 +276,10 @@ impl Matcher {
     /// The public prefix of a secret that `rule` found (empty if it has none).
     pub fn public_prefix<'a>(&self, rule: usize, secret: &'a [u8]) -> &'a [u8] {
         match &self.rules[rule].prefix {
-            Some(prefix) => prefix.find(secret).map_or(&[], |m| &secret[..m.end()]),
+            Some(prefix) => prefix
+                .get()
+                .find(secret)
+                .map_or(&[], |m| &secret[..m.end()]),
             None => &[],
         }
     }
@@ -366,7 +392,7 @@ impl Matcher {
     }
 
     fn run_rule(&self, index: usize, data: &[u8], region: Range<usize>, out: &mut Vec<RuleMatch>) {
-        self.run_regex(index, &self.rules[index].regex, data, region, out);
+        self.run_regex(index, self.rules[index].regex.get(), data, region, out);
     }
 
     fn run_regex(
@@ -425,7 +451,7 @@ impl Matcher {
                 let window = lines_around(data, &matches[anchor].secret);
                 if let Some(regex) = &near.regex {
                     let before = matches.len();
-                    self.run_regex(index, regex, data, window.clone(), matches);
+                    self.run_regex(index, regex.get(), data, window.clone(), matches);
                     added |= matches.len() > before;
                 }
             }
@@ -465,6 +491,50 @@ fn compile(id: &str, regex: &str) -> Result<Regex> {
         .size_limit(50 << 20)
         .build()
         .with_context(|| format!("rule {id}: invalid regex"))
+}
+
+/// A rule's regex, compiled the first time a keyword hit needs it: in a given tree most of
+/// the few hundred rules never see a hit, and compiling them all costs about 0.1 s of CPU
+/// at start, a pre-commit hook's whole budget for a few staged files.
+#[derive(Debug)]
+struct LazyRegex {
+    id: String,
+    pattern: String,
+    /// Capture groups, group 0 included, read from the parsed pattern.
+    captures_len: usize,
+    compiled: std::sync::OnceLock<Regex>,
+}
+
+impl LazyRegex {
+    /// Checks the syntax now; compiles now too if `eager`.
+    fn new(id: &str, pattern: String, eager: bool) -> Result<LazyRegex> {
+        let compiled = std::sync::OnceLock::new();
+        let captures_len = if eager {
+            let regex = compile(id, &pattern)?;
+            let len = regex.captures_len();
+            let _ = compiled.set(regex);
+            len
+        } else {
+            let hir = regex_syntax::ParserBuilder::new()
+                .utf8(false)
+                .build()
+                .parse(&pattern)
+                .with_context(|| format!("rule {id}: invalid regex"))?;
+            hir.properties().explicit_captures_len() + 1
+        };
+        Ok(LazyRegex {
+            id: id.to_owned(),
+            pattern,
+            captures_len,
+            compiled,
+        })
+    }
+
+    fn get(&self) -> &Regex {
+        self.compiled.get_or_init(|| {
+            compile(&self.id, &self.pattern).expect("a built-in rule's regex compiles")
+        })
+    }
 }
 
 /// [`PAIR_LINES`] lines before and after the lines holding `range`, within [`PAIR_REACH`]

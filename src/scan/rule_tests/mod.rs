@@ -1121,6 +1121,26 @@ fn file_names_with_control_characters_are_escaped() {
 }
 
 #[test]
+fn every_builtin_regex_compiles() {
+    // Built-in regexes are compiled on first use: a bad one would fail only mid-scan.
+    scanner().matcher.compile_all().unwrap();
+}
+
+#[test]
+fn a_users_bad_regex_fails_before_the_scan() {
+    let mut rules = builtin();
+    rules.push(super::rules::Rule {
+        id: "mine".into(),
+        description: "mine".into(),
+        regex: "(unclosed".into(),
+        keywords: vec!["mine_".into()],
+        ..Default::default()
+    });
+    let err = Matcher::new(&rules).unwrap_err();
+    assert!(format!("{err:#}").contains("rule mine: invalid regex"), "{err:#}");
+}
+
+#[test]
 fn every_rule_has_a_test_and_the_prefilter_stays_small() {
     let source = [
         include_str!("mod.rs"),
