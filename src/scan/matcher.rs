@@ -261,7 +261,10 @@ impl Matcher {
     pub fn compile_all(&self) -> Result<()> {
         for rule in &self.rules {
             let near = rule.near.as_ref().and_then(|n| n.regex.as_ref());
-            for lazy in [Some(&rule.regex), rule.prefix.as_ref(), near].into_iter().flatten() {
+            for lazy in [Some(&rule.regex), rule.prefix.as_ref(), near]
+                .into_iter()
+                .flatten()
+            {
                 compile(&lazy.id, &lazy.pattern)?;
             }
         }

@@ -1137,7 +1137,10 @@ fn a_users_bad_regex_fails_before_the_scan() {
         ..Default::default()
     });
     let err = Matcher::new(&rules).unwrap_err();
-    assert!(format!("{err:#}").contains("rule mine: invalid regex"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("rule mine: invalid regex"),
+        "{err:#}"
+    );
 }
 
 #[test]
