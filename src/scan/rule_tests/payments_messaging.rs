@@ -2,3 +2,314 @@
 
 #[allow(unused_imports)]
 use super::*;
+
+/// A name (its words in lower case) and a value in the assignment contexts a key without a
+/// prefix is found in: env files, shells, YAML, JSON, Go, JavaScript, PHP, Makefiles, Java
+/// properties set in code, XML elements.
+fn contexts(words: &[&str], value: &str) -> Vec<String> {
+    let snake = words.join("_");
+    let upper = snake.to_ascii_uppercase();
+    let camel: String = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                w.to_string()
+            } else {
+                w[..1].to_ascii_uppercase() + &w[1..]
+            }
+        })
+        .collect();
+    vec![
+        format!("{upper}={value}\n"),
+        format!("export {upper}=\"{value}\""),
+        format!("  {snake}: {value}\n"),
+        format!("{{\"{snake}\": \"{value}\"}}"),
+        format!("var {camel} string = \"{value}\""),
+        format!("{camel} := `{value}`"),
+        format!("{snake} = '{value}'"),
+        format!("const {camel} = \"{value}\";"),
+        format!("${camel} .= \"{value}\";"),
+        format!("{upper} ?= {value}"),
+        format!("{upper} := {value}"),
+        format!("{upper} ::= {value}"),
+        format!("{upper} :::= {value}"),
+        format!("System.setProperty(\"{upper}\", \"{value}\");"),
+        format!("<{camel}>{value}</{camel}>"),
+    ]
+}
+
+/// `rule`, and no other rule, finds `text`.
+#[track_caller]
+fn only(rule: &str, text: &str) {
+    assert_eq!(rules_in(text), [rule], "in {text:?}");
+}
+
+/// `rule` alone finds `value` under the name `words` in every context.
+#[track_caller]
+fn found_in_contexts(rule: &str, words: &[&str], value: &str) {
+    for text in contexts(words, value) {
+        only(rule, &text);
+    }
+}
+
+/// Decimal digits, the first not 0.
+fn number(seed: u64, n: usize) -> String {
+    format!(
+        "{}{}",
+        random(seed, 1, b"123456789"),
+        random(seed + 1, n - 1, DIGITS)
+    )
+}
+
+fn discord_bot_token(seed: u64, id_digits: usize, hmac: usize) -> String {
+    use base64::Engine;
+    let id = number(seed, id_digits);
+    format!(
+        "{}.{}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id),
+        random(seed + 2, 6, URLSAFE),
+        random(seed + 3, hmac, URLSAFE)
+    )
+}
+
+#[test]
+fn discord() {
+    for (seed, digits, hmac) in [(1, 18, 38), (5, 19, 27), (9, 20, 38), (13, 17, 27)] {
+        let token = discord_bot_token(seed, digits, hmac);
+        found("discord-bot-token", &format!("DISCORD_TOKEN={token}"));
+        found(
+            "discord-bot-token",
+            &format!("\"discord\": {{\"bot_token\": \"{token}\"}}"),
+        );
+        only(
+            "discord-bot-token",
+            &format!("discord.Client(intents=intents).run('{token}')"),
+        );
+    }
+    let token = discord_bot_token(20, 19, 38);
+    // No Discord name on the line; the first part not a base64 snowflake; a placeholder.
+    not_found("discord-bot-token", &format!("client.run('{token}')"));
+    not_found(
+        "discord-bot-token",
+        &format!(
+            "DISCORD_TOKEN={}.{}.{}",
+            random(21, 24, URLSAFE),
+            random(22, 6, URLSAFE),
+            random(23, 38, URLSAFE)
+        ),
+    );
+    not_found(
+        "discord-bot-token",
+        "DISCORD_TOKEN=MTAxMjM0NTY3ODkwMTIzNDU2.XXXXXX.XXXXXXXXXXXXXXXXXXXXXXXXXXX",
+    );
+
+    let secret = format!("{}7", random(30, 31, URLSAFE));
+    found_in_contexts(
+        "discord-client-secret",
+        &["discord", "client", "secret"],
+        &secret,
+    );
+    not_found(
+        "discord-client-secret",
+        "DISCORD_CLIENT_SECRET=your_discord_client_secret",
+    );
+    not_found(
+        "discord-client-secret",
+        &format!("DISCORD_CLIENT_SECRET={}", random(31, 20, URLSAFE)),
+    );
+
+    let id = number(32, 19);
+    found_in_contexts("discord-client-id", &["discord", "client", "id"], &id);
+    found_in_contexts("discord-client-id", &["discord", "application", "id"], &id);
+    not_found("discord-client-id", &format!("DISCORD_GUILD_ID={id}"));
+    not_found("discord-client-id", "DISCORD_CLIENT_ID=123456789012345678");
+    not_found("discord-client-id", &format!("CLIENT_ID={id}"));
+
+    for host in ["discord.com", "discordapp.com", "canary.discord.com"] {
+        for version in ["", "v10/"] {
+            let hook = format!(
+                "https://{host}/api/{version}webhooks/{}/{}",
+                number(33, 19),
+                random(35, 68, URLSAFE)
+            );
+            only("discord-webhook", &format!("WEBHOOK_URL = \"{hook}\""));
+        }
+    }
+    not_found(
+        "discord-webhook",
+        &format!(
+            "https://discord.com/api/webhooks/{}/{}",
+            number(36, 18),
+            "x".repeat(68)
+        ),
+    );
+    not_found(
+        "discord-webhook",
+        "https://discord.com/api/webhooks/{webhook.id}/{webhook.token}",
+    );
+}
+
+#[test]
+fn telegram() {
+    let token = format!("{}:AA{}", number(1, 10), random(3, 33, URLSAFE));
+    // The "AA" form anywhere, in a Bot API URL, and under a name.
+    only("telegram-bot-token", &format!("BOT_TOKEN={token}"));
+    only(
+        "telegram-bot-token",
+        &format!("curl https://api.telegram.org/bot{token}/getMe"),
+    );
+    for text in contexts(&["telegram", "bot", "token"], &token) {
+        only("telegram-bot-token", &text);
+    }
+    // Another secret half, under a Telegram name only.
+    let other = format!("{}:{}", number(4, 9), random(6, 35, URLSAFE));
+    found("telegram-bot-token", &format!("TELEGRAM_TOKEN=\"{other}\""));
+    found(
+        "telegram-bot-token",
+        &format!("requests.get(f\"https://api.telegram.org/bot{other}/sendMessage\")"),
+    );
+    not_found("telegram-bot-token", &format!("x = \"{other}\""));
+    // Placeholders, a secret half of the wrong length, a time.
+    not_found(
+        "telegram-bot-token",
+        &format!("TELEGRAM_TOKEN=123456789:AA{}", "x".repeat(33)),
+    );
+    not_found(
+        "telegram-bot-token",
+        &format!(
+            "TELEGRAM_TOKEN={}:AA{}",
+            number(7, 10),
+            random(8, 20, URLSAFE)
+        ),
+    );
+    not_found("telegram-bot-token", "at 12:AA the bot <bot-id>:<token>");
+}
+
+#[test]
+fn slack_configuration_tokens() {
+    use base64::Engine;
+    let body = |seed: u64, n: usize| {
+        let text = format!(
+            "2-2-{}-{}-{}-{}",
+            number(seed, 13),
+            number(seed + 2, 13),
+            number(seed + 4, 13),
+            random(seed + 6, n, HEX)
+        );
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(text)
+    };
+    for prefix in [p(&["xoxe", ".xoxp-1-"]), p(&["xoxe", ".xoxb-1-"])] {
+        let token = format!("{prefix}{}", body(1, 64));
+        only("slack-config-token", &format!("SLACK_CONFIG_TOKEN={token}"));
+        only("slack-config-token", &format!("token: \"{token}\""));
+    }
+    // Refresh tokens, and tails of capitals and digits only: core.toml's slack-token, not both.
+    only(
+        "slack-token",
+        &format!("{}{}", p(&["xoxe", "-1-"]), body(12, 64)),
+    );
+    let upper = format!(
+        "{}{}",
+        p(&["xoxe", ".xoxp-1-"]),
+        random(10, 163, UPPER_DIGITS)
+    );
+    only("slack-token", &upper);
+    // Documentation words, short or long; a truncated token.
+    not_found(
+        "slack-config-token",
+        &p(&["xoxe", ".xoxp-1-SlackAppConfigurationAccessTokenHere"]),
+    );
+    not_found(
+        "slack-config-token",
+        &format!(
+            "{}{}",
+            p(&["xoxe", ".xoxp-1-"]),
+            "YourSlackAppConfigurationAccessTokenGoesHere".repeat(3)
+        ),
+    );
+    not_found(
+        "slack-config-token",
+        &format!("{}{}", p(&["xoxe", "-1-"]), &body(11, 10)[..40]),
+    );
+}
+
+#[test]
+fn teams_and_logic_app_webhooks() {
+    let hook = format!(
+        "https://acme.webhook.office.com/webhookb2/{}@{}/IncomingWebhook/{}/{}",
+        uuid(1),
+        uuid(10),
+        random(20, 32, HEX),
+        uuid(30)
+    );
+    only(
+        "teams-incoming-webhook",
+        &format!("TEAMS_WEBHOOK_URL={hook}"),
+    );
+    let v2 = format!("{hook}/V2{}", random(40, 40, URLSAFE));
+    only("teams-incoming-webhook", &format!("url: \"{v2}\""));
+    not_found(
+        "teams-incoming-webhook",
+        "https://acme.webhook.office.com/webhookb2/00000000-0000-0000-0000-000000000000@00000000-0000-0000-0000-000000000000/IncomingWebhook/00000000000000000000000000000000/00000000-0000-0000-0000-000000000000",
+    );
+    not_found(
+        "teams-incoming-webhook",
+        "https://acme.webhook.office.com/webhookb2/<group>@<tenant>/IncomingWebhook/<id>/<owner>",
+    );
+
+    let flow = format!(
+        "https://prod-27.westeurope.logic.azure.com:443/workflows/{}/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={}",
+        random(50, 32, HEX),
+        random(51, 43, URLSAFE)
+    );
+    only(
+        "azure-logic-app-trigger-url",
+        &format!("WORKFLOW_URL=\"{flow}\""),
+    );
+    // Without its signature, or with a placeholder for it, the URL runs nothing.
+    let unsigned = flow.split("&sig=").next().unwrap().to_string();
+    not_found("azure-logic-app-trigger-url", &unsigned);
+    not_found(
+        "azure-logic-app-trigger-url",
+        &format!("{unsigned}&sig={{signature-goes-here-in-the-template}}"),
+    );
+}
+
+#[test]
+fn mattermost() {
+    let token = format!("{}4", random(1, 25, LOWER_DIGITS));
+    found_in_contexts("mattermost-token", &["mattermost", "token"], &token);
+    found_in_contexts(
+        "mattermost-token",
+        &["mattermost", "bot", "access", "key"],
+        &token,
+    );
+    not_found(
+        "mattermost-token",
+        &format!("MATTERMOST_CHANNEL_ID={token}"),
+    );
+    not_found(
+        "mattermost-token",
+        &format!("MATTERMOST_TOKEN={}", "a".repeat(26)),
+    );
+    not_found("mattermost-token", &format!("OTHER_TOKEN={token}"));
+
+    let id = random(2, 26, LOWER_DIGITS);
+    only(
+        "mattermost-webhook",
+        &format!("url = \"https://mattermost.acme.io/hooks/{id}\""),
+    );
+    only(
+        "mattermost-webhook",
+        &format!("MATTERMOST_WEBHOOK_URL=https://chat.acme.io/hooks/{id}"),
+    );
+    not_found(
+        "mattermost-webhook",
+        &format!("url = \"https://chat.acme.io/hooks/{id}\""),
+    );
+    not_found(
+        "mattermost-webhook",
+        "MATTERMOST_WEBHOOK_URL=https://mattermost.acme.io/hooks/xxxxxxxxxxxxxxxxxxxxxxxxxx",
+    );
+}
