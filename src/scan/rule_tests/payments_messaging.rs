@@ -313,3 +313,216 @@ fn mattermost() {
         "MATTERMOST_WEBHOOK_URL=https://mattermost.acme.io/hooks/xxxxxxxxxxxxxxxxxxxxxxxxxx",
     );
 }
+
+#[test]
+fn facebook() {
+    let token = format!("{}{}", p(&["EA", "A"]), random(1, 180, ALNUM));
+    only("facebook-access-token", &format!("FB_ACCESS_TOKEN={token}"));
+    only(
+        "facebook-access-token",
+        &format!("curl 'https://graph.facebook.com/v19.0/me?access_token={token}&fields=id'"),
+    );
+    // Too short, a placeholder, lower case, inside a base64 blob.
+    not_found(
+        "facebook-access-token",
+        &format!("EAA{}", random(2, 40, ALNUM)),
+    );
+    not_found("facebook-access-token", &format!("EAA{}", "x".repeat(120)));
+    not_found(
+        "facebook-access-token",
+        &format!("eaa{}", random(3, 180, ALNUM)),
+    );
+    not_found(
+        "facebook-access-token",
+        &format!("data = \"{}+{token}\"", random(4, 40, BASE64)),
+    );
+
+    let secret = random(5, 32, HEX);
+    found_in_contexts(
+        "facebook-app-secret",
+        &["facebook", "app", "secret"],
+        &secret,
+    );
+    found_in_contexts("facebook-app-secret", &["fb", "app", "secret"], &secret);
+    not_found(
+        "facebook-app-secret",
+        &format!("FACEBOOK_APP_ID_HASH={secret}"),
+    );
+    not_found(
+        "facebook-app-secret",
+        &format!("FACEBOOK_APP_SECRET={}", "0".repeat(32)),
+    );
+}
+
+#[test]
+fn twitter() {
+    let bearer = format!(
+        "{}{}%2B{}%3D{}",
+        "A".repeat(22),
+        random(1, 12, ALNUM),
+        random(2, 20, ALNUM),
+        random(3, 50, ALNUM)
+    );
+    only(
+        "twitter-bearer-token",
+        &format!("curl -H \"Authorization: Bearer {bearer}\" https://api.x.com/2/tweets"),
+    );
+    only(
+        "twitter-bearer-token",
+        &format!("TWITTER_BEARER_TOKEN={bearer}"),
+    );
+    // Base64 of zero bytes, without "%"; a placeholder.
+    not_found(
+        "twitter-bearer-token",
+        &format!("{}{}", "A".repeat(40), random(4, 80, BASE64)),
+    );
+    not_found(
+        "twitter-bearer-token",
+        &format!("{}%2B{}", "A".repeat(22), "A".repeat(80)),
+    );
+
+    let key = format!("{}3", random(5, 24, ALNUM));
+    found_in_contexts("twitter-api-key", &["twitter", "api", "key"], &key);
+    found_in_contexts("twitter-api-key", &["twitter", "consumer", "key"], &key);
+    not_found("twitter-api-key", &format!("TWITTER_HANDLE={key}"));
+    not_found("twitter-api-key", &format!("API_KEY_25={key}x"));
+
+    for (words, value) in [
+        (
+            &["twitter", "api", "secret"][..],
+            format!("{}3", random(6, 49, ALNUM)),
+        ),
+        (
+            &["twitter", "access", "token"][..],
+            format!("{}-{}", number(7, 19), random(9, 30, ALNUM)),
+        ),
+        (
+            &["twitter", "access", "token", "secret"][..],
+            format!("{}3", random(10, 44, ALNUM)),
+        ),
+    ] {
+        found_in_contexts("twitter-secret", words, &value);
+    }
+    not_found(
+        "twitter-secret",
+        &format!("INSTAGRAM_SECRET={}", random(11, 50, ALNUM)),
+    );
+    not_found(
+        "twitter-secret",
+        &format!("TWITTER_API_SECRET={}", random(12, 40, ALNUM)),
+    );
+    not_found(
+        "twitter-secret",
+        &format!("TWITTER_API_SECRET={}", "abcde".repeat(10)),
+    );
+}
+
+#[test]
+fn linkedin() {
+    let secret = format!(
+        "{}{}.{}==",
+        p(&["WPL_", "AP1."]),
+        random(1, 16, ALNUM),
+        random(2, 6, BASE64)
+    );
+    only(
+        "linkedin-client-secret",
+        &format!("CLIENT_SECRET = \"{secret}\""),
+    );
+    found_in_contexts(
+        "linkedin-client-secret",
+        &["linkedin", "client", "secret"],
+        &secret,
+    );
+    let legacy = format!("{}7", random(3, 15, ALNUM));
+    found_in_contexts(
+        "linkedin-client-secret",
+        &["linkedin", "client", "secret"],
+        &legacy,
+    );
+    only(
+        "linkedin-client-secret",
+        &format!("SOCIAL_AUTH_LINKEDIN_OAUTH2_SECRET = '{legacy}'"),
+    );
+    not_found(
+        "linkedin-client-secret",
+        &format!("CLIENT_SECRET = \"{legacy}\""),
+    );
+    not_found(
+        "linkedin-client-secret",
+        "WPL_AP1.xxxxxxxxxxxxxxxx.xxxxxx==",
+    );
+
+    let id = format!("86{}", random(4, 12, LOWER_DIGITS));
+    found_in_contexts("linkedin-client-id", &["linkedin", "client", "id"], &id);
+    not_found("linkedin-client-id", &format!("LINKEDIN_PROFILE={id}"));
+    not_found("linkedin-client-id", "LINKEDIN_CLIENT_ID=yourclientidhere");
+}
+
+#[test]
+fn twitch() {
+    let secret = format!("{}9", random(1, 29, LOWER_DIGITS));
+    found_in_contexts("twitch-token", &["twitch", "client", "secret"], &secret);
+    found_in_contexts("twitch-token", &["twitch", "oauth", "token"], &secret);
+    only("twitch-token", &format!("TMI_TOKEN=oauth:{secret}"));
+    only("twitch-token", &format!("PASS oauth:{secret}\r\n"));
+    not_found("twitch-token", &format!("TWITCH_CHANNEL={secret}"));
+    not_found(
+        "twitch-token",
+        &format!("TMI_TOKEN=oauth:{}", "a".repeat(30)),
+    );
+
+    let id = format!("{}2", random(2, 29, LOWER_DIGITS));
+    found_in_contexts("twitch-client-id", &["twitch", "client", "id"], &id);
+    not_found("twitch-client-id", &format!("TWITCH_USER_ID={id}"));
+    not_found("twitch-client-id", &format!("CLIENT_ID={id}"));
+}
+
+#[test]
+fn messagebird() {
+    let key = format!("{}5", random(1, 24, ALNUM));
+    found_in_contexts(
+        "messagebird-api-key",
+        &["messagebird", "access", "key"],
+        &key,
+    );
+    found_in_contexts(
+        "messagebird-api-key",
+        &["messagebird", "api", "key"],
+        &format!("test_{key}"),
+    );
+    only(
+        "messagebird-api-key",
+        &format!("const messagebird = require('messagebird')('{key}');"),
+    );
+    only(
+        "messagebird-api-key",
+        &format!("client = messagebird.Client(\"{key}\")"),
+    );
+    not_found(
+        "messagebird-api-key",
+        &format!("MESSAGEBIRD_ORIGINATOR={}", random(2, 10, ALNUM)),
+    );
+    not_found(
+        "messagebird-api-key",
+        "MESSAGEBIRD_ACCESS_KEY=YourMessageBirdAccessKey",
+    );
+    not_found("messagebird-api-key", &format!("SMS_KEY={key}"));
+}
+
+#[test]
+fn sendbird() {
+    let token = random(1, 40, HEX);
+    found_in_contexts("sendbird-api-token", &["sendbird", "api", "token"], &token);
+    found_in_contexts("sendbird-api-token", &["sendbird", "master", "key"], &token);
+    not_found("sendbird-api-token", &format!("SENDBIRD_COMMIT={token}"));
+    not_found("sendbird-api-token", &format!("GIT_TOKEN_SHA={token}"));
+
+    let id = uuid(2).to_ascii_uppercase();
+    found_in_contexts("sendbird-app-id", &["sendbird", "app", "id"], &id);
+    not_found("sendbird-app-id", &format!("SENDBIRD_USER_ID={id}"));
+    not_found(
+        "sendbird-app-id",
+        "SENDBIRD_APP_ID=00000000-0000-0000-0000-000000000000",
+    );
+}
