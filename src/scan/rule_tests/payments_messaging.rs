@@ -526,3 +526,200 @@ fn sendbird() {
         "SENDBIRD_APP_ID=00000000-0000-0000-0000-000000000000",
     );
 }
+
+#[test]
+fn square() {
+    let token = format!("{}{}", p(&["EA", "AA"]), random(1, 60, URLSAFE));
+    only(
+        "square-access-token",
+        &format!("SQUARE_ACCESS_TOKEN={token}"),
+    );
+    only(
+        "square-access-token",
+        &format!("Authorization: Bearer {token}"),
+    );
+    let legacy = format!("{}{}", p(&["sq0", "atp-"]), random(2, 22, URLSAFE));
+    only("square-access-token", &format!("token: '{legacy}'"));
+    not_found("square-access-token", &format!("EAAA{}", "A".repeat(60)));
+    not_found(
+        "square-access-token",
+        &format!("EAAA{}", random(3, 50, URLSAFE)),
+    );
+    not_found(
+        "square-access-token",
+        &format!("sq0atp-{}", random(4, 30, URLSAFE)),
+    );
+
+    for prefix in [p(&["sq0", "csp-"]), p(&["sandbox-", "sq0", "csb-"])] {
+        let secret = format!("{prefix}{}", random(5, 43, URLSAFE));
+        only(
+            "square-oauth-secret",
+            &format!("SQUARE_APP_SECRET=\"{secret}\""),
+        );
+    }
+    not_found("square-oauth-secret", &format!("sq0csp-{}", "x".repeat(43)));
+    // Application ids are public.
+    assert_eq!(
+        rules_in(&format!(
+            "applicationId: '{}{}'",
+            p(&["sq0", "idp-"]),
+            random(6, 22, URLSAFE)
+        )),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn webhook_signing_secrets() {
+    let stripe = format!("{}{}", p(&["wh", "sec_"]), random(1, 32, ALNUM));
+    only(
+        "webhook-signing-secret",
+        &format!("STRIPE_WEBHOOK_SECRET={stripe}"),
+    );
+    let cli = format!("{}{}", p(&["wh", "sec_"]), random(2, 64, HEX));
+    only(
+        "webhook-signing-secret",
+        &format!("endpoint_secret = '{cli}'"),
+    );
+    let svix = format!("{}{}=", p(&["wh", "sec_"]), random(3, 43, BASE64));
+    only(
+        "webhook-signing-secret",
+        &format!("CLERK_WEBHOOK_SECRET=\"{svix}\""),
+    );
+    not_found("webhook-signing-secret", "STRIPE_WEBHOOK_SECRET=whsec_...");
+    not_found(
+        "webhook-signing-secret",
+        &format!("whsec_{}", "x".repeat(32)),
+    );
+    not_found(
+        "webhook-signing-secret",
+        &format!("whsec_{}", random(4, 16, ALNUM)),
+    );
+}
+
+#[test]
+fn plaid() {
+    for env in ["sandbox", "development", "production"] {
+        let token = format!("{}{env}-{}", p(&["acc", "ess-"]), uuid(1));
+        only("plaid-access-token", &format!("PLAID_ACCESS_TOKEN={token}"));
+        only(
+            "plaid-access-token",
+            &format!("{{\"access_token\": \"{token}\", \"item_id\": \"x\"}}"),
+        );
+    }
+    not_found(
+        "plaid-access-token",
+        "access-sandbox-00000000-0000-0000-0000-000000000000",
+    );
+    not_found("plaid-access-token", "access-sandbox-<your-access-token>");
+    not_found("plaid-access-token", &format!("access-staging-{}", uuid(2)));
+
+    let secret = random(3, 30, HEX);
+    found_in_contexts("plaid-secret", &["plaid", "secret"], &secret);
+    found_in_contexts("plaid-secret", &["plaid", "sandbox", "secret"], &secret);
+    not_found(
+        "plaid-secret",
+        &format!("PLAID_SECRET={}", random(4, 24, HEX)),
+    );
+    not_found("plaid-secret", &format!("PLAID_ITEM_HASH={secret}"));
+
+    let id = random(5, 24, HEX);
+    found_in_contexts("plaid-client-id", &["plaid", "client", "id"], &id);
+    not_found("plaid-client-id", &format!("PLAID_ITEM_ID={id}"));
+}
+
+#[test]
+fn flutterwave() {
+    for prefix in [p(&["FLW", "SECK-"]), p(&["FLW", "SECK_TEST-"])] {
+        let key = format!("{prefix}{}-X", random(1, 32, HEX));
+        only("flutterwave-secret-key", &format!("FLW_SECRET_KEY={key}"));
+    }
+    not_found(
+        "flutterwave-secret-key",
+        &format!("FLWSECK_TEST-{}-X", "x".repeat(32)),
+    );
+    not_found(
+        "flutterwave-secret-key",
+        &format!("FLWSECK_TEST-{}-X", "0".repeat(32)),
+    );
+    // Public keys are for the browser.
+    not_found(
+        "flutterwave-secret-key",
+        &format!("{}{}-X", p(&["FLW", "PUBK_TEST-"]), random(2, 32, HEX)),
+    );
+
+    let test = format!("{}{}", p(&["FLW", "SECK_TEST"]), random(3, 12, HEX));
+    only(
+        "flutterwave-encryption-key",
+        &format!("FLW_ENCRYPTION_KEY={test}"),
+    );
+    let live = format!("{}4", random(4, 23, ALNUM));
+    found_in_contexts(
+        "flutterwave-encryption-key",
+        &["flutterwave", "encryption", "key"],
+        &live,
+    );
+    not_found(
+        "flutterwave-encryption-key",
+        &format!("FLUTTERWAVE_MERCHANT_NAME={live}"),
+    );
+    not_found(
+        "flutterwave-encryption-key",
+        "FLUTTERWAVE_ENC_KEY=yourencryptionkeyhereabc",
+    );
+}
+
+#[test]
+fn gocardless() {
+    for env in ["live", "sandbox"] {
+        let token = format!("{env}_{}", random(1, 40, URLSAFE));
+        only(
+            "gocardless-access-token",
+            &format!("GOCARDLESS_ACCESS_TOKEN={token}"),
+        );
+        only(
+            "gocardless-access-token",
+            &format!(
+                "client = gocardless_pro.Client(access_token=\"{token}\", environment=\"{env}\")"
+            ),
+        );
+        not_found("gocardless-access-token", &format!("OTHER_TOKEN={token}"));
+    }
+    not_found(
+        "gocardless-access-token",
+        &format!("GOCARDLESS_ACCESS_TOKEN=sandbox_{}", "x".repeat(40)),
+    );
+}
+
+#[test]
+fn braintree() {
+    let token = format!(
+        "{}{}${}",
+        p(&["access_token", "$production$"]),
+        random(1, 16, LOWER_DIGITS),
+        random(2, 32, HEX)
+    );
+    only(
+        "braintree-access-token",
+        &format!("BRAINTREE_TOKEN={token}"),
+    );
+    only(
+        "braintree-access-token",
+        &format!("gateway = braintree.BraintreeGateway(access_token=\"{token}\")"),
+    );
+    not_found(
+        "braintree-access-token",
+        "access_token$sandbox$merchant_id$private_key_here",
+    );
+
+    let key = random(3, 32, HEX);
+    found_in_contexts(
+        "braintree-private-key",
+        &["braintree", "private", "key"],
+        &key,
+    );
+    not_found(
+        "braintree-private-key",
+        &format!("BRAINTREE_PUBLIC_KEY={key}"),
+    );
+}
