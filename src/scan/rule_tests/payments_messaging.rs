@@ -723,3 +723,213 @@ fn braintree() {
         &format!("BRAINTREE_PUBLIC_KEY={key}"),
     );
 }
+
+#[test]
+fn coinbase() {
+    let legacy = format!("{}8", random(1, 31, ALNUM));
+    found_in_contexts(
+        "coinbase-api-secret",
+        &["coinbase", "api", "secret"],
+        &legacy,
+    );
+    let ed25519 = format!("{}==", random(2, 86, BASE64));
+    found_in_contexts(
+        "coinbase-api-secret",
+        &["coinbase", "private", "key"],
+        &ed25519,
+    );
+    not_found(
+        "coinbase-api-secret",
+        &format!("COINBASE_WALLET_ADDRESS={legacy}"),
+    );
+    not_found(
+        "coinbase-api-secret",
+        &format!("COINBASE_API_SECRET={}", random(3, 20, ALNUM)),
+    );
+
+    let key = format!("{}1", random(4, 15, ALNUM));
+    found_in_contexts("coinbase-api-key", &["coinbase", "api", "key"], &key);
+    let name = format!("organizations/{}/apiKeys/{}", uuid(5), uuid(10));
+    found_in_contexts(
+        "coinbase-api-key",
+        &["coinbase", "api", "key", "name"],
+        &name,
+    );
+    not_found("coinbase-api-key", &format!("COINBASE_ACCOUNT={key}"));
+    not_found(
+        "coinbase-api-key",
+        "COINBASE_API_KEY_NAME=organizations/{org_id}/apiKeys/{key_id}",
+    );
+}
+
+#[test]
+fn kraken() {
+    let private = format!("{}==", random(1, 86, BASE64));
+    found_in_contexts(
+        "kraken-private-key",
+        &["kraken", "private", "key"],
+        &private,
+    );
+    found_in_contexts("kraken-private-key", &["kraken", "api", "secret"], &private);
+    not_found("kraken-private-key", &format!("KRAKEN_NOTES={private}"));
+    not_found(
+        "kraken-private-key",
+        &format!("KRAKEN_PRIVATE_KEY={}==", "A".repeat(86)),
+    );
+
+    let key = random(2, 56, BASE64);
+    found_in_contexts("kraken-api-key", &["kraken", "api", "key"], &key);
+    not_found("kraken-api-key", &format!("API_KEY={key}"));
+    not_found(
+        "kraken-api-key",
+        &format!("KRAKEN_API_KEY={}", random(3, 40, BASE64)),
+    );
+}
+
+#[test]
+fn kucoin() {
+    let secret = uuid(1);
+    found_in_contexts("kucoin-api-secret", &["kucoin", "api", "secret"], &secret);
+    not_found("kucoin-api-secret", &format!("KUCOIN_ORDER_ID={secret}"));
+    not_found(
+        "kucoin-api-secret",
+        "KUCOIN_API_SECRET=00000000-0000-0000-0000-000000000000",
+    );
+
+    let passphrase = format!("{}-{}", random(2, 8, ALNUM), random(3, 6, ALNUM));
+    found_in_contexts(
+        "kucoin-api-passphrase",
+        &["kucoin", "api", "passphrase"],
+        &passphrase,
+    );
+    for text in [
+        "KUCOIN_API_PASSPHRASE=your-passphrase",
+        "kucoin_passphrase = os.environ[\"KUCOIN_PASSPHRASE\"]",
+        "kucoin_passphrase: String",
+        "kucoinPassphrase = config.passphrase",
+        "KUCOIN_PASSPHRASE=${KUCOIN_PASSPHRASE}",
+    ] {
+        not_found("kucoin-api-passphrase", text);
+    }
+
+    let key = random(4, 24, HEX);
+    found_in_contexts("kucoin-api-key", &["kucoin", "api", "key"], &key);
+    not_found("kucoin-api-key", &format!("KUCOIN_ORDER={key}"));
+}
+
+#[test]
+fn bittrex() {
+    for (seed, words) in [
+        (1, &["bittrex", "api", "key"]),
+        (2, &["bittrex", "api", "secret"]),
+    ] {
+        found_in_contexts("bittrex-api-key", words, &random(seed, 32, HEX));
+    }
+    not_found(
+        "bittrex-api-key",
+        &format!("BITTREX_API_KEY={}", random(3, 40, HEX)),
+    );
+    not_found("bittrex-api-key", &format!("MD5={}", random(4, 32, HEX)));
+}
+
+#[test]
+fn finicity() {
+    let key = random(1, 32, HEX);
+    found_in_contexts("finicity-app-key", &["finicity", "app", "key"], &key);
+    only("finicity-app-key", &format!("-H 'Finicity-App-Key: {key}'"));
+    not_found("finicity-app-key", &format!("FINICITY_CUSTOMER_HASH={key}"));
+
+    let secret = format!("{}6", random(2, 19, ALNUM));
+    found_in_contexts(
+        "finicity-partner-secret",
+        &["finicity", "partner", "secret"],
+        &secret,
+    );
+    not_found(
+        "finicity-partner-secret",
+        "FINICITY_PARTNER_SECRET=yourpartnersecretab",
+    );
+    not_found(
+        "finicity-partner-secret",
+        &format!("PARTNER_SECRET={secret}"),
+    );
+}
+
+#[test]
+fn adyen() {
+    let key = format!(
+        "{}{}==-{}=-{}",
+        p(&["AQ", "E"]),
+        random(1, 90, BASE64),
+        random(2, 43, BASE64),
+        random(3, 16, b"ABCDEFabcdef0123456789;%={}!")
+    );
+    only("adyen-api-key", &format!("ADYEN_API_KEY=\"{key}\""));
+    only("adyen-api-key", &format!("adyen_api_key: {key}\n"));
+    only(
+        "adyen-api-key",
+        &format!("adyen.client.xapikey = '{}'", &key[..key.len() - 17]),
+    );
+    not_found("adyen-api-key", &format!("OTHER_API_KEY=\"{key}\""));
+    not_found("adyen-api-key", "ADYEN_API_KEY=\"AQE...your-key-here\"");
+}
+
+#[test]
+fn paypal() {
+    let secret = format!("E{}3", random(1, 78, URLSAFE));
+    found_in_contexts(
+        "paypal-client-secret",
+        &["paypal", "client", "secret"],
+        &secret,
+    );
+    not_found(
+        "paypal-client-secret",
+        &format!("PAYPAL_CLIENT_ID=A{}3", random(2, 78, URLSAFE)),
+    );
+    not_found(
+        "paypal-client-secret",
+        &format!("PAYPAL_CLIENT_SECRET={}", random(3, 40, URLSAFE)),
+    );
+}
+
+#[test]
+fn razorpay() {
+    let id = format!("{}{}", p(&["rzp", "_test_"]), random(1, 14, ALNUM));
+    only("razorpay-key-id", &format!("RAZORPAY_KEY_ID={id}"));
+    only("razorpay-key-id", &format!("key: \"{id}\","));
+    not_found(
+        "razorpay-key-id",
+        &format!("rzp_live_{}", random(2, 8, ALNUM)),
+    );
+    not_found("razorpay-key-id", &format!("rzp_live_{}", "X".repeat(14)));
+
+    let secret = format!("{}2", random(3, 23, ALNUM));
+    found_in_contexts(
+        "razorpay-key-secret",
+        &["razorpay", "key", "secret"],
+        &secret,
+    );
+    not_found("razorpay-key-secret", &format!("KEY_SECRET={secret}"));
+    // Next to a key id, with no name: the pair reads as one.
+    let pair = |text: &str| -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = scanner()
+            .scan("t", text.as_bytes(), None)
+            .into_iter()
+            .map(|f| (f.rule, f.description))
+            .collect();
+        found.sort();
+        found
+    };
+    let found = pair(&format!(
+        "client = razorpay.Client(auth=(\"{id}\", \"{secret}\"))"
+    ));
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].0, "razorpay-key-id");
+    assert_eq!(found[1].0, "razorpay-key-secret");
+    assert!(found[1].1.contains("paired with rzp_test_…"), "{found:?}");
+    // Far from a key id, an unnamed 24-character value is not one.
+    assert_eq!(
+        pair(&format!("id = \"{id}\"\n\n\n\n\nx = \"{secret}\"\n")).len(),
+        1
+    );
+}
