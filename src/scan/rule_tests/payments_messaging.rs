@@ -36,6 +36,7 @@ fn contexts(words: &[&str], value: &str) -> Vec<String> {
         format!("{upper} :::= {value}"),
         format!("System.setProperty(\"{upper}\", \"{value}\");"),
         format!("<{camel}>{value}</{camel}>"),
+        format!("<config>\n  <{camel}>\n    {value}\n  </{camel}>\n</config>"),
     ]
 }
 
