@@ -250,6 +250,11 @@ fn teams_and_logic_app_webhooks() {
     );
     let v2 = format!("{hook}/V2{}", random(40, 40, URLSAFE));
     only("teams-incoming-webhook", &format!("url: \"{v2}\""));
+    let old = hook.replace(
+        "acme.webhook.office.com/webhookb2",
+        "outlook.office.com/webhook",
+    );
+    only("teams-incoming-webhook", &format!("webhook_url = '{old}'"));
     not_found(
         "teams-incoming-webhook",
         "https://acme.webhook.office.com/webhookb2/00000000-0000-0000-0000-000000000000@00000000-0000-0000-0000-000000000000/IncomingWebhook/00000000000000000000000000000000/00000000-0000-0000-0000-000000000000",
@@ -267,6 +272,22 @@ fn teams_and_logic_app_webhooks() {
     only(
         "azure-logic-app-trigger-url",
         &format!("WORKFLOW_URL=\"{flow}\""),
+    );
+    for cu in ["", "cu/10/"] {
+        let flow = format!(
+            "https://default{}.8c.environment.api.powerplatform.com:443/powerautomate/automations/direct/{cu}workflows/{}/triggers/manual/paths/invoke?api-version=1&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={}",
+            random(52, 30, HEX),
+            random(53, 32, HEX),
+            random(54, 43, URLSAFE)
+        );
+        only(
+            "azure-logic-app-trigger-url",
+            &format!("TEAMS_WEBHOOK_URL = \"{flow}\""),
+        );
+    }
+    not_found(
+        "azure-logic-app-trigger-url",
+        "\"webhook_url\":\"https://defaultxxx.ac.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/xxx/triggers/manual/paths/invoke?api-version=1&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=xxx\"",
     );
     // Without its signature, or with a placeholder for it, the URL runs nothing.
     let unsigned = flow.split("&sig=").next().unwrap().to_string();
