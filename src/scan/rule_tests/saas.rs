@@ -362,3 +362,326 @@ fn readme_rubygems_typeform() {
         "tfp_your_personal_access_token_goes_here_please",
     );
 }
+
+#[test]
+fn dropbox() {
+    let short = format!("{}{}", p(&["s", "l."]), random(1, 138, URLSAFE));
+    found(
+        "dropbox-short-lived-token",
+        &format!("DROPBOX_ACCESS_TOKEN={short}"),
+    );
+    let newer = format!("{}{}", p(&["s", "l.u."]), random(2, 600, URLSAFE));
+    found(
+        "dropbox-short-lived-token",
+        &format!("dbx = dropbox.Dropbox(\"{newer}\")"),
+    );
+    not_found(
+        "dropbox-short-lived-token",
+        &format!("{}{}", p(&["s", "l."]), "A".repeat(138)),
+    );
+    not_found(
+        "dropbox-short-lived-token",
+        &format!("ssl.{}", random(3, 138, URLSAFE)),
+    );
+    not_found("dropbox-short-lived-token", "import ssl.SSLContext;");
+    let long = format!(
+        "{}{}{}",
+        random(4, 11, ALNUM),
+        "A".repeat(10),
+        random(5, 43, URLSAFE)
+    );
+    found_in_assignments(
+        "dropbox-long-lived-token",
+        "DROPBOX_TOKEN",
+        "dropboxToken",
+        &long,
+    );
+    not_found("dropbox-long-lived-token", &format!("OTHER_TOKEN={long}"));
+    not_found(
+        "dropbox-long-lived-token",
+        &format!("DROPBOX_TOKEN={}", random(6, 64, URLSAFE)),
+    );
+    let secret = format!("{}7", random(7, 14, LOWER_DIGITS));
+    found_in_assignments(
+        "dropbox-app-secret",
+        "DROPBOX_APP_SECRET",
+        "dropboxAppSecret",
+        &secret,
+    );
+    not_found("dropbox-app-secret", &format!("DROPBOX_APP_KEY={secret}"));
+    not_found("dropbox-app-secret", "DROPBOX_APP_SECRET=yourappsecret1");
+}
+
+#[test]
+fn duffel_easypost_frameio() {
+    for (seed, mode) in [(1, "test_"), (2, "live_")] {
+        let token = format!("{}{}", p(&["duffel_", mode]), random(seed, 43, URLSAFE));
+        found("duffel-api-token", &format!("DUFFEL_ACCESS_TOKEN={token}"));
+    }
+    not_found(
+        "duffel-api-token",
+        &format!("{}{}", p(&["duffel_", "test_"]), "x".repeat(43)),
+    );
+    not_found(
+        "duffel-api-token",
+        &format!("{}{}", p(&["duffel_", "prod_"]), random(3, 43, URLSAFE)),
+    );
+    for (seed, kind) in [(4, "AK"), (5, "TK")] {
+        let key = format!("{}{}", p(&["EZ", kind]), random(seed, 54, ALNUM));
+        found(
+            "easypost-api-key",
+            &format!("EasyPost::Client.new(api_key: '{key}')"),
+        );
+    }
+    not_found(
+        "easypost-api-key",
+        &format!("{}{}", p(&["EZ", "AK"]), random(6, 30, ALNUM)),
+    );
+    not_found(
+        "easypost-api-key",
+        &format!("{}{}", p(&["ez", "ak"]), random(7, 54, ALNUM)),
+    );
+    let frame = format!("{}{}", p(&["fio", "-u-"]), random(8, 64, URLSAFE));
+    found("frameio-api-token", &format!("FRAMEIO_TOKEN=\"{frame}\""));
+    not_found(
+        "frameio-api-token",
+        &format!("{}{}", p(&["fio", "-u-"]), "x".repeat(64)),
+    );
+    not_found(
+        "frameio-api-token",
+        &format!("{}{}", p(&["fio", "-u-"]), random(9, 30, URLSAFE)),
+    );
+}
+
+#[test]
+fn adobe() {
+    let secret = format!("{}{}7", p(&["p8", "e-"]), random(1, 31, ALNUM));
+    found(
+        "adobe-client-secret",
+        &format!("ADOBE_CLIENT_SECRET={secret}"),
+    );
+    found(
+        "adobe-client-secret",
+        &format!("-d 'client_secret={secret}&grant_type=client_credentials'"),
+    );
+    not_found(
+        "adobe-client-secret",
+        &format!("{}{}", p(&["p8", "e-"]), "x".repeat(32)),
+    );
+    not_found(
+        "adobe-client-secret",
+        &format!("{}{}", p(&["p8", "e-"]), random(2, 20, ALNUM)),
+    );
+    let id = random(3, 32, HEX);
+    found_in_assignments("adobe-client-id", "ADOBE_CLIENT_ID", "adobeClientId", &id);
+    found("adobe-client-id", &format!("ADOBE_API_KEY=\"{id}\""));
+    // An Adobe name without an id word; an id word without Adobe.
+    not_found(
+        "adobe-client-id",
+        &format!("adobe_analytics_hash = \"{id}\""),
+    );
+    not_found("adobe-client-id", &format!("CLIENT_ID=\"{id}\""));
+}
+
+#[test]
+fn airtable() {
+    let token = format!(
+        "{}{}.{}",
+        p(&["pa", "t"]),
+        random(1, 14, ALNUM),
+        random(2, 64, HEX)
+    );
+    found(
+        "airtable-personal-access-token",
+        &format!("AIRTABLE_API_KEY={token}"),
+    );
+    found(
+        "airtable-personal-access-token",
+        &format!("const base = new Airtable({{ apiKey: \"{token}\" }}).base(\"app1\");"),
+    );
+    found(
+        "airtable-personal-access-token",
+        &format!("export AIRTABLE_TOKEN='{token}'"),
+    );
+    // No Airtable name on the line; a placeholder.
+    not_found(
+        "airtable-personal-access-token",
+        &format!("x = \"{token}\""),
+    );
+    not_found(
+        "airtable-personal-access-token",
+        &format!(
+            "AIRTABLE_TOKEN={}{}.{}",
+            p(&["pa", "t"]),
+            "x".repeat(14),
+            "0".repeat(64)
+        ),
+    );
+    let legacy = format!("{}{}7", p(&["ke", "y"]), random(3, 13, ALNUM));
+    found_in_assignments(
+        "airtable-api-key",
+        "AIRTABLE_API_KEY",
+        "airtableApiKey",
+        &legacy,
+    );
+    not_found("airtable-api-key", "AIRTABLE_API_KEY=keyXXXXXXXXXXXXXX");
+    not_found("airtable-api-key", &format!("OTHER_API_KEY={legacy}"));
+}
+
+#[test]
+fn algolia() {
+    let key = random(1, 32, HEX);
+    found_in_assignments(
+        "algolia-api-key",
+        "ALGOLIA_ADMIN_KEY",
+        "algoliaAdminKey",
+        &key,
+    );
+    found("algolia-api-key", &format!("ALGOLIA_API_KEY=\"{key}\""));
+    // Search-only keys are meant for browsers.
+    not_found("algolia-api-key", &format!("ALGOLIA_SEARCH_KEY={key}"));
+    not_found(
+        "algolia-api-key",
+        &format!("NEXT_PUBLIC_ALGOLIA_SEARCH_API_KEY=\"{key}\""),
+    );
+    not_found(
+        "algolia-api-key",
+        &format!("ALGOLIA_ADMIN_KEY={}", "0".repeat(32)),
+    );
+}
+
+#[test]
+fn asana() {
+    let old = format!("1/{}:{}", random(1, 16, DIGITS), random(2, 32, HEX));
+    let new = format!(
+        "2/{}/{}:{}",
+        random(3, 16, DIGITS),
+        random(4, 16, DIGITS),
+        random(5, 32, HEX)
+    );
+    for token in [&old, &new] {
+        found(
+            "asana-personal-access-token",
+            &format!("ASANA_ACCESS_TOKEN={token}"),
+        );
+        found(
+            "asana-personal-access-token",
+            &format!("client = asana.Client.access_token('{token}')"),
+        );
+    }
+    not_found("asana-personal-access-token", &format!("TOKEN={new}"));
+    not_found(
+        "asana-personal-access-token",
+        &format!(
+            "ASANA_ACCESS_TOKEN=1/{}:{}",
+            random(6, 16, DIGITS),
+            "0".repeat(32)
+        ),
+    );
+    let secret = format!("{}7", random(7, 31, ALNUM));
+    found_in_assignments(
+        "asana-client-secret",
+        "ASANA_CLIENT_SECRET",
+        "asanaClientSecret",
+        &secret,
+    );
+    not_found("asana-client-secret", &format!("ASANA_WORKSPACE={secret}"));
+    let id = random(8, 16, DIGITS);
+    found_in_assignments("asana-client-id", "ASANA_CLIENT_ID", "asanaClientId", &id);
+    // A project or workspace id is a number too, but no credential.
+    not_found("asana-client-id", &format!("ASANA_PROJECT_ID={id}"));
+    not_found(
+        "asana-client-id",
+        &format!("ASANA_CLIENT_ID={}", "1".repeat(16)),
+    );
+}
+
+#[test]
+fn authress_beamer() {
+    let key = format!(
+        "{}{}.{}.{}{}.{}",
+        p(&["s", "c_"]),
+        random(1, 10, LOWER_DIGITS),
+        random(2, 4, LOWER_DIGITS),
+        p(&["ac", "c_"]),
+        random(3, 12, LOWER_DIGITS),
+        random(4, 60, URLSAFE)
+    );
+    found("authress-access-key", &format!("AUTHRESS_KEY={key}"));
+    found(
+        "authress-access-key",
+        &format!("new ServiceClientTokenProvider('{key}', 'https://login.acme.com')"),
+    );
+    not_found(
+        "authress-access-key",
+        &format!(
+            "{}{}.{}.{}{}.{}",
+            p(&["s", "c_"]),
+            random(5, 10, LOWER_DIGITS),
+            random(6, 4, LOWER_DIGITS),
+            p(&["ac", "c_"]),
+            random(7, 12, LOWER_DIGITS),
+            "x".repeat(60)
+        ),
+    );
+    not_found("authress-access-key", "settings.acc_enabled = true");
+    let beamer = format!("{}{}", p(&["b", "_"]), random(8, 44, URLSAFE));
+    found_in_assignments("beamer-api-key", "BEAMER_API_KEY", "beamerApiKey", &beamer);
+    not_found("beamer-api-key", &format!("OTHER_API_KEY={beamer}"));
+    not_found(
+        "beamer-api-key",
+        &format!("BEAMER_API_KEY={}{}", p(&["b", "_"]), "x".repeat(44)),
+    );
+}
+
+#[test]
+fn contentful() {
+    let pat = format!("{}{}", p(&["CFP", "AT-"]), random(1, 43, URLSAFE));
+    found(
+        "contentful-personal-access-token",
+        &format!("CONTENTFUL_MANAGEMENT_TOKEN={pat}"),
+    );
+    not_found(
+        "contentful-personal-access-token",
+        &format!("{}{}", p(&["CFP", "AT-"]), "x".repeat(43)),
+    );
+    not_found(
+        "contentful-api-token",
+        &format!("CONTENTFUL_MANAGEMENT_TOKEN={pat}"),
+    );
+    let token = format!("{}7", random(2, 42, URLSAFE));
+    found_in_assignments(
+        "contentful-api-token",
+        "CONTENTFUL_DELIVERY_TOKEN",
+        "contentfulAccessToken",
+        &token,
+    );
+    not_found(
+        "contentful-api-token",
+        &format!("CONTENTFUL_SPACE_ID={}", random(3, 12, LOWER_DIGITS)),
+    );
+    not_found("contentful-api-token", &format!("OTHER_TOKEN={token}"));
+}
+
+#[test]
+fn adafruit() {
+    let key = format!("{}{}", p(&["ai", "o_"]), random(1, 28, ALNUM));
+    found("adafruit-io-key", &format!("ADAFRUIT_IO_KEY={key}"));
+    found("adafruit-io-key", &format!("aio = Client('acme', '{key}')"));
+    not_found(
+        "adafruit-io-key",
+        &format!("{}{}", p(&["ai", "o_"]), "x".repeat(28)),
+    );
+    not_found(
+        "adafruit-io-key",
+        "import aio_pika_helpers_for_everyone_now",
+    );
+    let legacy = random(2, 32, HEX);
+    found_in_assignments(
+        "adafruit-io-key",
+        "ADAFRUIT_IO_KEY",
+        "adafruitIoKey",
+        &legacy,
+    );
+    not_found("adafruit-io-key", &format!("OTHER_KEY={legacy}"));
+}
