@@ -685,3 +685,282 @@ fn adafruit() {
     );
     not_found("adafruit-io-key", &format!("OTHER_KEY={legacy}"));
 }
+
+/// Named keys of one shape: each found in every assignment context under its name, and
+/// not under another provider's name.
+#[test]
+fn keys_under_a_provider_name() {
+    let cases: Vec<(&str, &str, &str, String)> = vec![
+        (
+            "zendesk-api-token",
+            "ZENDESK_API_TOKEN",
+            "zendeskToken",
+            format!("{}7", random(1, 39, ALNUM)),
+        ),
+        (
+            "intercom-access-token",
+            "INTERCOM_ACCESS_TOKEN",
+            "intercomToken",
+            format!("{}{}7=", p(&["dG9r", "Oj"]), random(2, 52, BASE64)),
+        ),
+        (
+            "etsy-api-key",
+            "ETSY_API_KEY",
+            "etsyApiKey",
+            format!("{}7", random(3, 23, LOWER_DIGITS)),
+        ),
+        (
+            "finnhub-api-key",
+            "FINNHUB_API_KEY",
+            "finnhubKey",
+            format!("{}7", random(4, 19, LOWER_DIGITS)),
+        ),
+        (
+            "flickr-api-key",
+            "FLICKR_API_KEY",
+            "flickrApiKey",
+            random(5, 32, HEX),
+        ),
+        (
+            "freshbooks-access-token",
+            "FRESHBOOKS_ACCESS_TOKEN",
+            "freshbooksToken",
+            format!("{}7", random(6, 63, ALNUM)),
+        ),
+        (
+            "nytimes-api-key",
+            "NYTIMES_API_KEY",
+            "nytimesApiKey",
+            format!("{}7", random(7, 31, ALNUM)),
+        ),
+        (
+            "rapidapi-key",
+            "RAPIDAPI_KEY",
+            "rapidApiKey",
+            format!("{}7", random(8, 49, ALNUM)),
+        ),
+        (
+            "privateai-api-key",
+            "PRIVATE_AI_API_KEY",
+            "privateAiKey",
+            format!("{}7", random(9, 31, ALNUM)),
+        ),
+        (
+            "looker-client-secret",
+            "LOOKERSDK_CLIENT_SECRET",
+            "lookerClientSecret",
+            format!("{}7", random(10, 23, ALNUM)),
+        ),
+        (
+            "looker-client-id",
+            "LOOKERSDK_CLIENT_ID",
+            "lookerClientId",
+            format!("{}7", random(11, 19, ALNUM)),
+        ),
+        (
+            "meraki-api-key",
+            "MERAKI_DASHBOARD_API_KEY",
+            "merakiApiKey",
+            random(12, 40, HEX),
+        ),
+        (
+            "squarespace-api-key",
+            "SQUARESPACE_API_KEY",
+            "squarespaceApiKey",
+            uuid(130),
+        ),
+    ];
+    for (rule, upper, camel, value) in &cases {
+        found_in_assignments(rule, upper, camel, value);
+        not_found(
+            rule,
+            &format!("ACME_{}={value}", &upper[upper.find('_').unwrap() + 1..]),
+        );
+    }
+}
+
+#[test]
+fn named_keys_near_misses() {
+    // Placeholders and words under the right name.
+    not_found(
+        "zendesk-api-token",
+        &format!("ZENDESK_API_TOKEN={}", "x".repeat(40)),
+    );
+    not_found("etsy-api-key", "ETSY_API_KEY=yourapikeystringgoeshere");
+    not_found(
+        "finnhub-api-key",
+        &format!("FINNHUB_API_KEY={}", "a".repeat(20)),
+    );
+    not_found(
+        "flickr-api-key",
+        &format!("FLICKR_API_KEY={}", "0".repeat(32)),
+    );
+    not_found(
+        "meraki-api-key",
+        &format!("MERAKI_API_KEY={}", "0".repeat(40)),
+    );
+    not_found(
+        "rapidapi-key",
+        "\"X-RapidAPI-Key\": \"your-rapidapi-key-goes-in-here-please-and-thank-you\"",
+    );
+    // The wrong length under the right name.
+    not_found(
+        "intercom-access-token",
+        &format!("INTERCOM_APP_ID={}", random(20, 8, LOWER_DIGITS)),
+    );
+    not_found(
+        "freshbooks-access-token",
+        &format!("FRESHBOOKS_ACCESS_TOKEN={}", random(21, 40, ALNUM)),
+    );
+    // An id word, not a secret's, and the other way round.
+    not_found(
+        "looker-client-secret",
+        &format!("LOOKERSDK_CLIENT_ID={}7", random(22, 23, ALNUM)),
+    );
+    not_found(
+        "looker-client-id",
+        &format!("LOOKERSDK_BASE_URL={}7", random(23, 19, ALNUM)),
+    );
+    // A Squarespace UUID that is no key.
+    not_found(
+        "squarespace-api-key",
+        &format!("squarespace_website_id: \"{}\"", uuid(140)),
+    );
+    // The header form of the RapidAPI key.
+    found(
+        "rapidapi-key",
+        &format!(
+            "headers = {{\"X-RapidAPI-Key\": \"{}7\"}}",
+            random(24, 49, ALNUM)
+        ),
+    );
+}
+
+#[test]
+fn freemius() {
+    let key = format!(
+        "{}{}#&{}",
+        p(&["s", "k_"]),
+        random(1, 13, ALNUM),
+        random(2, 14, ALNUM)
+    );
+    let config = format!(
+        "fs_dynamic_init( array(\n    'id' => '1234',\n    'public_key' => 'pk_{}',\n    'secret_key' => '{key}',\n) );",
+        random(3, 29, HEX)
+    );
+    let rules = rules_in(&config);
+    assert_eq!(rules, ["freemius-secret-key"], "{config}");
+    found(
+        "freemius-secret-key",
+        &format!("\"secret_key\" => \"{key}\","),
+    );
+    // Another name, the wrong length, no quotes around the name.
+    not_found("freemius-secret-key", &format!("'other_key' => '{key}',"));
+    not_found(
+        "freemius-secret-key",
+        &format!(
+            "'secret_key' => '{}{}',",
+            p(&["s", "k_"]),
+            random(4, 20, ALNUM)
+        ),
+    );
+    not_found("freemius-secret-key", &format!("secret_key => '{key}',"));
+}
+
+#[test]
+fn lob() {
+    let key = format!("{}{}", p(&["te", "st_"]), random(1, 35, HEX));
+    found_in_assignments("lob-api-key", "LOB_API_KEY", "lobApiKey", &key);
+    found(
+        "lob-api-key",
+        &format!("const Lob = require('lob')('{key}');"),
+    );
+    let live = format!("{}{}", p(&["li", "ve_"]), random(2, 35, HEX));
+    found("lob-api-key", &format!("lob = Lob(api_key=\"{live}\")"));
+    found("lob-api-key", &format!("lob.api_key = '{live}'"));
+    // Inside another word (blob, global), or no Lob name at all.
+    not_found("lob-api-key", &format!("blob_key = \"{key}\""));
+    not_found("lob-api-key", &format!("global_key = \"{key}\""));
+    not_found("lob-api-key", &format!("api_key = \"{key}\""));
+    not_found(
+        "lob-api-key",
+        &format!("LOB_API_KEY={}{}", p(&["te", "st_"]), "0".repeat(35)),
+    );
+    let public = format!("{}{}", p(&["te", "st_pub_"]), random(3, 31, HEX));
+    found(
+        "lob-publishable-key",
+        &format!("LOB_PUBLISHABLE_KEY={public}"),
+    );
+    found(
+        "lob-publishable-key",
+        &format!("{{\"lobKey\": \"{public}\"}}"),
+    );
+    not_found("lob-api-key", &format!("LOB_PUBLISHABLE_KEY={public}"));
+    not_found("lob-publishable-key", &format!("PUBLISHABLE_KEY={public}"));
+}
+
+#[test]
+fn intra42_maxmind_cloudinary() {
+    let secret = format!("{}{}", p(&["s-s4", "t2ud-"]), random(1, 64, HEX));
+    found(
+        "intra42-client-secret",
+        &format!("FT_CLIENT_SECRET={secret}"),
+    );
+    not_found(
+        "intra42-client-secret",
+        &format!("{}{}", p(&["s-s4", "t2ud-"]), "0".repeat(64)),
+    );
+    // The client uid is an id.
+    not_found(
+        "intra42-client-secret",
+        &format!(
+            "FT_CLIENT_ID={}{}",
+            p(&["u-s4", "t2ud-"]),
+            random(2, 64, HEX)
+        ),
+    );
+    let license = format!(
+        "{}_{}{}",
+        random(3, 6, ALNUM),
+        random(4, 29, ALNUM),
+        p(&["_m", "mk"])
+    );
+    found(
+        "maxmind-license-key",
+        &format!("MAXMIND_LICENSE_KEY={license}"),
+    );
+    found("maxmind-license-key", &format!("LicenseKey {license}\n"));
+    not_found(
+        "maxmind-license-key",
+        &format!("{}_{}{}", "a".repeat(6), "a".repeat(29), p(&["_m", "mk"])),
+    );
+    not_found(
+        "maxmind-license-key",
+        &format!(
+            "{}_{}{}",
+            random(5, 6, ALNUM),
+            random(6, 20, ALNUM),
+            p(&["_m", "mk"])
+        ),
+    );
+    let url = format!(
+        "{}{}:{}@acme-media",
+        p(&["cloudinary", "://"]),
+        random(7, 15, DIGITS),
+        random(8, 27, URLSAFE)
+    );
+    found("cloudinary-url", &format!("CLOUDINARY_URL={url}"));
+    not_found(
+        "cloudinary-url",
+        "CLOUDINARY_URL=cloudinary://<api_key>:<api_secret>@<cloud_name>",
+    );
+    not_found(
+        "cloudinary-url",
+        &format!(
+            "{}{}:{}@demo",
+            p(&["cloudinary", "://"]),
+            random(9, 15, DIGITS),
+            "a".repeat(27)
+        ),
+    );
+}
