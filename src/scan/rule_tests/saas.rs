@@ -23,6 +23,8 @@ fn assignments(upper: &str, camel: &str, value: &str) -> Vec<String> {
         format!("{upper} :::= {value}"),
         format!("System.setProperty(\"{upper}\", \"{value}\");"),
         format!("<{camel}>{value}</{camel}>"),
+        format!("<config>\n  <{camel}>\n    {value}\n  </{camel}>\n</config>"),
+        format!("config['{lower}'] = \"{value}\""),
     ]
 }
 
@@ -503,6 +505,12 @@ fn airtable() {
         "airtable-personal-access-token",
         &format!("export AIRTABLE_TOKEN='{token}'"),
     );
+    found_in_assignments(
+        "airtable-personal-access-token",
+        "AIRTABLE_TOKEN",
+        "airtableToken",
+        &token,
+    );
     // No Airtable name on the line; a placeholder.
     not_found(
         "airtable-personal-access-token",
@@ -569,6 +577,12 @@ fn asana() {
             &format!("client = asana.Client.access_token('{token}')"),
         );
     }
+    found_in_assignments(
+        "asana-personal-access-token",
+        "ASANA_TOKEN",
+        "asanaToken",
+        &new,
+    );
     not_found("asana-personal-access-token", &format!("TOKEN={new}"));
     not_found(
         "asana-personal-access-token",
@@ -772,6 +786,9 @@ fn keys_under_a_provider_name() {
     ];
     for (rule, upper, camel, value) in &cases {
         found_in_assignments(rule, upper, camel, value);
+        // The name must be on the value's line: a section header above it is not enough.
+        let section = &upper[..upper.find('_').unwrap()];
+        not_found(rule, &format!("[{section}]\ncredentials = \"{value}\""));
         not_found(
             rule,
             &format!("ACME_{}={value}", &upper[upper.find('_').unwrap() + 1..]),
