@@ -196,6 +196,10 @@ fn hubspot() {
         "hubspot-api-key",
         &format!("https://api.hubapi.com/contacts/v1/lists?hapikey={key}&count=10"),
     );
+    found(
+        "hubspot-api-key",
+        &format!("var hubspotToken string = \"{}\"", key.to_ascii_uppercase()),
+    );
     // HubSpot form and portal ids are UUIDs too.
     not_found("hubspot-api-key", &format!("hubspot_form_id: \"{key}\""));
     not_found("hubspot-api-key", &format!("API_KEY=\"{key}\""));
@@ -875,6 +879,16 @@ fn freemius() {
         "freemius-secret-key",
         &format!("\"secret_key\" => \"{key}\","),
     );
+    found_in_assignments(
+        "freemius-secret-key",
+        "FREEMIUS_SECRET_KEY",
+        "freemiusKey",
+        &key,
+    );
+    not_found(
+        "freemius-secret-key",
+        &format!("OTHER_SECRET_KEY=\"{key}\""),
+    );
     // Another name, the wrong length, no quotes around the name.
     not_found("freemius-secret-key", &format!("'other_key' => '{key}',"));
     not_found(
@@ -926,6 +940,11 @@ fn intra42_maxmind_cloudinary() {
     found(
         "intra42-client-secret",
         &format!("FT_CLIENT_SECRET={secret}"),
+    );
+    let other = format!("{}{}", p(&["s-s4", "t2af-"]), random(10, 64, HEX));
+    found(
+        "intra42-client-secret",
+        &format!("Authorization: Bearer {other}"),
     );
     not_found(
         "intra42-client-secret",
