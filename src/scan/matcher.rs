@@ -577,11 +577,21 @@ impl CompiledRule {
                 return false;
             }
         }
-        if self.require_digit
-            && !(secret.iter().any(u8::is_ascii_digit)
-                && secret.iter().any(u8::is_ascii_alphabetic))
-        {
-            return false;
+        if self.require_digit {
+            // Checked after the public prefix: a prefix's own digit (`sq0`, `xoxe.xoxp-1-`)
+            // says nothing about the random part.
+            let random = match &self.prefix {
+                Some(prefix) => prefix
+                    .get()
+                    .find(secret)
+                    .map_or(secret, |m| &secret[m.end()..]),
+                None => secret,
+            };
+            if !(random.iter().any(u8::is_ascii_digit)
+                && random.iter().any(u8::is_ascii_alphabetic))
+            {
+                return false;
+            }
         }
         if self.reject_identifiers && (is_identifier(secret) || is_file_path(secret)) {
             return false;

@@ -750,6 +750,15 @@ fn slack_more_shapes() {
         "slack-token",
         &p(&["xoxe", ".xoxp-1-SlackAppConfigurationAccessTokenHere"]),
     );
+    not_found(
+        "slack-token",
+        &p(&["xoxe", "-1-SlackAppConfigurationRefreshTokenHere"]),
+    );
+    // Refresh tokens are base64 text, in mixed case.
+    found(
+        "slack-token",
+        &format!("{}{}", p(&["xoxe", "-1-"]), random(14, 140, ALNUM)),
+    );
     for kind in ["workflows", "triggers"] {
         let hook = format!(
             "https://hooks.slack.com/{kind}/T{}/A{}/{}/{}",
