@@ -1,4 +1,494 @@
 //! Tests for the rules in rules/infrastructure.toml.
 
-#[allow(unused_imports)]
 use super::*;
+
+const LOWER_HEX: &[u8] = b"0123456789abcdef";
+const BECH32: &[u8] = b"QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L";
+
+/// A name in the case of its context: `["cloudflare", "api", "key"]` as
+/// CLOUDFLARE_API_KEY, cloudflare_api_key or cloudflareApiKey.
+struct Name {
+    upper: String,
+    snake: String,
+    camel: String,
+}
+
+fn name(words: &[&str]) -> Name {
+    let snake = words.join("_");
+    let camel = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                w.to_string()
+            } else {
+                w[..1].to_ascii_uppercase() + &w[1..]
+            }
+        })
+        .collect();
+    Name {
+        upper: snake.to_ascii_uppercase(),
+        snake,
+        camel,
+    }
+}
+
+/// `value` assigned to the name `words` in each of the contexts a name-based rule must
+/// find (shell, YAML, JSON, Go, Python, JavaScript, PHP, Makefiles, Java, XML).
+fn contexts(words: &[&str], value: &str) -> Vec<String> {
+    let Name {
+        upper,
+        snake,
+        camel,
+    } = name(words);
+    vec![
+        format!("{upper}={value}\n"),
+        format!("export {upper}=\"{value}\"\n"),
+        format!("  {snake}: {value}\n"),
+        format!("{{\"{snake}\": \"{value}\"}}"),
+        format!("var {camel} string = \"{value}\""),
+        format!("{camel} := `{value}`"),
+        format!("{snake} = '{value}'"),
+        format!("const {camel} = \"{value}\";"),
+        format!("${camel} .= \"{value}\";"),
+        format!("{upper} ?= {value}"),
+        format!("{upper} := {value}"),
+        format!("{upper} ::= {value}"),
+        format!("{upper} :::= {value}"),
+        format!("System.setProperty(\"{upper}\", \"{value}\");"),
+        format!("<{camel}>{value}</{camel}>"),
+    ]
+}
+
+/// `rule` finds `value` under the name `words` in every context.
+#[track_caller]
+fn found_named(rule: &str, words: &[&str], value: &str) {
+    for text in contexts(words, value) {
+        found(rule, &text);
+    }
+}
+
+/// [`found_named`] in the contexts that write the name in snake or upper case only (a
+/// keyword like `dd_ap` is not in `ddApiKey`).
+#[track_caller]
+fn found_named_snake(rule: &str, words: &[&str], value: &str) {
+    let camel = name(words).camel;
+    for text in contexts(words, value) {
+        if !text.contains(&camel) {
+            found(rule, &text);
+        }
+    }
+}
+
+/// A random UUID (8-4-4-4-12 lowercase hex).
+fn uuid(seed: u64) -> String {
+    [8, 4, 4, 4, 12]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| random(seed * 10 + i as u64, n, LOWER_HEX))
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+#[test]
+fn onepassword() {
+    let json = r#"{"signInAddress":"my.1password.com","userAuth":{"method":"SRPg-4096","alg":"PBES2g-HS256","iterations":650000,"salt":"#;
+    use base64::Engine;
+    let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+        "{json}\"{}\"}},\"email\":\"{}@1passwordserviceaccounts.com\",\"srpX\":\"{}\"}}",
+        random(1, 22, URLSAFE),
+        random(2, 13, LOWER_DIGITS),
+        random(3, 64, LOWER_HEX)
+    ));
+    assert!(body.starts_with("eyJ"));
+    let token = format!("{}{body}", p(&["op", "s_"]));
+    found(
+        "1password-service-account-token",
+        &format!("export OP_SERVICE_ACCOUNT_TOKEN={token}"),
+    );
+    // Not the jwt rule's: no dots.
+    not_found("jwt", &format!("export OP_SERVICE_ACCOUNT_TOKEN={token}"));
+    not_found(
+        "1password-service-account-token",
+        &format!("{}{}", p(&["op", "s_eyJ"]), "A".repeat(200)),
+    );
+    not_found(
+        "1password-service-account-token",
+        &format!("{}{}", p(&["op", "s_eyJ"]), random(4, 40, URLSAFE)),
+    );
+
+    let alphabet = b"23456789ABCDEFGHJKLMNPQRSTVWXYZ";
+    let groups: Vec<String> = [6, 6, 5, 5, 5, 5]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| random(10 + i as u64, n, alphabet))
+        .collect();
+    let key = format!("{}{}", p(&["A", "3-"]), groups.join("-"));
+    found(
+        "1password-secret-key",
+        &format!("Secret Key: {key}\nEmail: ops@example.com"),
+    );
+    found(
+        "1password-secret-key",
+        &format!(
+            "\"{}{}-{}\"",
+            p(&["A", "3-"]),
+            groups[0],
+            groups[1..].concat()
+        ),
+    );
+    // A placeholder, a lower-case run, a group too short.
+    not_found(
+        "1password-secret-key",
+        &format!("{}XXXXXX-XXXXXX-XXXXX-XXXXX-XXXXX-XXXXX", p(&["A", "3-"])),
+    );
+    not_found(
+        "1password-secret-key",
+        &format!(
+            "{}{}",
+            p(&["a", "3-"]),
+            groups.join("-").to_ascii_lowercase()
+        ),
+    );
+    not_found(
+        "1password-secret-key",
+        &format!(
+            "{}{}-{}",
+            p(&["A", "3-"]),
+            groups[0],
+            groups[1..4].join("-")
+        ),
+    );
+}
+
+#[test]
+fn age() {
+    let key = format!("{}{}", p(&["AGE-SECRET-", "KEY-1"]), random(1, 58, BECH32));
+    found(
+        "age-secret-key",
+        &format!(
+            "# created: 2024-01-01T00:00:00Z\n# public key: age1{}\n{key}\n",
+            random(2, 58, b"qpzry9x8gf2tvdw0s3jn54khce6mua7l")
+        ),
+    );
+    found("age-secret-key", &format!("SOPS_AGE_KEY=\"{key}\""));
+    // "B", "I", "O" and "1" are not bech32; a placeholder; too short.
+    not_found(
+        "age-secret-key",
+        &format!(
+            "{}{}",
+            p(&["AGE-SECRET-", "KEY-1"]),
+            random(3, 58, b"ABIO1")
+        ),
+    );
+    not_found(
+        "age-secret-key",
+        &format!("{}{}", p(&["AGE-SECRET-", "KEY-1"]), "Q".repeat(58)),
+    );
+    not_found(
+        "age-secret-key",
+        &format!("{}{}", p(&["AGE-SECRET-", "KEY-1"]), random(4, 40, BECH32)),
+    );
+}
+
+#[test]
+fn alibaba() {
+    let id = format!("{}{}", p(&["LT", "AI"]), random(1, 20, ALNUM));
+    found("alibaba-access-key-id", &format!("accessKeyId: '{id}'"));
+    found(
+        "alibaba-access-key-id",
+        &format!("{}{}", p(&["LT", "AI"]), random(2, 12, ALNUM)),
+    );
+    not_found(
+        "alibaba-access-key-id",
+        &format!("{}{}", p(&["LT", "AI"]), random(3, 8, ALNUM)),
+    );
+    not_found(
+        "alibaba-access-key-id",
+        &format!("{}{}", p(&["lt", "ai"]), random(4, 20, ALNUM)),
+    );
+    not_found("alibaba-access-key-id", "LTAIXXXXXXXXXXXXXXXXXXXX");
+
+    let secret = random(5, 30, ALNUM);
+    found_named(
+        "alibaba-access-key-secret",
+        &["alibaba", "cloud", "access", "key", "secret"],
+        &secret,
+    );
+    found_named(
+        "alibaba-access-key-secret",
+        &["alicloud", "secret", "key"],
+        &secret,
+    );
+    found(
+        "alibaba-access-key-secret",
+        &format!("aliyun.accessKeySecret={secret}"),
+    );
+    // Without a name, next to an AccessKey ID (the CSV a console download holds).
+    let csv = format!("AccessKey ID,AccessKey Secret\n{id},{secret}\n");
+    assert_eq!(
+        rules_in(&csv),
+        ["alibaba-access-key-id", "alibaba-access-key-secret"],
+        "{csv}"
+    );
+    not_found(
+        "alibaba-access-key-secret",
+        &format!("OTHER_SECRET={secret}"),
+    );
+    not_found(
+        "alibaba-access-key-secret",
+        &format!("ALIBABA_CLOUD_ACCESS_KEY_SECRET={}", random(6, 24, ALNUM)),
+    );
+    not_found(
+        "alibaba-access-key-secret",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET=your_access_key_secret",
+    );
+}
+
+#[test]
+fn jfrog() {
+    let key = format!("{}{}", p(&["AK", "Cp"]), random(1, 69, ALNUM));
+    found(
+        "jfrog-api-key",
+        &format!("curl -H 'X-JFrog-Art-Api: {key}' https://acme.jfrog.io"),
+    );
+    not_found(
+        "jfrog-api-key",
+        &format!("{}{}", p(&["AK", "Cp"]), random(2, 40, ALNUM)),
+    );
+    not_found(
+        "jfrog-api-key",
+        &format!("{}{}", p(&["AK", "Cp"]), "x".repeat(69)),
+    );
+    let reference = format!("{}{}", p(&["cmVmdGtu", "OjAxOj"]), random(3, 50, ALNUM));
+    found(
+        "jfrog-reference-token",
+        &format!("JFROG_ACCESS_TOKEN={reference}"),
+    );
+    found(
+        "jfrog-reference-token",
+        &format!("<password>{reference}</password>"),
+    );
+    not_found(
+        "jfrog-reference-token",
+        &format!("{}{}", p(&["cmVmdGtu", "OjAxOj"]), "A".repeat(50)),
+    );
+    not_found(
+        "jfrog-reference-token",
+        &format!("{}{}", p(&["cmVmdGtu", "OjAxOj"]), random(4, 20, ALNUM)),
+    );
+}
+
+#[test]
+fn atlassian() {
+    let token = format!(
+        "{}{}={}",
+        p(&["ATA", "TT3"]),
+        random(1, 177, URLSAFE),
+        random(2, 8, b"0123456789ABCDEF")
+    );
+    found("atlassian-api-token", &format!("JIRA_API_TOKEN={token}"));
+    found(
+        "atlassian-api-token",
+        &format!("curl -u me@acme.com:{token} https://acme.atlassian.net/rest/api/3/myself"),
+    );
+    not_found(
+        "atlassian-api-token",
+        &format!("{}{}", p(&["ATA", "TT3"]), random(3, 60, URLSAFE)),
+    );
+    not_found(
+        "atlassian-api-token",
+        &format!("{}{}", p(&["ATA", "TT3"]), "x".repeat(186)),
+    );
+
+    let legacy = random(4, 24, ALNUM);
+    found_named(
+        "atlassian-legacy-api-token",
+        &["jira", "api", "token"],
+        &legacy,
+    );
+    found_named(
+        "atlassian-legacy-api-token",
+        &["confluence", "password"],
+        &legacy,
+    );
+    found_named(
+        "atlassian-legacy-api-token",
+        &["atlassian", "token"],
+        &legacy,
+    );
+    // A Jira account id (24 hex digits) is no credential; nor a 24-character token under
+    // another name, or a value of another length.
+    not_found(
+        "atlassian-legacy-api-token",
+        &format!("jira_account_id: {}", random(5, 24, LOWER_HEX)),
+    );
+    not_found(
+        "atlassian-legacy-api-token",
+        &format!("GITHUB_TOKEN={legacy}"),
+    );
+    not_found(
+        "atlassian-legacy-api-token",
+        &format!("JIRA_API_TOKEN={}", random(6, 30, ALNUM)),
+    );
+}
+
+#[test]
+fn bitbucket() {
+    let id = random(1, 18, ALNUM);
+    let secret = random(2, 32, ALNUM);
+    found_named("bitbucket-client-id", &["bitbucket", "client", "id"], &id);
+    found_named("bitbucket-client-id", &["bitbucket", "oauth", "key"], &id);
+    found_named(
+        "bitbucket-client-secret",
+        &["bitbucket", "client", "secret"],
+        &secret,
+    );
+    not_found("bitbucket-client-id", &format!("CLIENT_ID={id}"));
+    not_found("bitbucket-client-id", &format!("BITBUCKET_WORKSPACE={id}"));
+    not_found(
+        "bitbucket-client-secret",
+        &format!("BITBUCKET_CLIENT_SECRET={}", random(3, 20, ALNUM)),
+    );
+    not_found(
+        "bitbucket-client-secret",
+        "BITBUCKET_CLIENT_SECRET=abcdefghijklmnopqrstuvwxyzabcdef",
+    );
+}
+
+#[test]
+fn clickhouse() {
+    let secret = format!("{}{}", p(&["4b", "1d"]), random(1, 38, ALNUM));
+    found(
+        "clickhouse-cloud-api-secret",
+        &format!("CLICKHOUSE_KEY_SECRET={secret}"),
+    );
+    // A hex digest that happens to start the same way, a short run.
+    not_found(
+        "clickhouse-cloud-api-secret",
+        &format!("sha = \"{}{}\"", p(&["4b", "1d"]), random(2, 38, LOWER_HEX)),
+    );
+    not_found(
+        "clickhouse-cloud-api-secret",
+        &format!("{}{}", p(&["4b", "1d"]), random(3, 20, ALNUM)),
+    );
+}
+
+#[test]
+fn cloudflare() {
+    let global = random(1, 37, LOWER_HEX);
+    found_named(
+        "cloudflare-global-api-key",
+        &["cloudflare", "api", "key"],
+        &global,
+    );
+    found(
+        "cloudflare-global-api-key",
+        &format!("provider \"cloudflare\" {{\n  cloudflare_api_key = \"{global}\"\n}}"),
+    );
+    not_found("cloudflare-global-api-key", &format!("API_KEY={global}1"));
+    not_found(
+        "cloudflare-global-api-key",
+        &format!("CLOUDFLARE_ZONE_ID={}", random(2, 32, LOWER_HEX)),
+    );
+    let token = random(3, 40, URLSAFE);
+    found_named(
+        "cloudflare-api-token",
+        &["cloudflare", "api", "token"],
+        &token,
+    );
+    not_found("cloudflare-api-token", &format!("GITLAB_TOKEN={token}"));
+    not_found(
+        "cloudflare-api-token",
+        &format!("CLOUDFLARE_API_TOKEN={}", random(4, 30, URLSAFE)),
+    );
+    not_found(
+        "cloudflare-api-token",
+        "CLOUDFLARE_API_TOKEN=your-cloudflare-api-token-goes-here-ok",
+    );
+
+    let origin = format!(
+        "{}{}-{}",
+        p(&["v1", ".0-"]),
+        random(5, 24, LOWER_HEX),
+        random(6, 146, LOWER_HEX)
+    );
+    found(
+        "cloudflare-origin-ca-key",
+        &format!("CF_ORIGIN_CA_KEY=\"{origin}\""),
+    );
+    not_found("cloudflare-origin-ca-key", "version v1.0-beta released");
+    not_found(
+        "cloudflare-origin-ca-key",
+        &format!(
+            "{}{}-{}",
+            p(&["v1", ".0-"]),
+            "0".repeat(24),
+            "0".repeat(146)
+        ),
+    );
+}
+
+#[test]
+fn codecov_confluent() {
+    let token = uuid(1);
+    found_named("codecov-token", &["codecov", "token"], &token);
+    not_found("codecov-token", &format!("request_id={token}"));
+    not_found(
+        "codecov-token",
+        "CODECOV_TOKEN=00000000-0000-0000-0000-000000000000",
+    );
+
+    let key = random(2, 16, UPPER_DIGITS);
+    found_named("confluent-api-key", &["confluent", "api", "key"], &key);
+    found_named("confluent-api-key", &["confluent", "cloud", "key"], &key);
+    not_found("confluent-api-key", &format!("API_KEY={key}"));
+    not_found(
+        "confluent-api-key",
+        &format!("CONFLUENT_API_KEY={}", random(3, 16, LOWER_DIGITS)),
+    );
+    let secret = random(4, 64, BASE64);
+    found_named(
+        "confluent-api-secret",
+        &["confluent", "api", "secret"],
+        &secret,
+    );
+    not_found("confluent-api-secret", &format!("OTHER_SECRET={secret}"));
+    not_found(
+        "confluent-api-secret",
+        &format!("CONFLUENT_API_SECRET={}", random(5, 40, BASE64)),
+    );
+}
+
+#[test]
+fn databricks() {
+    let token = format!("{}{}", p(&["da", "pi"]), random(1, 32, LOWER_HEX));
+    found("databricks-token", &format!("DATABRICKS_TOKEN={token}"));
+    found("databricks-token", &format!("token = \"{token}-2\""));
+    not_found(
+        "databricks-token",
+        &format!("{}{}", p(&["da", "pi"]), "0".repeat(32)),
+    );
+    not_found(
+        "databricks-token",
+        &format!("{}{}", p(&["da", "pi"]), random(2, 20, LOWER_HEX)),
+    );
+    not_found("databricks-token", "import dapi_client");
+}
+
+#[test]
+fn datadog() {
+    let api = random(1, 32, LOWER_HEX);
+    let app = random(2, 40, LOWER_HEX);
+    found_named_snake("datadog-api-key", &["dd", "api", "key"], &api);
+    found_named("datadog-api-key", &["datadog", "api", "key"], &api);
+    found_named_snake("datadog-app-key", &["dd", "app", "key"], &app);
+    found_named("datadog-app-key", &["datadog", "application", "key"], &app);
+    found("datadog-api-key", &format!("TF_VAR_DD_API_KEY={api}"));
+    // The "dd_" of another word, another provider's name, a placeholder.
+    not_found("datadog-api-key", &format!("add_api_key(\"{api}\")"));
+    not_found("datadog-api-key", &format!("SEGMENT_API_KEY={api}"));
+    not_found("datadog-api-key", &format!("DD_API_KEY={}", "0".repeat(32)));
+    not_found("datadog-app-key", &format!("DD_APP_KEY={api}"));
+    not_found("datadog-app-key", &format!("GIT_COMMIT={app}"));
+}
