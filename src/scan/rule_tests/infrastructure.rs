@@ -492,3 +492,362 @@ fn datadog() {
     not_found("datadog-app-key", &format!("DD_APP_KEY={api}"));
     not_found("datadog-app-key", &format!("GIT_COMMIT={app}"));
 }
+
+#[test]
+fn defined_networking_digitalocean_doppler() {
+    let base32_lower = b"abcdefghijklmnopqrstuvwxyz234567";
+    let dn = format!(
+        "{}{}-{}",
+        p(&["dnk", "ey-"]),
+        random(1, 26, base32_lower),
+        random(2, 52, base32_lower)
+    );
+    found("defined-networking-api-key", &format!("DN_API_KEY={dn}"));
+    not_found(
+        "defined-networking-api-key",
+        &format!(
+            "{}{}-{}",
+            p(&["dnk", "ey-"]),
+            "a".repeat(26),
+            "a".repeat(52)
+        ),
+    );
+    not_found(
+        "defined-networking-api-key",
+        &format!("{}{}", p(&["dnk", "ey-"]), random(3, 40, base32_lower)),
+    );
+
+    for (seed, kind) in [(4, "dop"), (5, "doo"), (6, "dor")] {
+        found(
+            "digitalocean-token",
+            &format!(
+                "DIGITALOCEAN_TOKEN=\"{}{}\"",
+                p(&[kind, "_v1_"]),
+                random(seed, 64, LOWER_HEX)
+            ),
+        );
+    }
+    not_found(
+        "digitalocean-token",
+        &format!("{}{}", p(&["dop", "_v1_"]), "0".repeat(64)),
+    );
+    not_found(
+        "digitalocean-token",
+        &format!("{}{}", p(&["dop", "_v1_"]), random(7, 40, LOWER_HEX)),
+    );
+    not_found("digitalocean-token", "GET /api_v1_users/dop_v1_");
+
+    for (seed, kind) in [
+        (8, "pt"),
+        (9, "ct"),
+        (10, "sa"),
+        (11, "scim"),
+        (12, "audit"),
+        (13, "st"),
+    ] {
+        found(
+            "doppler-token",
+            &format!(
+                "DOPPLER_TOKEN={}{kind}.{}",
+                p(&["d", "p."]),
+                random(seed, 43, ALNUM)
+            ),
+        );
+    }
+    found(
+        "doppler-token",
+        &format!(
+            "DOPPLER_TOKEN='{}prd.{}'",
+            p(&["d", "p.st."]),
+            random(14, 40, ALNUM)
+        ),
+    );
+    not_found(
+        "doppler-token",
+        &format!("{}{}", p(&["d", "p.pt."]), "x".repeat(43)),
+    );
+    not_found(
+        "doppler-token",
+        &format!("{}{}", p(&["d", "p.xx."]), random(15, 43, ALNUM)),
+    );
+    not_found("doppler-token", "dp.pt.my_variable.length");
+}
+
+#[test]
+fn drone_dynatrace_fastly() {
+    let drone = random(1, 32, ALNUM);
+    found_named("drone-ci-token", &["drone", "token"], &drone);
+    found_named(
+        "drone-ci-token",
+        &["drone", "rpc", "secret"],
+        &random(2, 32, LOWER_HEX),
+    );
+    // A drone's serial number, another name, a short value.
+    not_found("drone-ci-token", &format!("drone_serial: {drone}"));
+    not_found("drone-ci-token", &format!("SOME_TOKEN={drone}"));
+    not_found(
+        "drone-ci-token",
+        &format!("DRONE_TOKEN={}", random(3, 20, ALNUM)),
+    );
+
+    let dt = format!(
+        "{}{}.{}",
+        p(&["dt0", "c01."]),
+        random(4, 24, UPPER_DIGITS),
+        random(5, 64, UPPER_DIGITS)
+    );
+    found(
+        "dynatrace-api-token",
+        &format!("Authorization: Api-Token {dt}"),
+    );
+    not_found(
+        "dynatrace-api-token",
+        &format!(
+            "{}{}.{}",
+            p(&["dt0", "c01."]),
+            "A".repeat(24),
+            "A".repeat(64)
+        ),
+    );
+    not_found(
+        "dynatrace-api-token",
+        &format!(
+            "{}{}.{}",
+            p(&["dt0", "c01."]),
+            random(6, 24, UPPER_DIGITS),
+            random(7, 30, UPPER_DIGITS)
+        ),
+    );
+
+    let fastly = random(8, 32, URLSAFE);
+    found_named("fastly-api-token", &["fastly", "api", "token"], &fastly);
+    not_found("fastly-api-token", &format!("VERCEL_TOKEN={fastly}"));
+    not_found(
+        "fastly-api-token",
+        &format!("FASTLY_SERVICE_ID={}", random(9, 22, ALNUM)),
+    );
+    not_found(
+        "fastly-api-token",
+        "FASTLY_API_TOKEN=replace-with-your-fastly-token",
+    );
+}
+
+#[test]
+fn flyio_gitter() {
+    let user = format!("{}{}", p(&["fo", "1_"]), random(1, 43, URLSAFE));
+    found("flyio-token", &format!("FLY_ACCESS_TOKEN={user}"));
+    let macaroon = format!(
+        "{}{},{}{}",
+        p(&["Fly", "V1 fm2_"]),
+        random(2, 200, BASE64),
+        p(&["fm", "2_"]),
+        random(3, 120, BASE64)
+    );
+    found("flyio-token", &format!("FLY_API_TOKEN=\"{macaroon}\""));
+    found(
+        "flyio-token",
+        &format!("fly_token: {}{}", p(&["fm", "2_"]), random(4, 150, BASE64)),
+    );
+    not_found(
+        "flyio-token",
+        &format!("{}{}", p(&["fo", "1_"]), random(5, 20, URLSAFE)),
+    );
+    not_found(
+        "flyio-token",
+        &format!("{}{}", p(&["fm", "2_"]), "A".repeat(100)),
+    );
+    not_found("flyio-token", "see the FlyV1 header format");
+
+    let gitter = random(6, 40, LOWER_HEX);
+    found_named("gitter-token", &["gitter", "token"], &gitter);
+    not_found("gitter-token", &format!("GIT_SHA={gitter}"));
+    not_found(
+        "gitter-token",
+        &format!("GITTER_TOKEN={}", random(7, 32, LOWER_HEX)),
+    );
+}
+
+#[test]
+fn grafana() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let cloud = format!(
+        "{}{}",
+        p(&["gl", "c_"]),
+        b64(&format!(
+            "{{\"o\":\"{}\",\"n\":\"stack-{}-write\",\"k\":\"{}\",\"m\":{{\"r\":\"prod-us-east-0\"}}}}",
+            random(1, 6, DIGITS),
+            random(2, 6, DIGITS),
+            random(3, 24, ALNUM)
+        ))
+    );
+    found(
+        "grafana-cloud-token",
+        &format!("GRAFANA_CLOUD_TOKEN={cloud}"),
+    );
+    not_found("jwt", &format!("GRAFANA_CLOUD_TOKEN={cloud}"));
+    not_found(
+        "grafana-cloud-token",
+        &format!("{}{}", p(&["gl", "c_"]), "A".repeat(60)),
+    );
+    not_found("grafana-cloud-token", "glc_config_loader");
+
+    let sa = format!(
+        "{}{}_{}",
+        p(&["gl", "sa_"]),
+        random(4, 32, ALNUM),
+        random(5, 8, LOWER_HEX)
+    );
+    found(
+        "grafana-service-account-token",
+        &format!("Authorization: Bearer {sa}"),
+    );
+    not_found(
+        "grafana-service-account-token",
+        &format!("{}{}", p(&["gl", "sa_"]), random(6, 32, ALNUM)),
+    );
+
+    let legacy = b64(&format!(
+        "{{\"k\":\"{}\",\"n\":\"deploy\",\"id\":1}}",
+        random(7, 32, ALNUM)
+    ));
+    assert!(legacy.starts_with(&p(&["eyJr", "Ijoi"])));
+    found("grafana-api-key", &format!("grafana_api_key: \"{legacy}\""));
+    not_found("jwt", &format!("grafana_api_key: \"{legacy}\""));
+    not_found(
+        "grafana-api-key",
+        &format!("{}{}", p(&["eyJr", "Ijoi"]), "A".repeat(60)),
+    );
+    not_found(
+        "grafana-api-key",
+        &format!("{}{}", p(&["eyJr", "Ijoi"]), random(8, 20, ALNUM)),
+    );
+}
+
+#[test]
+fn harness_terraform() {
+    for (seed, kind) in [(1, "pat."), (2, "sat.")] {
+        let token = format!(
+            "{}{}.{}.{}",
+            p(&[kind]),
+            random(seed, 22, URLSAFE),
+            random(seed + 10, 24, LOWER_HEX),
+            random(seed + 20, 20, ALNUM)
+        );
+        found(
+            "harness-token",
+            &format!("HARNESS_PLATFORM_API_KEY={token}"),
+        );
+    }
+    not_found(
+        "harness-token",
+        &format!(
+            "{}{}.{}.{}",
+            p(&["pat."]),
+            "a".repeat(22),
+            "0".repeat(24),
+            "a".repeat(20)
+        ),
+    );
+    not_found("harness-token", "see pat.name.length and sat.value");
+
+    let tfc = format!(
+        "{}.{}{}",
+        random(3, 14, ALNUM),
+        p(&["atlas", "v1."]),
+        random(4, 67, URLSAFE)
+    );
+    found(
+        "terraform-cloud-token",
+        &format!("credentials \"app.terraform.io\" {{\n  token = \"{tfc}\"\n}}"),
+    );
+    found("terraform-cloud-token", &format!("TFE_TOKEN={tfc}"));
+    not_found(
+        "terraform-cloud-token",
+        &format!(
+            "{}.{}{}",
+            random(5, 14, ALNUM),
+            p(&["atlas", "v1."]),
+            random(6, 30, URLSAFE)
+        ),
+    );
+    not_found(
+        "terraform-cloud-token",
+        &format!(
+            "{}.{}{}",
+            "a".repeat(14),
+            p(&["atlas", "v1."]),
+            "a".repeat(67)
+        ),
+    );
+
+    let password = format!("{}!{}", random(7, 8, ALNUM), random(8, 6, ALNUM));
+    for arg in [
+        "administrator_login_password",
+        "admin_password",
+        "master_password",
+    ] {
+        found(
+            "terraform-password",
+            &format!("resource \"x\" \"y\" {{\n  {arg} = \"{password}\"\n}}\n"),
+        );
+    }
+    // Low entropy is no reason to skip a written-out password.
+    found(
+        "terraform-password",
+        "  administrator_login_password = \"Winter2024!\"",
+    );
+    for value in [
+        "var.admin_password",
+        "${var.admin_password}",
+        "random_password.db.result",
+    ] {
+        not_found("terraform-password", &format!("  admin_password = {value}"));
+        not_found(
+            "terraform-password",
+            &format!("  admin_password = \"{value}\""),
+        );
+    }
+    not_found("terraform-password", "  admin_password = \"ChangeMe123!\"");
+    not_found("terraform-password", "  master_password = \"<password>\"");
+    not_found("terraform-password", "  master_password = \"short\"");
+}
+
+#[test]
+fn heroku_infracost() {
+    let key = format!("{}{}", p(&["HR", "KU-AA"]), random(1, 58, URLSAFE));
+    found("heroku-api-key", &format!("HEROKU_API_KEY={key}"));
+    not_found(
+        "heroku-api-key",
+        &format!("{}{}", p(&["HR", "KU-AA"]), "x".repeat(58)),
+    );
+    not_found(
+        "heroku-api-key",
+        &format!("{}{}", p(&["HR", "KU-"]), random(2, 20, URLSAFE)),
+    );
+
+    let legacy = uuid(3);
+    found_named("heroku-legacy-api-key", &["heroku", "api", "key"], &legacy);
+    found_named(
+        "heroku-legacy-api-key",
+        &["heroku", "auth", "token"],
+        &legacy,
+    );
+    not_found("heroku-legacy-api-key", &format!("HEROKU_APP_ID={legacy}"));
+    not_found("heroku-legacy-api-key", &format!("SOME_API_KEY={legacy}"));
+
+    let ico = format!("{}{}", p(&["ic", "o-"]), random(4, 32, ALNUM));
+    found("infracost-api-key", &format!("INFRACOST_API_KEY={ico}"));
+    not_found(
+        "infracost-api-key",
+        &format!("{}{}", p(&["ic", "o-"]), "a".repeat(32)),
+    );
+    not_found(
+        "infracost-api-key",
+        &format!("favicon.{}{}", p(&["ic", "o-"]), random(5, 32, ALNUM)),
+    );
+    not_found(
+        "infracost-api-key",
+        "<link rel=\"icon\" href=\"/favico-32.png\">",
+    );
+}
