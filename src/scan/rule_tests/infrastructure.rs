@@ -851,3 +851,279 @@ fn heroku_infracost() {
         "<link rel=\"icon\" href=\"/favico-32.png\">",
     );
 }
+
+#[test]
+fn kubernetes_secrets() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let password = b64(&random(1, 20, ALNUM));
+    let by_hand = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: prod\ntype: Opaque\ndata:\n  username: {}\n  password: {password}\n",
+        b64("admin")
+    );
+    found("kubernetes-secret", &by_hand);
+    // kubectl get secret -o yaml: data before kind.
+    let kubectl = format!(
+        "apiVersion: v1\ndata:\n  password: {password}\n  username: {}\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\n",
+        b64("admin")
+    );
+    found("kubernetes-secret", &kubectl);
+    let string_data = format!(
+        "kind: Secret\napiVersion: v1\nmetadata:\n  name: api\nstringData:\n  API_TOKEN: \"{}\"\n",
+        random(2, 32, ALNUM)
+    );
+    found("kubernetes-secret", &string_data);
+    // A ConfigMap's data, a Secret without data, a Secret followed by a ConfigMap.
+    let config_map = format!(
+        "apiVersion: v1\ndata:\n  settings: {password}\nkind: ConfigMap\nmetadata:\n  name: cfg\n"
+    );
+    not_found("kubernetes-secret", &config_map);
+    not_found(
+        "kubernetes-secret",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: empty\ntype: Opaque\n",
+    );
+    not_found(
+        "kubernetes-secret",
+        &format!(
+            "kind: Secret\nmetadata:\n  name: empty\n---\nkind: ConfigMap\ndata:\n  settings: {password}\n"
+        ),
+    );
+    not_found(
+        "kubernetes-secret",
+        "kind: Secret\ndata:\n  password: AAAAAAAAAAAAAAAA\n",
+    );
+}
+
+#[test]
+fn launchdarkly_netlify() {
+    let sdk = format!("{}{}", p(&["sd", "k-"]), uuid(1));
+    found("launchdarkly-key", &format!("LD_SDK_KEY={sdk}"));
+    found(
+        "launchdarkly-key",
+        &format!("ldClient = LaunchDarkly.init(\"{sdk}\")"),
+    );
+    let api = format!("{}{}", p(&["ap", "i-"]), uuid(2));
+    found_named("launchdarkly-key", &["launchdarkly", "api", "key"], &api);
+    // An api- UUID under another name, a mobile key, a placeholder.
+    not_found("launchdarkly-key", &format!("OTHER_TOKEN={api}"));
+    not_found(
+        "launchdarkly-key",
+        &format!("LAUNCHDARKLY_MOBILE_KEY={}{}", p(&["mo", "b-"]), uuid(3)),
+    );
+    not_found(
+        "launchdarkly-key",
+        &format!("{}00000000-0000-0000-0000-000000000000", p(&["sd", "k-"])),
+    );
+
+    let nfp = format!("{}{}", p(&["nf", "p_"]), random(4, 36, ALNUM));
+    found("netlify-token", &format!("NETLIFY_AUTH_TOKEN={nfp}"));
+    let legacy = random(5, 43, URLSAFE);
+    found_named("netlify-token", &["netlify", "auth", "token"], &legacy);
+    not_found("netlify-token", &format!("OTHER_TOKEN={legacy}"));
+    not_found(
+        "netlify-token",
+        &format!("{}{}", p(&["nf", "p_"]), "a".repeat(36)),
+    );
+    not_found("netlify-token", &format!("NETLIFY_SITE_ID={}", uuid(6)));
+}
+
+#[test]
+fn newrelic() {
+    let cases = [
+        (
+            "newrelic-user-api-key",
+            format!("{}{}", p(&["NR", "AK-"]), random(1, 27, UPPER_DIGITS)),
+        ),
+        (
+            "newrelic-insert-key",
+            format!("{}{}", p(&["NR", "II-"]), random(2, 32, URLSAFE)),
+        ),
+        (
+            "newrelic-browser-api-key",
+            format!("{}{}", p(&["NR", "JS-"]), random(3, 19, LOWER_HEX)),
+        ),
+        (
+            "newrelic-license-key",
+            format!("{}{}", random(4, 36, LOWER_HEX), p(&["NR", "AL"])),
+        ),
+        (
+            "newrelic-license-key",
+            format!("eu01xx{}{}", random(5, 30, LOWER_HEX), p(&["NR", "AL"])),
+        ),
+    ];
+    for (rule, key) in &cases {
+        found(rule, &format!("NEW_RELIC_KEY=\"{key}\""));
+        // One character short.
+        not_found(rule, &format!("NEW_RELIC_KEY=\"{}\"", &key[1..]));
+    }
+    not_found(
+        "newrelic-user-api-key",
+        &format!("{}{}", p(&["NR", "AK-"]), "X".repeat(27)),
+    );
+    not_found(
+        "newrelic-license-key",
+        &format!("{}{}", "0".repeat(36), p(&["NR", "AL"])),
+    );
+}
+
+#[test]
+fn octopus_okta_openshift() {
+    let octopus = format!("{}{}", p(&["AP", "I-"]), random(1, 26, UPPER_DIGITS));
+    found(
+        "octopus-deploy-api-key",
+        &format!("curl -H \"X-Octopus-ApiKey: {octopus}\" https://octopus.acme.com/api"),
+    );
+    not_found("octopus-deploy-api-key", "API-GATEWAYCONFIGURATIONNAMES");
+    not_found(
+        "octopus-deploy-api-key",
+        &format!("X-{}{}", p(&["AP", "I-"]), random(2, 26, UPPER_DIGITS)),
+    );
+    not_found(
+        "octopus-deploy-api-key",
+        &format!("{}{}", p(&["ap", "i-"]), random(3, 26, LOWER_DIGITS)),
+    );
+
+    let okta = format!("00{}", random(4, 40, URLSAFE));
+    found_named("okta-api-token", &["okta", "api", "token"], &okta);
+    found(
+        "okta-api-token",
+        &format!("Authorization: {} {okta}", p(&["SS", "WS"])),
+    );
+    not_found("okta-api-token", &format!("OTHER_TOKEN={okta}"));
+    not_found(
+        "okta-api-token",
+        &format!(
+            "OKTA_API_TOKEN={}",
+            random(5, 42, URLSAFE).replace('0', "1")
+        ),
+    );
+    not_found(
+        "okta-api-token",
+        &format!("OKTA_API_TOKEN=00{}", "x".repeat(40)),
+    );
+
+    let oc = format!("{}{}", p(&["sha", "256~"]), random(6, 43, URLSAFE));
+    found(
+        "openshift-token",
+        &format!("oc login --token={oc} --server=https://api.acme:6443"),
+    );
+    not_found(
+        "openshift-token",
+        &format!("{}{}", p(&["sha", "256~"]), "a".repeat(43)),
+    );
+    not_found(
+        "openshift-token",
+        &format!("{}{}", p(&["sha", "256~"]), random(7, 20, URLSAFE)),
+    );
+}
+
+#[test]
+fn prefixed_deploy_platform_tokens() {
+    let cases = [
+        (
+            "planetscale-token",
+            format!("{}{}", p(&["pscale", "_tkn_"]), random(1, 43, URLSAFE)),
+        ),
+        (
+            "planetscale-token",
+            format!("{}{}", p(&["pscale", "_oauth_"]), random(2, 43, URLSAFE)),
+        ),
+        (
+            "planetscale-token",
+            format!("{}{}", p(&["pscale", "_pw_"]), random(3, 43, URLSAFE)),
+        ),
+        (
+            "prefect-api-key",
+            format!("{}{}", p(&["pn", "u_"]), random(4, 36, ALNUM)),
+        ),
+        (
+            "pulumi-access-token",
+            format!("{}{}", p(&["pu", "l-"]), random(5, 40, LOWER_HEX)),
+        ),
+        (
+            "scalingo-api-token",
+            format!("{}{}", p(&["tk-", "us-"]), random(6, 48, URLSAFE)),
+        ),
+        (
+            "sentry-user-token",
+            format!("{}{}", p(&["sntr", "yu_"]), random(7, 64, LOWER_HEX)),
+        ),
+        (
+            "sonar-token",
+            format!("{}{}", p(&["sq", "u_"]), random(8, 40, LOWER_HEX)),
+        ),
+        (
+            "sonar-token",
+            format!("{}{}", p(&["sq", "p_"]), random(9, 40, LOWER_HEX)),
+        ),
+        (
+            "sonar-token",
+            format!("{}{}", p(&["sq", "a_"]), random(10, 40, LOWER_HEX)),
+        ),
+        (
+            "sourcegraph-access-token",
+            format!("{}{}", p(&["sg", "p_"]), random(11, 40, LOWER_HEX)),
+        ),
+        (
+            "sourcegraph-access-token",
+            format!(
+                "{}{}_{}",
+                p(&["sg", "p_"]),
+                random(12, 16, LOWER_HEX),
+                random(13, 40, LOWER_HEX)
+            ),
+        ),
+    ];
+    for (rule, token) in &cases {
+        found(rule, &format!("TOKEN=\"{token}\""));
+        found(rule, &format!("auth: {token}\n"));
+        // Too short, or glued to more of the same alphabet.
+        not_found(rule, &format!("TOKEN=\"{}\"", &token[..token.len() - 12]));
+        not_found(rule, &format!("x{token}"));
+    }
+    // Placeholders: one repeated character after the prefix.
+    for placeholder in [
+        format!("{}{}", p(&["pscale", "_tkn_"]), "x".repeat(43)),
+        format!("{}{}", p(&["pn", "u_"]), "x".repeat(36)),
+        format!("{}{}", p(&["pu", "l-"]), "0".repeat(40)),
+        format!("{}{}", p(&["sq", "p_"]), "0".repeat(40)),
+        format!("{}{}", p(&["tk-", "us-"]), "x".repeat(48)),
+        format!("{}{}", p(&["sg", "p_"]), "a".repeat(40)),
+        format!("{}{}", p(&["sntr", "yu_"]), "0".repeat(64)),
+    ] {
+        assert!(rules_in(&placeholder).is_empty(), "{placeholder}");
+    }
+}
+
+#[test]
+fn sentry_snyk() {
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::STANDARD_NO_PAD.encode(format!(
+        "{{\"iat\":{},\"url\":\"https://sentry.io\",\"region_url\":\"https://us.sentry.io\",\"org\":\"acme\"}}",
+        random(1, 10, DIGITS)
+    ));
+    let org = format!("{}{payload}_{}", p(&["sntr", "ys_"]), random(2, 43, BASE64));
+    found("sentry-org-token", &format!("SENTRY_AUTH_TOKEN={org}"));
+    not_found("jwt", &format!("SENTRY_AUTH_TOKEN={org}"));
+    not_found(
+        "sentry-org-token",
+        &format!("{}{payload}", p(&["sntr", "ys_"])),
+    );
+
+    let legacy = random(3, 64, LOWER_HEX);
+    found_named("sentry-legacy-token", &["sentry", "auth", "token"], &legacy);
+    not_found(
+        "sentry-legacy-token",
+        &format!("SENTRY_RELEASE_SHA256={legacy}"),
+    );
+    not_found(
+        "sentry-legacy-token",
+        &format!("SENTRY_AUTH_TOKEN={}", random(4, 32, LOWER_HEX)),
+    );
+
+    let snyk = uuid(5);
+    found_named("snyk-token", &["snyk", "token"], &snyk);
+    found_named("snyk-token", &["snyk", "api", "key"], &snyk);
+    not_found("snyk-token", &format!("SNYK_ORG_ID={snyk}"));
+    not_found("snyk-token", &format!("OTHER_TOKEN={snyk}"));
+}
