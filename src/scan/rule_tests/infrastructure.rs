@@ -1127,3 +1127,270 @@ fn sentry_snyk() {
     not_found("snyk-token", &format!("SNYK_ORG_ID={snyk}"));
     not_found("snyk-token", &format!("OTHER_TOKEN={snyk}"));
 }
+
+#[test]
+fn sumologic_travis() {
+    let id = format!("su{}", random(1, 12, ALNUM));
+    let key = random(2, 64, ALNUM);
+    found_named("sumologic-access-id", &["sumologic", "access", "id"], &id);
+    found_named(
+        "sumologic-access-key",
+        &["sumologic", "access", "key"],
+        &key,
+    );
+    found_named("sumologic-access-key", &["sumo", "key"], &key);
+    not_found("sumologic-access-id", &format!("ACCESS_ID={id}"));
+    not_found(
+        "sumologic-access-id",
+        &format!("SUMOLOGIC_ACCESSID={}", random(3, 14, ALNUM)),
+    );
+    not_found("sumologic-access-key", &format!("ACCESS_KEY={key}"));
+    not_found(
+        "sumologic-access-key",
+        &format!("SUMOLOGIC_ACCESSKEY={}", random(4, 40, ALNUM)),
+    );
+
+    let travis = random(5, 22, URLSAFE);
+    found_named("travis-ci-token", &["travis", "token"], &travis);
+    found_named("travis-ci-token", &["travis", "api", "key"], &travis);
+    not_found("travis-ci-token", &format!("TRAVIS_BUILD_ID={travis}"));
+    not_found("travis-ci-token", &format!("CIRCLE_TOKEN={travis}"));
+    not_found(
+        "travis-ci-token",
+        &format!("TRAVIS_TOKEN={}", random(6, 30, URLSAFE)),
+    );
+}
+
+#[test]
+fn vault() {
+    let root = format!("{}{}", p(&["hv", "s."]), random(1, 24, ALNUM));
+    found("vault-token", &format!("VAULT_TOKEN={root}"));
+    let service = format!("{}CAESI{}", p(&["hv", "s."]), random(2, 86, URLSAFE));
+    found("vault-token", &format!("token: {service}\n"));
+    let batch = format!("{}AAAAAQ{}", p(&["hv", "b."]), random(3, 130, URLSAFE));
+    found("vault-token", &format!("X-Vault-Token: {batch}"));
+    found(
+        "vault-token",
+        &format!("{}{}", p(&["hv", "r."]), random(4, 24, ALNUM)),
+    );
+    not_found(
+        "vault-token",
+        &format!("{}{}", p(&["hv", "s."]), "x".repeat(24)),
+    );
+    not_found(
+        "vault-token",
+        &format!("{}{}", p(&["hv", "s."]), random(5, 16, ALNUM)),
+    );
+    not_found(
+        "vault-token",
+        &format!("{}{}", p(&["hv", "b."]), random(6, 40, ALNUM)),
+    );
+    not_found(
+        "vault-token",
+        "config.hvs.enabled_for_all_namespaces_in_the_cluster",
+    );
+
+    let legacy = format!("s.{}", random(7, 24, ALNUM));
+    found_named("vault-legacy-token", &["vault", "token"], &legacy);
+    not_found("vault-legacy-token", &format!("OTHER_TOKEN={legacy}"));
+    not_found(
+        "vault-legacy-token",
+        &format!("VAULT_TOKEN=s.{}", random(8, 30, ALNUM)),
+    );
+    not_found("vault-legacy-token", "vault_addr: s.internal.example.com");
+}
+
+#[test]
+fn yandex() {
+    let api = format!("{}{}", p(&["AQ", "VN"]), random(1, 36, URLSAFE));
+    found("yandex-api-key", &format!("YC_API_KEY={api}"));
+    not_found(
+        "yandex-api-key",
+        &format!("{}{}", p(&["AQ", "VN"]), random(2, 20, URLSAFE)),
+    );
+    not_found(
+        "yandex-api-key",
+        &format!("{}{}", p(&["AQ", "VN"]), "A".repeat(36)),
+    );
+
+    let iam = format!(
+        "{}{}.{}",
+        p(&["t", "1."]),
+        random(3, 120, URLSAFE),
+        random(4, 86, URLSAFE)
+    );
+    found("yandex-iam-token", &format!("Authorization: Bearer {iam}"));
+    not_found(
+        "yandex-iam-token",
+        &format!(
+            "{}{}.{}",
+            p(&["t", "1."]),
+            random(5, 120, URLSAFE),
+            random(6, 40, URLSAFE)
+        ),
+    );
+    not_found("yandex-iam-token", "t1.start(); t2.start();");
+
+    let secret = format!("YC{}", random(7, 38, URLSAFE));
+    found_named(
+        "yandex-static-access-key",
+        &["yandex", "secret", "access", "key"],
+        &secret,
+    );
+    not_found(
+        "yandex-static-access-key",
+        &format!("OTHER_SECRET={secret}"),
+    );
+    not_found(
+        "yandex-static-access-key",
+        &format!("YANDEX_SECRET_KEY=YC{}", random(8, 20, URLSAFE)),
+    );
+}
+
+#[test]
+fn nuget_sidekiq() {
+    let password = random(1, 20, ALNUM);
+    found(
+        "nuget-config-password",
+        &format!(
+            "<packageSourceCredentials>\n  <Contoso>\n    <add key=\"Username\" value=\"me\" />\n    <add key=\"ClearTextPassword\" value=\"{password}\" />\n  </Contoso>\n</packageSourceCredentials>"
+        ),
+    );
+    found(
+        "nuget-config-password",
+        &format!(
+            "<add key='ClearTextPassword' value='{}' />",
+            p(&["Hunter2", "Hunter2"])
+        ),
+    );
+    not_found(
+        "nuget-config-password",
+        "<add key=\"ClearTextPassword\" value=\"%NUGET_PASSWORD%\" />",
+    );
+    not_found(
+        "nuget-config-password",
+        "<add key=\"ClearTextPassword\" value=\"$(FeedPassword)\" />",
+    );
+    not_found(
+        "nuget-config-password",
+        "<add key=\"ClearTextPassword\" value=\"password\" />",
+    );
+    not_found(
+        "nuget-config-password",
+        &format!("<add key=\"Password\" value=\"{password}\" />"),
+    );
+
+    let creds = format!("{}:{}", random(2, 8, LOWER_HEX), random(3, 8, LOWER_HEX));
+    found(
+        "sidekiq-credentials",
+        &format!("BUNDLE_ENTERPRISE__CONTRIBSYS__COM={creds}"),
+    );
+    found(
+        "sidekiq-credentials",
+        &format!("export BUNDLE_GEMS__CONTRIBSYS__COM=\"{creds}\""),
+    );
+    found(
+        "sidekiq-credentials",
+        &format!("bundle config --local gems.contribsys.com {creds}"),
+    );
+    found(
+        "sidekiq-credentials",
+        &format!("source \"https://{creds}@enterprise.contribsys.com/\" do"),
+    );
+    not_found(
+        "sidekiq-credentials",
+        "BUNDLE_ENTERPRISE__CONTRIBSYS__COM=${SIDEKIQ_CREDENTIALS}",
+    );
+    not_found(
+        "sidekiq-credentials",
+        "bundle config gems.contribsys.com username:password",
+    );
+    not_found(
+        "sidekiq-credentials",
+        "source \"https://enterprise.contribsys.com/\" do",
+    );
+}
+
+#[test]
+fn curl_credentials() {
+    let password = random(1, 16, ALNUM);
+    for text in [
+        format!("curl -u admin:{password} https://ci.acme.com/api/json"),
+        format!("curl --user 'deploy:{password}' -X POST https://acme.com/hook"),
+        format!(
+            "curl -s -H \"Authorization: Bearer {}\" https://api.acme.com",
+            random(2, 40, URLSAFE)
+        ),
+        format!(
+            "curl -H 'Authorization: Basic {}' https://acme.com",
+            random(3, 28, BASE64)
+        ),
+        format!(
+            "  curl --header \"Authorization: token {}\" $URL",
+            random(4, 32, LOWER_HEX)
+        ),
+    ] {
+        found("curl-credentials", &text);
+    }
+    // Variables, placeholders and the command without credentials.
+    for text in [
+        "curl -u \"$USER:$PASSWORD\" https://acme.com",
+        "curl -u admin:${ADMIN_PASSWORD} https://acme.com",
+        "curl -H \"Authorization: Bearer $TOKEN\" https://acme.com",
+        "curl -H \"Authorization: Bearer <your-token>\" https://acme.com",
+        "curl -u user:password https://acme.com",
+        "curl -u user:pass https://acme.com",
+        "curl https://acme.com/install.sh | sh",
+    ] {
+        not_found("curl-credentials", text);
+    }
+    // A token that another rule knows is that rule's finding.
+    let github = format!("{}{}", p(&["gh", "p_"]), random(5, 36, ALNUM));
+    assert_eq!(
+        rules_in(&format!(
+            "curl -H \"Authorization: Bearer {github}\" https://api.github.com"
+        )),
+        ["github-token"]
+    );
+}
+
+#[test]
+fn settlemint_azure_devops() {
+    for (seed, kind) in [(1, "aat"), (2, "pat"), (3, "sat")] {
+        found(
+            "settlemint-token",
+            &format!(
+                "SETTLEMINT_ACCESS_TOKEN={}{kind}_{}",
+                p(&["s", "m_"]),
+                random(seed, 16, ALNUM)
+            ),
+        );
+    }
+    not_found(
+        "settlemint-token",
+        &format!("{}{}", p(&["s", "m_pat_"]), "a".repeat(16)),
+    );
+    not_found(
+        "settlemint-token",
+        &format!("{}{}", p(&["s", "m_pat_"]), random(4, 8, ALNUM)),
+    );
+    not_found("settlemint-token", "asm_pat_generic_handler_v2_impl");
+
+    let base32_lower = b"abcdefghijklmnopqrstuvwxyz234567";
+    let pat = random(5, 52, base32_lower);
+    found_named("azure-devops-pat", &["azure", "devops", "pat"], &pat);
+    found_named("azure-devops-pat", &["azure", "devops", "ext", "pat"], &pat);
+    found_named_snake(
+        "azure-devops-pat",
+        &["azdo", "personal", "access", "token"],
+        &pat,
+    );
+    found_named_snake("azure-devops-pat", &["ado", "pat"], &pat);
+    not_found("azure-devops-pat", &format!("GITHUB_PAT={pat}"));
+    not_found("azure-devops-pat", &format!("AZURE_DEVOPS_ORG_URL={pat}"));
+    not_found(
+        "azure-devops-pat",
+        &format!("AZURE_DEVOPS_PAT={}", random(6, 40, base32_lower)),
+    );
+    not_found("azure-devops-pat", &format!("avocado_token={pat}"));
+}
