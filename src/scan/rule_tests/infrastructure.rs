@@ -57,6 +57,8 @@ fn contexts(words: &[&str], value: &str) -> Vec<String> {
         format!("{upper} :::= {value}"),
         format!("System.setProperty(\"{upper}\", \"{value}\");"),
         format!("<{camel}>{value}</{camel}>"),
+        // The engine brings the line after one ending in `>` into the region.
+        format!("<config>\n  <{camel}>\n    {value}\n  </{camel}>\n</config>"),
     ]
 }
 
