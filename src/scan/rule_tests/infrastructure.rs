@@ -139,6 +139,17 @@ fn onepassword() {
             groups[1..].concat()
         ),
     );
+    found(
+        "1password-secret-key",
+        &format!(
+            "key: {}{}-{}{}-{}",
+            p(&["A", "3-"]),
+            groups[0],
+            groups[1],
+            groups[2],
+            groups[3..].join("-")
+        ),
+    );
     // A placeholder, a lower-case run, a group too short.
     not_found(
         "1password-secret-key",
@@ -263,6 +274,15 @@ fn jfrog() {
         &format!("{}{}", p(&["AK", "Cp"]), "x".repeat(69)),
     );
     let reference = format!("{}{}", p(&["cmVmdGtu", "OjAxOj"]), random(3, 50, ALNUM));
+    // Another version of the token format.
+    found(
+        "jfrog-reference-token",
+        &format!(
+            "token: {}{}",
+            p(&["cmVmdGtu", "OjAyOj"]),
+            random(5, 50, ALNUM)
+        ),
+    );
     found(
         "jfrog-reference-token",
         &format!("JFROG_ACCESS_TOKEN={reference}"),
@@ -278,6 +298,34 @@ fn jfrog() {
     not_found(
         "jfrog-reference-token",
         &format!("{}{}", p(&["cmVmdGtu", "OjAxOj"]), random(4, 20, ALNUM)),
+    );
+}
+
+#[test]
+fn jfrog_identity_tokens() {
+    let token = random(1, 64, ALNUM);
+    found_named(
+        "jfrog-identity-token",
+        &["jfrog", "access", "token"],
+        &token,
+    );
+    found_named(
+        "jfrog-identity-token",
+        &["artifactory", "identity", "token"],
+        &token,
+    );
+    found_named("jfrog-identity-token", &["artifactory", "password"], &token);
+    // A checksum under an Artifactory name, a token under another name, a reference token
+    // (the other rule's).
+    not_found(
+        "jfrog-identity-token",
+        &format!("artifactory_sha256: {}", random(2, 64, LOWER_HEX)),
+    );
+    not_found("jfrog-identity-token", &format!("OTHER_TOKEN={token}"));
+    let reference = format!("{}{}", p(&["cmVmdGtu", "OjAxOj"]), random(3, 50, ALNUM));
+    assert_eq!(
+        rules_in(&format!("JFROG_ACCESS_TOKEN={reference}")),
+        ["jfrog-reference-token"]
     );
 }
 
@@ -621,6 +669,12 @@ fn drone_dynatrace_fastly() {
         ),
     );
 
+    // Lowercased by a tool, the token still works.
+    found(
+        "dynatrace-api-token",
+        &format!("DT_API_TOKEN={}", dt.to_ascii_lowercase()),
+    );
+
     let fastly = random(8, 32, URLSAFE);
     found_named("fastly-api-token", &["fastly", "api", "token"], &fastly);
     not_found("fastly-api-token", &format!("VERCEL_TOKEN={fastly}"));
@@ -659,6 +713,13 @@ fn flyio_gitter() {
         &format!("{}{}", p(&["fm", "2_"]), "A".repeat(100)),
     );
     not_found("flyio-token", "see the FlyV1 header format");
+
+    for kind in ["fm1a_", "fm1r_"] {
+        found(
+            "flyio-token",
+            &format!("level=info token={}{}", p(&[kind]), random(9, 120, BASE64)),
+        );
+    }
 
     let gitter = random(6, 40, LOWER_HEX);
     found_named("gitter-token", &["gitter", "token"], &gitter);
@@ -733,7 +794,7 @@ fn harness_terraform() {
             "{}{}.{}.{}",
             p(&[kind]),
             random(seed, 22, URLSAFE),
-            random(seed + 10, 24, LOWER_HEX),
+            random(seed + 10, 24, ALNUM),
             random(seed + 20, 20, ALNUM)
         );
         found(
@@ -1123,6 +1184,25 @@ fn sentry_snyk() {
         &format!("SENTRY_AUTH_TOKEN={}", random(4, 32, LOWER_HEX)),
     );
 
+    let sonar = random(9, 40, LOWER_HEX);
+    found_named("sonar-legacy-token", &["sonar", "token"], &sonar);
+    found("sonar-legacy-token", &format!("sonar.login={sonar}"));
+    found(
+        "sonar-legacy-token",
+        &format!("mvn sonar:sonar -Dsonar.login={sonar}"),
+    );
+    not_found("sonar-legacy-token", &format!("sonar.scm.revision={sonar}"));
+    not_found(
+        "sonar-legacy-token",
+        &format!("SONAR_TOKEN={}", random(10, 32, LOWER_HEX)),
+    );
+    // A prefixed token under a Sonar name is the sonar-token rule's alone.
+    let prefixed = format!("{}{}", p(&["sq", "p_"]), random(11, 40, LOWER_HEX));
+    assert_eq!(
+        rules_in(&format!("SONAR_TOKEN={prefixed}")),
+        ["sonar-token"]
+    );
+
     let snyk = uuid(5);
     found_named("snyk-token", &["snyk", "token"], &snyk);
     found_named("snyk-token", &["snyk", "api", "key"], &snyk);
@@ -1320,6 +1400,11 @@ fn curl_credentials() {
         format!("curl -u admin:{password} https://ci.acme.com/api/json"),
         format!("curl --user 'deploy:{password}' -X POST https://acme.com/hook"),
         format!(
+            "curl -u 'admin:{}${}' https://acme.com",
+            random(6, 8, ALNUM),
+            random(7, 6, DIGITS)
+        ),
+        format!(
             "curl -s -H \"Authorization: Bearer {}\" https://api.acme.com",
             random(2, 40, URLSAFE)
         ),
@@ -1338,6 +1423,8 @@ fn curl_credentials() {
     for text in [
         "curl -u \"$USER:$PASSWORD\" https://acme.com",
         "curl -u admin:${ADMIN_PASSWORD} https://acme.com",
+        "curl -u admin:$ADMIN_PASSWORD https://acme.com",
+        "curl -u \"admin:$(cat /run/secrets/admin)\" https://acme.com",
         "curl -H \"Authorization: Bearer $TOKEN\" https://acme.com",
         "curl -H \"Authorization: Bearer <your-token>\" https://acme.com",
         "curl -u user:password https://acme.com",
