@@ -541,6 +541,8 @@ fn datadog() {
     not_found("datadog-api-key", &format!("DD_API_KEY={}", "0".repeat(32)));
     not_found("datadog-app-key", &format!("DD_APP_KEY={api}"));
     not_found("datadog-app-key", &format!("GIT_COMMIT={app}"));
+    not_found("datadog-app-key", &format!("DATADOG_GIT_COMMIT_SHA={app}"));
+    not_found("datadog-api-key", &format!("datadog_checksum: {api}"));
 }
 
 #[test]
@@ -724,6 +726,7 @@ fn flyio_gitter() {
     let gitter = random(6, 40, LOWER_HEX);
     found_named("gitter-token", &["gitter", "token"], &gitter);
     not_found("gitter-token", &format!("GIT_SHA={gitter}"));
+    not_found("gitter-token", &format!("gitter_commit_hash: {gitter}"));
     not_found(
         "gitter-token",
         &format!("GITTER_TOKEN={}", random(7, 32, LOWER_HEX)),
