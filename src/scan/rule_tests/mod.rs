@@ -652,6 +652,26 @@ fn azure() {
         &format!("<add key=\"ClientSecret\" value=\"{secret}\" />"),
     );
     not_found("azure-ad-client-secret", &"~".repeat(40));
+    // Without a name, through the digit and Q~ that every such secret holds.
+    let bare = format!("{}3Q~{}", random(20, 3, ALNUM), random(21, 34, ALNUM));
+    found(
+        "azure-ad-client-secret",
+        &format!("Authorization: Bearer {bare}"),
+    );
+    not_found(
+        "azure-ad-client-secret",
+        &format!("{}3Q~{}", random(20, 3, ALNUM), random(21, 12, ALNUM)),
+    );
+
+    let session = format!("{}{}", p(&["_gitlab", "_session="]), random(22, 32, HEX));
+    found(
+        "gitlab-session-cookie",
+        &format!("curl -H 'Cookie: {session}' https://gitlab.example.org/api/v4/user"),
+    );
+    not_found(
+        "gitlab-session-cookie",
+        "_gitlab_session=ffffffffffffffffffffffffffffffff",
+    );
     not_found(
         "azure-ad-client-secret",
         &format!("client_secret=abc7{}{}", p(&["Q", "~"]), "x".repeat(34)),
@@ -697,18 +717,27 @@ fn bedrock_and_hugging_face_org() {
         p(&["bedrock-api-key-", "YmVkcm9jay5hbWF6b25hd3MuY29t"]),
         random(2, 600, BASE64)
     );
-    // Short-term keys (12 hours at most) are not looked for.
-    not_found(
+    // Short-term keys live 12 hours at most, long enough to be used from a leaked log.
+    found(
         "aws-bedrock-api-key",
         &format!("export AWS_BEARER_TOKEN_BEDROCK={short}"),
     );
-    not_found(
+    // ABSK and random base64, long enough to be a key and not a word.
+    found(
         "aws-bedrock-api-key",
-        &format!("ABSK{}", random(3, 110, BASE64)),
+        &format!(
+            "{} {}",
+            "Bearer",
+            p(&["AB", "SK"]) + &random(3, 110, BASE64)
+        ),
     );
     not_found(
         "aws-bedrock-api-key",
-        "the bedrock-api-key- prefix names short-term keys",
+        &format!("ABSK{}", random(3, 60, BASE64)),
+    );
+    not_found(
+        "aws-bedrock-api-key",
+        "the bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t prefix names short-term keys",
     );
 
     let org = format!("{}{}", p(&["api", "_org_"]), random(4, 34, ALNUM));
@@ -754,10 +783,33 @@ fn slack_more_shapes() {
         "slack-token",
         &p(&["xoxe", "-1-SlackAppConfigurationRefreshTokenHere"]),
     );
+    // Rotated user tokens with numeric parts.
+    found(
+        "slack-token",
+        &format!(
+            "{}{}-{}-{}-{}",
+            p(&["xoxe", "-"]),
+            random(15, 13, DIGITS),
+            random(16, 11, DIGITS),
+            random(17, 10, DIGITS),
+            random(18, 32, ALNUM)
+        ),
+    );
     // Refresh tokens are base64 text, in mixed case.
     found(
         "slack-token",
         &format!("{}{}", p(&["xoxe", "-1-"]), random(14, 140, ALNUM)),
+    );
+    // Without the scheme, and with one run of base64 after the kind.
+    let bare_hook = format!(
+        "hooks.slack.com/services/{}/{}",
+        random(19, 12, ALNUM),
+        random(20, 40, BASE64)
+    );
+    found("slack-webhook", &format!("webhook: {bare_hook}"));
+    not_found(
+        "slack-webhook",
+        "see hooks.slack.com/services/ for the format",
     );
     for kind in ["workflows", "triggers"] {
         let hook = format!(
