@@ -489,8 +489,11 @@ impl Matcher {
     }
 }
 
+/// Rules match ASCII: `\w`, `\s` and `(?i)` without Unicode's tables compile to automata a
+/// fraction of the size, faster to build on first use and to run.
 fn compile(id: &str, regex: &str) -> Result<Regex> {
     regex::bytes::RegexBuilder::new(regex)
+        .unicode(false)
         .size_limit(50 << 20)
         .build()
         .with_context(|| format!("rule {id}: invalid regex"))
@@ -520,6 +523,7 @@ impl LazyRegex {
         } else {
             let hir = regex_syntax::ParserBuilder::new()
                 .utf8(false)
+                .unicode(false)
                 .build()
                 .parse(&pattern)
                 .with_context(|| format!("rule {id}: invalid regex"))?;
