@@ -1486,3 +1486,138 @@ fn settlemint_azure_devops() {
     );
     not_found("azure-devops-pat", &format!("avocado_token={pat}"));
 }
+
+/// A provider's name and any credential word is enough where a rule asks for one: the
+/// spelling (key, token, secret, password, auth, credentials) does not matter, a bare
+/// org or project id still does not do.
+#[test]
+fn any_credential_word_under_the_provider_name() {
+    let jfrog = random(101, 64, ALNUM);
+    found_named("jfrog-identity-token", &["jfrog", "credentials"], &jfrog);
+    let legacy = random(102, 24, ALNUM);
+    found_named("atlassian-legacy-api-token", &["jira", "auth"], &legacy);
+    found_named("atlassian-legacy-api-token", &["jira", "creds"], &legacy);
+
+    let id = random(103, 18, ALNUM);
+    let secret = random(104, 32, ALNUM);
+    found_named("bitbucket-client-id", &["bitbucket", "token"], &id);
+    found_named(
+        "bitbucket-client-secret",
+        &["bitbucket", "api", "key"],
+        &secret,
+    );
+    found_named(
+        "bitbucket-client-secret",
+        &["bitbucket", "password"],
+        &secret,
+    );
+    not_found(
+        "bitbucket-client-secret",
+        &format!("BITBUCKET_REPO_ID={secret}"),
+    );
+
+    let key = random(105, 16, UPPER_DIGITS);
+    found_named("confluent-api-key", &["confluent", "token"], &key);
+    found_named("confluent-api-key", &["confluent", "credentials"], &key);
+    let csecret = random(106, 64, BASE64);
+    found_named(
+        "confluent-api-secret",
+        &["confluent", "api", "key"],
+        &csecret,
+    );
+    found_named("confluent-api-secret", &["confluent", "password"], &csecret);
+    // One value, one finding: the key and the secret differ in length.
+    assert_eq!(
+        rules_in(&format!("CONFLUENT_API_KEY={key}")),
+        ["confluent-api-key"]
+    );
+    not_found("confluent-api-key", &format!("CONFLUENT_CLUSTER={key}"));
+
+    let drone = random(107, 32, ALNUM);
+    found_named("drone-ci-token", &["drone", "auth"], &drone);
+    found_named("drone-ci-token", &["drone", "password"], &drone);
+
+    let sentry = random(108, 64, LOWER_HEX);
+    found_named("sentry-legacy-token", &["sentry", "api", "key"], &sentry);
+    found_named("sentry-legacy-token", &["sentry", "password"], &sentry);
+    not_found(
+        "sentry-legacy-token",
+        &format!("SENTRY_PROJECT_ID={sentry}"),
+    );
+
+    let snyk = uuid(109);
+    found_named("snyk-token", &["snyk", "password"], &snyk);
+    found_named("snyk-token", &["snyk", "creds"], &snyk);
+    not_found("snyk-token", &format!("snyk_project_id: {snyk}"));
+
+    let sonar = random(110, 40, LOWER_HEX);
+    found_named("sonar-legacy-token", &["sonar", "secret"], &sonar);
+    found_named("sonar-legacy-token", &["sonar", "auth"], &sonar);
+
+    let sumo_id = format!("su{}", random(111, 12, ALNUM));
+    let sumo_key = random(112, 64, ALNUM);
+    found_named("sumologic-access-id", &["sumologic", "token"], &sumo_id);
+    found_named("sumologic-access-id", &["sumologic", "key"], &sumo_id);
+    found_named("sumologic-access-id", &["sumo", "credentials"], &sumo_id);
+    found_named("sumologic-access-key", &["sumologic", "token"], &sumo_key);
+    found_named("sumologic-access-key", &["sumologic", "secret"], &sumo_key);
+    assert_eq!(
+        rules_in(&format!("SUMOLOGIC_KEY={sumo_id}")),
+        ["sumologic-access-id"]
+    );
+    not_found(
+        "sumologic-access-id",
+        &format!("SUMOLOGIC_ENDPOINT={sumo_id}"),
+    );
+
+    let travis = random(113, 22, URLSAFE);
+    found_named("travis-ci-token", &["travis", "auth"], &travis);
+    found_named("travis-ci-token", &["travis", "password"], &travis);
+
+    let heroku = uuid(114);
+    found_named("heroku-legacy-api-key", &["heroku", "auth"], &heroku);
+    found_named("heroku-legacy-api-key", &["heroku", "credentials"], &heroku);
+    not_found(
+        "heroku-legacy-api-key",
+        &format!("heroku_pipeline_id: {heroku}"),
+    );
+
+    let pat = random(115, 52, b"abcdefghijklmnopqrstuvwxyz234567");
+    found_named("azure-devops-pat", &["azure", "devops", "auth"], &pat);
+    found_named("azure-devops-pat", &["azure", "devops", "creds"], &pat);
+    not_found(
+        "azure-devops-pat",
+        &format!("AZURE_DEVOPS_PROJECT_ID={pat}"),
+    );
+}
+
+#[test]
+fn terraform_db_instance_password() {
+    let password = format!("{}#{}", random(116, 6, ALNUM), random(117, 9, ALNUM));
+    let block = |value: &str| {
+        format!(
+            "resource \"aws_db_instance\" \"db\" {{\n  engine   = \"postgres\"\n  tags     = {{ Name = \"db\" }}\n  username = \"admin\"\n  password = \"{value}\"\n}}\n"
+        )
+    };
+    found("terraform-db-instance-password", &block(&password));
+    found(
+        "terraform-db-instance-password",
+        &format!("resource \"aws_db_instance\" \"x\" {{\n  password = \"{password}\"\n}}\n"),
+    );
+    // A variable, a reference, a placeholder; a password outside the block; another resource.
+    for value in ["${var.db_password}", "changeme-please", "<password>"] {
+        not_found("terraform-db-instance-password", &block(value));
+    }
+    not_found(
+        "terraform-db-instance-password",
+        "resource \"aws_db_instance\" \"db\" {\n  password = var.db_password\n}\n",
+    );
+    not_found(
+        "terraform-db-instance-password",
+        &format!("resource \"aws_db_instance\" \"db\" {{\n  engine = \"mysql\"\n}}\n\nlocals {{\n  password = \"{password}\"\n}}\n"),
+    );
+    not_found(
+        "terraform-db-instance-password",
+        &format!("resource \"aws_instance\" \"web\" {{\n  password = \"{password}\"\n}}\n"),
+    );
+}
