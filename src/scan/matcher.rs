@@ -91,6 +91,10 @@ pub struct Matcher {
     /// For each keyword: the rules to check when it is seen (every rule whose keyword it
     /// contains, since leftmost-longest matching reports only the longer keyword).
     keyword_rules: Vec<Vec<usize>>,
+    /// For each keyword that several single-line rules share (`key`, `token`): their
+    /// regexes as one set, run once over a hit's line to pick the rules that match there,
+    /// instead of every rule's regex on every such line.
+    keyword_sets: Vec<Option<KeywordSet>>,
     /// For each keyword: its exact spelling, if a rule wants its keywords matched with
     /// their case (a hit in another case is dropped before any regex runs).
     exact_keywords: Vec<Option<Vec<u8>>>,
@@ -235,6 +239,21 @@ impl Matcher {
             .filter(|(_, r)| r.keywords.iter().all(|k| k.is_empty()))
             .map(|(i, _)| i)
             .collect();
+        let keyword_sets = keyword_rules
+            .iter()
+            .map(|rule_ids| {
+                let shared: Vec<usize> = rule_ids
+                    .iter()
+                    .copied()
+                    .filter(|&r| !rules[r].multiline && rules[r].decode.is_none())
+                    .collect();
+                (shared.len() >= KEYWORD_SET_MIN).then(|| KeywordSet {
+                    patterns: shared.iter().map(|&r| rules[r].regex.clone()).collect(),
+                    rules: shared,
+                    compiled: std::sync::OnceLock::new(),
+                })
+            })
+            .collect();
         let keywords = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
             .ascii_case_insensitive(true)
@@ -244,6 +263,7 @@ impl Matcher {
         Ok(Matcher {
             rules: compiled,
             keywords,
+            keyword_sets,
             keyword_rules,
             exact_keywords,
             unfiltered,
@@ -297,8 +317,17 @@ impl Matcher {
                     continue;
                 }
             }
+            let set = self.keyword_sets[pattern].as_ref();
+            if let Some(set) = set {
+                let line = self.line_region(data, hit.start(), hit.end());
+                for index in set.get().matches(&data[line.clone()]).iter() {
+                    regions.push((set.rules[index], line.clone()));
+                }
+            }
             for &rule in &self.keyword_rules[pattern] {
-                if self.rules[rule].decode && !decode {
+                if self.rules[rule].decode && !decode
+                    || set.is_some_and(|set| set.rules.contains(&rule))
+                {
                     continue;
                 }
                 regions.push((rule, self.region(rule, data, hit.start(), hit.end())));
@@ -385,6 +414,11 @@ impl Matcher {
             let from = line_start(data, start, LINE_REACH_BACK);
             return from..(end + MULTILINE_REACH).min(data.len());
         }
+        self.line_region(data, start, end)
+    }
+
+    /// A single-line rule's region: the hit's line.
+    fn line_region(&self, data: &[u8], start: usize, end: usize) -> Range<usize> {
         let mut until = line_end(data, end, LINE_REACH_FORWARD);
         // An XML element whose value is on the next line (`<apiToken>` then the value):
         // a line ending in `>` brings the next line with it.
@@ -497,6 +531,29 @@ fn compile(id: &str, regex: &str) -> Result<Regex> {
         .size_limit(50 << 20)
         .build()
         .with_context(|| format!("rule {id}: invalid regex"))
+}
+
+/// How many single-line rules must share a keyword for their regexes to be run as a set.
+const KEYWORD_SET_MIN: usize = 3;
+
+/// The regexes of the rules that share a keyword, compiled as one set on first use.
+#[derive(Debug)]
+struct KeywordSet {
+    rules: Vec<usize>,
+    patterns: Vec<String>,
+    compiled: std::sync::OnceLock<regex::bytes::RegexSet>,
+}
+
+impl KeywordSet {
+    fn get(&self) -> &regex::bytes::RegexSet {
+        self.compiled.get_or_init(|| {
+            regex::bytes::RegexSetBuilder::new(&self.patterns)
+                .unicode(false)
+                .size_limit(100 << 20)
+                .build()
+                .expect("each regex of the set compiles on its own")
+        })
+    }
 }
 
 /// A rule's regex, compiled the first time a keyword hit needs it: in a given tree most of
