@@ -1048,7 +1048,7 @@ fn provider_name_and_any_credential_word() {
     for (rule, provider, value) in &cases {
         for tail in words {
             // 12 to 15 characters under a secret name: no LinkedIn shape (see below).
-            if *rule == "linkedin-client-id" && tail == &["secret"] {
+            if *rule == "linkedin-client-id" && tail == ["secret"] {
                 continue;
             }
             let mut name = vec![*provider];
