@@ -1058,7 +1058,14 @@ fn provider_name_and_any_credential_word() {
     }
     // A bare id name is no credential's; the provider's name alone finds nothing.
     let snowflake = number(130, 19);
-    for name in ["GUILD_ID", "CHANNEL_ID", "USER_ID", "WEBHOOK_ID", "SERVER"] {
+    for name in [
+        "GUILD_ID",
+        "CHANNEL_ID",
+        "USER_ID",
+        "WEBHOOK_ID",
+        "SERVER",
+        "AUTHOR_ID",
+    ] {
         not_found("discord-client-id", &format!("DISCORD_{name}={snowflake}"));
     }
     not_found(
