@@ -955,3 +955,294 @@ fn razorpay() {
         1
     );
 }
+
+/// Names that say the provider and any credential word (key, token, secret, pass, auth,
+/// cred): each value is its own shape's rule's, found once.
+#[test]
+fn provider_name_and_any_credential_word() {
+    let words: [&[&str]; 5] = [
+        &["api", "key"],
+        &["token"],
+        &["key"],
+        &["secret"],
+        &["auth", "creds"],
+    ];
+    let cases: Vec<(&str, &str, String)> = vec![
+        ("discord-client-id", "discord", number(100, 18)),
+        (
+            "discord-client-secret",
+            "discord",
+            format!("{}7", random(101, 31, URLSAFE)),
+        ),
+        (
+            "mattermost-token",
+            "mattermost",
+            format!("{}4", random(102, 25, LOWER_DIGITS)),
+        ),
+        ("facebook-app-secret", "facebook", random(103, 32, HEX)),
+        (
+            "twitter-api-key",
+            "twitter",
+            format!("{}3", random(104, 24, ALNUM)),
+        ),
+        (
+            "linkedin-client-secret",
+            "linkedin",
+            format!("{}7", random(105, 15, ALNUM)),
+        ),
+        (
+            "linkedin-client-id",
+            "linkedin",
+            format!("86{}", random(106, 12, LOWER_DIGITS)),
+        ),
+        (
+            "twitch-token",
+            "twitch",
+            format!("{}9", random(107, 29, LOWER_DIGITS)),
+        ),
+        ("sendbird-api-token", "sendbird", random(108, 40, HEX)),
+        ("sendbird-app-id", "sendbird", uuid(109)),
+        ("plaid-secret", "plaid", random(110, 30, HEX)),
+        ("plaid-client-id", "plaid", random(111, 24, HEX)),
+        (
+            "flutterwave-encryption-key",
+            "flutterwave",
+            format!("{}4", random(112, 23, ALNUM)),
+        ),
+        ("braintree-private-key", "braintree", random(113, 32, HEX)),
+        (
+            "coinbase-api-secret",
+            "coinbase",
+            format!("{}8", random(114, 31, ALNUM)),
+        ),
+        (
+            "coinbase-api-key",
+            "coinbase",
+            format!("{}1", random(115, 15, ALNUM)),
+        ),
+        (
+            "kraken-private-key",
+            "kraken",
+            format!("{}==", random(116, 86, BASE64)),
+        ),
+        ("kraken-api-key", "kraken", random(117, 56, BASE64)),
+        ("kucoin-api-secret", "kucoin", uuid(118)),
+        ("kucoin-api-key", "kucoin", random(119, 24, HEX)),
+        ("finicity-app-key", "finicity", random(120, 32, HEX)),
+        (
+            "finicity-partner-secret",
+            "finicity",
+            format!("{}6", random(121, 19, ALNUM)),
+        ),
+        (
+            "paypal-client-secret",
+            "paypal",
+            format!("E{}3", random(122, 78, URLSAFE)),
+        ),
+        (
+            "razorpay-key-secret",
+            "razorpay",
+            format!("{}2", random(123, 23, ALNUM)),
+        ),
+    ];
+    for (rule, provider, value) in &cases {
+        for tail in words {
+            // 12 to 15 characters under a secret name: no LinkedIn shape (see below).
+            if *rule == "linkedin-client-id" && tail == ["secret"] {
+                continue;
+            }
+            let mut name = vec![*provider];
+            name.extend_from_slice(tail);
+            found_in_contexts(rule, &name, value);
+        }
+    }
+    // A bare id name is no credential's; the provider's name alone finds nothing.
+    let snowflake = number(130, 19);
+    for name in [
+        "GUILD_ID",
+        "CHANNEL_ID",
+        "USER_ID",
+        "WEBHOOK_ID",
+        "SERVER",
+        "AUTHOR_ID",
+    ] {
+        not_found("discord-client-id", &format!("DISCORD_{name}={snowflake}"));
+    }
+    not_found(
+        "discord-client-id",
+        &format!("DISCORD_TOKEN_GUILD_ID={snowflake}"),
+    );
+    not_found(
+        "sendbird-app-id",
+        &format!("SENDBIRD_USER_ID={}", uuid(131)),
+    );
+    not_found(
+        "sendbird-app-id",
+        &format!("SENDBIRD_CHANNEL={}", uuid(131)),
+    );
+    not_found(
+        "plaid-client-id",
+        &format!("PLAID_ORG_ID={}", random(132, 24, HEX)),
+    );
+    not_found(
+        "kucoin-api-secret",
+        &format!("KUCOIN_ORDER_ID={}", uuid(133)),
+    );
+    not_found(
+        "coinbase-api-key",
+        &format!("COINBASE_PROJECT_ID={}", uuid(134)),
+    );
+    // The shape check stays: a credential word with the wrong shape is not found.
+    not_found(
+        "kucoin-api-key",
+        &format!("KUCOIN_TOKEN={}", random(135, 24, ALNUM)),
+    );
+    not_found(
+        "facebook-app-secret",
+        &format!("FACEBOOK_TOKEN={}", "0".repeat(32)),
+    );
+}
+
+/// Where two shapes of one provider meet under one name, one rule reports the value.
+#[test]
+fn one_finding_per_value() {
+    // LinkedIn: 16 characters under a key word are the legacy secret; under client id, the id.
+    let sixteen = format!("{}7", random(1, 15, LOWER_DIGITS));
+    only(
+        "linkedin-client-secret",
+        &format!("LINKEDIN_API_KEY={sixteen}"),
+    );
+    only(
+        "linkedin-client-id",
+        &format!("LINKEDIN_OAUTH_CLIENT_ID={sixteen}"),
+    );
+    let fourteen = format!("86{}", random(2, 12, LOWER_DIGITS));
+    only(
+        "linkedin-client-id",
+        &format!("LINKEDIN_API_KEY={fourteen}"),
+    );
+    not_found("linkedin-client-id", &format!("LINKEDIN_SECRET={fourteen}"));
+    // Twitch: client ids and secrets share a shape.
+    let thirty = format!("{}2", random(3, 29, LOWER_DIGITS));
+    only(
+        "twitch-client-id",
+        &format!("TWITCH_OAUTH_CLIENT_ID={thirty}"),
+    );
+    only("twitch-token", &format!("TWITCH_API_KEY={thirty}"));
+    // KuCoin: a name that says pass is the passphrase's alone.
+    only(
+        "kucoin-api-passphrase",
+        &format!("KUCOIN_API_PASSPHRASE={}", uuid(4)),
+    );
+    only(
+        "kucoin-api-passphrase",
+        &format!("KUCOIN_PASSWORD={}", random(5, 24, HEX)),
+    );
+    // PayPal client ids, Braintree public keys and Facebook client tokens are public.
+    not_found(
+        "paypal-client-secret",
+        &format!("PAYPAL_OAUTH_CLIENT_ID=A{}3", random(6, 78, URLSAFE)),
+    );
+    not_found(
+        "braintree-private-key",
+        &format!("BRAINTREE_PUBLIC_KEY={}", random(7, 32, HEX)),
+    );
+    not_found(
+        "facebook-app-secret",
+        &format!("FACEBOOK_CLIENT_TOKEN={}", random(8, 32, HEX)),
+    );
+}
+
+#[test]
+fn facebook_app_access_tokens() {
+    let app = number(1, 16);
+    let secret = random(2, 32, HEX);
+    let plain = format!("{app}|{secret}");
+    found_in_contexts(
+        "facebook-app-access-token",
+        &["facebook", "access", "token"],
+        &plain,
+    );
+    found_in_contexts(
+        "facebook-app-access-token",
+        &["facebook", "api", "key"],
+        &plain,
+    );
+    only(
+        "facebook-app-access-token",
+        &format!("FB_APP_TOKEN=\"{}|{secret}\"", number(3, 15)),
+    );
+    only(
+        "facebook-app-access-token",
+        &format!("requests.get(\"https://graph.facebook.com/debug_token\", params={{\"access_token\": \"{plain}\"}})"),
+    );
+    // URL-encoded, anywhere (%7C or %7c); the token /oauth/access_token returns.
+    for bar in ["%7C", "%7c"] {
+        only(
+            "facebook-app-access-token",
+            &format!("curl 'https://graph.example.net/v19.0/app?access_token={app}{bar}{secret}'"),
+        );
+    }
+    let issued = format!("{}|{}", number(4, 15), random(5, 27, URLSAFE));
+    only(
+        "facebook-app-access-token",
+        &format!("FACEBOOK_APP_TOKEN={issued}"),
+    );
+    // Plain "|" without a Facebook name; a client access token; placeholders; wrong lengths.
+    not_found("facebook-app-access-token", &format!("row = \"{plain}\""));
+    not_found(
+        "facebook-app-access-token",
+        &format!("FACEBOOK_CLIENT_TOKEN={app}|{secret}"),
+    );
+    not_found(
+        "facebook-app-access-token",
+        &format!("FACEBOOK_ACCESS_TOKEN={app}|{}", "x".repeat(27)),
+    );
+    not_found(
+        "facebook-app-access-token",
+        &format!("FACEBOOK_ACCESS_TOKEN={}|{secret}", number(6, 12)),
+    );
+    not_found(
+        "facebook-app-access-token",
+        &format!(
+            "FACEBOOK_ACCESS_TOKEN={app}|{}",
+            random(7, 35, LOWER_DIGITS)
+        ),
+    );
+    not_found(
+        "facebook-app-access-token",
+        "FACEBOOK_ACCESS_TOKEN={app_id}|{app_secret}",
+    );
+}
+
+#[test]
+fn telegram_long_bot_ids_and_xml() {
+    // Bot ids up to 52 bits (16 digits), under a Telegram name; over lines in XML.
+    let token = format!("{}:{}", number(1, 13), random(2, 35, URLSAFE));
+    for text in contexts(&["telegram", "token"], &token) {
+        only("telegram-bot-token", &text);
+    }
+    let aa = format!("{}:AA{}", number(3, 16), random(4, 33, URLSAFE));
+    only("telegram-bot-token", &format!("BOT_TOKEN={aa}"));
+    not_found(
+        "telegram-bot-token",
+        &format!(
+            "TELEGRAM_TOKEN={}:{}",
+            number(5, 17),
+            random(6, 35, URLSAFE)
+        ),
+    );
+}
+
+#[test]
+fn flutterwave_test_encryption_key_with_a_dash() {
+    let key = format!("{}-{}", p(&["FLW", "SECK_TEST"]), random(1, 12, HEX));
+    only(
+        "flutterwave-encryption-key",
+        &format!("Authorization: Bearer {key}"),
+    );
+    not_found(
+        "flutterwave-encryption-key",
+        &format!("{}-{}", p(&["FLW", "SECK_TEST"]), "0".repeat(12)),
+    );
+}
