@@ -97,10 +97,22 @@ fn linear() {
         "linearClientSecret",
         &secret,
     );
-    // "linear" without "secret" is the common word; a placeholder.
+    // Any credential word after the provider's name.
+    for (upper, camel) in [
+        ("LINEAR_API_KEY", "linearApiKey"),
+        ("LINEAR_TOKEN", "linearToken"),
+        ("LINEAR_AUTH", "linearKey"),
+    ] {
+        found_in_assignments("linear-client-secret", upper, camel, &secret);
+    }
+    // "linear" without a credential word is the common word; an id; a placeholder.
     not_found(
         "linear-client-secret",
         &format!("linear_layer_hash = \"{secret}\""),
+    );
+    not_found(
+        "linear-client-secret",
+        &format!("LINEAR_PROJECT_ID={secret}"),
     );
     not_found(
         "linear-client-secret",
@@ -414,7 +426,16 @@ fn dropbox() {
         "dropboxAppSecret",
         &secret,
     );
-    not_found("dropbox-app-secret", &format!("DROPBOX_APP_KEY={secret}"));
+    // Any credential word after the provider's name (the app key has the same shape).
+    for (upper, camel) in [
+        ("DROPBOX_API_KEY", "dropboxApiKey"),
+        ("DROPBOX_APP_KEY", "dropboxKey"),
+        ("DROPBOX_PASSWORD", "dropboxCreds"),
+    ] {
+        found_in_assignments("dropbox-app-secret", upper, camel, &secret);
+    }
+    not_found("dropbox-app-secret", &format!("DROPBOX_USER_ID={secret}"));
+    not_found("dropbox-app-secret", &format!("API_KEY={secret}"));
     // A placeholder of the right length (split: the generic rule would flag it here).
     not_found(
         "dropbox-app-secret",
@@ -485,6 +506,8 @@ fn adobe() {
     let id = random(3, 32, HEX);
     found_in_assignments("adobe-client-id", "ADOBE_CLIENT_ID", "adobeClientId", &id);
     found("adobe-client-id", &format!("ADOBE_API_KEY=\"{id}\""));
+    found_in_assignments("adobe-client-id", "ADOBE_TOKEN", "adobeToken", &id);
+    not_found("adobe-client-id", &format!("ADOBE_ORG_ID=\"{id}\""));
     // An Adobe name without an id word; an id word without Adobe.
     not_found(
         "adobe-client-id",
@@ -607,11 +630,29 @@ fn asana() {
         "asanaClientSecret",
         &secret,
     );
+    found_in_assignments(
+        "asana-client-secret",
+        "ASANA_API_KEY",
+        "asanaToken",
+        &secret,
+    );
     not_found("asana-client-secret", &format!("ASANA_WORKSPACE={secret}"));
     let id = random(8, 16, DIGITS);
     found_in_assignments("asana-client-id", "ASANA_CLIENT_ID", "asanaClientId", &id);
-    // A project or workspace id is a number too, but no credential.
+    // Any credential word after the provider's name.
+    for (upper, camel) in [
+        ("ASANA_API_KEY", "asanaKey"),
+        ("ASANA_TOKEN", "asanaToken"),
+        ("ASANA_AUTH", "asanaCredentials"),
+    ] {
+        found_in_assignments("asana-client-id", upper, camel, &id);
+    }
+    // A project, workspace or user id is a number too, but no credential; "author" is not
+    // "auth".
     not_found("asana-client-id", &format!("ASANA_PROJECT_ID={id}"));
+    not_found("asana-client-id", &format!("asana_user_id: {id}"));
+    not_found("asana-client-id", &format!("asana_author_gid = \"{id}\""));
+    not_found("asana-client-id", &format!("asanaAuthorId := `{id}`"));
     not_found(
         "asana-client-id",
         &format!("ASANA_CLIENT_ID={}", "1".repeat(16)),
@@ -845,6 +886,43 @@ fn named_keys_near_misses() {
     not_found(
         "looker-client-id",
         &format!("LOOKERSDK_BASE_URL={}7", random(23, 19, ALNUM)),
+    );
+    // Any credential word after the provider's name: one finding for one value.
+    let looker_id = format!("{}7", random(25, 19, ALNUM));
+    found_in_assignments(
+        "looker-client-id",
+        "LOOKER_TOKEN",
+        "lookerApiKey",
+        &looker_id,
+    );
+    let looker_secret = format!("{}7", random(26, 23, ALNUM));
+    found_in_assignments(
+        "looker-client-secret",
+        "LOOKER_API_KEY",
+        "lookerToken",
+        &looker_secret,
+    );
+    found_in_assignments(
+        "hubspot-api-key",
+        "HUBSPOT_AUTH",
+        "hubspotPassword",
+        &uuid(141),
+    );
+    found_in_assignments(
+        "squarespace-api-key",
+        "SQUARESPACE_TOKEN",
+        "squarespaceCredentials",
+        &uuid(142),
+    );
+    // Meraki is Cisco's: a Cisco name with a credential word, not one without.
+    let meraki = random(27, 40, HEX);
+    found_in_assignments("meraki-api-key", "CISCO_API_KEY", "ciscoKey", &meraki);
+    found_in_assignments("meraki-api-key", "CISCO_TOKEN", "ciscoToken", &meraki);
+    not_found("meraki-api-key", &format!("CISCO_COMMIT={meraki}"));
+    not_found("meraki-api-key", &format!("cisco_device_id: \"{meraki}\""));
+    not_found(
+        "looker-client-id",
+        &format!("LOOKER_PROJECT_ID={looker_id}"),
     );
     // A Squarespace UUID that is no key.
     not_found(
