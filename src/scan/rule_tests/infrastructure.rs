@@ -2,65 +2,7 @@
 
 use super::*;
 
-const LOWER_HEX: &[u8] = b"0123456789abcdef";
 const BECH32: &[u8] = b"QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L";
-
-/// A name in the case of its context: `["cloudflare", "api", "key"]` as
-/// CLOUDFLARE_API_KEY, cloudflare_api_key or cloudflareApiKey.
-struct Name {
-    upper: String,
-    snake: String,
-    camel: String,
-}
-
-fn name(words: &[&str]) -> Name {
-    let snake = words.join("_");
-    let camel = words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            if i == 0 {
-                w.to_string()
-            } else {
-                w[..1].to_ascii_uppercase() + &w[1..]
-            }
-        })
-        .collect();
-    Name {
-        upper: snake.to_ascii_uppercase(),
-        snake,
-        camel,
-    }
-}
-
-/// `value` assigned to the name `words` in each of the contexts a name-based rule must
-/// find (shell, YAML, JSON, Go, Python, JavaScript, PHP, Makefiles, Java, XML).
-fn contexts(words: &[&str], value: &str) -> Vec<String> {
-    let Name {
-        upper,
-        snake,
-        camel,
-    } = name(words);
-    vec![
-        format!("{upper}={value}\n"),
-        format!("export {upper}=\"{value}\"\n"),
-        format!("  {snake}: {value}\n"),
-        format!("{{\"{snake}\": \"{value}\"}}"),
-        format!("var {camel} string = \"{value}\""),
-        format!("{camel} := `{value}`"),
-        format!("{snake} = '{value}'"),
-        format!("const {camel} = \"{value}\";"),
-        format!("${camel} .= \"{value}\";"),
-        format!("{upper} ?= {value}"),
-        format!("{upper} := {value}"),
-        format!("{upper} ::= {value}"),
-        format!("{upper} :::= {value}"),
-        format!("System.setProperty(\"{upper}\", \"{value}\");"),
-        format!("<{camel}>{value}</{camel}>"),
-        // The engine brings the line after one ending in `>` into the region.
-        format!("<config>\n  <{camel}>\n    {value}\n  </{camel}>\n</config>"),
-    ]
-}
 
 /// `rule` finds `value` under the name `words` in every context.
 #[track_caller]
@@ -87,7 +29,7 @@ fn uuid(seed: u64) -> String {
     [8, 4, 4, 4, 12]
         .iter()
         .enumerate()
-        .map(|(i, &n)| random(seed * 10 + i as u64, n, LOWER_HEX))
+        .map(|(i, &n)| random(seed * 10 + i as u64, n, HEX))
         .collect::<Vec<_>>()
         .join("-")
 }
@@ -100,7 +42,7 @@ fn onepassword() {
         "{json}\"{}\"}},\"email\":\"{}@1passwordserviceaccounts.com\",\"srpX\":\"{}\"}}",
         random(1, 22, URLSAFE),
         random(2, 13, LOWER_DIGITS),
-        random(3, 64, LOWER_HEX)
+        random(3, 64, HEX)
     ));
     assert!(body.starts_with("eyJ"));
     let token = format!("{}{body}", p(&["op", "s_"]));
@@ -319,7 +261,7 @@ fn jfrog_identity_tokens() {
     // (the other rule's).
     not_found(
         "jfrog-identity-token",
-        &format!("artifactory_sha256: {}", random(2, 64, LOWER_HEX)),
+        &format!("artifactory_sha256: {}", random(2, 64, HEX)),
     );
     not_found("jfrog-identity-token", &format!("OTHER_TOKEN={token}"));
     let reference = format!("{}{}", p(&["cmVmdGtu", "OjAxOj"]), random(3, 50, ALNUM));
@@ -371,7 +313,7 @@ fn atlassian() {
     // another name, or a value of another length.
     not_found(
         "atlassian-legacy-api-token",
-        &format!("jira_account_id: {}", random(5, 24, LOWER_HEX)),
+        &format!("jira_account_id: {}", random(5, 24, HEX)),
     );
     not_found(
         "atlassian-legacy-api-token",
@@ -416,7 +358,7 @@ fn clickhouse() {
     // A hex digest that happens to start the same way, a short run.
     not_found(
         "clickhouse-cloud-api-secret",
-        &format!("sha = \"{}{}\"", p(&["4b", "1d"]), random(2, 38, LOWER_HEX)),
+        &format!("sha = \"{}{}\"", p(&["4b", "1d"]), random(2, 38, HEX)),
     );
     not_found(
         "clickhouse-cloud-api-secret",
@@ -426,7 +368,7 @@ fn clickhouse() {
 
 #[test]
 fn cloudflare() {
-    let global = random(1, 37, LOWER_HEX);
+    let global = random(1, 37, HEX);
     found_named(
         "cloudflare-global-api-key",
         &["cloudflare", "api", "key"],
@@ -439,7 +381,7 @@ fn cloudflare() {
     not_found("cloudflare-global-api-key", &format!("API_KEY={global}1"));
     not_found(
         "cloudflare-global-api-key",
-        &format!("CLOUDFLARE_ZONE_ID={}", random(2, 32, LOWER_HEX)),
+        &format!("CLOUDFLARE_ZONE_ID={}", random(2, 32, HEX)),
     );
     let token = random(3, 40, URLSAFE);
     found_named(
@@ -460,8 +402,8 @@ fn cloudflare() {
     let origin = format!(
         "{}{}-{}",
         p(&["v1", ".0-"]),
-        random(5, 24, LOWER_HEX),
-        random(6, 146, LOWER_HEX)
+        random(5, 24, HEX),
+        random(6, 146, HEX)
     );
     found(
         "cloudflare-origin-ca-key",
@@ -512,7 +454,7 @@ fn codecov_confluent() {
 
 #[test]
 fn databricks() {
-    let token = format!("{}{}", p(&["da", "pi"]), random(1, 32, LOWER_HEX));
+    let token = format!("{}{}", p(&["da", "pi"]), random(1, 32, HEX));
     found("databricks-token", &format!("DATABRICKS_TOKEN={token}"));
     found("databricks-token", &format!("token = \"{token}-2\""));
     not_found(
@@ -521,15 +463,15 @@ fn databricks() {
     );
     not_found(
         "databricks-token",
-        &format!("{}{}", p(&["da", "pi"]), random(2, 20, LOWER_HEX)),
+        &format!("{}{}", p(&["da", "pi"]), random(2, 20, HEX)),
     );
     not_found("databricks-token", "import dapi_client");
 }
 
 #[test]
 fn datadog() {
-    let api = random(1, 32, LOWER_HEX);
-    let app = random(2, 40, LOWER_HEX);
+    let api = random(1, 32, HEX);
+    let app = random(2, 40, HEX);
     found_named_snake("datadog-api-key", &["dd", "api", "key"], &api);
     found_named("datadog-api-key", &["datadog", "api", "key"], &api);
     found_named_snake("datadog-app-key", &["dd", "app", "key"], &app);
@@ -575,7 +517,7 @@ fn defined_networking_digitalocean_doppler() {
             &format!(
                 "DIGITALOCEAN_TOKEN=\"{}{}\"",
                 p(&[kind, "_v1_"]),
-                random(seed, 64, LOWER_HEX)
+                random(seed, 64, HEX)
             ),
         );
     }
@@ -585,7 +527,7 @@ fn defined_networking_digitalocean_doppler() {
     );
     not_found(
         "digitalocean-token",
-        &format!("{}{}", p(&["dop", "_v1_"]), random(7, 40, LOWER_HEX)),
+        &format!("{}{}", p(&["dop", "_v1_"]), random(7, 40, HEX)),
     );
     not_found("digitalocean-token", "GET /api_v1_users/dop_v1_");
 
@@ -632,7 +574,7 @@ fn drone_dynatrace_fastly() {
     found_named(
         "drone-ci-token",
         &["drone", "rpc", "secret"],
-        &random(2, 32, LOWER_HEX),
+        &random(2, 32, HEX),
     );
     // A drone's serial number, another name, a short value.
     not_found("drone-ci-token", &format!("drone_serial: {drone}"));
@@ -723,13 +665,13 @@ fn flyio_gitter() {
         );
     }
 
-    let gitter = random(6, 40, LOWER_HEX);
+    let gitter = random(6, 40, HEX);
     found_named("gitter-token", &["gitter", "token"], &gitter);
     not_found("gitter-token", &format!("GIT_SHA={gitter}"));
     not_found("gitter-token", &format!("gitter_commit_hash: {gitter}"));
     not_found(
         "gitter-token",
-        &format!("GITTER_TOKEN={}", random(7, 32, LOWER_HEX)),
+        &format!("GITTER_TOKEN={}", random(7, 32, HEX)),
     );
 }
 
@@ -762,7 +704,7 @@ fn grafana() {
         "{}{}_{}",
         p(&["gl", "sa_"]),
         random(4, 32, ALNUM),
-        random(5, 8, LOWER_HEX)
+        random(5, 8, HEX)
     );
     found(
         "grafana-service-account-token",
@@ -1006,15 +948,15 @@ fn newrelic() {
         ),
         (
             "newrelic-browser-api-key",
-            format!("{}{}", p(&["NR", "JS-"]), random(3, 19, LOWER_HEX)),
+            format!("{}{}", p(&["NR", "JS-"]), random(3, 19, HEX)),
         ),
         (
             "newrelic-license-key",
-            format!("{}{}", random(4, 36, LOWER_HEX), p(&["NR", "AL"])),
+            format!("{}{}", random(4, 36, HEX), p(&["NR", "AL"])),
         ),
         (
             "newrelic-license-key",
-            format!("eu01xx{}{}", random(5, 30, LOWER_HEX), p(&["NR", "AL"])),
+            format!("eu01xx{}{}", random(5, 30, HEX), p(&["NR", "AL"])),
         ),
     ];
     for (rule, key) in &cases {
@@ -1104,7 +1046,7 @@ fn prefixed_deploy_platform_tokens() {
         ),
         (
             "pulumi-access-token",
-            format!("{}{}", p(&["pu", "l-"]), random(5, 40, LOWER_HEX)),
+            format!("{}{}", p(&["pu", "l-"]), random(5, 40, HEX)),
         ),
         (
             "scalingo-api-token",
@@ -1112,31 +1054,31 @@ fn prefixed_deploy_platform_tokens() {
         ),
         (
             "sentry-user-token",
-            format!("{}{}", p(&["sntr", "yu_"]), random(7, 64, LOWER_HEX)),
+            format!("{}{}", p(&["sntr", "yu_"]), random(7, 64, HEX)),
         ),
         (
             "sonar-token",
-            format!("{}{}", p(&["sq", "u_"]), random(8, 40, LOWER_HEX)),
+            format!("{}{}", p(&["sq", "u_"]), random(8, 40, HEX)),
         ),
         (
             "sonar-token",
-            format!("{}{}", p(&["sq", "p_"]), random(9, 40, LOWER_HEX)),
+            format!("{}{}", p(&["sq", "p_"]), random(9, 40, HEX)),
         ),
         (
             "sonar-token",
-            format!("{}{}", p(&["sq", "a_"]), random(10, 40, LOWER_HEX)),
+            format!("{}{}", p(&["sq", "a_"]), random(10, 40, HEX)),
         ),
         (
             "sourcegraph-access-token",
-            format!("{}{}", p(&["sg", "p_"]), random(11, 40, LOWER_HEX)),
+            format!("{}{}", p(&["sg", "p_"]), random(11, 40, HEX)),
         ),
         (
             "sourcegraph-access-token",
             format!(
                 "{}{}_{}",
                 p(&["sg", "p_"]),
-                random(12, 16, LOWER_HEX),
-                random(13, 40, LOWER_HEX)
+                random(12, 16, HEX),
+                random(13, 40, HEX)
             ),
         ),
     ];
@@ -1176,7 +1118,7 @@ fn sentry_snyk() {
         &format!("{}{payload}", p(&["sntr", "ys_"])),
     );
 
-    let legacy = random(3, 64, LOWER_HEX);
+    let legacy = random(3, 64, HEX);
     found_named("sentry-legacy-token", &["sentry", "auth", "token"], &legacy);
     not_found(
         "sentry-legacy-token",
@@ -1184,10 +1126,10 @@ fn sentry_snyk() {
     );
     not_found(
         "sentry-legacy-token",
-        &format!("SENTRY_AUTH_TOKEN={}", random(4, 32, LOWER_HEX)),
+        &format!("SENTRY_AUTH_TOKEN={}", random(4, 32, HEX)),
     );
 
-    let sonar = random(9, 40, LOWER_HEX);
+    let sonar = random(9, 40, HEX);
     found_named("sonar-legacy-token", &["sonar", "token"], &sonar);
     found("sonar-legacy-token", &format!("sonar.login={sonar}"));
     found(
@@ -1197,10 +1139,10 @@ fn sentry_snyk() {
     not_found("sonar-legacy-token", &format!("sonar.scm.revision={sonar}"));
     not_found(
         "sonar-legacy-token",
-        &format!("SONAR_TOKEN={}", random(10, 32, LOWER_HEX)),
+        &format!("SONAR_TOKEN={}", random(10, 32, HEX)),
     );
     // A prefixed token under a Sonar name is the sonar-token rule's alone.
-    let prefixed = format!("{}{}", p(&["sq", "p_"]), random(11, 40, LOWER_HEX));
+    let prefixed = format!("{}{}", p(&["sq", "p_"]), random(11, 40, HEX));
     assert_eq!(
         rules_in(&format!("SONAR_TOKEN={prefixed}")),
         ["sonar-token"]
@@ -1365,7 +1307,7 @@ fn nuget_sidekiq() {
         &format!("<add key=\"Password\" value=\"{password}\" />"),
     );
 
-    let creds = format!("{}:{}", random(2, 8, LOWER_HEX), random(3, 8, LOWER_HEX));
+    let creds = format!("{}:{}", random(2, 8, HEX), random(3, 8, HEX));
     found(
         "sidekiq-credentials",
         &format!("BUNDLE_ENTERPRISE__CONTRIBSYS__COM={creds}"),
@@ -1417,7 +1359,7 @@ fn curl_credentials() {
         ),
         format!(
             "  curl --header \"Authorization: token {}\" $URL",
-            random(4, 32, LOWER_HEX)
+            random(4, 32, HEX)
         ),
     ] {
         found("curl-credentials", &text);
@@ -1537,7 +1479,7 @@ fn any_credential_word_under_the_provider_name() {
     found_named("drone-ci-token", &["drone", "auth"], &drone);
     found_named("drone-ci-token", &["drone", "password"], &drone);
 
-    let sentry = random(108, 64, LOWER_HEX);
+    let sentry = random(108, 64, HEX);
     found_named("sentry-legacy-token", &["sentry", "api", "key"], &sentry);
     found_named("sentry-legacy-token", &["sentry", "password"], &sentry);
     not_found(
@@ -1550,7 +1492,7 @@ fn any_credential_word_under_the_provider_name() {
     found_named("snyk-token", &["snyk", "creds"], &snyk);
     not_found("snyk-token", &format!("snyk_project_id: {snyk}"));
 
-    let sonar = random(110, 40, LOWER_HEX);
+    let sonar = random(110, 40, HEX);
     found_named("sonar-legacy-token", &["sonar", "secret"], &sonar);
     found_named("sonar-legacy-token", &["sonar", "auth"], &sonar);
 

@@ -62,6 +62,83 @@ fn not_found(rule: &str, text: &str) {
     );
 }
 
+/// A name in the case of its context: `["cloudflare", "api", "key"]` as
+/// CLOUDFLARE_API_KEY, cloudflare_api_key or cloudflareApiKey.
+struct Name {
+    upper: String,
+    snake: String,
+    camel: String,
+}
+
+fn name(words: &[&str]) -> Name {
+    let snake = words.join("_");
+    let camel = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                w.to_string()
+            } else {
+                w[..1].to_ascii_uppercase() + &w[1..]
+            }
+        })
+        .collect();
+    Name {
+        upper: snake.to_ascii_uppercase(),
+        snake,
+        camel,
+    }
+}
+
+/// `value` assigned to `name` in each of the contexts a rule for a key without a prefix
+/// must find it in (env files, shells, YAML, JSON, Go, Python, JavaScript, PHP, Makefiles,
+/// Java properties set in code, XML elements, also with the value on the next line).
+fn named_contexts(name: &Name, value: &str) -> Vec<String> {
+    let Name {
+        upper,
+        snake,
+        camel,
+    } = name;
+    vec![
+        format!("{upper}={value}\n"),
+        format!("export {upper}=\"{value}\"\n"),
+        format!("  {snake}: {value}\n"),
+        format!("{{\"{snake}\": \"{value}\"}}"),
+        format!("var {camel} string = \"{value}\""),
+        format!("{camel} := `{value}`"),
+        format!("{snake} = '{value}'"),
+        format!("const {camel} = \"{value}\";"),
+        format!("${camel} .= \"{value}\";"),
+        format!("{upper} ?= {value}"),
+        format!("{upper} := {value}"),
+        format!("{upper} ::= {value}"),
+        format!("{upper} :::= {value}"),
+        format!("System.setProperty(\"{upper}\", \"{value}\");"),
+        format!("<{camel}>{value}</{camel}>"),
+        // The engine brings the line after one ending in `>` into the region.
+        format!("<config>\n  <{camel}>\n    {value}\n  </{camel}>\n</config>"),
+    ]
+}
+
+/// [`named_contexts`] for the name made of `words`.
+fn contexts(words: &[&str], value: &str) -> Vec<String> {
+    named_contexts(&name(words), value)
+}
+
+/// `rule`, and no other rule, finds `text`.
+#[track_caller]
+fn only(rule: &str, text: &str) {
+    assert_eq!(rules_in(text), [rule], "in {text:?}");
+}
+
+/// `rule` alone finds `value` under the name `words` in every context.
+#[track_caller]
+fn found_in_contexts(rule: &str, words: &[&str], value: &str) {
+    for text in contexts(words, value) {
+        only(rule, &text);
+    }
+}
+
 /// The OpenAI marker, base64 of "OpenAI", split so that it is built at run time.
 fn marker() -> String {
     ["T3Bl", "bkFJ"].concat()

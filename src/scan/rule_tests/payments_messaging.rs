@@ -3,57 +3,6 @@
 #[allow(unused_imports)]
 use super::*;
 
-/// A name (its words in lower case) and a value in the assignment contexts a key without a
-/// prefix is found in: env files, shells, YAML, JSON, Go, JavaScript, PHP, Makefiles, Java
-/// properties set in code, XML elements.
-fn contexts(words: &[&str], value: &str) -> Vec<String> {
-    let snake = words.join("_");
-    let upper = snake.to_ascii_uppercase();
-    let camel: String = words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            if i == 0 {
-                w.to_string()
-            } else {
-                w[..1].to_ascii_uppercase() + &w[1..]
-            }
-        })
-        .collect();
-    vec![
-        format!("{upper}={value}\n"),
-        format!("export {upper}=\"{value}\""),
-        format!("  {snake}: {value}\n"),
-        format!("{{\"{snake}\": \"{value}\"}}"),
-        format!("var {camel} string = \"{value}\""),
-        format!("{camel} := `{value}`"),
-        format!("{snake} = '{value}'"),
-        format!("const {camel} = \"{value}\";"),
-        format!("${camel} .= \"{value}\";"),
-        format!("{upper} ?= {value}"),
-        format!("{upper} := {value}"),
-        format!("{upper} ::= {value}"),
-        format!("{upper} :::= {value}"),
-        format!("System.setProperty(\"{upper}\", \"{value}\");"),
-        format!("<{camel}>{value}</{camel}>"),
-        format!("<config>\n  <{camel}>\n    {value}\n  </{camel}>\n</config>"),
-    ]
-}
-
-/// `rule`, and no other rule, finds `text`.
-#[track_caller]
-fn only(rule: &str, text: &str) {
-    assert_eq!(rules_in(text), [rule], "in {text:?}");
-}
-
-/// `rule` alone finds `value` under the name `words` in every context.
-#[track_caller]
-fn found_in_contexts(rule: &str, words: &[&str], value: &str) {
-    for text in contexts(words, value) {
-        only(rule, &text);
-    }
-}
-
 /// Decimal digits, the first not 0.
 fn number(seed: u64, n: usize) -> String {
     format!(

@@ -3,37 +3,25 @@
 #[allow(unused_imports)]
 use super::*;
 
-/// `value` assigned to a name in the ways config files and code write it. `upper` is the
-/// SCREAMING_CASE name (`ZENDESK_API_TOKEN`), `camel` the camelCase one (`zendeskToken`).
+/// `value` assigned to a name in the ways config files and code write it, and to a
+/// subscript. `upper` is the SCREAMING_CASE name (`ZENDESK_API_TOKEN`), `camel` the
+/// camelCase one (`zendeskToken`).
 fn assignments(upper: &str, camel: &str, value: &str) -> Vec<String> {
-    let lower = upper.to_ascii_lowercase();
-    vec![
-        format!("{upper}={value}"),
-        format!("export {upper}=\"{value}\""),
-        format!("{lower}: {value}"),
-        format!("{{\"{lower}\": \"{value}\"}}"),
-        format!("var {camel} string = \"{value}\""),
-        format!("{camel} := `{value}`"),
-        format!("{lower} = '{value}'"),
-        format!("const {camel} = \"{value}\";"),
-        format!("${camel} .= \"{value}\";"),
-        format!("{upper} ?= {value}"),
-        format!("{upper} := {value}"),
-        format!("{upper} ::= {value}"),
-        format!("{upper} :::= {value}"),
-        format!("System.setProperty(\"{upper}\", \"{value}\");"),
-        format!("<{camel}>{value}</{camel}>"),
-        format!("<config>\n  <{camel}>\n    {value}\n  </{camel}>\n</config>"),
-        format!("config['{lower}'] = \"{value}\""),
-    ]
+    let name = Name {
+        upper: upper.to_owned(),
+        snake: upper.to_ascii_lowercase(),
+        camel: camel.to_owned(),
+    };
+    let mut texts = named_contexts(&name, value);
+    texts.push(format!("config['{}'] = \"{value}\"", name.snake));
+    texts
 }
 
 /// `rule` finds `value` in every assignment context, and reports it as the only finding.
 #[track_caller]
 fn found_in_assignments(rule: &str, upper: &str, camel: &str, value: &str) {
     for text in assignments(upper, camel, value) {
-        let rules = rules_in(&text);
-        assert_eq!(rules, [rule], "{text:?}");
+        only(rule, &text);
     }
 }
 
