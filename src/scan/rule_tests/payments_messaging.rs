@@ -1,6 +1,5 @@
 //! Tests for the rules in rules/payments-messaging.toml.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Decimal digits, the first not 0.

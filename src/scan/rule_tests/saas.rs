@@ -1,6 +1,5 @@
 //! Tests for the rules in rules/saas.toml.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// `value` assigned to a name in the ways config files and code write it, and to a
