@@ -8,6 +8,7 @@
 //! - [`report`]: text, JSON and SARIF output.
 
 pub mod git;
+mod keywords;
 pub mod matcher;
 pub mod report;
 pub mod rules;
