@@ -88,8 +88,8 @@ pub struct Matcher {
     pub rules: Vec<CompiledRule>,
     /// The keyword pass: a DFA over every rule's keywords, ASCII case-insensitive.
     keywords: super::keywords::Keywords,
-    /// For each keyword: the rules to check when it is seen (every rule whose keyword it
-    /// contains, since leftmost-longest matching reports only the longer keyword).
+    /// For each keyword: the rules to check when it is seen (its own rules, those of the
+    /// keywords it contains, and those of longer keywords folded into it).
     keyword_rules: Vec<Vec<usize>>,
     /// For each keyword that several single-line rules share (`key`, `token`): their
     /// regexes as one set, run once over a hit's line to pick the rules that match there,
