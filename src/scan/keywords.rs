@@ -1,5 +1,5 @@
 //! The keyword pass: every rule keyword found in a file, ASCII case-insensitive, in one
-//! walk of a dense DFA.
+//! pass of a dense DFA.
 //!
 //! Why not aho-corasick's own search: with a few hundred literals its SIMD prefilter is
 //! lost and it steps a DFA byte by byte, where each step waits for the previous one's
