@@ -720,6 +720,14 @@ impl VaultClient {
         {
             return Ok(Outcome::Sealed);
         }
+        // A standby with no active node to forward to did nothing with the request, so
+        // even a write (an AppRole login) is safe to send again once a leader is elected.
+        if no_active_node(&answer) {
+            return Ok(Outcome::Electing(format!(
+                "HTTP {} (no active node to forward to: electing a leader)",
+                status.as_u16()
+            )));
+        }
         if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED
             || standby_not_ready(&answer)
         {
@@ -861,6 +869,16 @@ fn standby_not_ready(answer: &VaultResponse) -> bool {
             .any(|e| e.contains("Waiting for the primary to upgrade"))
 }
 
+/// A standby that cannot forward a request because no node is active (a leader election
+/// after the active node died) answers 500 with this, before handling the request.
+fn no_active_node(answer: &VaultResponse) -> bool {
+    answer.status.is_server_error()
+        && answer
+            .errors()
+            .iter()
+            .any(|e| e.contains("active cluster node not found"))
+}
+
 /// Vault's own default maximum request size; no legitimate answer to keywrap is larger.
 const MAX_RESPONSE_BYTES: usize = 32 << 20;
 
@@ -965,6 +983,27 @@ fn describe(err: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_standby_without_an_active_node_is_told_from_other_server_errors() {
+        let answer = |status: u16, body: &str| VaultResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: body.as_bytes().to_vec().into(),
+            path: "auth/approle/login".into(),
+        };
+        assert!(no_active_node(&answer(
+            500,
+            r#"{"errors":["local node not active but active cluster node not found"]}"#
+        )));
+        assert!(!no_active_node(&answer(
+            500,
+            r#"{"errors":["internal error"]}"#
+        )));
+        assert!(!no_active_node(&answer(
+            400,
+            r#"{"errors":["active cluster node not found"]}"#
+        )));
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
