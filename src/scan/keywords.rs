@@ -3,11 +3,13 @@
 //!
 //! Why not aho-corasick's own search: with a few hundred literals its SIMD prefilter is
 //! lost and it steps a DFA byte by byte, where each step waits for the previous one's
-//! table load. This walks the same automaton (built by aho-corasick) from a flat table,
-//! in four independent walks over four stretches of the input, interleaved, so the
-//! loads of the four overlap: about 1.5 to 2 times the bytes per second on one core.
+//! table load. This walks the same automaton (built by aho-corasick) from a flat table
+//! with a row of 40-odd byte classes per state, small enough for the rows in use to stay
+//! in the L1 cache, in four independent walks over four stretches of the input,
+//! interleaved, so the loads of the four overlap; one `|` of the four states tells
+//! whether any of them ended a keyword.
 
-use aho_corasick::automaton::Automaton;
+use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind};
 use anyhow::{Context, Result};
@@ -20,14 +22,23 @@ const WAYS: usize = 4;
 /// The keywords as a table-driven DFA.
 #[derive(Debug)]
 pub struct Keywords {
-    /// Row `s` (premultiplied: `s * 256`) holds the next state for each byte.
+    /// The next state of state `s` on byte `b` is `table[s + classes[b]]`: a state is
+    /// the offset of its row, one entry per byte class.
     table: Vec<u32>,
-    /// Premultiplied id of the start state.
+    /// Bytes that no keyword tells apart share a class (all the bytes no keyword
+    /// holds, say): rows of 40-odd entries, not 256, keep the rows a walk visits in the
+    /// L1 cache.
+    classes: [u8; 256],
+    /// The start state.
     start: u32,
-    /// States at or above this (premultiplied) id end at least one keyword.
+    /// A power of two: states at or above it end at least one keyword, those below do
+    /// not. The matching rows are laid out from here on, with a gap before them.
     first_match: u32,
-    /// For each matching state, above `first_match`: (keyword, its length).
+    /// For each matching state, in the order of its row from `first_match`: (keyword,
+    /// its length).
     matches: Vec<Vec<(usize, usize)>>,
+    /// Entries in a row.
+    stride: usize,
     longest: usize,
     count: usize,
 }
@@ -37,59 +48,106 @@ impl Keywords {
         let dfa = DFA::builder()
             .match_kind(MatchKind::Standard)
             .ascii_case_insensitive(true)
-            .byte_classes(false)
+            .byte_classes(true)
             .build(keywords)
             .context("cannot build the keyword matcher")?;
         let start = dfa
             .start_state(Anchored::No)
             .context("cannot build the keyword matcher")?;
-        // Every state reachable from the start, numbered in the order found.
+        // Byte classes: each byte that some keyword holds (either case) is a class of its
+        // own, and every other byte is one class, since the automaton cannot tell them
+        // apart.
+        let mut in_keyword = [false; 256];
+        for byte in keywords.iter().flat_map(|k| k.bytes()) {
+            in_keyword[byte.to_ascii_lowercase() as usize] = true;
+            in_keyword[byte.to_ascii_uppercase() as usize] = true;
+        }
+        let other = (0..=255u8)
+            .find(|&b| !in_keyword[b as usize])
+            .context("every byte is in a keyword")?;
+        let mut classes = [0u8; 256];
+        let mut representatives = vec![other];
+        for byte in (0..=255u8).filter(|&b| in_keyword[b as usize] && !b.is_ascii_uppercase()) {
+            let class = u8::try_from(representatives.len()).context("too many byte classes")?;
+            representatives.push(byte);
+            classes[byte as usize] = class;
+            classes[byte.to_ascii_uppercase() as usize] = class;
+        }
+        let stride = representatives.len();
+
+        // Every state reachable from the start, numbered in the order found (so the rows
+        // of the states nearest the start, the ones a walk is in most, lie together).
+        // aho-corasick's ids are offsets into its own table, so a dense vector maps them
+        // (a hash map made this a third of the start-up).
         let mut states = vec![start];
-        let mut index = std::collections::HashMap::from([(start, 0usize)]);
+        let mut index: Vec<Option<usize>> = Vec::new();
+        fn slot(index: &mut Vec<Option<usize>>, id: usize) -> &mut Option<usize> {
+            if id >= index.len() {
+                index.resize(id + 1, None);
+            }
+            &mut index[id]
+        }
+        *slot(&mut index, start.as_usize()) = Some(0);
         let mut next = 0;
         while next < states.len() {
             let state = states[next];
-            for byte in 0..=255u8 {
+            for &byte in &representatives {
                 let to = dfa.next_state(Anchored::No, state, byte);
-                index.entry(to).or_insert_with(|| {
+                let known = slot(&mut index, to.as_usize());
+                if known.is_none() {
+                    *known = Some(states.len());
                     states.push(to);
-                    states.len() - 1
-                });
+                }
             }
             next += 1;
         }
-        // Renumbered with the matching states last, so one comparison tells a match.
+        let index = |id: StateID| index[id.as_usize()].expect("every state was numbered");
+
+        // Rows in a new order: the states that end no keyword first, then the others.
         let mut order: Vec<usize> = (0..states.len()).collect();
         order.sort_by_key(|&i| dfa.is_match(states[i]));
-        let mut renumbered = vec![0u32; states.len()];
-        for (new, &old) in order.iter().enumerate() {
-            renumbered[old] = u32::try_from(new * 256).context("too many keyword states")?;
+        let mut row_of = vec![0usize; states.len()];
+        for (row, &old) in order.iter().enumerate() {
+            row_of[old] = row;
         }
         let plain = order.iter().filter(|&&i| !dfa.is_match(states[i])).count();
-        let mut table = vec![0u32; states.len() * 256];
-        let mut matches = Vec::new();
-        for &old in &order {
-            let row = renumbered[old] as usize;
-            for byte in 0..=255u8 {
-                let to = dfa.next_state(Anchored::No, states[old], byte);
-                table[row + byte as usize] = renumbered[index[&to]];
+
+        // The plain rows from 0, the matching rows from the next power of two up, so
+        // that `a | b | c | d >= first_match` tells whether any of four states matches.
+        let first_match = (plain * stride).next_power_of_two();
+        let offset = |row: usize| {
+            if row < plain {
+                row * stride
+            } else {
+                first_match + (row - plain) * stride
             }
-            if dfa.is_match(states[old]) {
-                matches.push(
-                    (0..dfa.match_len(states[old]))
-                        .map(|m| {
-                            let pattern = dfa.match_pattern(states[old], m);
-                            (pattern.as_usize(), dfa.pattern_len(pattern))
-                        })
-                        .collect(),
-                );
+        };
+        let mut table = vec![0u32; offset(states.len() - 1) + stride];
+        for (row, &old) in order.iter().enumerate() {
+            for (class, &byte) in representatives.iter().enumerate() {
+                let to = row_of[index(dfa.next_state(Anchored::No, states[old], byte))];
+                table[offset(row) + class] =
+                    u32::try_from(offset(to)).context("too many keyword states")?;
             }
         }
+        let matches = order[plain..]
+            .iter()
+            .map(|&old| {
+                (0..dfa.match_len(states[old]))
+                    .map(|m| {
+                        let pattern = dfa.match_pattern(states[old], m);
+                        (pattern.as_usize(), dfa.pattern_len(pattern))
+                    })
+                    .collect()
+            })
+            .collect();
         Ok(Keywords {
             table,
-            start: renumbered[0],
-            first_match: u32::try_from(plain * 256).context("too many keyword states")?,
+            classes,
+            start: u32::try_from(offset(row_of[0])).context("too many keyword states")?,
+            first_match: u32::try_from(first_match).context("too many keyword states")?,
             matches,
+            stride,
             longest: keywords.iter().map(String::len).max().unwrap_or(0),
             count: keywords.len(),
         })
@@ -99,17 +157,18 @@ impl Keywords {
         self.count
     }
 
+    /// The bytes of the table's rows (the unused gap before the matching rows left out).
+    #[cfg(test)]
+    pub fn table_bytes(&self) -> usize {
+        let matching = self.matches.len() * self.stride;
+        (self.first_match as usize).min(self.table.len() - matching) * 4 + matching * 4
+    }
+
     /// Calls `found(keyword, start, end)` for every occurrence of every keyword, in no
     /// particular order (overlapping ones included: `key` in `key-`).
     pub fn find(&self, data: &[u8], mut found: impl FnMut(usize, usize, usize)) {
         if data.len() < INTERLEAVE_MIN {
-            let mut state = self.start;
-            for (at, &byte) in data.iter().enumerate() {
-                state = self.table[state as usize + byte as usize];
-                if state >= self.first_match {
-                    self.report(state, at + 1, &mut found);
-                }
-            }
+            self.walk(self.start, data, 0, 0, &mut found);
             return;
         }
         // Each walk but the first starts `longest - 1` bytes before its stretch, so that
@@ -121,29 +180,91 @@ impl Keywords {
             let end = ((w + 1) * stretch).min(data.len());
             (begin.saturating_sub(lead), begin, end)
         });
-        let steps = bounds
+        // All four walks step together over the length they share, then each finishes
+        // its own tail alone.
+        let shared = bounds
             .iter()
-            .map(|&(walk, _, end)| end.saturating_sub(walk))
-            .max()
+            .map(|&(walk, _, end)| end - walk)
+            .min()
             .unwrap_or(0);
+        let [w0, w1, w2, w3] = bounds.map(|(walk, _, _)| walk);
+        let (d0, d1, d2, d3) = (
+            &data[w0..w0 + shared],
+            &data[w1..w1 + shared],
+            &data[w2..w2 + shared],
+            &data[w3..w3 + shared],
+        );
+        let lanes = [d0, d1, d2, d3];
         let mut states = [self.start; WAYS];
-        for step in 0..steps {
-            for (state, &(walk, begin, end)) in states.iter_mut().zip(&bounds) {
-                let at = walk + step;
-                if at >= end {
-                    continue;
+        let mut step = 0;
+        while step < shared {
+            step = self.step_together(lanes, &mut states, step);
+            // Stopped on a match (or at the end): the states are after byte `step - 1`.
+            for (&state, &(walk, begin, _)) in states.iter().zip(&bounds) {
+                let at = walk + step - 1;
+                if state >= self.first_match && at >= begin {
+                    self.report(state, at + 1, &mut found);
                 }
-                *state = self.table[*state as usize + data[at] as usize];
-                if *state >= self.first_match && at >= begin {
-                    self.report(*state, at + 1, &mut found);
-                }
+            }
+        }
+        for (&state, &(walk, begin, end)) in states.iter().zip(&bounds) {
+            let from = walk + shared;
+            self.walk(state, &data[from..end], from, begin, &mut found);
+        }
+    }
+
+    /// Steps the four walks over their `lanes` (of one length) from `from` until one of
+    /// them reaches a matching state, or to the end; returns the steps done. Kept out of
+    /// line so that the walks' states and data stay in registers.
+    #[inline(never)]
+    fn step_together(&self, lanes: [&[u8]; WAYS], states: &mut [u32; WAYS], from: usize) -> usize {
+        let (table, classes) = (&self.table[..], &self.classes);
+        let first_match = self.first_match as usize;
+        let len = lanes[0].len();
+        let (d0, d1, d2, d3) = (
+            lanes[0],
+            &lanes[1][..len],
+            &lanes[2][..len],
+            &lanes[3][..len],
+        );
+        let [mut s0, mut s1, mut s2, mut s3] = states.map(|s| s as usize);
+        let mut step = from;
+        while step < len {
+            s0 = table[s0 + classes[d0[step] as usize] as usize] as usize;
+            s1 = table[s1 + classes[d1[step] as usize] as usize] as usize;
+            s2 = table[s2 + classes[d2[step] as usize] as usize] as usize;
+            s3 = table[s3 + classes[d3[step] as usize] as usize] as usize;
+            step += 1;
+            if s0 | s1 | s2 | s3 >= first_match {
+                break;
+            }
+        }
+        let [s0, s1, s2, s3] = [s0, s1, s2, s3].map(|s| s as u32);
+        *states = [s0, s1, s2, s3];
+        step
+    }
+
+    /// One walk from `state` over `data`, which starts at `offset` in the input; reports
+    /// only the keywords that end past `report_from`.
+    fn walk(
+        &self,
+        mut state: u32,
+        data: &[u8],
+        offset: usize,
+        report_from: usize,
+        found: &mut impl FnMut(usize, usize, usize),
+    ) {
+        for (at, &byte) in data.iter().enumerate() {
+            state = self.table[state as usize + self.classes[byte as usize] as usize];
+            if state >= self.first_match && offset + at >= report_from {
+                self.report(state, offset + at + 1, found);
             }
         }
     }
 
     /// The keywords that a matching state ends at `end`.
     fn report(&self, state: u32, end: usize, found: &mut impl FnMut(usize, usize, usize)) {
-        let row = ((state - self.first_match) / 256) as usize;
+        let row = (state - self.first_match) as usize / self.stride;
         for &(keyword, len) in &self.matches[row] {
             found(keyword, end - len, end);
         }

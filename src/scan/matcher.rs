@@ -107,8 +107,9 @@ impl Matcher {
         let builtin = super::rules::builtin();
         let mut compiled = Vec::with_capacity(rules.len());
         for rule in rules {
-            // The built-in rules' regexes are known to compile (a unit test compiles each);
-            // a user's are compiled now, so that a bad one fails the scan before it starts.
+            // The built-in rules' regexes are known to compile and to hold their group (a
+            // unit test compiles each); a user's are compiled now, so that a bad one fails
+            // the scan before it starts.
             let eager = !builtin.iter().any(|b| {
                 b.id == rule.id
                     && b.regex == rule.regex
@@ -118,9 +119,9 @@ impl Matcher {
             let lazy = |pattern: String| LazyRegex::new(&rule.id, pattern, eager);
             let regex = lazy(rule.regex.clone())?;
             let group = rule.group;
-            if let Some(group) = group {
+            if let (Some(group), Some(captures_len)) = (group, regex.captures_len) {
                 anyhow::ensure!(
-                    group < regex.captures_len,
+                    group < captures_len,
                     "rule {}: group {group} does not exist in its regex",
                     rule.id
                 );
@@ -138,9 +139,9 @@ impl Matcher {
                         None => None,
                         Some(near_regex) => {
                             let regex = lazy(near_regex.clone())?;
-                            if let Some(group) = group {
+                            if let (Some(group), Some(captures_len)) = (group, regex.captures_len) {
                                 anyhow::ensure!(
-                                    group < regex.captures_len,
+                                    group < captures_len,
                                     "rule {}: group {group} does not exist in its near_regex",
                                     rule.id
                                 );
@@ -185,12 +186,13 @@ impl Matcher {
         // every hit would cost a region per rule.
         // A multi-line rule's keyword stays: its regions are 16 KiB, not a line.
         let all = keywords.clone();
-        let multiline = |k: &String| {
-            rule_keywords
-                .iter()
-                .zip(rules)
-                .any(|(ks, rule)| rule.multiline && ks.contains(k))
-        };
+        let multiline_keywords: std::collections::HashSet<&String> = rule_keywords
+            .iter()
+            .zip(rules)
+            .filter(|(_, rule)| rule.multiline)
+            .flat_map(|(ks, _)| ks)
+            .collect();
+        let multiline = |k: &String| multiline_keywords.contains(k);
         keywords.retain(|k| {
             multiline(k)
                 || !all.iter().any(|other| {
@@ -271,16 +273,26 @@ impl Matcher {
     }
 
     /// Compiles every rule's regexes now (they are compiled on first use otherwise), to
-    /// prove in a test that the built-in ones all compile.
+    /// prove in a test that the built-in ones all compile and hold the group they name.
     #[cfg(test)]
     pub fn compile_all(&self) -> Result<()> {
         for rule in &self.rules {
             let near = rule.near.as_ref().and_then(|n| n.regex.as_ref());
-            for lazy in [Some(&rule.regex), rule.prefix.as_ref(), near]
-                .into_iter()
-                .flatten()
-            {
-                compile(&lazy.id, &lazy.pattern)?;
+            for (lazy, grouped) in [
+                (Some(&rule.regex), true),
+                (rule.prefix.as_ref(), false),
+                (near, true),
+            ] {
+                let Some(lazy) = lazy else { continue };
+                let regex = compile(&lazy.id, &lazy.pattern)?;
+                if let (Some(group), true) = (rule.group, grouped) {
+                    anyhow::ensure!(
+                        group < regex.captures_len(),
+                        "rule {}: group {group} does not exist in {}",
+                        rule.id,
+                        lazy.pattern
+                    );
+                }
             }
         }
         Ok(())
@@ -289,6 +301,12 @@ impl Matcher {
     /// The number of literals the prefilter searches for.
     pub fn keyword_count(&self) -> usize {
         self.keywords.len()
+    }
+
+    /// The size of the keyword DFA's table.
+    #[cfg(test)]
+    pub fn keyword_table_bytes(&self) -> usize {
+        self.keywords.table_bytes()
     }
 
     /// The public prefix of a secret that `rule` found (empty if it has none).
@@ -307,7 +325,7 @@ impl Matcher {
         let mut regions: Vec<(usize, Range<usize>)> = Vec::new();
         // The keyword pass reports overlapping hits (`key` inside `key-`) and one line may
         // hold several: a set runs once per line it was last run on.
-        let mut last_set_line: Vec<Option<Range<usize>>> = vec![None; self.keyword_sets.len()];
+        let mut last_set_line: Vec<(usize, Range<usize>)> = Vec::new();
         self.keywords.find(data, |pattern, start, end| {
             if let Some(exact) = &self.exact_keywords[pattern] {
                 if data[start..end] != exact[..] {
@@ -317,11 +335,18 @@ impl Matcher {
             let set = self.keyword_sets[pattern].as_ref();
             if let Some(set) = set {
                 let line = self.line_region(data, start, end);
-                if last_set_line[pattern].as_ref() != Some(&line) {
+                let last = match last_set_line.iter_mut().find(|(p, _)| *p == pattern) {
+                    Some((_, last)) => last,
+                    None => {
+                        last_set_line.push((pattern, 0..0));
+                        &mut last_set_line.last_mut().expect("just pushed").1
+                    }
+                };
+                if *last != line {
                     for index in set.get().matches(&data[line.clone()]).iter() {
                         regions.push((set.rules[index], line.clone()));
                     }
-                    last_set_line[pattern] = Some(line);
+                    *last = line;
                 }
             }
             for &rule in &self.keyword_rules[pattern] {
@@ -550,6 +575,7 @@ impl KeywordSet {
             regex::bytes::RegexSetBuilder::new(&self.patterns)
                 .unicode(false)
                 .size_limit(100 << 20)
+                .dfa_size_limit(64 << 20)
                 .build()
                 .expect("each regex of the set compiles on its own")
         })
@@ -563,28 +589,24 @@ impl KeywordSet {
 struct LazyRegex {
     id: String,
     pattern: String,
-    /// Capture groups, group 0 included, read from the parsed pattern.
-    captures_len: usize,
+    /// Capture groups, group 0 included, of a regex compiled up front.
+    captures_len: Option<usize>,
     compiled: std::sync::OnceLock<Regex>,
 }
 
 impl LazyRegex {
-    /// Checks the syntax now; compiles now too if `eager`.
+    /// Compiles now if `eager`; else on first use, with no check at all: a built-in
+    /// rule's regexes are checked by a unit test, and parsing 300-odd patterns only to
+    /// check them would take a third of the start-up.
     fn new(id: &str, pattern: String, eager: bool) -> Result<LazyRegex> {
         let compiled = std::sync::OnceLock::new();
         let captures_len = if eager {
             let regex = compile(id, &pattern)?;
             let len = regex.captures_len();
             let _ = compiled.set(regex);
-            len
+            Some(len)
         } else {
-            let hir = regex_syntax::ParserBuilder::new()
-                .utf8(false)
-                .unicode(false)
-                .build()
-                .parse(&pattern)
-                .with_context(|| format!("rule {id}: invalid regex"))?;
-            hir.properties().explicit_captures_len() + 1
+            None
         };
         Ok(LazyRegex {
             id: id.to_owned(),
