@@ -104,6 +104,10 @@ pub struct ScanRule {
     /// one: `public` in `public_key = …`.
     #[serde(default)]
     pub name_stopwords: Vec<String>,
+    /// SHA-256 digests (hex) of values that match but are public: keys published in a
+    /// provider's own SDK tests and samples. Digests, so that the rules hold no key.
+    #[serde(default)]
+    pub public_sha256: Vec<String>,
     /// The keywords match only with their case (`SK`): for short keywords that are common
     /// in another case.
     #[serde(default)]

@@ -100,6 +100,10 @@ pub struct Matcher {
     exact_keywords: Vec<Option<Vec<u8>>>,
     /// Rules without keywords: run on the whole input.
     unfiltered: Vec<usize>,
+    /// SHA-256 digests of the values some rule lists as public (`public_sha256`): no rule
+    /// reports them, so the generic rule does not report a public key that its own rule
+    /// lets pass.
+    public_values: Vec<[u8; 32]>,
 }
 
 impl Matcher {
@@ -256,8 +260,20 @@ impl Matcher {
                 })
             })
             .collect();
+        let mut public_values = Vec::new();
+        for rule in rules {
+            for hex in &rule.public_sha256 {
+                public_values.push(parse_sha256(hex).with_context(|| {
+                    format!(
+                        "rule {}: public_sha256 holds {hex:?}, not 64 hex digits",
+                        rule.id
+                    )
+                })?);
+            }
+        }
         let keywords = super::keywords::Keywords::new(&keywords)?;
         Ok(Matcher {
+            public_values,
             rules: compiled,
             keywords,
             keyword_sets,
@@ -388,6 +404,12 @@ impl Matcher {
         matches.dedup();
         if matches.iter().any(|m| self.rules[m.rule].decode) {
             self.decode(data, &mut matches);
+        }
+        if !self.public_values.is_empty() {
+            matches.retain(|m| {
+                let digest = ring::digest::digest(&ring::digest::SHA256, &data[m.secret.clone()]);
+                !self.public_values.iter().any(|d| d[..] == *digest.as_ref())
+            });
         }
         self.pair(data, &mut matches);
         let specific: Vec<Range<usize>> = matches
@@ -638,6 +660,17 @@ fn lines_around(data: &[u8], range: &Range<usize>) -> Range<usize> {
 }
 
 impl CompiledRule {
+    /// The secret after its public prefix (all of it for a rule without one).
+    fn random_part<'a>(&self, secret: &'a [u8]) -> &'a [u8] {
+        match &self.prefix {
+            Some(prefix) => prefix
+                .get()
+                .find(secret)
+                .map_or(secret, |m| &secret[m.end()..]),
+            None => secret,
+        }
+    }
+
     /// Whether a matched secret is one: entropy, placeholders and stopwords, and a digit
     /// where required. `before`: the matched text before the secret (its name).
     fn accepts(&self, secret: &[u8], before: &[u8]) -> bool {
@@ -655,7 +688,13 @@ impl CompiledRule {
             // most log2(12) = 3.6 bits each): below 18 characters the bar is set from the
             // length, so a 12 to 17 character key is judged against what random text of
             // its length scores.
-            let minimum = minimum.min((secret.len() as f64).log2() - SHORT_ENTROPY_MARGIN);
+            let mut minimum = minimum.min((secret.len() as f64).log2() - SHORT_ENTROPY_MARGIN);
+            // Hex digits hold 4 bits at most, and random 32 to 40 of them score 3.5 to
+            // 3.8: the generic rules' bar, set for base62 keys, would turn most hex keys
+            // away. (A provider's rule sets its bar for its own alphabet.)
+            if self.fallback && secret.len() >= 20 && secret.iter().all(u8::is_ascii_hexdigit) {
+                minimum = minimum.min(HEX_ENTROPY);
+            }
             if entropy(secret) < minimum {
                 return false;
             }
@@ -663,20 +702,16 @@ impl CompiledRule {
         if self.require_digit {
             // Checked after the public prefix: a prefix's own digit (`sq0`, `xoxe.xoxp-1-`)
             // says nothing about the random part.
-            let random = match &self.prefix {
-                Some(prefix) => prefix
-                    .get()
-                    .find(secret)
-                    .map_or(secret, |m| &secret[m.end()..]),
-                None => secret,
-            };
+            let random = self.random_part(secret);
             if !(random.iter().any(u8::is_ascii_digit)
                 && random.iter().any(u8::is_ascii_alphabetic))
             {
                 return false;
             }
         }
-        if self.reject_identifiers && (is_identifier(secret) || is_file_path(secret)) {
+        if self.reject_identifiers
+            && (is_identifier(secret) || is_file_path(secret) || repeats_name(before, secret))
+        {
             return false;
         }
         if self.stopwords.is_empty() && self.placeholders.is_empty() {
@@ -696,6 +731,38 @@ fn lowercase_all(words: &[String]) -> Vec<Vec<u8>> {
         .iter()
         .map(|w| w.to_ascii_lowercase().into_bytes())
         .collect()
+}
+
+/// The entropy bar for a value of 20 hex digits or more (see `accepts`).
+const HEX_ENTROPY: f64 = 3.2;
+
+/// Whether the value repeats the last word of its name (`KeyMeshing = "id-…-KeyMeshing"`):
+/// a constant naming itself, not a secret.
+fn repeats_name(before: &[u8], secret: &[u8]) -> bool {
+    let word: Vec<u8> = before
+        .iter()
+        .rev()
+        .skip_while(|b| !b.is_ascii_alphanumeric())
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .map(u8::to_ascii_lowercase)
+        .collect::<Vec<u8>>()
+        .into_iter()
+        .rev()
+        .collect();
+    word.len() >= 6 && contains(&secret.to_ascii_lowercase(), &word)
+}
+
+/// A digest written as 64 hex digits.
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        digest[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(digest)
 }
 
 /// 8-4-4-4-12 hex digits.
@@ -801,10 +868,16 @@ fn is_file_path(text: &[u8]) -> bool {
         .any(|start| text.starts_with(start));
     let name = text.rsplit(|&b| b == b'/').next().unwrap_or_default();
     let extension = name.rsplit(|&b| b == b'.').next().unwrap_or_default();
-    rooted
+    // Relative without `./` too (`env/cert.p12`): base64 has no dots, so a dotted last
+    // part after a slash is a file name.
+    let relative = text.contains(&b'/') && name.contains(&b'.');
+    (rooted || relative)
         && name.len() > extension.len() + 1
         && (2..=4).contains(&extension.len())
-        && extension.iter().all(u8::is_ascii_lowercase)
+        && extension
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && extension.iter().any(u8::is_ascii_lowercase)
 }
 
 /// The number of PascalCase words in text (0 if it is not PascalCase): each word one or

@@ -1051,9 +1051,19 @@ fn ai_providers() {
     // Near misses: wrong length, placeholder, no provider name for a prefix-less shape.
     not_found("groq-api-key", &format!("gsk_{}", random(26, 20, ALNUM)));
     not_found("xai-api-key", &format!("xai-{}", "x".repeat(80)));
-    not_found(
+    // DeepSeek's shape is found without its name (no other sk- key has it), but not
+    // with other letters or another length.
+    found(
         "deepseek-api-key",
         &format!("OTHER_KEY=sk-{}", random(27, 32, HEX)),
+    );
+    not_found(
+        "deepseek-api-key",
+        &format!("OTHER_KEY=sk-{}", random(27, 32, ALNUM)),
+    );
+    not_found(
+        "deepseek-api-key",
+        &format!("OTHER_KEY=sk-{}", random(27, 40, HEX)),
     );
     not_found(
         "together-api-key",
@@ -1411,5 +1421,125 @@ fn slack_webhook_ids_in_any_case() {
             random(77, 9, ALNUM),
             random(78, 24, ALNUM)
         ),
+    );
+}
+
+#[test]
+fn public_values_are_known_by_their_digest() {
+    let public = format!("{}{}", p(&["AI", "za"]), random(70, 35, URLSAFE));
+    let other = format!("{}{}", p(&["AI", "za"]), random(71, 35, URLSAFE));
+    let digest = ring::digest::digest(&ring::digest::SHA256, public.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let mut rules = builtin();
+    let google = rules.iter_mut().find(|r| r.id == "google-api-key").unwrap();
+    google.public_sha256.push(hex);
+    let scanner = Scanner {
+        matcher: Matcher::new(&rules).unwrap(),
+        vault: None,
+    };
+    let found_in = |text: &str| scanner.scan("t", text.as_bytes(), None).len();
+    assert_eq!(found_in(&format!("apiKey: \"{public}\"")), 0);
+    assert_eq!(found_in(&format!("apiKey: \"{other}\"")), 1);
+    // The built-in list holds digests, not keys, and a malformed one fails at start.
+    let mut rules = builtin();
+    rules[0].public_sha256.push("not hex".into());
+    let err = Matcher::new(&rules).unwrap_err();
+    assert!(format!("{err:#}").contains("public_sha256"), "{err:#}");
+}
+
+#[test]
+fn generic_values_that_name_or_point_at_something() {
+    let value = random(72, 20, ALNUM);
+    // A pointer member, a key's name, a constant naming itself, a relative key-store
+    // path, a value cut short for display: none is a secret.
+    for text in [
+        "if (pEntryKey->cached_len==0) { return; }".to_string(),
+        format!("\"key_name\": \"stage7{}-kms\"", &value[..8].to_lowercase()),
+        "\t\"key_vault_name\": \"ops42vault9xq7\",".to_string(),
+        "const ID_AES256_KeyWrapping = \"id-aes256-wrap-KeyWrapping\"".to_string(),
+        "ssl.keystore.path=conf/server.p12".to_string(),
+        format!("export API_TOKEN={}...", &value[..14]),
+    ] {
+        not_found("generic-secret", &text);
+    }
+    found("generic-secret", &format!("signing_key={value}7"));
+}
+
+#[test]
+fn groq_langsmith_and_slack_placeholders() {
+    let lower: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    found(
+        "groq-api-key",
+        &format!(
+            "groq_token: \"{}{}\"",
+            p(&["gs", "k_"]),
+            random(73, 48, lower)
+        ),
+    );
+    found(
+        "langsmith-api-key",
+        &format!(
+            "LANGCHAIN_API_KEY={}{}_{}",
+            p(&["lsv2", "_pt_"]),
+            random(74, 32, lower),
+            random(75, 10, lower)
+        ),
+    );
+    // Slack's ids are nine digits or more.
+    not_found(
+        "slack-token",
+        &format!(
+            "\"token\": \"{}1234-1234-1234-{}\"",
+            p(&["xo", "xp-"]),
+            random(76, 32, HEX)
+        ),
+    );
+}
+
+#[test]
+fn claude_oauth_slack_browser_tokens_and_hex_generic_values() {
+    // Claude Code's OAuth access and refresh tokens.
+    for kind in ["oat", "ort"] {
+        found(
+            "anthropic-api-key",
+            &format!(
+                "{}{kind}01-{}",
+                p(&["sk-", "ant-"]),
+                random(77, 60, URLSAFE)
+            ),
+        );
+    }
+    // Slack's browser session: the xoxc- token and the xoxd- cookie.
+    found(
+        "slack-token",
+        &format!(
+            "{}2541715624-2536568458595-2560197464944-{}",
+            p(&["xo", "xc-"]),
+            random(78, 64, HEX)
+        ),
+    );
+    found(
+        "slack-token",
+        &format!(
+            "XOXD_TOKEN = \"{}{}\"",
+            p(&["xo", "xd-"]),
+            random(79, 200, BASE64)
+        ),
+    );
+    // 32 and 40 hex digits under a secret's name: a hex key's entropy is below base62's.
+    found(
+        "generic-secret",
+        &format!("API_KEY = \"{}\"", random(80, 32, HEX)),
+    );
+    found(
+        "generic-secret",
+        &format!(
+            "private static String CLIENT_SECRET = \"{}\";",
+            random(81, 40, HEX)
+        ),
+    );
+    not_found(
+        "generic-secret",
+        &format!("API_KEY = \"{}\"", "ab".repeat(16)),
     );
 }
