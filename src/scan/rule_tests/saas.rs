@@ -156,6 +156,12 @@ fn notion() {
         "notion-legacy-token",
         &format!("NOTION_API_KEY=\"{legacy}\""),
     );
+    // Anywhere after the name on its line, with no operator.
+    found("notion-legacy-token", &format!("notion {legacy}"));
+    found(
+        "notion-legacy-token",
+        &format!("const notion = new Client({{ auth: \"{legacy}\" }});"),
+    );
     // Under another name, and a placeholder.
     not_found("notion-legacy-token", &format!("OTHER_TOKEN=\"{legacy}\""));
     not_found(
@@ -552,6 +558,31 @@ fn airtable() {
     );
     not_found("airtable-api-key", "AIRTABLE_API_KEY=keyXXXXXXXXXXXXXX");
     not_found("airtable-api-key", &format!("OTHER_API_KEY={legacy}"));
+    // The 17 characters without their key prefix, under a name with a credential word.
+    let bare = format!("{}7", random(4, 16, LOWER_DIGITS));
+    found_in_assignments("airtable-api-key", "AIRTABLE_TOKEN", "airtableToken", &bare);
+    let mixed = format!("{}7", random(5, 16, ALNUM));
+    found_in_assignments(
+        "airtable-api-key",
+        "AIRTABLE_API_KEY",
+        "airtableApiKey",
+        &mixed,
+    );
+    // Without a credential word (a base id), an id prefix, a placeholder, a wrong length.
+    not_found("airtable-api-key", &format!("AIRTABLE_BASE_ID={bare}"));
+    not_found(
+        "airtable-api-key",
+        &format!(
+            "AIRTABLE_API_KEY={}{}7",
+            p(&["ap", "p"]),
+            random(6, 13, ALNUM)
+        ),
+    );
+    not_found("airtable-api-key", "AIRTABLE_TOKEN=abcdefghijklmnopq");
+    not_found(
+        "airtable-api-key",
+        &format!("AIRTABLE_TOKEN={}7", random(7, 17, LOWER_DIGITS)),
+    );
 }
 
 #[test]
@@ -840,6 +871,12 @@ fn named_keys_near_misses() {
         &format!("ZENDESK_API_TOKEN={}", "x".repeat(40)),
     );
     not_found("etsy-api-key", "ETSY_API_KEY=yourapikeystringgoeshere");
+    // "etsy" inside another word (SetSysctl) is no Etsy name; a capitalised one is.
+    let keystring = format!("{}7", random(20, 23, LOWER_DIGITS));
+    not_found("etsy-api-key", &format!("SetSysctl = \"{keystring}\""));
+    not_found("etsy-api-key", &format!("resetSystem := \"{keystring}\""));
+    found("etsy-api-key", &format!("myEtsyApiKey = \"{keystring}\""));
+    found("etsy-api-key", &format!("SHOP_ETSY_KEY={keystring}"));
     not_found(
         "finnhub-api-key",
         &format!("FINNHUB_API_KEY={}", "a".repeat(20)),
@@ -1067,5 +1104,103 @@ fn intra42_maxmind_cloudinary() {
             random(9, 15, DIGITS),
             "a".repeat(27)
         ),
+    );
+}
+
+#[test]
+fn deepgram() {
+    let key = format!("{}7", random(1, 39, HEX));
+    found_in_contexts("deepgram-api-key", &["deepgram", "api", "key"], &key);
+    found("deepgram-api-key", &format!("deepgram-api: {key}"));
+    found("deepgram-api-key", &format!("deepgram = {key}"));
+    found("deepgram-api-key", &format!("deepgram token 1 == {key}"));
+    found(
+        "deepgram-api-key",
+        &format!("deepgram = DeepgramClient(\"{key}\")"),
+    );
+    // A commit hash in a git URL or pin, another name, a placeholder, a wrong length.
+    not_found(
+        "deepgram-api-key",
+        &format!("\"resolved\": \"git+https://github.com/deepgram/sdk.git#{key}\""),
+    );
+    not_found("deepgram-api-key", &format!("deepgram-sdk@{key}"));
+    not_found("deepgram-api-key", &format!("OTHER_API_KEY={key}"));
+    not_found(
+        "deepgram-api-key",
+        &format!("DEEPGRAM_API_KEY={}", "0".repeat(40)),
+    );
+    not_found(
+        "deepgram-api-key",
+        &format!("DEEPGRAM_API_KEY={}", random(2, 32, HEX)),
+    );
+}
+
+#[test]
+fn shippo() {
+    for (seed, mode) in [(1, "live"), (2, "test")] {
+        let token = format!("{}{}", p(&["shippo_", mode, "_"]), random(seed, 40, HEX));
+        found(
+            "shippo-api-token",
+            &format!("shippo_api_token = \"{token}\""),
+        );
+        found(
+            "shippo-api-token",
+            &format!("-H \"Authorization: ShippoToken {token}\""),
+        );
+        found("shippo-api-token", &format!("x = '{token}'"));
+    }
+    // Another mode, a wrong length, a placeholder.
+    not_found(
+        "shippo-api-token",
+        &format!("{}{}", p(&["shippo_", "prod_"]), random(3, 40, HEX)),
+    );
+    not_found(
+        "shippo-api-token",
+        &format!("{}{}", p(&["shippo_", "live_"]), random(4, 30, HEX)),
+    );
+    not_found(
+        "shippo-api-token",
+        &format!("{}{}", p(&["shippo_", "test_"]), "0".repeat(40)),
+    );
+}
+
+#[test]
+fn chieftools() {
+    for (seed, kind) in [(1, "p"), (2, "o"), (3, "r")] {
+        let token = format!("{}{}7", p(&["ct", kind, "_"]), random(seed, 35, ALNUM));
+        found(
+            "chieftools-token",
+            &format!("chieftools_api_token = \"{token}\""),
+        );
+        found(
+            "chieftools-token",
+            &format!("Authorization: Bearer {token}\n"),
+        );
+        let long = format!(
+            "{}{}7",
+            p(&["ct", kind, "_"]),
+            random(seed + 10, 120, ALNUM)
+        );
+        found("chieftools-token", &format!("TOKEN={long}"));
+    }
+    // Too short, an identifier (no digit), another type letter, upper case.
+    not_found(
+        "chieftools-token",
+        &format!("{}{}7", p(&["ct", "p_"]), random(4, 20, ALNUM)),
+    );
+    not_found(
+        "chieftools-token",
+        &format!(
+            "{}AbstractFactoryBeanDefinitionReaderImpl",
+            p(&["ct", "r_"])
+        ),
+    );
+    not_found(
+        "chieftools-token",
+        &format!("{}{}7", p(&["ct", "x_"]), random(5, 35, ALNUM)),
+    );
+    not_found(
+        "chieftools-token",
+        &format!("{}{}7", p(&["CT", "P_"]), random(6, 35, ALNUM)),
     );
 }
