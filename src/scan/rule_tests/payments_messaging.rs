@@ -1194,3 +1194,169 @@ fn flutterwave_test_encryption_key_with_a_dash() {
         &format!("{}-{}", p(&["FLW", "SECK_TEST"]), "0".repeat(12)),
     );
 }
+
+#[test]
+fn telegraf_and_short_bot_ids() {
+    // `new Telegraf("<token>")` names the provider; the secret half need not start "AA".
+    let token = format!("{}:A{}", number(1, 8), random(2, 34, URLSAFE));
+    only(
+        "telegram-bot-token",
+        &format!("const bot = new Telegraf(\"{token}\")"),
+    );
+    only(
+        "telegram-bot-token",
+        &format!("const bot = new Telegraf(process.env.BOT_TOKEN || '{token}');"),
+    );
+    not_found(
+        "telegram-bot-token",
+        &format!("const bot = new Bot(\"{token}\")"),
+    );
+    // Five-digit bot ids under a Telegram name; four digits are not one.
+    let short = format!("{}:{}", number(3, 5), random(4, 35, URLSAFE));
+    only(
+        "telegram-bot-token",
+        &format!("telegram_api_token = \"{short}\""),
+    );
+    not_found(
+        "telegram-bot-token",
+        &format!(
+            "telegram_api_token = \"{}:{}\"",
+            number(5, 4),
+            random(6, 35, URLSAFE)
+        ),
+    );
+}
+
+#[test]
+fn gocardless_in_every_context() {
+    for env in ["live", "sandbox"] {
+        let token = format!("{env}_{}", random(7, 40, URLSAFE));
+        // Includes the XML element with the value on the next line.
+        found_in_contexts(
+            "gocardless-access-token",
+            &["gocardless", "access", "token"],
+            &token,
+        );
+        not_found(
+            "gocardless-access-token",
+            &format!("<config>\n  <accessToken>\n    {token}\n  </accessToken>\n</config>"),
+        );
+    }
+}
+
+#[test]
+fn braintree_tokenization_key() {
+    for (seed, env) in [(1, "sandbox"), (4, "production")] {
+        let key = format!(
+            "{env}_{}_{}",
+            random(seed, 8, LOWER_DIGITS),
+            random(seed + 1, 16, LOWER_DIGITS)
+        );
+        found_in_contexts(
+            "braintree-tokenization-key",
+            &["braintree", "tokenization", "key"],
+            &key,
+        );
+        found_in_contexts("braintree-tokenization-key", &["braintree", "token"], &key);
+        only(
+            "braintree-tokenization-key",
+            &format!(
+                "braintree.dropin.create({{\n  authorization: '{key}',\n  selector: '#dropin'\n}});"
+            ),
+        );
+        only(
+            "braintree-tokenization-key",
+            &format!("BraintreeClient(context, \"{key}\")"),
+        );
+        // No name on the line, another service's name, a placeholder, the wrong shape.
+        not_found("braintree-tokenization-key", &key);
+        not_found("braintree-tokenization-key", &format!("SANDBOX_ID={key}"));
+    }
+    not_found(
+        "braintree-tokenization-key",
+        &format!(
+            "BRAINTREE_TOKENIZATION_KEY=sandbox_{}_{}",
+            "x".repeat(8),
+            "x".repeat(16)
+        ),
+    );
+    not_found(
+        "braintree-tokenization-key",
+        "BRAINTREE_TOKENIZATION_KEY=sandbox_settings_productioncluster",
+    );
+    not_found(
+        "braintree-tokenization-key",
+        &format!(
+            "BRAINTREE_TOKENIZATION_KEY=development_{}_{}",
+            random(7, 8, LOWER_DIGITS),
+            random(8, 16, LOWER_DIGITS)
+        ),
+    );
+}
+
+#[test]
+fn adyen_client_key() {
+    for (seed, env) in [(1, "test"), (2, "live")] {
+        let key = format!("{env}_{}", random(seed, 32, UPPER_DIGITS));
+        found_in_contexts("adyen-client-key", &["adyen", "client", "key"], &key);
+        found_in_contexts("adyen-client-key", &["adyen", "token"], &key);
+        // The Drop-in configuration, where Adyen is named lines above.
+        only(
+            "adyen-client-key",
+            &format!("  environment: \"{env}\",\n  clientKey: \"{key}\",\n"),
+        );
+        only("adyen-client-key", &format!("'client_key' => '{key}',"));
+        // Lower case and 34 characters under an Adyen name.
+        let lower = format!("{env}_{}", random(seed + 10, 34, LOWER_DIGITS));
+        only("adyen-client-key", &format!("ADYEN_CLIENT_KEY={lower}"));
+        // Not under a clientKey name without Adyen's shape (capitals and digits, 32).
+        not_found("adyen-client-key", &format!("clientKey: \"{lower}\""));
+        not_found("adyen-client-key", &format!("CLIENT_TOKEN={key}"));
+    }
+    // Another service's client key (Toss: test_ck_…), placeholders, the environment.
+    not_found(
+        "adyen-client-key",
+        &format!("clientKey: \"test_ck_{}\"", random(20, 24, ALNUM)),
+    );
+    not_found(
+        "adyen-client-key",
+        &format!("ADYEN_CLIENT_KEY=test_{}", "X".repeat(32)),
+    );
+    not_found(
+        "adyen-client-key",
+        "ADYEN_CLIENT_KEY=test_your_client_key_here",
+    );
+    not_found("adyen-client-key", "ADYEN_ENVIRONMENT=test");
+}
+
+#[test]
+fn chargebee_api_key() {
+    for (seed, env) in [(1, "test"), (2, "live")] {
+        let key = format!("{env}_{}", random(seed, 32, ALNUM));
+        found_in_contexts("chargebee-api-key", &["chargebee", "api", "key"], &key);
+        found_in_contexts("chargebee-api-key", &["chargebee", "token"], &key);
+        only(
+            "chargebee-api-key",
+            &format!("chargebee.configure({{site: \"acme-test\", api_key: \"{key}\"}})"),
+        );
+        let lower = format!("{env}_{}", random(seed + 10, 32, LOWER_DIGITS));
+        only(
+            "chargebee-api-key",
+            &format!("chargebeeToken := \"{lower}\""),
+        );
+        // Publishable keys are for the browser; another service's test_ key.
+        not_found(
+            "chargebee-api-key",
+            &format!("CHARGEBEE_PUBLISHABLE_KEY={key}"),
+        );
+        not_found("chargebee-api-key", &format!("OTHER_API_KEY={key}"));
+    }
+    not_found(
+        "chargebee-api-key",
+        &format!("CHARGEBEE_API_KEY=test_{}", "x".repeat(32)),
+    );
+    not_found(
+        "chargebee-api-key",
+        "CHARGEBEE_API_KEY=test_your_chargebee_api_key",
+    );
+}
