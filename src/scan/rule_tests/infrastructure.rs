@@ -2096,3 +2096,23 @@ fn vault_unseal_and_atlas_keys() {
         &format!("ATLAS_PROJECT_ID={}", uuid(173)),
     );
 }
+
+#[test]
+fn circleci_legacy() {
+    let token = random(181, 40, HEX);
+    found_named(
+        "circleci-legacy-token",
+        &["circleci", "api", "token"],
+        &token,
+    );
+    found_named("circleci-legacy-token", &["circle", "token"], &token);
+    not_found("circleci-legacy-token", &format!("CIRCLE_SHA1={token}"));
+    not_found(
+        "circleci-legacy-token",
+        &format!("CIRCLE_WORKFLOW_ID={token}"),
+    );
+    not_found(
+        "circleci-legacy-token",
+        &format!("CIRCLECI_TOKEN={}", random(182, 32, HEX)),
+    );
+}
