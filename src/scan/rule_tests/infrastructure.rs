@@ -1563,3 +1563,556 @@ fn terraform_db_instance_password() {
         &format!("resource \"aws_instance\" \"web\" {{\n  password = \"{password}\"\n}}\n"),
     );
 }
+
+#[test]
+fn age_post_quantum() {
+    let key = format!(
+        "{}{}",
+        p(&["AGE-SECRET-", "KEY-PQ-1"]),
+        random(11, 58, BECH32)
+    );
+    found(
+        "age-secret-key",
+        &format!("# public key: age1pq1...\n{key}\n"),
+    );
+    not_found(
+        "age-secret-key",
+        &format!("{}{}", p(&["AGE-SECRET-", "KEY-PQ-1"]), "Q".repeat(58)),
+    );
+    not_found(
+        "age-secret-key",
+        &format!(
+            "{}{}",
+            p(&["AGE-SECRET-", "KEY-XX-1"]),
+            random(12, 58, BECH32)
+        ),
+    );
+}
+
+#[test]
+fn atlassian_access_and_data_center_tokens() {
+    let access = format!(
+        "{}{}={}",
+        p(&["ATC", "TT3"]),
+        random(21, 177, URLSAFE),
+        random(22, 8, b"0123456789ABCDEF")
+    );
+    found(
+        "atlassian-api-token",
+        &format!("BITBUCKET_REPO_TOKEN={access}"),
+    );
+    not_found(
+        "atlassian-api-token",
+        &format!("{}{}", p(&["ATC", "TT3"]), random(23, 40, URLSAFE)),
+    );
+    // Data Center personal access tokens: base64 of "<12 digits>:<random bytes>".
+    use base64::Engine;
+    let mut raw = random(24, 12, DIGITS).into_bytes();
+    raw.push(b':');
+    raw.extend(random(25, 20, ALNUM).bytes().map(|b| b ^ 0x5a));
+    let pat = base64::engine::general_purpose::STANDARD.encode(&raw);
+    assert_eq!(pat.len(), 44);
+    found_named("atlassian-legacy-api-token", &["confluence", "pat"], &pat);
+    found_named("atlassian-legacy-api-token", &["jira", "token"], &pat);
+    not_found("atlassian-legacy-api-token", &format!("wiki_PAT={pat}"));
+    // Base64 that does not start with a digit's encoding is not one.
+    not_found(
+        "atlassian-legacy-api-token",
+        &format!("JIRA_TOKEN=Z{}", random(26, 43, BASE64)),
+    );
+}
+
+#[test]
+fn bitbucket_prefixed_tokens() {
+    let app = format!(
+        "{}{}{}",
+        p(&["AT", "BB"]),
+        random(31, 24, ALNUM),
+        random(32, 8, b"0123456789ABCDEF")
+    );
+    found(
+        "bitbucket-app-password",
+        &format!("git clone https://me:{app}@bitbucket.org/acme/app.git"),
+    );
+    not_found(
+        "bitbucket-app-password",
+        &format!("{}{}", p(&["AT", "BB"]), random(33, 20, ALNUM)),
+    );
+    not_found(
+        "bitbucket-app-password",
+        "ATBBREVIATIONSANDOTHERWORDSINCAPS",
+    );
+    use base64::Engine;
+    let mut raw = random(34, 12, DIGITS).into_bytes();
+    raw.push(b':');
+    raw.extend(random(35, 20, ALNUM).bytes().map(|b| b ^ 0x33));
+    let dc = format!(
+        "{}{}",
+        p(&["BB", "DC-"]),
+        base64::engine::general_purpose::STANDARD.encode(&raw)
+    );
+    found(
+        "bitbucket-data-center-token",
+        &format!("Authorization: Bearer {dc}"),
+    );
+    not_found(
+        "bitbucket-data-center-token",
+        &format!("{}{}", p(&["BB", "DC-"]), random(36, 20, BASE64)),
+    );
+}
+
+#[test]
+fn cloudflare_origin_ca_three_groups() {
+    let origin = format!(
+        "{}{}-{}-{}",
+        p(&["v1", ".0-"]),
+        random(41, 64, HEX),
+        random(42, 128, HEX),
+        random(43, 64, HEX)
+    );
+    found(
+        "cloudflare-origin-ca-key",
+        &format!("X-Auth-User-Service-Key = {origin}"),
+    );
+    not_found(
+        "cloudflare-origin-ca-key",
+        &format!(
+            "{}{}-{}",
+            p(&["v1", ".0-"]),
+            random(44, 64, HEX),
+            random(45, 20, HEX)
+        ),
+    );
+}
+
+#[test]
+fn databricks_suffix_is_one_digit() {
+    let token = format!("{}{}", p(&["da", "pi"]), random(51, 32, HEX));
+    found("databricks-token", &format!("x = \"{token}-3\""));
+    not_found("databricks-token", &format!("x = \"{token}-30\""));
+}
+
+#[test]
+fn sourcegraph_hex_in_either_case() {
+    let upper = random(61, 40, b"0123456789ABCDEFabcdef");
+    let id = random(62, 16, b"0123456789ABCDEF");
+    found(
+        "sourcegraph-access-token",
+        &format!("{}{id}_{upper}", p(&["sg", "p_"])),
+    );
+    found(
+        "sourcegraph-access-token",
+        &format!(
+            "environment(\"SRC_ACCESS_TOKEN\", \"{}{upper}\")",
+            p(&["sg", "p_"])
+        ),
+    );
+    not_found(
+        "sourcegraph-access-token",
+        &format!("{}{}", p(&["sg", "p_"]), random(63, 40, ALNUM)),
+    );
+}
+
+#[test]
+fn grafana_cloud_any_base64_body() {
+    let token = format!("{}{}", p(&["gl", "c_"]), random(71, 32, LOWER_DIGITS));
+    found_named("grafana-cloud-token", &["grafana", "token"], &token);
+    // An identifier, a word run without digits.
+    not_found(
+        "grafana-cloud-token",
+        "glc_config_loader_for_the_stack_module",
+    );
+    not_found(
+        "grafana-cloud-token",
+        &format!(
+            "{}{}",
+            p(&["gl", "c_"]),
+            random(72, 40, b"abcdefghijklmnopqrstuvwxyz")
+        ),
+    );
+}
+
+#[test]
+fn kubernetes_quoted_and_block_scalars() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let value = b64(&random(81, 30, ALNUM));
+    let quoted = format!(
+        "apiVersion: 'v1'\ndata:\n\tpassword: '{value}'\nkind: 'Secret'\nmetadata:\n\tname: db\n"
+    );
+    found("kubernetes-secret", &quoted);
+    found("kubernetes-secret", &quoted.replace('\'', "\""));
+    for scalar in ["|", ">", "|-"] {
+        // kubectl's order, with metadata and type between data and kind.
+        found(
+            "kubernetes-secret",
+            &format!(
+                "apiVersion: v1\ndata:\n  .dockercfg: {scalar}\n    {value}\nmetadata:\n  name: reg\ntype: kubernetes.io/dockercfg\nkind: Secret\n"
+            ),
+        );
+        found(
+            "kubernetes-secret",
+            &format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: reg\ndata:\n  .dockercfg: {scalar}\n    {value}\n"
+            ),
+        );
+    }
+    // Data before a ConfigMap's kind, even with metadata between; another document.
+    not_found(
+        "kubernetes-secret",
+        &format!("apiVersion: v1\ndata:\n  cfg: {value}\nmetadata:\n  name: c\nkind: ConfigMap\n"),
+    );
+    not_found(
+        "kubernetes-secret",
+        &format!("apiVersion: v1\ndata:\n  cfg: {value}\n---\nkind: Secret\n"),
+    );
+}
+
+#[test]
+fn nuget_references_and_doc_samples() {
+    found(
+        "nuget-config-password",
+        &format!(
+            "<add key=\"ClearTextPassword\" value=\"{}%{}\" />",
+            random(91, 8, ALNUM),
+            random(92, 8, ALNUM)
+        ),
+    );
+    not_found(
+        "nuget-config-password",
+        "<add key=\"ClearTextPassword\" value=\"%FEED_PASSWORD%\" />",
+    );
+    for sample in ["33f!!lloppa", "hal+9ooo_da!sY"] {
+        not_found(
+            "nuget-config-password",
+            &format!("<add key=\"ClearTextPassword\" value=\"{sample}\" />"),
+        );
+    }
+}
+
+#[test]
+fn curl_more_forms() {
+    let password = random(101, 16, ALNUM);
+    let token = random(102, 40, URLSAFE);
+    for text in [
+        // Continuation lines, in a shell and in comments.
+        format!("$ curl https://api.acme.com/oauth2/token \\\n  --user {}:{password} --data grant_type=x", random(103, 15, LOWER_DIGITS)),
+        format!("curl -k -X POST https://acme:11222/rest \\\n  -H 'Content-type: text/plain' \\\n  -d 'world' \\\n  -u developer:{password}\n"),
+        format!("#curl -X POST \\\n#  https://api.acme.com/v3/messages \\\n#  -H 'Authorization: Basic {}' \\\n#  -F to='a@b.c'", random(104, 40, BASE64)),
+        format!("curl -X GET \"https://api.acme.com/verify\" \\\n     -H \"Authorization: Bearer {token}\" \\\n     -H \"Content-Type:application/json\""),
+        // Mixed quoting, an empty user, a key as the user with no password.
+        format!("curl --user kevin:'{password}' -X PATCH https://acme.com"),
+        format!("curl -u \":{password}\" https://localhost:9200"),
+        format!("curl -u {}: https://api.acme.com/v1/charges", random(105, 24, ALNUM)),
+        // Authorization without a scheme or with another one; other credential headers.
+        format!("curl --header 'Authorization: {}'", uuid(106)),
+        format!("curl -H \"Authorization: Api-Token {}\" https://acme.com", random(107, 40, HEX)),
+        format!("curl -H \"apikey: {}\" https://acme.com", uuid(108)),
+        format!("curl -X POST --header \"Api-Token: {}\"", random(109, 11, ALNUM)),
+        format!("curl https://acme.com -H \"X-Octopus-ApiKey: {}\"", uuid(110)),
+        format!("curl -H \"Token: {}\" https://acme.com", random(111, 16, HEX)),
+    ] {
+        found("curl-credentials", &text);
+    }
+    for text in [
+        "curl -H \"Authorization: Api-Token $TOKEN\" https://acme.com",
+        "curl -H \"Authorization: Negotiate\" https://acme.com",
+        "curl -H \"X-Api-Key: ${API_KEY}\" https://acme.com",
+        "curl -u username: https://acme.com",
+        "curl -H \"Content-Type: application/json\" https://acme.com",
+    ] {
+        not_found("curl-credentials", text);
+    }
+    // A continuation ends at a line without a backslash.
+    not_found(
+        "curl-credentials",
+        &format!("curl https://acme.com\n-u admin:{password}"),
+    );
+    found(
+        "curl-credentials",
+        &format!("curl https://acme.com \\\n-u admin:{password}"),
+    );
+}
+
+#[test]
+fn new_prefixed_infrastructure_tokens() {
+    let cases = [
+        (
+            "castai-api-key",
+            format!(
+                "CASTAI_API_TOKEN={}{}_{}",
+                p(&["castai", "_v1_"]),
+                random(121, 64, HEX),
+                random(122, 8, HEX)
+            ),
+        ),
+        (
+            "buildkite-api-token",
+            format!(
+                "BUILDKITE_API_TOKEN={}{}",
+                p(&["bk", "ua_"]),
+                random(123, 40, HEX)
+            ),
+        ),
+        (
+            "circleci-token",
+            format!(
+                "CIRCLE_TOKEN={}{}_{}",
+                p(&["CCIP", "AT_"]),
+                random(124, 22, ALNUM),
+                random(125, 40, HEX)
+            ),
+        ),
+        (
+            "circleci-token",
+            format!(
+                "token: {}{}_{}",
+                p(&["CCIP", "RJ_"]),
+                random(126, 22, ALNUM),
+                random(127, 40, HEX)
+            ),
+        ),
+        (
+            "vercel-token",
+            format!(
+                "VERCEL_TOKEN={}{}",
+                p(&["vc", "p_"]),
+                random(128, 56, ALNUM)
+            ),
+        ),
+        (
+            "vercel-token",
+            format!(
+                "\"refresh\": \"{}{}\"",
+                p(&["vc", "r_"]),
+                random(129, 56, ALNUM)
+            ),
+        ),
+        (
+            "supabase-token",
+            format!(
+                "SUPABASE_ACCESS_TOKEN={}{}",
+                p(&["sb", "p_"]),
+                random(130, 40, HEX)
+            ),
+        ),
+        (
+            "supabase-token",
+            format!(
+                "SUPABASE_SECRET_KEY={}{}_{}",
+                p(&["sb_", "secret_"]),
+                random(131, 22, URLSAFE),
+                random(132, 8, ALNUM)
+            ),
+        ),
+        (
+            "mongodb-atlas-service-account-secret",
+            format!(
+                "MDB_MCP_API_CLIENT_SECRET={}{}",
+                p(&["mdb_sa", "_sk_"]),
+                random(133, 40, URLSAFE)
+            ),
+        ),
+        (
+            "docker-swarm-token",
+            format!(
+                "docker swarm join --token {}{}-{} 10.0.0.1:2377",
+                p(&["SWM", "TKN-1-"]),
+                random(134, 50, LOWER_DIGITS),
+                random(135, 25, LOWER_DIGITS)
+            ),
+        ),
+        (
+            "docker-swarm-token",
+            format!(
+                "docker swarm unlock-key: {}{}",
+                p(&["SWM", "KEY-1-"]),
+                random(136, 43, BASE64)
+            ),
+        ),
+        (
+            "azure-data-factory-ir-key",
+            format!(
+                "{}{}@adf-app-001@we@{}=",
+                p(&["I", "R@"]),
+                uuid(137),
+                random(138, 43, BASE64)
+            ),
+        ),
+        (
+            "cursor-api-key",
+            format!(
+                "CURSOR_API_KEY={}{}",
+                p(&["ke", "y_"]),
+                random(139, 64, HEX)
+            ),
+        ),
+    ];
+    for (rule, text) in &cases {
+        found(rule, text);
+    }
+    // Too short, a placeholder, or inside a longer name.
+    let misses = [
+        (
+            "castai-api-key",
+            format!("{}{}", p(&["castai", "_v1_"]), random(140, 64, HEX)),
+        ),
+        (
+            "buildkite-api-token",
+            format!("{}{}", p(&["bk", "ua_"]), "0".repeat(40)),
+        ),
+        (
+            "circleci-token",
+            format!("{}{}", p(&["CCIP", "AT_"]), random(141, 40, HEX)),
+        ),
+        (
+            "vercel-token",
+            format!("{}{}", p(&["vc", "p_"]), random(142, 20, ALNUM)),
+        ),
+        (
+            "vercel-token",
+            format!(
+                "{}{}",
+                p(&["vc", "p_"]),
+                random(143, 56, b"abcdefghijklmnopqrstuvwxyz")
+            ),
+        ),
+        (
+            "supabase-token",
+            format!(
+                "{}{}",
+                p(&["sb_", "publishable_"]),
+                random(144, 31, URLSAFE)
+            ),
+        ),
+        (
+            "supabase-token",
+            format!("{}{}", p(&["sb", "p_"]), random(145, 40, ALNUM)),
+        ),
+        (
+            "mongodb-atlas-service-account-secret",
+            format!("{}{}", p(&["mdb_sa", "_id_"]), random(146, 40, URLSAFE)),
+        ),
+        (
+            "docker-swarm-token",
+            format!("{}{}", p(&["SWM", "TKN-1-"]), random(147, 50, LOWER_DIGITS)),
+        ),
+        (
+            "azure-data-factory-ir-key",
+            format!("{}{}@adf@we@short=", p(&["I", "R@"]), uuid(148)),
+        ),
+        (
+            "cursor-api-key",
+            format!("cache_{}{}", p(&["ke", "y_"]), random(149, 64, HEX)),
+        ),
+        (
+            "cursor-api-key",
+            format!("{}{}", p(&["ke", "y_"]), random(150, 40, HEX)),
+        ),
+    ];
+    for (rule, text) in &misses {
+        not_found(rule, text);
+    }
+}
+
+#[test]
+fn registry_credentials_in_config_files() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let auth = b64(&format!("robot:{}", random(161, 24, ALNUM)));
+    found(
+        "docker-config-auth",
+        &format!("{{\n  \"auths\": {{\n    \"registry.acme.com\": {{\n      \"auth\": \"{auth}\"\n    }}\n  }}\n}}"),
+    );
+    found(
+        "docker-config-auth",
+        &format!("{{\"auths\":{{\"index.docker.io/v1/\":{{\"auth\":\"{auth}\"}}}}}}"),
+    );
+    not_found("docker-config-auth", &format!("{{\"auth\": \"{auth}\"}}"));
+    not_found(
+        "docker-config-auth",
+        "{\"auths\": {\"registry.acme.com\": {}}, \"credsStore\": \"desktop\"}",
+    );
+
+    found(
+        "npmrc-auth",
+        &format!("registry=https://npm.acme.com/\n//npm.acme.com/api/npm/:_auth={auth}\n"),
+    );
+    found("npmrc-auth", &format!("_auth = \"{auth}\"\n"));
+    found(
+        "npmrc-auth",
+        &format!(
+            "//npm.acme.com/:username=ci\n//npm.acme.com/:_password={}\n",
+            b64(&random(162, 18, ALNUM))
+        ),
+    );
+    not_found("npmrc-auth", "//npm.acme.com/:_auth=${NPM_AUTH}\n");
+    not_found("npmrc-auth", &format!("self._password = \"{auth}\"\n"));
+
+    let robot = random(163, 64, UPPER_DIGITS);
+    found("quay-robot-token", &format!("QUAY_ROBOT_TOKEN={robot}"));
+    found(
+        "quay-robot-token",
+        &format!("docker login -u=\"acme+deployer\" -p=\"{robot}\" quay.io"),
+    );
+    found(
+        "quay-robot-token",
+        &format!("docker login quay.io -u acme+ci --password {robot}"),
+    );
+    not_found("quay-robot-token", &format!("QUAY_ORGANIZATION={robot}"));
+    not_found(
+        "quay-robot-token",
+        &format!("QUAY_TOKEN={}", random(164, 40, UPPER_DIGITS)),
+    );
+}
+
+#[test]
+fn vault_unseal_and_atlas_keys() {
+    use base64::Engine;
+    let share: Vec<u8> = random(171, 33, ALNUM).bytes().map(|b| b ^ 0x6c).collect();
+    let key = base64::engine::general_purpose::STANDARD.encode(&share);
+    found(
+        "vault-unseal-key",
+        &format!("Unseal Key 2: {key}\nUnseal Key 3: x"),
+    );
+    found(
+        "vault-unseal-key",
+        &format!("kubectl exec -ti vault-0 -- vault operator unseal {key}"),
+    );
+    found(
+        "vault-unseal-key",
+        &format!("vault operator unseal -address=https://v:8200 '{key}'"),
+    );
+    not_found("vault-unseal-key", "Unseal Key 1: <redacted>");
+    not_found("vault-unseal-key", "vault operator unseal -migrate");
+
+    found_named(
+        "mongodb-atlas-api-private-key",
+        &["mongodb", "atlas", "private", "key"],
+        &uuid(172),
+    );
+    not_found(
+        "mongodb-atlas-api-private-key",
+        &format!("ATLAS_PROJECT_ID={}", uuid(173)),
+    );
+}
+
+#[test]
+fn circleci_legacy() {
+    let token = random(181, 40, HEX);
+    found_named(
+        "circleci-legacy-token",
+        &["circleci", "api", "token"],
+        &token,
+    );
+    found_named("circleci-legacy-token", &["circle", "token"], &token);
+    not_found("circleci-legacy-token", &format!("CIRCLE_SHA1={token}"));
+    not_found(
+        "circleci-legacy-token",
+        &format!("CIRCLE_WORKFLOW_ID={token}"),
+    );
+    not_found(
+        "circleci-legacy-token",
+        &format!("CIRCLECI_TOKEN={}", random(182, 32, HEX)),
+    );
+}
