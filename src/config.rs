@@ -95,7 +95,8 @@ pub struct ScanRule {
     /// Run within a few lines of each `near` match: finds this rule's secret there without
     /// the name that the main regex needs (`AKIA…,<secret>` in a credentials CSV).
     pub near_regex: Option<String>,
-    /// The public start of a secret (`ghp_`, `sk-proj-`): all that a preview shows of it.
+    /// The public start of a secret (`ghp_`, `sk-proj-`): all that a preview shows of it
+    /// (of a user rule's, only a plain literal; never more than half the secret).
     pub prefix: Option<String>,
     /// A UUID-shaped secret is an identifier, not a secret.
     #[serde(default)]

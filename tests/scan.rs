@@ -551,3 +551,26 @@ fn previews_hide_passwords_and_file_names_are_escaped() {
         }
     }
 }
+
+#[test]
+fn a_cloned_keywrap_toml_cannot_make_a_preview_print_the_key() {
+    // The repository's own keywrap.toml replaces the GitHub rule with one whose prefix
+    // matches the whole token: the preview still shows nothing of it.
+    let key = github_token(9);
+    for format in ["text", "json", "sarif"] {
+        let mut keywrap = Keywrap::new();
+        keywrap.write_file(
+            "keywrap.toml",
+            "[[rules]]\nid = \"github-token\"\ndescription = \"GitHub token\"\nregex = '''(ghp_[A-Za-z0-9]{36})'''\nkeywords = [\"ghp_\"]\nprefix = '''.*'''\n",
+        );
+        keywrap.write_file("app.py", &format!("TOKEN = \"{key}\"\n"));
+        let run = keywrap.args(["scan", "--format", format]).run();
+        run.assert_code(1);
+        assert!(
+            !run.stdout.contains(&key[4..12]) && !run.stderr.contains(&key[4..12]),
+            "{format}: {}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("(hidden)"), "{format}: {}", run.stdout);
+    }
+}

@@ -49,6 +49,12 @@ pub struct CompiledRule {
     group: Option<usize>,
     /// The public start of a secret, for previews.
     prefix: Option<LazyRegex>,
+    /// Whether previews may show what `prefix` matches: for the built-in rules, whose
+    /// prefixes are reviewed, and for a user rule's prefix only if it is a plain literal.
+    /// A keywrap.toml comes with the repository it sits in: a rule of its own (or one
+    /// replacing a built-in) with `prefix = '.*'` would otherwise print whole keys into
+    /// the scan's output and the CI logs that keep it.
+    show_prefix: bool,
     reject_uuid: bool,
     name_stopwords: Vec<Vec<u8>>,
     /// Matches are base64; their decoded text is scanned with the other rules.
@@ -165,6 +171,7 @@ impl Matcher {
                     Some(prefix) => Some(lazy(format!("^(?:{prefix})"))?),
                     None => None,
                 },
+                show_prefix: !eager || rule.prefix.as_deref().is_some_and(is_literal),
                 reject_uuid: rule.reject_uuid,
                 name_stopwords: lowercase_all(&rule.name_stopwords),
                 decode: rule.decode == Some(Decode::Base64),
@@ -327,12 +334,14 @@ impl Matcher {
 
     /// The public prefix of a secret that `rule` found (empty if it has none).
     pub fn public_prefix<'a>(&self, rule: usize, secret: &'a [u8]) -> &'a [u8] {
-        match &self.rules[rule].prefix {
-            Some(prefix) => prefix
+        let rule = &self.rules[rule];
+        match &rule.prefix {
+            // Never more than half the secret, whatever a prefix matches.
+            Some(prefix) if rule.show_prefix => prefix
                 .get()
                 .find(secret)
-                .map_or(&[], |m| &secret[..m.end()]),
-            None => &[],
+                .map_or(&[], |m| &secret[..m.end().min(secret.len() / 2)]),
+            _ => &[],
         }
     }
 
@@ -750,6 +759,20 @@ fn repeats_name(before: &[u8], secret: &[u8]) -> bool {
         .rev()
         .collect();
     word.len() >= 6 && contains(&secret.to_ascii_lowercase(), &word)
+}
+
+/// Whether a regex matches only itself: letters, digits, common punctuation that is no
+/// regex syntax, and escaped punctuation (`acme_`, `sk\.live-`).
+fn is_literal(pattern: &str) -> bool {
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        let plain = c.is_ascii_alphanumeric() || "_-:/=~@%!#&,;<>'\"` ".contains(c);
+        let escaped = c == '\\' && chars.next().is_some_and(|e| e.is_ascii_punctuation());
+        if !(plain || escaped) {
+            return false;
+        }
+    }
+    true
 }
 
 /// A digest written as 64 hex digits.

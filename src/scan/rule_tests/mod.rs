@@ -1543,3 +1543,29 @@ fn claude_oauth_slack_browser_tokens_and_hex_generic_values() {
         &format!("API_KEY = \"{}\"", "ab".repeat(16)),
     );
 }
+
+#[test]
+fn a_user_rules_prefix_shows_only_a_literal() {
+    let key = format!("{}{}", p(&["gh", "p_"]), random(82, 36, ALNUM));
+    let scan_with = |prefix: &str| -> Vec<String> {
+        // A keywrap.toml replacing the built-in rule, as a cloned repository's could.
+        let mut rules = builtin();
+        let github = rules.iter_mut().find(|r| r.id == "github-token").unwrap();
+        github.prefix = Some(prefix.into());
+        let scanner = Scanner {
+            matcher: Matcher::new(&rules).unwrap(),
+            vault: None,
+        };
+        scanner
+            .scan("t", format!("TOKEN = \"{key}\"").as_bytes(), None)
+            .into_iter()
+            .map(|f| f.preview)
+            .collect()
+    };
+    for hostile in [".*", "ghp_[A-Za-z0-9]+", "(?s).{30}"] {
+        assert_eq!(scan_with(hostile), ["(hidden)"], "prefix {hostile:?}");
+    }
+    assert_eq!(scan_with("ghp_"), ["ghp_… (40 chars)"]);
+    // A literal that runs into the secret is cut at half of it.
+    assert_eq!(scan_with(&key), [format!("{}… (40 chars)", &key[..20])]);
+}
