@@ -574,3 +574,17 @@ fn a_cloned_keywrap_toml_cannot_make_a_preview_print_the_key() {
         assert!(run.stdout.contains("(hidden)"), "{format}: {}", run.stdout);
     }
 }
+
+#[test]
+fn a_cloned_keywrap_toml_cannot_write_escape_sequences_to_the_terminal() {
+    let mut keywrap = Keywrap::new();
+    keywrap.write_file(
+        "keywrap.toml",
+        "[[rules]]\nid = \"evil\"\ndescription = \"Evil \\u001b[2J\\u001b[H\"\nregex = '''(evil_[a-z0-9]{12})'''\nkeywords = [\"evil_\"]\n",
+    );
+    keywrap.write_file("app.py", "x = 1\n");
+    let run = keywrap.args(["scan", "--list-rules"]).run();
+    run.assert_success();
+    assert!(!run.stdout.contains('\u{1b}'), "{}", run.stdout);
+    assert!(run.stdout.contains("Evil \\u{1b}[2J"), "{}", run.stdout);
+}

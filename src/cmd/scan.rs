@@ -114,7 +114,8 @@ fn list_rules(rule_set: &[rules::Rule], format: Format) -> Result<()> {
                 } else {
                     ""
                 };
-                writeln!(out, "{:width$}  {}{marker}", rule.id, rule.description)?;
+                let description = crate::scan::escape_controls(&rule.description);
+                writeln!(out, "{:width$}  {description}{marker}", rule.id)?;
             }
         }
         Format::Json => {

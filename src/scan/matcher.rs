@@ -117,6 +117,18 @@ impl Matcher {
         let builtin = super::rules::builtin();
         let mut compiled = Vec::with_capacity(rules.len());
         for rule in rules {
+            // An id is printed as it is in every finding: no control characters (a
+            // keywrap.toml comes with the repository, and an escape sequence in an id would
+            // rewrite the terminal of whoever scans it).
+            anyhow::ensure!(
+                !rule.id.is_empty()
+                    && rule
+                        .id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+                "rule id {:?}: an id may hold only letters, digits, '-', '_' and '.'",
+                rule.id
+            );
             // The built-in rules' regexes are known to compile and to hold their group (a
             // unit test compiles each); a user's are compiled now, so that a bad one fails
             // the scan before it starts.

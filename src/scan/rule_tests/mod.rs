@@ -1569,3 +1569,20 @@ fn a_user_rules_prefix_shows_only_a_literal() {
     // A literal that runs into the secret is cut at half of it.
     assert_eq!(scan_with(&key), [format!("{}… (40 chars)", &key[..20])]);
 }
+
+#[test]
+fn a_rule_id_with_control_characters_is_refused() {
+    let mut rules = builtin();
+    rules.push(super::rules::Rule {
+        id: "evil\u{1b}[2J".into(),
+        description: "evil".into(),
+        regex: "(evil_[a-z]{12})".into(),
+        keywords: vec!["evil_".into()],
+        ..Default::default()
+    });
+    let err = format!("{:#}", Matcher::new(&rules).unwrap_err());
+    assert!(
+        err.contains("an id may hold only") && !err.contains('\u{1b}'),
+        "{err}"
+    );
+}
