@@ -88,13 +88,24 @@ fn honours_gitignore_keywrapignore_inline_allow_and_skips_binaries() {
 
 #[test]
 fn a_text_file_is_read_past_its_first_8_kib() {
-    // Files are read in two steps (the head to tell binary from text, then the rest).
+    // Files over 64 KiB are read in two steps (the head to tell binary from text, then
+    // the rest); smaller ones in one read. A key past either boundary is found, and one
+    // in a large binary file is not.
+    for size in [9000, 65_536, 65_537, 200_000] {
+        let mut keywrap = Keywrap::new();
+        let key = github_token(31);
+        keywrap.write_file("big.txt", &format!("{}\nTOKEN={key}\n", "a".repeat(size)));
+        let run = keywrap.args(["scan", "--format", "json"]).run();
+        run.assert_code(1);
+        assert_eq!(json(&run.stdout)[0]["line"], 2, "{size}");
+    }
     let mut keywrap = Keywrap::new();
-    let key = github_token(31);
-    keywrap.write_file("big.txt", &format!("{}\nTOKEN={key}\n", "a".repeat(9000)));
-    let run = keywrap.args(["scan", "--format", "json"]).run();
-    run.assert_code(1);
-    assert_eq!(json(&run.stdout)[0]["line"], 2);
+    let key = github_token(32);
+    keywrap.write_file(
+        "blob.bin",
+        &format!("\0{}\nTOKEN={key}\n", "a".repeat(100_000)),
+    );
+    keywrap.args(["scan"]).run().assert_success();
 }
 
 #[test]
