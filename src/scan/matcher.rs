@@ -23,8 +23,6 @@ use super::rules::{entropy, Decode, Rule};
 /// longer (minified files): enough for the longest key format and the name before it.
 const LINE_REACH_BACK: usize = 256;
 const LINE_REACH_FORWARD: usize = 1024;
-/// The shortest keyword that longer keywords containing it are found through.
-const COLLAPSE_MIN: usize = 6;
 /// How far before a match [`Rule::name_stopwords`] look for a word on its line.
 const NAME_REACH: usize = 24;
 /// How far below the most entropy a value of its length can hold a short secret may score.
@@ -94,8 +92,7 @@ pub struct Matcher {
     pub rules: Vec<CompiledRule>,
     /// The keyword pass: a DFA over every rule's keywords, ASCII case-insensitive.
     keywords: super::keywords::Keywords,
-    /// For each keyword: the rules to check when it is seen (its own rules, those of the
-    /// keywords it contains, and those of longer keywords folded into it).
+    /// For each keyword: the rules that list it, checked when it is seen.
     keyword_rules: Vec<Vec<usize>>,
     /// For each keyword that several single-line rules share (`key`, `token`): their
     /// regexes as one set, run once over a hit's line to pick the rules that match there,
@@ -202,40 +199,15 @@ impl Matcher {
         let mut keywords: Vec<String> = rule_keywords.iter().flatten().cloned().collect();
         keywords.sort_unstable();
         keywords.dedup();
-        // A keyword that contains another of COLLAPSE_MIN or more characters is found
-        // through that one (`secret_access_key` through `secret`): fewer patterns keep the
-        // automaton's SIMD prefilter fast, and the rules of both run on the shorter one's
-        // hits. Shorter keywords (`key`, `token`) are too common to carry other rules' hits:
-        // every hit would cost a region per rule.
-        // A multi-line rule's keyword stays: its regions are 16 KiB, not a line.
-        let all = keywords.clone();
-        let multiline_keywords: std::collections::HashSet<&String> = rule_keywords
-            .iter()
-            .zip(rules)
-            .filter(|(_, rule)| rule.multiline)
-            .flat_map(|(ks, _)| ks)
-            .collect();
-        let multiline = |k: &String| multiline_keywords.contains(k);
-        keywords.retain(|k| {
-            multiline(k)
-                || !all.iter().any(|other| {
-                    other != k && other.len() >= COLLAPSE_MIN && k.contains(other.as_str())
-                })
-        });
+        // Each keyword carries the rules that list it, no more: the keyword pass reports
+        // overlapping hits, so `secret_access_key` is found on its own beside `secret`.
         let keyword_rules: Vec<Vec<usize>> = keywords
             .iter()
             .map(|keyword| {
                 rule_keywords
                     .iter()
                     .enumerate()
-                    .filter(|(_, ks)| {
-                        ks.iter().any(|k| {
-                            keyword.contains(k.as_str())
-                                || (keyword.len() >= COLLAPSE_MIN
-                                    && k.contains(keyword.as_str())
-                                    && !multiline(k))
-                        })
-                    })
+                    .filter(|(_, ks)| ks.contains(keyword))
                     .map(|(i, _)| i)
                     .collect()
             })
@@ -618,7 +590,6 @@ impl KeywordSet {
             regex::bytes::RegexSetBuilder::new(&self.patterns)
                 .unicode(false)
                 .size_limit(100 << 20)
-                .dfa_size_limit(64 << 20)
                 .build()
                 .expect("each regex of the set compiles on its own")
         })
@@ -760,17 +731,11 @@ const HEX_ENTROPY: f64 = 3.2;
 /// Whether the value repeats the last word of its name (`KeyMeshing = "id-…-KeyMeshing"`):
 /// a constant naming itself, not a secret.
 fn repeats_name(before: &[u8], secret: &[u8]) -> bool {
-    let word: Vec<u8> = before
-        .iter()
-        .rev()
-        .skip_while(|b| !b.is_ascii_alphanumeric())
-        .take_while(|b| b.is_ascii_alphanumeric())
-        .map(u8::to_ascii_lowercase)
-        .collect::<Vec<u8>>()
-        .into_iter()
-        .rev()
-        .collect();
-    word.len() >= 6 && contains(&secret.to_ascii_lowercase(), &word)
+    let word = before
+        .split(|b| !b.is_ascii_alphanumeric())
+        .rfind(|word| !word.is_empty())
+        .unwrap_or_default();
+    word.len() >= 6 && contains(&secret.to_ascii_lowercase(), &word.to_ascii_lowercase())
 }
 
 /// Whether a regex matches only itself: letters, digits, common punctuation that is no
