@@ -34,16 +34,23 @@ struct RulesFile {
     rules: Vec<Rule>,
 }
 
-/// The built-in rules.
+/// The built-in rules, parsed once per process (the scan's rule set and the matcher's
+/// check of which rules are built-in both ask for them).
 pub fn builtin() -> Vec<Rule> {
-    BUILTIN
-        .iter()
-        .flat_map(|(name, text)| {
-            let file: RulesFile = toml::from_str(text)
-                .unwrap_or_else(|err| panic!("the built-in rules/{name} does not parse: {err}"));
-            file.rules
+    static PARSED: std::sync::OnceLock<Vec<Rule>> = std::sync::OnceLock::new();
+    PARSED
+        .get_or_init(|| {
+            BUILTIN
+                .iter()
+                .flat_map(|(name, text)| {
+                    let file: RulesFile = toml::from_str(text).unwrap_or_else(|err| {
+                        panic!("the built-in rules/{name} does not parse: {err}")
+                    });
+                    file.rules
+                })
+                .collect()
         })
-        .collect()
+        .clone()
 }
 
 /// Reads a `--rules FILE`.
