@@ -115,6 +115,21 @@ pub struct ScanRule {
     pub exact_keywords: bool,
     /// How the match is encoded: its decoded text is scanned with the other rules.
     pub decode: Option<ScanDecode>,
+    /// A structure the secret must have beyond its regex (a JWT's header is JSON).
+    pub validate: Option<ScanValidate>,
+    /// A secret equal to the last word before it is a default (a URL's user name as its
+    /// password), not a secret.
+    #[serde(default)]
+    pub reject_name_value: bool,
+}
+
+/// A structural check of a scan rule's secret (see [`ScanRule::validate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanValidate {
+    /// The first dot-separated part decodes (base64url) to a JSON object naming its `alg`,
+    /// as every JWS and JWE header does (RFC 7515, 7516).
+    Jwt,
 }
 
 /// An encoding a scan rule's matches are decoded from (see [`ScanRule::decode`]).

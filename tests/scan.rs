@@ -70,7 +70,7 @@ fn clean_tree_exits_zero_and_text_names_the_place() {
 }
 
 #[test]
-fn honours_gitignore_keywrapignore_inline_allow_and_skips_binaries() {
+fn honours_gitignore_keywrapignore_inline_allow_markers_and_skips_binaries() {
     let mut keywrap = Keywrap::new();
     let key = github_token(3);
     keywrap.write_file(".gitignore", "build/\n");
@@ -78,6 +78,12 @@ fn honours_gitignore_keywrapignore_inline_allow_and_skips_binaries() {
     keywrap.write_file("build/out.txt", &key);
     keywrap.write_file("fixtures/token.txt", &key);
     keywrap.write_file("test.py", &format!("t = '{key}'  # keywrap:allow\n"));
+    // Markers of the scanners a repository comes from are honoured too.
+    keywrap.write_file("old.py", &format!("t = '{key}'  # gitleaks:allow\n"));
+    keywrap.write_file(
+        "old.json",
+        &format!("// pragma: allowlist nextline secret\n{{\"t\": \"{key}\"}}\n"),
+    );
     std::fs::write(
         keywrap.workdir.path().join("blob.bin"),
         [b"\0\0\0".as_slice(), key.as_bytes()].concat(),

@@ -17,7 +17,7 @@ use std::ops::Range;
 use anyhow::{Context, Result};
 use regex::bytes::Regex;
 
-use super::rules::{entropy, Decode, Rule};
+use super::rules::{entropy, Decode, Rule, Validate};
 
 /// How far a single-line rule's region reaches around a keyword hit, when the line is
 /// longer (minified files): enough for the longest key format and the name before it.
@@ -57,6 +57,9 @@ pub struct CompiledRule {
     name_stopwords: Vec<Vec<u8>>,
     /// Matches are base64; their decoded text is scanned with the other rules.
     decode: bool,
+    /// The secret is a JWT whose header must parse (see [`is_jwt`]).
+    validate_jwt: bool,
+    reject_name_value: bool,
     min_entropy: Option<f64>,
     multiline: bool,
     stopwords: Vec<Vec<u8>>,
@@ -184,6 +187,8 @@ impl Matcher {
                 reject_uuid: rule.reject_uuid,
                 name_stopwords: lowercase_all(&rule.name_stopwords),
                 decode: rule.decode == Some(Decode::Base64),
+                validate_jwt: rule.validate == Some(Validate::Jwt),
+                reject_name_value: rule.reject_name_value,
                 min_entropy: rule.entropy,
                 multiline: rule.multiline,
                 stopwords: lowercase_all(&rule.stopwords),
@@ -675,6 +680,12 @@ impl CompiledRule {
         if self.reject_uuid && is_uuid(secret) {
             return false;
         }
+        if self.validate_jwt && !is_jwt(secret) {
+            return false;
+        }
+        if self.reject_name_value && last_word(before).eq_ignore_ascii_case(secret) {
+            return false;
+        }
         if let Some(minimum) = self.min_entropy {
             // A short random value cannot reach a long one's entropy (12 characters hold at
             // most log2(12) = 3.6 bits each): below 18 characters the bar is set from the
@@ -731,11 +742,15 @@ const HEX_ENTROPY: f64 = 3.2;
 /// Whether the value repeats the last word of its name (`KeyMeshing = "id-…-KeyMeshing"`):
 /// a constant naming itself, not a secret.
 fn repeats_name(before: &[u8], secret: &[u8]) -> bool {
-    let word = before
-        .split(|b| !b.is_ascii_alphanumeric())
-        .rfind(|word| !word.is_empty())
-        .unwrap_or_default();
+    let word = last_word(before);
     word.len() >= 6 && contains(&secret.to_ascii_lowercase(), &word.to_ascii_lowercase())
+}
+
+/// The last run of letters and digits in text (empty if none).
+fn last_word(text: &[u8]) -> &[u8] {
+    text.split(|b| !b.is_ascii_alphanumeric())
+        .rfind(|word| !word.is_empty())
+        .unwrap_or_default()
 }
 
 /// Whether a regex matches only itself: letters, digits, common punctuation that is no
@@ -841,6 +856,25 @@ fn decode_base64(encoded: &[u8]) -> Option<Vec<u8>> {
         .filter(|b| b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
         .count();
     (decoded.len() >= 16 && printable * 20 >= decoded.len() * 19).then_some(decoded)
+}
+
+/// Whether a JWT's header (its text up to the first dot) is base64url of a JSON object
+/// with an `alg` member, as every issued token's is: `{…"alg"…}`. A made-up or truncated
+/// token's header (`eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ`, which ends before its `}`) is
+/// not. Checked by shape, not parsed, so that a token with one character changed (as in
+/// documentation that defaces a real one) still counts.
+fn is_jwt(token: &[u8]) -> bool {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine;
+    let header = token.split(|&b| b == b'.').next().unwrap_or_default();
+    let config = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    let Ok(json) = GeneralPurpose::new(&base64::alphabet::URL_SAFE, config).decode(header) else {
+        return false;
+    };
+    let json = json.trim_ascii();
+    json.starts_with(b"{") && json.ends_with(b"}") && contains(json, b"\"alg\"")
 }
 
 /// Whether text is a name or member path in code rather than a random value: words joined

@@ -27,6 +27,38 @@ use vault::VaultValues;
 /// The marker that silences a finding on its line.
 pub const ALLOW_MARKER: &[u8] = b"keywrap:allow";
 
+/// Other scanners' markers for the same, honoured so that a repository moving to keywrap
+/// keeps the exceptions it already reviewed: gitleaks', kingfisher's, and detect-secrets'
+/// (which ripsecrets shares).
+const OTHER_ALLOW_MARKERS: &[&[u8]] = &[
+    b"gitleaks:allow",
+    b"kingfisher:ignore",
+    b"pragma: allowlist secret",
+];
+
+/// detect-secrets' marker for the line after the comment (for files such as JSON, where
+/// the secret's own line cannot hold a comment).
+const NEXT_LINE_ALLOW_MARKER: &[u8] = b"pragma: allowlist nextline secret";
+
+/// Whether a finding on `line` (a byte range of `data`) is accepted by a marker on it, or
+/// by a next-line marker on the line before.
+fn allowed(data: &[u8], line: std::ops::Range<usize>) -> bool {
+    let text = &data[line.clone()];
+    let has = |text: &[u8], marker: &[u8]| memchr::memmem::find(text, marker).is_some();
+    if std::iter::once(ALLOW_MARKER)
+        .chain(OTHER_ALLOW_MARKERS.iter().copied())
+        .any(|marker| has(text, marker))
+    {
+        return true;
+    }
+    if line.start == 0 {
+        return false;
+    }
+    let before = &data[..line.start - 1];
+    let previous = memchr::memrchr(b'\n', before).map_or(before, |i| &before[i + 1..]);
+    has(previous, NEXT_LINE_ALLOW_MARKER)
+}
+
 /// Where a blob came from in git history.
 #[derive(Debug, Clone, Serialize)]
 pub struct Provenance {
@@ -130,8 +162,7 @@ impl Scanner {
             .into_iter()
             .filter_map(|(rule, description, preview, range)| {
                 let (line, column, line_range) = lines.position(range.start);
-                let line_text = &data[line_range];
-                if memchr::memmem::find(line_text, ALLOW_MARKER).is_some() {
+                if allowed(data, line_range) {
                     return None;
                 }
                 let (end_line, end_column, _) = lines.position(range.end);

@@ -24,7 +24,7 @@ const BUILTIN: &[(&str, &str)] = &[
 
 /// Defined beside keywrap.toml's other sections, which hold the user's rules, so that
 /// `config` need not import `scan`.
-pub use crate::config::{ScanDecode as Decode, ScanRule as Rule};
+pub use crate::config::{ScanDecode as Decode, ScanRule as Rule, ScanValidate as Validate};
 
 /// A file of rules: `[[rules]]` tables.
 #[derive(Debug, Deserialize)]

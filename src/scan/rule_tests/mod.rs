@@ -494,6 +494,13 @@ fn database_urls() {
     not_found("database-url", "postgres://app:${DB_PASSWORD}@db/app");
     not_found("database-url", "postgres://localhost:5432/app");
     not_found("database-url", "mysql://root:<password>@127.0.0.1/db");
+    // The user name as the password is an image's documented default.
+    not_found("database-url", "postgres://postgres:postgres@localhost/app");
+    not_found("database-url", "postgresql://user:user@no_connection/db");
+    found(
+        "database-url",
+        &format!("postgres://postgres:{password}@localhost/app"),
+    );
 }
 
 #[test]
@@ -513,6 +520,23 @@ fn jwt() {
     );
     let unsigned = token.rsplit_once('.').unwrap().0;
     not_found("jwt", &format!("\"{unsigned}\""));
+    // A header that is no JSON object naming its algorithm is no issued token's: cut
+    // before its `}`, or without `alg`.
+    let payload = token.split('.').nth(1).unwrap();
+    let signature = token.rsplit('.').next().unwrap();
+    for header in [
+        r#"{"alg":"HS256","typ":"JWT""#,
+        r#"{"typ":"JWT","kid":"k1"}"#,
+    ] {
+        not_found(
+            "jwt",
+            &format!("Bearer {}.{payload}.{signature}", encode(header)),
+        );
+    }
+    // One character changed inside a header (documentation defacing a real token) leaves
+    // its shape, and it is still reported.
+    let defaced = encode(r#"{"alg":"HS256",\u0012typ":"JWT"}"#);
+    found("jwt", &format!("Bearer {defaced}.{payload}.{signature}"));
 }
 
 #[test]
@@ -1386,6 +1410,14 @@ fn generic_names_that_are_not_credentials() {
         "issuerKeyHash",
         "csrf-token",
         "credentialId",
+        // Words that only contain "key", and names that say the value is made up.
+        "keyPressed",
+        "monkeys-audio",
+        "master-keying",
+        "fakeToken",
+        "invalid_api_key",
+        "nonMatchingToken",
+        "dummySecret",
     ] {
         not_found("generic-secret", &format!("{name}={value}"));
     }
@@ -1584,5 +1616,32 @@ fn a_rule_id_with_control_characters_is_refused() {
     assert!(
         err.contains("an id may hold only") && !err.contains('\u{1b}'),
         "{err}"
+    );
+}
+
+#[test]
+fn other_scanners_allow_markers_are_honoured() {
+    let key = format!("ghp_{}", random(41, 36, ALNUM));
+    found("github-token", &format!("token = '{key}'  # reviewed\n"));
+    for marker in [
+        "keywrap:allow",
+        "gitleaks:allow",
+        "kingfisher:ignore",
+        "pragma: allowlist secret",
+    ] {
+        assert!(
+            rules_in(&format!("token = '{key}'  # {marker}\n")).is_empty(),
+            "{marker}"
+        );
+    }
+    // detect-secrets' next-line marker covers the line after it, and only that one.
+    let next_line = format!("// pragma: allowlist nextline secret\n\"token\": \"{key}\"\n");
+    assert!(rules_in(&next_line).is_empty());
+    let two_lines_on = format!("// pragma: allowlist nextline secret\n\n\"token\": \"{key}\"\n");
+    found("github-token", &two_lines_on);
+    // A next-line marker on the key's own line is not a same-line one.
+    found(
+        "github-token",
+        &format!("\"token\": \"{key}\" // pragma: allowlist nextline secret\n"),
     );
 }
