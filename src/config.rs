@@ -121,6 +121,11 @@ pub struct ScanRule {
     /// password), not a secret.
     #[serde(default)]
     pub reject_name_value: bool,
+    /// Every match begins with one of the keywords: the regex runs anchored at each
+    /// keyword found, not over the keyword's whole line (for rules on words as common as
+    /// `key`, whose lines are many).
+    #[serde(default)]
+    pub starts_with_keyword: bool,
 }
 
 /// A structural check of a scan rule's secret (see [`ScanRule::validate`]).

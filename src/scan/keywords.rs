@@ -39,6 +39,9 @@ pub struct Keywords {
     matches: Vec<Vec<(usize, usize)>>,
     /// Entries in a row.
     stride: usize,
+    /// The number of rows (states) in the table.
+    #[cfg(test)]
+    rows: usize,
     longest: usize,
     count: usize,
 }
@@ -148,6 +151,8 @@ impl Keywords {
             first_match: u32::try_from(first_match).context("too many keyword states")?,
             matches,
             stride,
+            #[cfg(test)]
+            rows: states.len(),
             longest: keywords.iter().map(String::len).max().unwrap_or(0),
             count: keywords.len(),
         })
@@ -160,8 +165,7 @@ impl Keywords {
     /// The bytes of the table's rows (the unused gap before the matching rows left out).
     #[cfg(test)]
     pub fn table_bytes(&self) -> usize {
-        let matching = self.matches.len() * self.stride;
-        (self.first_match as usize).min(self.table.len() - matching) * 4 + matching * 4
+        self.rows * self.stride * 4
     }
 
     /// Calls `found(keyword, start, end)` for every occurrence of every keyword, in no

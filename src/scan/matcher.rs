@@ -60,6 +60,8 @@ pub struct CompiledRule {
     /// The secret is a JWT whose header must parse (see [`is_jwt`]).
     validate_jwt: bool,
     reject_name_value: bool,
+    /// The regex is anchored (`^`) and runs from each keyword hit to the end of its line.
+    starts_with_keyword: bool,
     min_entropy: Option<f64>,
     multiline: bool,
     stopwords: Vec<Vec<u8>>,
@@ -139,7 +141,11 @@ impl Matcher {
                     && b.prefix == rule.prefix
             });
             let lazy = |pattern: String| LazyRegex::new(&rule.id, pattern, eager);
-            let regex = lazy(rule.regex.clone())?;
+            let regex = lazy(if rule.starts_with_keyword {
+                format!("^(?:{})", rule.regex)
+            } else {
+                rule.regex.clone()
+            })?;
             let group = rule.group;
             if let (Some(group), Some(captures_len)) = (group, regex.captures_len) {
                 anyhow::ensure!(
@@ -189,6 +195,7 @@ impl Matcher {
                 decode: rule.decode == Some(Decode::Base64),
                 validate_jwt: rule.validate == Some(Validate::Jwt),
                 reject_name_value: rule.reject_name_value,
+                starts_with_keyword: rule.starts_with_keyword,
                 min_entropy: rule.entropy,
                 multiline: rule.multiline,
                 stopwords: lowercase_all(&rule.stopwords),
@@ -247,7 +254,11 @@ impl Matcher {
                 let shared: Vec<usize> = rule_ids
                     .iter()
                     .copied()
-                    .filter(|&r| !rules[r].multiline && rules[r].decode.is_none())
+                    .filter(|&r| {
+                        !rules[r].multiline
+                            && rules[r].decode.is_none()
+                            && !rules[r].starts_with_keyword
+                    })
                     .collect();
                 (shared.len() >= KEYWORD_SET_MIN).then(|| KeywordSet {
                     patterns: shared.iter().map(|&r| rules[r].regex.clone()).collect(),
@@ -379,12 +390,18 @@ impl Matcher {
             return Vec::new();
         }
         regions.sort_unstable_by_key(|(rule, range)| (*rule, range.start));
+        regions.dedup();
 
         let mut matches = Vec::new();
         let mut current: Option<(usize, Range<usize>)> = None;
         for (rule, range) in regions {
             match &mut current {
-                Some((r, merged)) if *r == rule && range.start <= merged.end => {
+                // An anchored rule's regions are not merged: each starts at its keyword.
+                Some((r, merged))
+                    if *r == rule
+                        && range.start <= merged.end
+                        && !self.rules[rule].starts_with_keyword =>
+                {
                     merged.end = merged.end.max(range.end);
                 }
                 _ => {
@@ -455,11 +472,21 @@ impl Matcher {
 
     /// The part of `data` a rule's regex must see for a keyword hit at `start..end`.
     fn region(&self, rule: usize, data: &[u8], start: usize, end: usize) -> Range<usize> {
+        let anchored = self.rules[rule].starts_with_keyword;
         if self.rules[rule].multiline {
-            let from = line_start(data, start, LINE_REACH_BACK);
+            let from = if anchored {
+                start
+            } else {
+                line_start(data, start, LINE_REACH_BACK)
+            };
             return from..(end + MULTILINE_REACH).min(data.len());
         }
-        self.line_region(data, start, end)
+        let line = self.line_region(data, start, end);
+        if anchored {
+            start..line.end
+        } else {
+            line
+        }
     }
 
     /// A single-line rule's region: the hit's line.
@@ -488,6 +515,9 @@ impl Matcher {
         let rule = &self.rules[index];
         let offset = region.start;
         let haystack = &data[region];
+        if !regex.is_match(haystack) {
+            return;
+        }
         for captures in regex.captures_iter(haystack) {
             let secret = match rule.group {
                 Some(group) => captures.get(group),
@@ -502,12 +532,12 @@ impl Matcher {
                 continue;
             };
             // The name: the match before the secret, and up to NAME_REACH bytes of its line
-            // before the match (`public_` in `public_key = …`).
-            let whole = captures.get(0).expect("group 0 always matches");
-            let floor = whole.start().saturating_sub(NAME_REACH);
-            let from = memchr::memrchr(b'\n', &haystack[floor..whole.start()])
-                .map_or(floor, |i| floor + i + 1);
-            let before = &haystack[from..secret.start().max(from)];
+            // before the match (`public_` in `public_key = …`), which may lie before the
+            // region (an anchored rule's starts at its keyword).
+            let whole = offset + captures.get(0).expect("group 0 always matches").start();
+            let floor = whole.saturating_sub(NAME_REACH);
+            let from = memchr::memrchr(b'\n', &data[floor..whole]).map_or(floor, |i| floor + i + 1);
+            let before = &data[from..(offset + secret.start()).max(from)];
             if rule.accepts(secret.as_bytes(), before) {
                 out.push(RuleMatch {
                     rule: index,

@@ -1645,3 +1645,53 @@ fn other_scanners_allow_markers_are_honoured() {
         &format!("\"token\": \"{key}\" // pragma: allowlist nextline secret\n"),
     );
 }
+
+#[test]
+fn a_rule_that_starts_with_its_keyword_runs_from_each_keyword() {
+    let rule = |anchored: bool| super::rules::Rule {
+        id: "acme".into(),
+        description: "Acme key".into(),
+        regex: r"acme[a-z_]*\s*=\s*([a-z0-9]{12})\b".into(),
+        keywords: vec!["acme".into()],
+        starts_with_keyword: anchored,
+        ..Default::default()
+    };
+    let values: Vec<String> = (0..2).map(|i| random(90 + i, 12, DIGITS)).collect();
+    let text = format!(
+        "x = 1; acme_id = {}; acme_key = {}\nno acme here\n",
+        values[0], values[1]
+    );
+    for anchored in [false, true] {
+        let matcher = Matcher::new(&[rule(anchored)]).unwrap();
+        let found: Vec<&[u8]> = matcher
+            .find(text.as_bytes())
+            .iter()
+            .map(|m| &text.as_bytes()[m.secret.clone()])
+            .collect();
+        // Both values of the line, each once, whether the regex runs over the line or from
+        // each keyword.
+        assert_eq!(
+            found,
+            [values[0].as_bytes(), values[1].as_bytes()],
+            "anchored {anchored}"
+        );
+    }
+    // Anchored, a match must begin at a keyword: text before it is not searched.
+    let early = super::rules::Rule {
+        regex: r"[a-z]+ = acme([0-9]{12})".into(),
+        ..rule(true)
+    };
+    let matcher = Matcher::new(&[early]).unwrap();
+    assert!(matcher
+        .find(format!("name = acme{}", values[0]).as_bytes())
+        .is_empty());
+    // The name's stopwords still see the line before the keyword.
+    let public = super::rules::Rule {
+        name_stopwords: vec!["public".into()],
+        ..rule(true)
+    };
+    let matcher = Matcher::new(&[public]).unwrap();
+    assert!(matcher
+        .find(format!("public_acme_key = {}", values[0]).as_bytes())
+        .is_empty());
+}
