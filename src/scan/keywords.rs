@@ -3,15 +3,13 @@
 //!
 //! Why not aho-corasick's own search: with a few hundred literals its SIMD prefilter is
 //! lost and it steps a DFA byte by byte, where each step waits for the previous one's
-//! table load. This walks the same automaton (built by aho-corasick) from a flat table
-//! with a row of 40-odd byte classes per state, small enough for the rows in use to stay
-//! in the L1 cache, in four independent walks over four stretches of the input,
-//! interleaved, so the loads of the four overlap; one `|` of the four states tells
-//! whether any of them ended a keyword.
+//! table load. This walks the same kind of automaton from a flat table with a row of
+//! 60-odd byte classes per state, small enough for the rows in use to stay in the L1
+//! cache, in four independent walks over four stretches of the input, interleaved, so the
+//! loads of the four overlap; one `|` of the four states tells whether any of them ended a
+//! keyword. The table is built here, straight from the keywords (building aho-corasick's
+//! DFA first and reading it out was 40 % of a scan's start-up).
 
-use aho_corasick::automaton::{Automaton, StateID};
-use aho_corasick::dfa::DFA;
-use aho_corasick::{Anchored, MatchKind};
 use anyhow::{Context, Result};
 
 /// Below this, one walk: four would not pay for their set-up.
@@ -48,15 +46,6 @@ pub struct Keywords {
 
 impl Keywords {
     pub fn new(keywords: &[String]) -> Result<Keywords> {
-        let dfa = DFA::builder()
-            .match_kind(MatchKind::Standard)
-            .ascii_case_insensitive(true)
-            .byte_classes(true)
-            .build(keywords)
-            .context("cannot build the keyword matcher")?;
-        let start = dfa
-            .start_state(Anchored::No)
-            .context("cannot build the keyword matcher")?;
         // Byte classes: each byte that some keyword holds (either case) is a class of its
         // own, and every other byte is one class, since the automaton cannot tell them
         // apart.
@@ -65,55 +54,77 @@ impl Keywords {
             in_keyword[byte.to_ascii_lowercase() as usize] = true;
             in_keyword[byte.to_ascii_uppercase() as usize] = true;
         }
-        let other = (0..=255u8)
-            .find(|&b| !in_keyword[b as usize])
-            .context("every byte is in a keyword")?;
+        anyhow::ensure!(
+            in_keyword.iter().any(|&used| !used),
+            "cannot build the keyword matcher: every byte is in a keyword"
+        );
         let mut classes = [0u8; 256];
-        let mut representatives = vec![other];
+        let mut stride = 1;
         for byte in (0..=255u8).filter(|&b| in_keyword[b as usize] && !b.is_ascii_uppercase()) {
-            let class = u8::try_from(representatives.len()).context("too many byte classes")?;
-            representatives.push(byte);
+            let class = u8::try_from(stride).context("too many byte classes")?;
             classes[byte as usize] = class;
             classes[byte.to_ascii_uppercase() as usize] = class;
+            stride += 1;
         }
-        let stride = representatives.len();
 
-        // Every state reachable from the start, numbered in the order found (so the rows
-        // of the states nearest the start, the ones a walk is in most, lie together).
-        // aho-corasick's ids are offsets into its own table, so a dense vector maps them
-        // (a hash map made this a third of the start-up).
-        let mut states = vec![start];
-        let mut index: Vec<Option<usize>> = Vec::new();
-        fn slot(index: &mut Vec<Option<usize>>, id: usize) -> &mut Option<usize> {
-            if id >= index.len() {
-                index.resize(id + 1, None);
-            }
-            &mut index[id]
-        }
-        *slot(&mut index, start.as_usize()) = Some(0);
-        let mut next = 0;
-        while next < states.len() {
-            let state = states[next];
-            for &byte in &representatives {
-                let to = dfa.next_state(Anchored::No, state, byte);
-                let known = slot(&mut index, to.as_usize());
-                if known.is_none() {
-                    *known = Some(states.len());
-                    states.push(to);
+        // The trie of the keywords, over classes: `next[state * stride + class]`, 0 where
+        // there is no child (no child can be the root).
+        let mut next = vec![0u32; stride];
+        let mut outputs: Vec<Vec<(usize, usize)>> = vec![Vec::new()];
+        for (pattern, keyword) in keywords.iter().enumerate() {
+            let mut state = 0;
+            for &byte in keyword.as_bytes() {
+                let slot = state * stride + classes[byte as usize] as usize;
+                if next[slot] == 0 {
+                    next[slot] = u32::try_from(outputs.len()).context("too many keyword states")?;
+                    next.resize(next.len() + stride, 0);
+                    outputs.push(Vec::new());
                 }
+                state = next[slot] as usize;
             }
-            next += 1;
+            outputs[state].push((pattern, keyword.len()));
         }
-        let index = |id: StateID| index[id.as_usize()].expect("every state was numbered");
+
+        // Aho-Corasick: breadth first, each state's missing transitions are those of its
+        // failure state (the longest proper suffix that is in the trie), which lies nearer
+        // the root and so is already complete; a state also ends every keyword its failure
+        // state ends. States are numbered in this order, so the rows of the states nearest
+        // the start, the ones a walk is in most, lie together.
+        let states = outputs.len();
+        let mut fail = vec![0usize; states];
+        let mut order = Vec::with_capacity(states);
+        order.push(0);
+        let mut next_in_order = 0;
+        while next_in_order < order.len() {
+            let state = order[next_in_order];
+            next_in_order += 1;
+            for class in 0..stride {
+                let slot = state * stride + class;
+                let child = next[slot] as usize;
+                let via_fail = if state == 0 {
+                    0
+                } else {
+                    next[fail[state] * stride + class]
+                };
+                if child == 0 {
+                    next[slot] = via_fail;
+                    continue;
+                }
+                fail[child] = via_fail as usize;
+                let inherited = outputs[fail[child]].clone();
+                outputs[child].extend(inherited);
+                order.push(child);
+            }
+        }
+        // The root's missing transitions lead back to it (they are 0 already).
 
         // Rows in a new order: the states that end no keyword first, then the others.
-        let mut order: Vec<usize> = (0..states.len()).collect();
-        order.sort_by_key(|&i| dfa.is_match(states[i]));
-        let mut row_of = vec![0usize; states.len()];
-        for (row, &old) in order.iter().enumerate() {
-            row_of[old] = row;
+        order.sort_by_key(|&state| !outputs[state].is_empty());
+        let plain = order.iter().filter(|&&s| outputs[s].is_empty()).count();
+        let mut row_of = vec![0usize; states];
+        for (row, &state) in order.iter().enumerate() {
+            row_of[state] = row;
         }
-        let plain = order.iter().filter(|&&i| !dfa.is_match(states[i])).count();
 
         // The plain rows from 0, the matching rows from the next power of two up, so
         // that `a | b | c | d >= first_match` tells whether any of four states matches.
@@ -125,24 +136,17 @@ impl Keywords {
                 first_match + (row - plain) * stride
             }
         };
-        let mut table = vec![0u32; offset(states.len() - 1) + stride];
-        for (row, &old) in order.iter().enumerate() {
-            for (class, &byte) in representatives.iter().enumerate() {
-                let to = row_of[index(dfa.next_state(Anchored::No, states[old], byte))];
+        let mut table = vec![0u32; offset(states - 1) + stride];
+        for (row, &state) in order.iter().enumerate() {
+            for class in 0..stride {
+                let to = row_of[next[state * stride + class] as usize];
                 table[offset(row) + class] =
                     u32::try_from(offset(to)).context("too many keyword states")?;
             }
         }
         let matches = order[plain..]
             .iter()
-            .map(|&old| {
-                (0..dfa.match_len(states[old]))
-                    .map(|m| {
-                        let pattern = dfa.match_pattern(states[old], m);
-                        (pattern.as_usize(), dfa.pattern_len(pattern))
-                    })
-                    .collect()
-            })
+            .map(|&state| std::mem::take(&mut outputs[state]))
             .collect();
         Ok(Keywords {
             table,
@@ -152,7 +156,7 @@ impl Keywords {
             matches,
             stride,
             #[cfg(test)]
-            rows: states.len(),
+            rows: states,
             longest: keywords.iter().map(String::len).max().unwrap_or(0),
             count: keywords.len(),
         })
@@ -297,16 +301,31 @@ mod tests {
 
     #[test]
     fn finds_every_occurrence_across_the_stretches() {
-        let keywords: Vec<String> = ["key", "key-", "token", "ghp_", "hooks.slack.com", "sk-"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        // Keywords inside others and overlapping their ends (`secret_key` holds `key`,
+        // `_key` and `cret`), so that failure transitions and inherited matches are used.
+        let keywords: Vec<String> = [
+            "key",
+            "key-",
+            "token",
+            "ghp_",
+            "hooks.slack.com",
+            "sk-",
+            "secret_key",
+            "_key",
+            "cret",
+            "ey-t",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let searcher = Keywords::new(&keywords).unwrap();
         let mut rng = fastrand::Rng::with_seed(9);
         for len in [0usize, 1, 10, 4095, 4096, 4097, 10_000, 65_537] {
             // Random text from a small alphabet, with keywords sprinkled in, so that some
             // straddle the stretch boundaries.
-            let mut data: Vec<u8> = (0..len).map(|_| b"kKeEyY-_ tsO"[rng.usize(..12)]).collect();
+            let mut data: Vec<u8> = (0..len)
+                .map(|_| b"kKeEyY-_ tsOcrT"[rng.usize(..15)])
+                .collect();
             for _ in 0..len / 50 {
                 let keyword = keywords[rng.usize(..keywords.len())].as_bytes();
                 let at = rng.usize(..=len.saturating_sub(keyword.len()));
