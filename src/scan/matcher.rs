@@ -57,8 +57,9 @@ pub struct CompiledRule {
     name_stopwords: Vec<Vec<u8>>,
     /// Matches are base64; their decoded text is scanned with the other rules.
     decode: bool,
-    /// The secret is a JWT whose header must parse (see [`is_jwt`]).
+    /// The secret is a JWT whose header must be a JSON object's (see [`is_jwt`]).
     validate_jwt: bool,
+    /// A secret equal to the last word before it (a URL's user name) is a default.
     reject_name_value: bool,
     /// The regex is anchored (`^`) and runs from each keyword hit to the end of its line.
     starts_with_keyword: bool,
@@ -515,6 +516,7 @@ impl Matcher {
         let rule = &self.rules[index];
         let offset = region.start;
         let haystack = &data[region];
+        // Most regions hold no match, and telling so is cheaper than a search for groups.
         if !regex.is_match(haystack) {
             return;
         }
