@@ -504,6 +504,89 @@ fn database_urls() {
 }
 
 #[test]
+fn jdbc_urls_and_connection_strings() {
+    let password = format!("{}!", random(91, 14, ALNUM));
+    found(
+        "database-url",
+        &format!("CONNECTION_URI=\"postgis://gis:{password}@db:5432/maps\""),
+    );
+    found(
+        "jdbc-password",
+        &format!("url=jdbc:postgresql://db.internal:5432/app?user=app&password={password}"),
+    );
+    found(
+        "jdbc-password",
+        &format!("jdbc:sqlserver://sql.internal:1433;databaseName=inv;user=sa;password={password}"),
+    );
+    for placeholder in [
+        "${DB_PASSWORD}",
+        "changeme",
+        "secret",
+        "<password>",
+        "%s",
+        "…",
+    ] {
+        not_found(
+            "jdbc-password",
+            &format!("jdbc:mysql://db/app?user=app&password={placeholder}"),
+        );
+    }
+    not_found(
+        "jdbc-password",
+        "jdbc:postgresql://db.internal:5432/app?user=app",
+    );
+    found(
+        "connection-string-password",
+        &format!("new SqlConnection(\"Server=prod;Database=app;User Id=sa;Password={password}\")"),
+    );
+    found(
+        "connection-string-password",
+        &format!("'Server=db;Uid=root;Pwd={password};Database=mydb'"),
+    );
+    for placeholder in ["{0}", "$(DB_PASSWORD)", "myPassword", "xxx", "%s", "…"] {
+        not_found(
+            "connection-string-password",
+            &format!("\"Server=db;User Id=sa;Password={placeholder};\""),
+        );
+    }
+    // A password alone, with no other part of a connection string, is not one.
+    not_found(
+        "connection-string-password",
+        &format!("password={password}"),
+    );
+    not_found(
+        "connection-string-password",
+        "\"Server=db;User Id=sa;Password=\" + password",
+    );
+}
+
+#[test]
+fn android_build_config_fields() {
+    let key = random(92, 32, b"0123456789abcdef");
+    found(
+        "generic-secret-call",
+        &format!("buildConfigField \"String\", \"API_KEY\", \"\\\"{key}\\\"\""),
+    );
+    found(
+        "generic-secret-call",
+        &format!("buildConfigField(\"String\", \"MAPS_API_KEY\", \"\\\"{key}\\\"\")"),
+    );
+    found(
+        "generic-secret-call",
+        &format!("buildConfigField 'String' , 'API_KEY' , '\"{key}\"'"),
+    );
+    // Not a secret's name, or not a string.
+    not_found(
+        "generic-secret-call",
+        &format!("buildConfigField \"String\", \"BASE_URL\", \"\\\"{key}\\\"\""),
+    );
+    not_found(
+        "generic-secret-call",
+        "buildConfigField \"boolean\", \"USE_KEY\", \"true\"",
+    );
+}
+
+#[test]
 fn jwt() {
     use base64::Engine;
     let encode = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
