@@ -864,14 +864,20 @@ fn base64_forms(needle: &[u8]) -> Vec<String> {
     forms
 }
 
-/// Decodes standard or URL-safe base64 (padding optional) to text; `None` if it is not
-/// base64 of mostly printable text.
-fn decode_base64(encoded: &[u8]) -> Option<Vec<u8>> {
+/// A base64 decoder that takes text as found in files: padding optional, stray low bits
+/// in the last character allowed.
+fn lenient_base64(alphabet: &base64::alphabet::Alphabet) -> base64::engine::GeneralPurpose {
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    use base64::Engine;
     let config = GeneralPurposeConfig::new()
         .with_decode_padding_mode(DecodePaddingMode::Indifferent)
         .with_decode_allow_trailing_bits(true);
+    GeneralPurpose::new(alphabet, config)
+}
+
+/// Decodes standard or URL-safe base64 (padding optional) to text; `None` if it is not
+/// base64 of mostly printable text.
+fn decode_base64(encoded: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
     let alphabet = if encoded.iter().any(|b| *b == b'-' || *b == b'_') {
         &base64::alphabet::URL_SAFE
     } else {
@@ -882,7 +888,7 @@ fn decode_base64(encoded: &[u8]) -> Option<Vec<u8>> {
         .or_else(|| encoded.strip_suffix(b"="))
         .unwrap_or(encoded);
     let usable = &trimmed[..trimmed.len() - usize::from(trimmed.len() % 4 == 1)];
-    let decoded = GeneralPurpose::new(alphabet, config).decode(usable).ok()?;
+    let decoded = lenient_base64(alphabet).decode(usable).ok()?;
     let printable = decoded
         .iter()
         .filter(|b| b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
@@ -896,13 +902,9 @@ fn decode_base64(encoded: &[u8]) -> Option<Vec<u8>> {
 /// not. Checked by shape, not parsed, so that a token with one character changed (as in
 /// documentation that defaces a real one) still counts.
 fn is_jwt(token: &[u8]) -> bool {
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     use base64::Engine;
     let header = token.split(|&b| b == b'.').next().unwrap_or_default();
-    let config = GeneralPurposeConfig::new()
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-        .with_decode_allow_trailing_bits(true);
-    let Ok(json) = GeneralPurpose::new(&base64::alphabet::URL_SAFE, config).decode(header) else {
+    let Ok(json) = lenient_base64(&base64::alphabet::URL_SAFE).decode(header) else {
         return false;
     };
     let json = json.trim_ascii();

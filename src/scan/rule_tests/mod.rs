@@ -1681,6 +1681,21 @@ fn a_user_rules_prefix_shows_only_a_literal() {
         assert_eq!(scan_with(hostile), ["(hidden)"], "prefix {hostile:?}");
     }
     assert_eq!(scan_with("ghp_"), ["ghp_… (40 chars)"]);
+    // The fields that change where a rule runs do not change what its preview shows.
+    let mut rules = builtin();
+    let github = rules.iter_mut().find(|r| r.id == "github-token").unwrap();
+    github.prefix = Some(".*".into());
+    github.starts_with_keyword = true;
+    let scanner = Scanner {
+        matcher: Matcher::new(&rules).unwrap(),
+        vault: None,
+    };
+    let previews: Vec<String> = scanner
+        .scan("t", format!("TOKEN = \"{key}\"").as_bytes(), None)
+        .into_iter()
+        .map(|f| f.preview)
+        .collect();
+    assert_eq!(previews, ["(hidden)"]);
     // A literal that runs into the secret is cut at half of it.
     assert_eq!(scan_with(&key), [format!("{}… (40 chars)", &key[..20])]);
 }
