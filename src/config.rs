@@ -135,6 +135,9 @@ pub enum ScanValidate {
     /// The first dot-separated part decodes (base64url) to a JSON object naming its `alg`,
     /// as every JWS and JWE header does (RFC 7515, 7516).
     Jwt,
+    /// A password as typed (see `scan::literal`): 8 characters or more with a symbol, not
+    /// an expression, template, pattern or mask; quoted in source code; no `{{` in YAML.
+    Password,
 }
 
 /// An encoding a scan rule's matches are decoded from (see [`ScanRule::decode`]).

@@ -93,6 +93,32 @@ fn honours_gitignore_keywrapignore_inline_allow_markers_and_skips_binaries() {
 }
 
 #[test]
+fn a_password_with_symbols_is_judged_by_how_its_file_writes_literals() {
+    let mut keywrap = Keywrap::new();
+    let password = format!("{};{},{}#", random(61, 6), random(62, 4), random(63, 3));
+    // Found: quoted in code, unquoted in a configuration file, quoted in YAML.
+    keywrap.write_file("src/db.py", &format!("DB_PASSWORD = \"{password}\"\n"));
+    keywrap.write_file("deploy/app.env", &format!("DB_PASSWORD={password}\n"));
+    keywrap.write_file("deploy/values.yml", &format!("password: \"{password}\"\n"));
+    // Not: an unquoted right-hand side in code is an expression, `{{` in YAML a template.
+    keywrap.write_file("src/cli.go", &format!("dbPassword := {password}\n"));
+    keywrap.write_file(
+        "chart/values.yaml",
+        &format!("password: \"{{{{{password}}}}}\"\n"),
+    );
+    let run = keywrap.args(["scan", "--format", "json"]).run();
+    run.assert_code(1);
+    let mut files: Vec<String> = json(&run.stdout)
+        .iter()
+        .inspect(|f| assert_eq!(f["rule"], "secret-with-symbols", "{f}"))
+        .map(|f| f["file"].as_str().unwrap().to_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["deploy/app.env", "deploy/values.yml", "src/db.py"]);
+    assert!(!run.stdout.contains(&password) && !run.stderr.contains(&password));
+}
+
+#[test]
 fn a_text_file_is_read_past_its_first_8_kib() {
     // Files over 64 KiB are read in two steps (the head to tell binary from text, then
     // the rest); smaller ones in one read. A key past either boundary is found, and one

@@ -17,6 +17,7 @@ use std::ops::Range;
 use anyhow::{Context, Result};
 use regex::bytes::Regex;
 
+use super::literal::{self, FileKind};
 use super::rules::{entropy, Decode, Rule, Validate};
 
 /// How far a single-line rule's region reaches around a keyword hit, when the line is
@@ -59,6 +60,8 @@ pub struct CompiledRule {
     decode: bool,
     /// The secret is a JWT whose header must be a JSON object's (see [`is_jwt`]).
     validate_jwt: bool,
+    /// The secret is a password as typed (see [`super::literal`]).
+    validate_password: bool,
     /// A secret equal to the last word before it (a URL's user name) is a default.
     reject_name_value: bool,
     /// The regex is anchored (`^`) and runs from each keyword hit to the end of its line.
@@ -195,6 +198,7 @@ impl Matcher {
                 name_stopwords: lowercase_all(&rule.name_stopwords),
                 decode: rule.decode == Some(Decode::Base64),
                 validate_jwt: rule.validate == Some(Validate::Jwt),
+                validate_password: rule.validate == Some(Validate::Password),
                 reject_name_value: rule.reject_name_value,
                 starts_with_keyword: rule.starts_with_keyword,
                 min_entropy: rule.entropy,
@@ -293,7 +297,13 @@ impl Matcher {
 
     /// Every match of every rule in `data`, in order of position.
     pub fn find(&self, data: &[u8]) -> Vec<RuleMatch> {
-        self.find_in(data, true)
+        self.find_in(data, true, FileKind::Other)
+    }
+
+    /// [`Matcher::find`] for the contents of the file at `path`, whose kind says how a
+    /// password literal is written in it (quoted in code, no template in YAML).
+    pub fn find_in_file(&self, path: &str, data: &[u8]) -> Vec<RuleMatch> {
+        self.find_in(data, true, FileKind::of(path))
     }
 
     /// Compiles every rule's regexes now (they are compiled on first use otherwise), to
@@ -347,7 +357,7 @@ impl Matcher {
     }
 
     /// [`Matcher::find`]; `decode`: whether `decode` rules run (not inside decoded text).
-    fn find_in(&self, data: &[u8], decode: bool) -> Vec<RuleMatch> {
+    fn find_in(&self, data: &[u8], decode: bool, kind: FileKind) -> Vec<RuleMatch> {
         let mut regions: Vec<(usize, Range<usize>)> = Vec::new();
         // The keyword pass reports overlapping hits (`key` inside `key-`) and one line may
         // hold several: a set runs once per line it was last run on.
@@ -418,6 +428,11 @@ impl Matcher {
         }
         matches.sort_unstable_by_key(|m| (m.secret.start, m.rule));
         matches.dedup();
+        if kind != FileKind::Other {
+            matches.retain(|m| {
+                !self.rules[m.rule].validate_password || literal::fits_file(kind, data, &m.secret)
+            });
+        }
         if matches.iter().any(|m| self.rules[m.rule].decode) {
             self.decode(data, &mut matches);
         }
@@ -440,6 +455,24 @@ impl Matcher {
                         .iter()
                         .any(|s| s.start < m.secret.end && m.secret.start < s.end)
             });
+            // Of two fallback rules on the same text one reports it: the first listed, and
+            // a password rule (the widest net) only if no other does.
+            let rank = |rule: usize| (self.rules[rule].validate_password, rule);
+            let fallbacks: Vec<(usize, Range<usize>)> = matches
+                .iter()
+                .filter(|m| self.rules[m.rule].fallback)
+                .map(|m| (m.rule, m.secret.clone()))
+                .collect();
+            if fallbacks.len() > 1 {
+                matches.retain(|m| {
+                    !self.rules[m.rule].fallback
+                        || !fallbacks.iter().any(|(rule, s)| {
+                            rank(*rule) < rank(m.rule)
+                                && s.start < m.secret.end
+                                && m.secret.start < s.end
+                        })
+                });
+            }
         }
         matches
     }
@@ -453,7 +486,7 @@ impl Matcher {
                 return true;
             }
             if let Some(decoded) = decode_base64(&data[m.secret.clone()]) {
-                for found in self.find_in(&decoded, false) {
+                for found in self.find_in(&decoded, false, FileKind::Other) {
                     inner.push(RuleMatch {
                         rule: found.rule,
                         secret: m.secret.clone(),
@@ -713,6 +746,9 @@ impl CompiledRule {
             return false;
         }
         if self.validate_jwt && !is_jwt(secret) {
+            return false;
+        }
+        if self.validate_password && !literal::is_password(secret, before) {
             return false;
         }
         if self.reject_name_value && last_word(before).eq_ignore_ascii_case(secret) {

@@ -9,6 +9,7 @@
 
 pub mod git;
 mod keywords;
+mod literal;
 pub mod matcher;
 pub mod report;
 pub mod rules;
@@ -103,7 +104,7 @@ pub struct Scanner {
 impl Scanner {
     /// The findings in one file's (or blob's) contents, `keywrap:allow` lines left out.
     pub fn scan(&self, file: &str, data: &[u8], provenance: Option<&Provenance>) -> Vec<Finding> {
-        let matches = self.matcher.find(data);
+        let matches = self.matcher.find_in_file(file, data);
         // A secret's preview: the rule's public prefix (none for an encoded match, whose
         // text is not the secret's).
         let preview_of = |rule: usize, encoded: bool, range: &std::ops::Range<usize>| {

@@ -180,7 +180,7 @@ fn anthropic() {
         let key = format!("sk-ant-{kind}-{}AA", random(seed, 93, URLSAFE));
         found("anthropic-api-key", &format!("ANTHROPIC_API_KEY='{key}'"));
     }
-    // The length and the final "AA" may change; the versioned prefix says enough.
+    // In another version the length and the final "AA" may change: its prefix says enough.
     found(
         "anthropic-api-key",
         &format!("key: sk-ant-api04-{}", random(4, 95, URLSAFE)),
@@ -194,6 +194,22 @@ fn anthropic() {
         &format!("sk-ant-{}", random(5, 95, URLSAFE)),
     );
     not_found("anthropic-api-key", "ANTHROPIC_API_KEY=sk-ant-api03-...");
+    // A current version's key is 93 characters and "AA"; other endings or lengths are not
+    // its keys. Another version's may be any 80 to 120.
+    for kind in ["api03", "admin01"] {
+        not_found(
+            "anthropic-api-key",
+            &format!("sk-ant-{kind}-{}BB", random(6, 93, URLSAFE)),
+        );
+        not_found(
+            "anthropic-api-key",
+            &format!("sk-ant-{kind}-{}AA", random(7, 90, URLSAFE)),
+        );
+    }
+    found(
+        "anthropic-api-key",
+        &format!("sk-ant-admin02-{}", random(8, 100, URLSAFE)),
+    );
 }
 
 #[test]
@@ -620,6 +636,97 @@ fn jwt() {
     // its shape, and it is still reported.
     let defaced = encode(r#"{"alg":"HS256",\u0012typ":"JWT"}"#);
     found("jwt", &format!("Bearer {defaced}.{payload}.{signature}"));
+}
+
+/// The rule ids found in `text` as the contents of a file named `path`.
+fn rules_in_file(path: &str, text: &str) -> Vec<String> {
+    scanner()
+        .scan(path, text.as_bytes(), None)
+        .into_iter()
+        .map(|f| f.rule)
+        .collect()
+}
+
+/// A password as people type them: letters, digits and symbols no name or path holds.
+fn typed_password(seed: u64) -> String {
+    format!(
+        "{};{},{}#",
+        random(seed, 5, ALNUM),
+        random(seed + 1, 4, ALNUM),
+        random(seed + 2, 3, DIGITS)
+    )
+}
+
+#[test]
+fn secrets_with_symbols() {
+    let password = typed_password(40);
+    for text in [
+        format!("DB_PASSWORD = \"{password}\""),
+        format!("db_passwordToken := `{password}`"),
+        format!("$db_password .= '{password}'"),
+        format!("apikey \"{password}\";"),
+        format!("fooapikeyfoo\"{password}\";"),
+        format!("some_dict[\"secret\"] = \"{password}\""),
+        format!("apikey = @\"{password}\""),
+        format!("apikey[]= \"{password}\""),
+        format!("System.setProperty(\"DB_PASSWORD\", \"{password}\")"),
+    ] {
+        found("secret-with-symbols", &text);
+        assert_eq!(
+            rules_in_file("src/app.py", &text),
+            rules_in(&text),
+            "{text}"
+        );
+    }
+    found(
+        "secret-with-symbols",
+        &format!("<db_password>  {password} </db_password>"),
+    );
+    found(
+        "secret-with-symbols",
+        &format!("{{\"config.ini\": \"DB_PASSWORD={password}\\nDEBUG=1\"}}"),
+    );
+    // Unquoted: a literal in a configuration file, an expression in source code.
+    let bare = format!("my_password = {password}\n");
+    found("secret-with-symbols", &bare);
+    assert!(rules_in_file("deploy/app.env", &bare).contains(&"secret-with-symbols".into()));
+    assert!(rules_in_file("src/app.py", &bare).is_empty());
+    assert!(rules_in_file("cmd/main.go", &bare).is_empty());
+    // In YAML `{{` opens a template, whatever follows it.
+    let braced = format!("password: \"{{{{{}}}}}\"", typed_password(43));
+    found("secret-with-symbols", &braced);
+    assert!(rules_in_file("chart/values.yaml", &braced).is_empty());
+    assert!(!rules_in_file("app.conf", &braced).is_empty());
+    // A value generic-secret takes is reported once, by it.
+    let generic = format!(
+        "DB_PASSWORD = \"{}!{}$^\"",
+        random(44, 10, ALNUM),
+        random(45, 8, ALNUM)
+    );
+    assert_eq!(rules_in(&generic), ["generic-secret"]);
+    for text in [
+        "password = \"${DB_PASSWORD}\"".to_owned(),
+        "DB_PASSWORD: ${DB_PASSWORD:-secret}".to_owned(),
+        "password = \"{{ .Values.db.password }}\"".to_owned(),
+        "password=ENC(G6N718UuyPE5bHyWKyuLQSm02auQPUtm)".to_owned(),
+        "PASSWORD_PATTERN = \"^(?=.*[A-Z])(?=.*\\d).{8,}$\"".to_owned(),
+        "\"password\": \"pass%5B%7F%20word\"".to_owned(),
+        "password = \"********\"".to_owned(),
+        "password: <your-password>".to_owned(),
+        "\"passwordRequired\": \"Required!\"".to_owned(),
+        "secret_url = \"https://vault.test/v1/kv?x=1&y=2\"".to_owned(),
+        "private_key: rsa.RSAPrivateKey,".to_owned(),
+        "fn::secret: ops_eyJzaWduSW5B..[Redacted]".to_owned(),
+        "private_key '\"no spaces';".to_owned(),
+        format!("private_key \"{password}';"),
+        format!("public_key = \"{password}\""),
+        "Verifier=TXlWZXJpZmllcg,Salt=TXlTYWx0".to_owned(),
+        "password.policy=minLength:8,upper:1".to_owned(),
+        "password: required|min:8|confirmed".to_owned(),
+        "password_hash: $$2y$$10$$Zq7;vR,p0u4Xb".to_owned(),
+    ] {
+        not_found("secret-with-symbols", &text);
+    }
 }
 
 #[test]
