@@ -443,34 +443,43 @@ impl Matcher {
             });
         }
         self.pair(data, &mut matches);
-        let specific: Vec<Range<usize>> = matches
-            .iter()
-            .filter(|m| !self.rules[m.rule].fallback)
-            .map(|m| m.secret.clone())
-            .collect();
-        if specific.len() < matches.len() {
-            matches.retain(|m| {
-                !self.rules[m.rule].fallback
-                    || !specific
-                        .iter()
-                        .any(|s| s.start < m.secret.end && m.secret.start < s.end)
-            });
-            // Of two fallback rules on the same text one reports it: the first listed, and
-            // a password rule (the widest net) only if no other does.
+        // A fallback match yields to any other rule's match of the same text, and of two
+        // fallback rules on it one reports it: the first listed, and a password rule (the
+        // widest net) only if no other does. Overlaps are looked up, not compared pairwise:
+        // a file may hold hundreds of thousands of matches.
+        if matches.iter().any(|m| self.rules[m.rule].fallback) {
+            let specific = Spans::new(
+                matches
+                    .iter()
+                    .filter(|m| !self.rules[m.rule].fallback)
+                    .map(|m| m.secret.clone()),
+            );
+            matches.retain(|m| !self.rules[m.rule].fallback || !specific.overlaps(&m.secret));
             let rank = |rule: usize| (self.rules[rule].validate_password, rule);
-            let fallbacks: Vec<(usize, Range<usize>)> = matches
+            let mut fallback_rules: Vec<usize> = matches
                 .iter()
                 .filter(|m| self.rules[m.rule].fallback)
-                .map(|m| (m.rule, m.secret.clone()))
+                .map(|m| m.rule)
                 .collect();
-            if fallbacks.len() > 1 {
+            fallback_rules.sort_unstable_by_key(|&rule| rank(rule));
+            fallback_rules.dedup();
+            if fallback_rules.len() > 1 {
+                let by_rule: Vec<(usize, Spans)> = fallback_rules
+                    .iter()
+                    .map(|&rule| {
+                        let spans = matches
+                            .iter()
+                            .filter(|m| m.rule == rule)
+                            .map(|m| m.secret.clone());
+                        (rule, Spans::new(spans))
+                    })
+                    .collect();
                 matches.retain(|m| {
                     !self.rules[m.rule].fallback
-                        || !fallbacks.iter().any(|(rule, s)| {
-                            rank(*rule) < rank(m.rule)
-                                && s.start < m.secret.end
-                                && m.secret.start < s.end
-                        })
+                        || by_rule
+                            .iter()
+                            .take_while(|(rule, _)| rank(*rule) < rank(m.rule))
+                            .all(|(_, spans)| !spans.overlaps(&m.secret))
                 });
             }
         }
@@ -630,6 +639,38 @@ impl Matcher {
                 }
             }
         }
+    }
+}
+
+/// Byte ranges, for asking whether any of them overlaps a given one in O(log n).
+struct Spans {
+    /// Sorted by start.
+    starts: Vec<usize>,
+    /// The largest end among the ranges up to and including each index.
+    max_ends: Vec<usize>,
+}
+
+impl Spans {
+    fn new(ranges: impl Iterator<Item = Range<usize>>) -> Spans {
+        let mut ranges: Vec<Range<usize>> = ranges.collect();
+        ranges.sort_unstable_by_key(|r| r.start);
+        let mut max_end = 0;
+        let max_ends = ranges
+            .iter()
+            .map(|r| {
+                max_end = max_end.max(r.end);
+                max_end
+            })
+            .collect();
+        Spans {
+            starts: ranges.iter().map(|r| r.start).collect(),
+            max_ends,
+        }
+    }
+
+    fn overlaps(&self, range: &Range<usize>) -> bool {
+        let before_end = self.starts.partition_point(|&start| start < range.end);
+        before_end > 0 && self.max_ends[before_end - 1] > range.start
     }
 }
 
@@ -1023,4 +1064,22 @@ fn line_start(data: &[u8], pos: usize, reach: usize) -> usize {
 fn line_end(data: &[u8], pos: usize, reach: usize) -> usize {
     let ceiling = (pos + reach).min(data.len());
     memchr::memchr(b'\n', &data[pos..ceiling]).map_or(ceiling, |i| pos + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spans;
+
+    #[test]
+    fn spans_tell_overlaps_in_any_order() {
+        let spans = Spans::new([30..40, 0..100, 5..8].into_iter());
+        assert!(spans.overlaps(&(50..60)), "inside the long range");
+        let spans = Spans::new([30..40, 5..8].into_iter());
+        assert!(spans.overlaps(&(7..9)));
+        assert!(spans.overlaps(&(39..45)));
+        assert!(!spans.overlaps(&(8..30)), "touching is not overlapping");
+        assert!(!spans.overlaps(&(40..50)));
+        assert!(!spans.overlaps(&(0..5)));
+        assert!(!Spans::new(std::iter::empty()).overlaps(&(0..10)));
+    }
 }
