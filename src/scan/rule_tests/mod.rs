@@ -1803,6 +1803,27 @@ fn a_user_rules_prefix_shows_only_a_literal() {
         .map(|f| f.preview)
         .collect();
     assert_eq!(previews, ["(hidden)"]);
+    // The same for the password rule replaced with a prefix matching all of the value,
+    // found through the file-kind check (a quoted value in source code).
+    let password = typed_password(83);
+    let mut rules = builtin();
+    let symbols = rules
+        .iter_mut()
+        .find(|r| r.id == "secret-with-symbols")
+        .unwrap();
+    symbols.prefix = Some(".*".into());
+    let scanner = Scanner {
+        matcher: Matcher::new(&rules).unwrap(),
+        vault: None,
+    };
+    let findings = scanner.scan(
+        "src/db.py",
+        format!("DB_PASSWORD = \"{password}\"").as_bytes(),
+        None,
+    );
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0].preview, "(hidden)");
+    assert!(!format!("{:?}", findings[0]).contains(&password));
     // A literal that runs into the secret is cut at half of it.
     assert_eq!(scan_with(&key), [format!("{}… (40 chars)", &key[..20])]);
 }
